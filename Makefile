@@ -1,0 +1,102 @@
+# prbot - the only build system. `make` builds ./prbot, `make test` runs every
+# test, `make test-asan` runs them again under AddressSanitizer + UBSan,
+# `make bench` measures speed, `make demo` is the newcomer's first command.
+#
+# Sources are picked up by wildcard: engine/*.c, engine/kernels/*.c, bot/*.c.
+# SIMD kernel files are named by ISA (*_avx2.c, *_avx512.c, *_neon.c) and get
+# their ISA flags here; everything else is built for the baseline CPU, and the
+# dispatch table picks kernels at run time.
+
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+BUILD   ?= build
+SAN     ?=
+PKGS    := libcurl jansson libgit2 openblas
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ifeq ($(PKG_LIBS),)
+PKG_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread
+PKG_LIBS   := -lcurl -ljansson -lgit2 -lopenblas
+endif
+
+ALL_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread \
+              -fno-strict-aliasing $(PKG_CFLAGS) $(SAN) $(CFLAGS)
+LDLIBS     := $(PKG_LIBS) -lm -pthread $(SAN)
+
+ARCH := $(shell $(CC) -dumpmachine)
+ifneq (,$(findstring x86_64,$(ARCH)))
+FLAGS_avx2   := -mavx2 -mfma -mf16c
+FLAGS_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+else
+FLAGS_avx2   :=
+FLAGS_avx512 :=
+endif
+
+ENGINE_SRC := $(wildcard engine/*.c engine/kernels/*.c)
+BOT_SRC    := $(filter-out bot/main.c,$(wildcard bot/*.c))
+LIB_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_SRC) $(BOT_SRC))
+MAIN_OBJ   := $(BUILD)/bot/main.o
+TEST_SRC   := $(wildcard tests/test_*.c)
+TEST_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TOOL_SRC   := $(wildcard tests/tools/*.c)
+TOOL_BIN   := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
+
+PRBOT ?= ./prbot
+
+.PHONY: all test test-asan bench demo static clean tests-build
+
+all: $(PRBOT)
+
+$(PRBOT): $(MAIN_OBJ) $(BUILD)/libprbot.a
+	$(CC) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libprbot.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(FLAGS_avx2) -MMD -MP -c $< -o $@
+
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(FLAGS_avx512) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libprbot.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(FLAGS_avx512) -Itests -o $@ $< $(BUILD)/libprbot.a $(LDLIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libprbot.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libprbot.a $(LDLIBS)
+
+tests-build: $(PRBOT) $(TEST_BIN) $(TOOL_BIN)
+
+# The README's test command. PRBOT_TESTDATA defaults to ../shared/testdata.
+test: tests-build
+	PRBOT=$(PRBOT) TEST_BIN_DIR=$(BUILD)/tests TOOL_BIN_DIR=$(BUILD)/tools bash tests/run.sh
+
+test-asan:
+	$(MAKE) test BUILD=build-asan PRBOT=build-asan/prbot OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+
+bench: $(PRBOT) $(TOOL_BIN)
+	PRBOT=$(PRBOT) TOOL_BIN_DIR=$(BUILD)/tools bash tests/bench.sh
+
+demo:
+	bash tests/demo.sh
+
+static:
+	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
+	  --suppress=missingIncludeSystem -Iengine -Ibot engine bot
+
+clean:
+	rm -rf build build-asan prbot
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -1,0 +1,36 @@
+/*
+ * kernels.h - the run-time dispatch table.
+ *
+ * kernels_init() fills `kernels` once at start-up: scalar references first,
+ * then whatever the CPU supports (AVX2, AVX-512/VNNI, NEON) overrides the
+ * entries it has faster versions of. Everything hot calls through this table,
+ * so a machine without AVX2 still runs the scalar path, and tests can compare
+ * any entry against quant_traits_of(t)->vec_dot_ref.
+ */
+#ifndef PRBOT_KERNELS_H
+#define PRBOT_KERNELS_H
+
+#include "../quant.h"
+
+typedef struct {
+    const char *isa; /* "scalar", "avx2", "avx512", "avx512vnni", "neon" */
+    vec_dot_fn vec_dot[QT_COUNT];
+    quantize_act_fn quantize_act[3]; /* indexed by act_format; [ACT_F32] unused */
+} kernel_table;
+
+extern kernel_table kernels;
+
+typedef enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_AVX512VNNI = 3, ISA_NEON = 4 } kernel_isa;
+
+/* Fills `kernels` for the best ISA the CPU has (PRBOT_ISA=scalar|avx2|avx512
+ * in the environment caps it). Idempotent. */
+void kernels_init(void);
+/* Fills `t` for exactly `isa` if this CPU and build support it; returns -1 otherwise. */
+int kernels_fill(kernel_table *t, kernel_isa isa);
+
+/* Per-ISA installers, each only overriding the entries it implements. */
+void kernels_install_avx2(kernel_table *t);
+void kernels_install_avx512(kernel_table *t, int vnni);
+void kernels_install_neon(kernel_table *t);
+
+#endif
