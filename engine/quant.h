@@ -92,6 +92,12 @@ size_t act_row_size(act_format act, int n);
 void quantize_row_q8_32_ref(const float *x, void *dst, int n);
 void quantize_row_q8_K_ref(const float *x, void *dst, int n);
 
+/* Plain round-to-nearest quantizer from f32 to any supported weight type
+ * (valid blocks for tests and benchmark models, not the reference
+ * quantizer's exact output). Returns bytes written, 0 if the type is
+ * unsupported or n is not a multiple of its block size. */
+size_t quantize_row_ref(uint32_t type, const float *x, void *dst, int64_t n);
+
 float f16_to_f32(f16_t h);
 f16_t f32_to_f16(float f);
 float bf16_to_f32(bf16_t h);
