@@ -42,7 +42,8 @@ typedef struct {
     gguf_value_type type;       /* value type; for arrays GGUF_VALUE_ARRAY */
     gguf_value_type array_type; /* element type when type == ARRAY */
     uint64_t array_len;         /* element count when type == ARRAY */
-    const uint8_t *data;        /* scalar value, or first array element */
+    const uint8_t *data;        /* scalar value, or first array element (for a STRING value: its
+                                   u64 length prefix; use gguf_get_str) */
     const gguf_str *strings;    /* string arrays only: array_len entries, prebuilt at open */
 } gguf_kv;
 
