@@ -16,7 +16,13 @@ typedef struct {
     const char *isa; /* "scalar", "avx2", "avx512", "avx512vnni", "neon" */
     vec_dot_fn vec_dot[QT_COUNT];
     quantize_act_fn quantize_act[3]; /* indexed by act_format; [ACT_F32] unused */
+    /* attention over the F16 KV cache */
+    float (*dot_f16_f32)(int n, const f16_t *x, const float *y);          /* sum x[i]*y[i] */
+    void (*axpy_f16)(int n, float alpha, const f16_t *x, float *y);       /* y += alpha*x */
 } kernel_table;
+
+float dot_f16_f32_ref(int n, const f16_t *x, const float *y);
+void axpy_f16_ref(int n, float alpha, const f16_t *x, float *y);
 
 extern kernel_table kernels;
 

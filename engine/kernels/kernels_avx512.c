@@ -1,0 +1,346 @@
+/*
+ * kernels_avx512.c - AVX-512 (F/BW/VL/DQ) and AVX512_VNNI dot products.
+ *
+ * Installed on top of the AVX2 table (kernels.c installs AVX2 first), so only
+ * the types that gain from wider registers or from VNNI are overridden here:
+ *
+ *  - Q4_K, Q5_K, Q6_K work on 64 elements per zmm. Products go through
+ *    maddubs (unsigned weight bytes x signed activations -> int16 pairs); the
+ *    per-sub-block scales are applied by vpdpwssd (VNNI: multiply int16 pairs
+ *    by the int16 scales and accumulate into int32 in one instruction) or by
+ *    madd + add without VNNI. Integer sums stay exact per super-block.
+ *  - Q4_0 and Q8_0 (32-element blocks) stay 256 bits wide, where one block is
+ *    one register, but with VNNI the unsigned x signed byte dot product is a
+ *    single vpdpbusd instead of maddubs + madd.
+ *  - F32 and F16 use 16-wide FMAs, with masked loads for the tail.
+ *
+ * Like the AVX2 file, the integer part of every block matches the scalar
+ * reference exactly. Compiled with the AVX-512 flags on x86_64 only;
+ * elsewhere the installer is empty.
+ */
+#include "kernels.h"
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512DQ__) && defined(__AVX512VNNI__) && defined(__F16C__) && defined(__FMA__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+static inline float hsum_f32x8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float hsum_f32x4(__m128 s)
+{
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float f16_scalar(f16_t h) { return _cvtsh_ss(h); }
+static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
+
+/* [32 bytes at lo | 32 bytes at hi] in one zmm. */
+static inline __m512i load_two_256(const void *lo, const void *hi)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(load256(lo)), load256(hi), 1);
+}
+
+/* sumi + (int16 pairs p) . (int16 scales s), as int32. */
+ALWAYS_INLINE __m512i acc_scaled_pairs(__m512i sumi, __m512i p, __m512i s, const int vnni)
+{
+    return vnni ? _mm512_dpwssd_epi32(sumi, p, s) : _mm512_add_epi32(sumi, _mm512_madd_epi16(p, s));
+}
+
+/* ---- 32-element blocks with VNNI ----------------------------------------- */
+
+static inline __m256i unpack_nibbles_32(const uint8_t *p)
+{
+    __m128i q = _mm_loadu_si128((const __m128i *)p);
+    __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+#define ACC_BLOCK(acc, d, sumi) (acc) = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), (acc))
+
+/* sum((u - 8) * a) per 4 lanes: one dpbusd for u*a, one for 8*a. */
+static inline __m256i q4_0_block_dot_vnni(const block_q4_0 *x, const block_q8_32 *y)
+{
+    const __m256i zero = _mm256_setzero_si256(), eight = _mm256_set1_epi8(8);
+    __m256i a = load256(y->qs);
+    return _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, unpack_nibbles_32(x->qs), a), _mm256_dpbusd_epi32(zero, eight, a));
+}
+
+static float vec_dot_q4_0_vnni(int n, const void *w, const void *a)
+{
+    const block_q4_0 *x = w;
+    const block_q8_32 *y = a;
+    const int nb = n / QK32;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 1 < nb; i += 2) {
+        __m256i s0 = q4_0_block_dot_vnni(&x[i], &y[i]);
+        __m256i s1 = q4_0_block_dot_vnni(&x[i + 1], &y[i + 1]);
+        ACC_BLOCK(acc0, f16_scalar(x[i].d) * y[i].d, s0);
+        ACC_BLOCK(acc1, f16_scalar(x[i + 1].d) * y[i + 1].d, s1);
+    }
+    for (; i < nb; i++) ACC_BLOCK(acc0, f16_scalar(x[i].d) * y[i].d, q4_0_block_dot_vnni(&x[i], &y[i]));
+    return hsum_f32x8(_mm256_add_ps(acc0, acc1));
+}
+
+/* signed x signed with one dpbusd: |x| times y with x's sign moved onto y. */
+static inline __m256i q8_0_block_dot_vnni(const block_q8_0 *x, const block_q8_32 *y)
+{
+    __m256i q = load256(x->qs);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q), _mm256_sign_epi8(load256(y->qs), q));
+}
+
+static float vec_dot_q8_0_vnni(int n, const void *w, const void *a)
+{
+    const block_q8_0 *x = w;
+    const block_q8_32 *y = a;
+    const int nb = n / QK32;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 1 < nb; i += 2) {
+        __m256i s0 = q8_0_block_dot_vnni(&x[i], &y[i]);
+        __m256i s1 = q8_0_block_dot_vnni(&x[i + 1], &y[i + 1]);
+        ACC_BLOCK(acc0, f16_scalar(x[i].d) * y[i].d, s0);
+        ACC_BLOCK(acc1, f16_scalar(x[i + 1].d) * y[i + 1].d, s1);
+    }
+    for (; i < nb; i++) ACC_BLOCK(acc0, f16_scalar(x[i].d) * y[i].d, q8_0_block_dot_vnni(&x[i], &y[i]));
+    return hsum_f32x8(_mm256_add_ps(acc0, acc1));
+}
+
+/* ---- k-quants, 64 elements per zmm --------------------------------------- */
+
+static inline void unpack_scales_k4(const uint8_t *packed, uint32_t sc[2], uint32_t mn[2])
+{
+    uint32_t w0, w1, w2;
+    memcpy(&w0, packed, 4);
+    memcpy(&w1, packed + 4, 4);
+    memcpy(&w2, packed + 8, 4);
+    sc[0] = w0 & 0x3f3f3f3f;
+    sc[1] = (w2 & 0x0f0f0f0f) | ((w0 >> 2) & 0x30303030);
+    mn[0] = w1 & 0x3f3f3f3f;
+    mn[1] = ((w2 >> 4) & 0x0f0f0f0f) | ((w1 >> 2) & 0x30303030);
+}
+
+/* dmin * sum_j mins[j] * (bsums[2j] + bsums[2j+1]) accumulated into 4 float lanes. */
+static inline __m128 acc_k4_mins(__m128 acc_min, const uint32_t mn[2], const int16_t *bsums, float dmin)
+{
+    __m128i mins16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)mn[1], (int)mn[0]));
+    __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums), _mm_loadu_si128((const __m128i *)(bsums + 8)));
+    return _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins16, pairs)), acc_min);
+}
+
+/* int16 index vectors for vpermw: 16 lanes of word a, then 16 lanes of word b. */
+static inline __m512i halves_of_words(int a, int b)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)a)), _mm256_set1_epi16((short)b), 1);
+}
+
+/*
+ * One zmm of Q4_K/Q5_K nibbles covers 32 bytes of sub-block pair j and 32 of
+ * pair j+1: the low nibbles are sub-blocks 2j and 2j+2, the high ones 2j+1 and
+ * 2j+3. The activations are gathered to match with two 256-bit loads each.
+ */
+ALWAYS_INLINE float vec_dot_q4_K_512(int n, const void *w, const void *a, const int vnni)
+{
+    const block_q4_K *x = w;
+    const block_q8_K *y = a;
+    const int nb = n / QK_K;
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const __m512i idx_lo0 = halves_of_words(0, 2), idx_hi0 = halves_of_words(1, 3);
+    const __m512i idx_lo1 = halves_of_words(4, 6), idx_hi1 = halves_of_words(5, 7);
+    __m512 acc = _mm512_setzero_ps();
+    __m128 acc_min = _mm_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+        const float d = y[i].d * f16_scalar(x[i].d);
+        const float dmin = y[i].d * f16_scalar(x[i].dmin);
+        uint32_t sc[2], mn[2];
+        unpack_scales_k4(x[i].scales, sc, mn);
+        acc_min = acc_k4_mins(acc_min, mn, y[i].bsums, dmin);
+        const __m512i scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc[1], (int)sc[0])));
+        const int8_t *q8 = y[i].qs;
+        __m512i sumi = _mm512_setzero_si512();
+        for (int jj = 0; jj < 2; jj++) {
+            __m512i q = load512(x[i].qs + 64 * jj);
+            __m512i lo = _mm512_and_si512(q, low4);
+            __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+            __m512i a_lo = load_two_256(q8 + 128 * jj, q8 + 128 * jj + 64);
+            __m512i a_hi = load_two_256(q8 + 128 * jj + 32, q8 + 128 * jj + 96);
+            __m512i s_lo = _mm512_permutexvar_epi16(jj ? idx_lo1 : idx_lo0, scales);
+            __m512i s_hi = _mm512_permutexvar_epi16(jj ? idx_hi1 : idx_hi0, scales);
+            sumi = acc_scaled_pairs(sumi, _mm512_maddubs_epi16(lo, a_lo), s_lo, vnni);
+            sumi = acc_scaled_pairs(sumi, _mm512_maddubs_epi16(hi, a_hi), s_hi, vnni);
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    return _mm512_reduce_add_ps(acc) - hsum_f32x4(acc_min);
+}
+
+ALWAYS_INLINE float vec_dot_q5_K_512(int n, const void *w, const void *a, const int vnni)
+{
+    const block_q5_K *x = w;
+    const block_q8_K *y = a;
+    const int nb = n / QK_K;
+    const __m512i low4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
+    const __m512i idx_lo0 = halves_of_words(0, 2), idx_hi0 = halves_of_words(1, 3);
+    const __m512i idx_lo1 = halves_of_words(4, 6), idx_hi1 = halves_of_words(5, 7);
+    /* bit 2j of qh[l] is the fifth bit of element 64j+l: shift pair j's bits down to bit 0 */
+    const __m512i shift0 = halves_of_words(0, 2), shift1 = halves_of_words(4, 6);
+    __m512 acc = _mm512_setzero_ps();
+    __m128 acc_min = _mm_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+        const float d = y[i].d * f16_scalar(x[i].d);
+        const float dmin = y[i].d * f16_scalar(x[i].dmin);
+        uint32_t sc[2], mn[2];
+        unpack_scales_k4(x[i].scales, sc, mn);
+        acc_min = acc_k4_mins(acc_min, mn, y[i].bsums, dmin);
+        const __m512i scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc[1], (int)sc[0])));
+        const __m512i qh = _mm512_broadcast_i64x4(load256(x[i].qh));
+        const int8_t *q8 = y[i].qs;
+        __m512i sumi = _mm512_setzero_si512();
+        for (int jj = 0; jj < 2; jj++) {
+            __m512i q = load512(x[i].qs + 64 * jj);
+            __m512i h = _mm512_srlv_epi16(qh, jj ? shift1 : shift0);
+            __m512i lo = _mm512_or_si512(_mm512_and_si512(q, low4), _mm512_and_si512(_mm512_slli_epi16(h, 4), bit4));
+            __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(q, 4), low4),
+                                         _mm512_and_si512(_mm512_slli_epi16(h, 3), bit4));
+            __m512i a_lo = load_two_256(q8 + 128 * jj, q8 + 128 * jj + 64);
+            __m512i a_hi = load_two_256(q8 + 128 * jj + 32, q8 + 128 * jj + 96);
+            __m512i s_lo = _mm512_permutexvar_epi16(jj ? idx_lo1 : idx_lo0, scales);
+            __m512i s_hi = _mm512_permutexvar_epi16(jj ? idx_hi1 : idx_hi0, scales);
+            sumi = acc_scaled_pairs(sumi, _mm512_maddubs_epi16(lo, a_lo), s_lo, vnni);
+            sumi = acc_scaled_pairs(sumi, _mm512_maddubs_epi16(hi, a_hi), s_hi, vnni);
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    return _mm512_reduce_add_ps(acc) - hsum_f32x4(acc_min);
+}
+
+/* int16 index vector: 8 lanes each of words k, k+1, k+2, k+3. */
+static inline __m512i quarters_of_words(int k)
+{
+    return _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16((short)(k + 1)), _mm_set1_epi16((short)k))),
+        _mm256_set_m128i(_mm_set1_epi16((short)(k + 3)), _mm_set1_epi16((short)(k + 2))), 1);
+}
+
+/*
+ * Q6_K: in each 128-element half, the 64 ql bytes' low nibbles are elements
+ * 0..63 and their high nibbles 64..127, so one zmm of ql pairs with contiguous
+ * activations. The 2-bit high parts come from the 32 qh bytes, shifted by a
+ * different amount in each 256-bit half of the register.
+ */
+ALWAYS_INLINE float vec_dot_q6_K_512(int n, const void *w, const void *a, const int vnni)
+{
+    const block_q6_K *x = w;
+    const block_q8_K *y = a;
+    const int nb = n / QK_K;
+    const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
+    const __m512i shl_first = halves_of_words(4, 2), shr_second = halves_of_words(0, 2);
+    const __m512i idx[4] = {quarters_of_words(0), quarters_of_words(4), quarters_of_words(8), quarters_of_words(12)};
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+        const float d = y[i].d * f16_scalar(x[i].d);
+        const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        const __m512i scales = _mm512_castsi256_si512(scales16);
+        /* weights are u - 32: start from -32 * sum(scale * bsum) */
+        __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(scales16, load256(y[i].bsums)), 5);
+        __m512i sumi = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(corr));
+        for (int half = 0; half < 2; half++) {
+            __m512i l = load512(x[i].ql + 64 * half);
+            __m512i h = _mm512_broadcast_i64x4(load256(x[i].qh + 32 * half));
+            __m512i u0 = _mm512_or_si512(_mm512_and_si512(l, low4), _mm512_and_si512(_mm512_sllv_epi16(h, shl_first), bits45));
+            __m512i u1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), low4),
+                                         _mm512_and_si512(_mm512_srlv_epi16(h, shr_second), bits45));
+            const int8_t *q8 = y[i].qs + 128 * half;
+            __m512i s0 = _mm512_permutexvar_epi16(idx[2 * half], scales);
+            __m512i s1 = _mm512_permutexvar_epi16(idx[2 * half + 1], scales);
+            sumi = acc_scaled_pairs(sumi, _mm512_maddubs_epi16(u0, load512(q8)), s0, vnni);
+            sumi = acc_scaled_pairs(sumi, _mm512_maddubs_epi16(u1, load512(q8 + 64)), s1, vnni);
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+static float vec_dot_q4_K_avx512(int n, const void *w, const void *a) { return vec_dot_q4_K_512(n, w, a, 0); }
+static float vec_dot_q4_K_vnni(int n, const void *w, const void *a) { return vec_dot_q4_K_512(n, w, a, 1); }
+static float vec_dot_q5_K_avx512(int n, const void *w, const void *a) { return vec_dot_q5_K_512(n, w, a, 0); }
+static float vec_dot_q5_K_vnni(int n, const void *w, const void *a) { return vec_dot_q5_K_512(n, w, a, 1); }
+static float vec_dot_q6_K_avx512(int n, const void *w, const void *a) { return vec_dot_q6_K_512(n, w, a, 0); }
+static float vec_dot_q6_K_vnni(int n, const void *w, const void *a) { return vec_dot_q6_K_512(n, w, a, 1); }
+
+/* ---- float formats --------------------------------------------------------- */
+
+static float vec_dot_f32_avx512(int n, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 64 <= n; k += 64) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), _mm512_loadu_ps(y + k), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), _mm512_loadu_ps(y + k + 16), acc1);
+        acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), _mm512_loadu_ps(y + k + 32), acc2);
+        acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), _mm512_loadu_ps(y + k + 48), acc3);
+    }
+    for (; k < n; k += 16) {
+        __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + k), _mm512_maskz_loadu_ps(m, y + k), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+}
+
+static inline __m512 load16_f16(const f16_t *p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+
+static float vec_dot_f16_avx512(int n, const void *w, const void *a)
+{
+    const f16_t *x = w;
+    const float *y = a;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 64 <= n; k += 64) {
+        acc0 = _mm512_fmadd_ps(_mm512_cvtph_ps(load256(x + k)), _mm512_loadu_ps(y + k), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtph_ps(load256(x + k + 16)), _mm512_loadu_ps(y + k + 16), acc1);
+        acc2 = _mm512_fmadd_ps(_mm512_cvtph_ps(load256(x + k + 32)), _mm512_loadu_ps(y + k + 32), acc2);
+        acc3 = _mm512_fmadd_ps(_mm512_cvtph_ps(load256(x + k + 48)), _mm512_loadu_ps(y + k + 48), acc3);
+    }
+    for (; k < n; k += 16) {
+        __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        acc0 = _mm512_fmadd_ps(load16_f16(x + k, m), _mm512_maskz_loadu_ps(m, y + k), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+}
+
+void kernels_install_avx512(kernel_table *t, int vnni)
+{
+    t->vec_dot[QT_F32] = vec_dot_f32_avx512;
+    t->vec_dot[QT_F16] = vec_dot_f16_avx512;
+    t->vec_dot[QT_Q4_K] = vnni ? vec_dot_q4_K_vnni : vec_dot_q4_K_avx512;
+    t->vec_dot[QT_Q5_K] = vnni ? vec_dot_q5_K_vnni : vec_dot_q5_K_avx512;
+    t->vec_dot[QT_Q6_K] = vnni ? vec_dot_q6_K_vnni : vec_dot_q6_K_avx512;
+    if (vnni) {
+        t->vec_dot[QT_Q4_0] = vec_dot_q4_0_vnni;
+        t->vec_dot[QT_Q8_0] = vec_dot_q8_0_vnni;
+    }
+}
+
+#else
+
+void kernels_install_avx512(kernel_table *t, int vnni)
+{
+    (void)t;
+    (void)vnni;
+}
+
+#endif

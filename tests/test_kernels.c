@@ -1,0 +1,416 @@
+/*
+ * test_kernels.c - every SIMD kernel against the scalar reference.
+ *
+ * For each ISA this CPU supports and each weight type, random rows (seeded
+ * PRNG, sane f16 scales) of 1, 2, 3, 8 and 64 blocks are dotted with random
+ * activations quantized by the scalar reference quantizer; the SIMD result
+ * must match quant_traits_of(t)->vec_dot_ref within
+ *     1e-5 * (sum_i |w_i * a_i| + 1)
+ * (the integer parts are exact; only the float summation order differs).
+ * The |w_i| are obtained from the reference dot itself, by dotting each block
+ * with one-hot activation blocks, so the test needs nothing but the reference.
+ * The SIMD activation quantizers must reproduce the reference bit for bit,
+ * including rounding ties, all-zero blocks, tiny and huge values. The F16
+ * attention kernels (dot_f16_f32, axpy_f16) are checked the same way.
+ */
+#include <math.h>
+#include <stdint.h>
+
+#include "../engine/kernels/kernels.h"
+#include "test.h"
+
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* uniform in [lo, hi) */
+static float rng_float(float lo, float hi) { return lo + (hi - lo) * (float)((rng_next() >> 40) * (1.0 / 16777216.0)); }
+
+static const uint32_t all_types[] = {QT_F32, QT_F16, QT_BF16, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_Q8_0,
+                                     QT_IQ4_NL, QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS};
+#define N_TYPES (sizeof all_types / sizeof all_types[0])
+
+static f16_t random_scale(float lo, float hi, int allow_negative)
+{
+    float v = rng_float(lo, hi);
+    if (allow_negative && (rng_next() & 1)) v = -v;
+    return f32_to_f16(v);
+}
+
+/* Fills `nb` random blocks of type `type`: random bits everywhere, then sane f16 scales. */
+static void random_weight_blocks(uint32_t type, uint8_t *row, int nb)
+{
+    const quant_traits *tr = quant_traits_of(type);
+    for (size_t k = 0; k < (size_t)nb * tr->type_size; k++) row[k] = (uint8_t)rng_next();
+    for (int b = 0; b < nb; b++) {
+        uint8_t *blk = row + (size_t)b * tr->type_size;
+        switch (type) {
+        case QT_Q4_0: ((block_q4_0 *)blk)->d = random_scale(0.001f, 0.1f, 1); break;
+        case QT_Q4_1:
+            ((block_q4_1 *)blk)->d = random_scale(0.001f, 0.1f, 0);
+            ((block_q4_1 *)blk)->m = random_scale(0.01f, 0.5f, 1);
+            break;
+        case QT_Q5_0: ((block_q5_0 *)blk)->d = random_scale(0.001f, 0.1f, 1); break;
+        case QT_Q5_1:
+            ((block_q5_1 *)blk)->d = random_scale(0.001f, 0.1f, 0);
+            ((block_q5_1 *)blk)->m = random_scale(0.01f, 0.5f, 1);
+            break;
+        case QT_Q8_0: ((block_q8_0 *)blk)->d = random_scale(0.0005f, 0.01f, 1); break;
+        case QT_IQ4_NL: ((block_iq4_nl *)blk)->d = random_scale(0.0005f, 0.01f, 1); break;
+        case QT_Q2_K:
+            ((block_q2_K *)blk)->d = random_scale(0.001f, 0.05f, 0);
+            ((block_q2_K *)blk)->dmin = random_scale(0.001f, 0.05f, 0);
+            break;
+        case QT_Q3_K: ((block_q3_K *)blk)->d = random_scale(0.001f, 0.05f, 1); break;
+        case QT_Q4_K:
+            ((block_q4_K *)blk)->d = random_scale(0.001f, 0.05f, 0);
+            ((block_q4_K *)blk)->dmin = random_scale(0.001f, 0.05f, 0);
+            break;
+        case QT_Q5_K:
+            ((block_q5_K *)blk)->d = random_scale(0.001f, 0.05f, 0);
+            ((block_q5_K *)blk)->dmin = random_scale(0.001f, 0.05f, 0);
+            break;
+        case QT_Q6_K: ((block_q6_K *)blk)->d = random_scale(0.0005f, 0.01f, 1); break;
+        case QT_IQ4_XS: ((block_iq4_xs *)blk)->d = random_scale(0.0005f, 0.01f, 1); break;
+        case QT_F32: ((float *)row)[b] = rng_float(-1, 1); break;
+        case QT_F16: ((f16_t *)row)[b] = f32_to_f16(rng_float(-1, 1)); break;
+        case QT_BF16: ((bf16_t *)row)[b] = f32_to_bf16(rng_float(-1, 1)); break;
+        default: break;
+        }
+    }
+}
+
+/* One-hot activation block (value 1 at element e) in format `act`. */
+static void one_hot_block(act_format act, void *blk, int e)
+{
+    if (act == ACT_Q8_32) {
+        block_q8_32 *b = blk;
+        memset(b, 0, sizeof *b);
+        b->d = 1, b->s = 1, b->qs[e] = 1;
+    } else if (act == ACT_Q8_K) {
+        block_q8_K *b = blk;
+        memset(b, 0, sizeof *b);
+        b->d = 1, b->qs[e] = 1, b->bsums[e / 16] = 1;
+    } else {
+        float *f = blk;
+        memset(f, 0, sizeof(float));
+        f[e] = 1;
+    }
+}
+
+/* Element e of the activation row, as a float. */
+static float act_value(act_format act, const void *row, int e)
+{
+    if (act == ACT_Q8_32) {
+        const block_q8_32 *b = (const block_q8_32 *)row + e / QK32;
+        return b->d * b->qs[e % QK32];
+    }
+    if (act == ACT_Q8_K) {
+        const block_q8_K *b = (const block_q8_K *)row + e / QK_K;
+        return b->d * b->qs[e % QK_K];
+    }
+    return ((const float *)row)[e];
+}
+
+/* sum_i |w_i * a_i|, with w_i read back through the reference dot and one-hot activations. */
+static double sum_abs_terms(uint32_t type, const uint8_t *w, const void *act_row, int n)
+{
+    const quant_traits *tr = quant_traits_of(type);
+    union { block_q8_32 a; block_q8_K b; float f[QK_K]; } hot;
+    double total = 0;
+    for (int e = 0; e < n; e++) {
+        int bs = tr->block_size, in_block = e % bs;
+        const uint8_t *blk = w + (size_t)(e / bs) * tr->type_size;
+        one_hot_block(tr->act, &hot, in_block);
+        float wi = tr->vec_dot_ref(bs, blk, &hot);
+        total += fabs((double)wi * act_value(tr->act, act_row, e));
+    }
+    return total;
+}
+
+/* Test rows start this many bytes into their buffer: every block struct stays
+ * naturally aligned, but SIMD loads of 16/32/64 bytes are unaligned. */
+#define MISALIGN 4
+
+static kernel_isa cur_isa;
+static uint32_t cur_type;
+
+static void quantize_activations_ref(act_format act, const float *x, void *dst, int n)
+{
+    if (act == ACT_Q8_32) quantize_row_q8_32_ref(x, dst, n);
+    else if (act == ACT_Q8_K) quantize_row_q8_K_ref(x, dst, n);
+    else memcpy(dst, x, (size_t)n * sizeof(float));
+}
+
+static void check_vec_dot_case(const kernel_table *t, int n, int trial)
+{
+    const quant_traits *tr = quant_traits_of(cur_type);
+    const int nb = n / tr->block_size;
+    /* MISALIGN bytes in: naturally aligned for the structs, but not to 16/32 */
+    uint8_t *w = malloc((size_t)nb * tr->type_size + MISALIGN);
+    float *x = malloc((size_t)n * sizeof(float));
+    uint8_t *act = malloc(act_row_size(tr->act, n) + MISALIGN);
+    REQUIRE(w && x && act, "out of memory");
+    random_weight_blocks(cur_type, w + MISALIGN, nb);
+    float xscale = trial == 0 ? 1.0f : rng_float(0.01f, 10.0f);
+    for (int i = 0; i < n; i++) x[i] = xscale * rng_float(-1, 1);
+    quantize_activations_ref(tr->act, x, act + MISALIGN, n);
+    float ref = tr->vec_dot_ref(n, w + MISALIGN, act + MISALIGN);
+    float got = t->vec_dot[cur_type](n, w + MISALIGN, act + MISALIGN);
+    double tol = 1e-5 * (sum_abs_terms(cur_type, w + MISALIGN, act + MISALIGN, n) + 1);
+    double diff = fabs((double)got - ref);
+    free(w);
+    free(x);
+    free(act);
+    EXPECT(isfinite(ref) && diff <= tol, "%s n=%d trial %d: simd %.9g ref %.9g diff %.3g > tol %.3g", tr->name, n,
+           trial, got, ref, diff, tol);
+}
+
+static void test_vec_dot_type(void)
+{
+    kernel_table t;
+    if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
+    const quant_traits *tr = quant_traits_of(cur_type);
+    REQUIRE(tr && tr->vec_dot_ref, "no scalar reference for type %u", cur_type);
+    REQUIRE(t.vec_dot[cur_type], "no kernel for %s", tr->name);
+    rng_state = 0x1234 + cur_type * 77 + (uint64_t)cur_isa;
+    static const int block_counts[] = {1, 2, 3, 8, 64};
+    static const int float_lengths[] = {1, 7, 8, 31, 32, 33, 100, 256, 1000};
+    if (tr->block_size == 1) {
+        for (size_t k = 0; k < sizeof float_lengths / sizeof float_lengths[0]; k++)
+            for (int trial = 0; trial < 3; trial++) check_vec_dot_case(&t, float_lengths[k], trial);
+    } else {
+        for (size_t k = 0; k < sizeof block_counts / sizeof block_counts[0]; k++)
+            for (int trial = 0; trial < 3; trial++) check_vec_dot_case(&t, block_counts[k] * tr->block_size, trial);
+    }
+}
+
+/* ---- activation quantizers --------------------------------------------- */
+
+static act_format cur_act;
+
+/* Rows that hit the corners: zeros, exact .5 ties, +-amax ties, tiny and huge values. */
+static void special_row(float *x, int n, int which)
+{
+    for (int i = 0; i < n; i++) {
+        switch (which) {
+        case 0: x[i] = 0; break;
+        case 1: x[i] = (float)((i % 255) - 127) * 0.5f; break;  /* amax 63.5 -> many x*id near halves */
+        case 2: x[i] = (i % 2 ? -1.0f : 1.0f) * (float)(i % 7); break; /* +amax and -amax both present */
+        case 3: x[i] = (i % 2 ? -6.0f : 6.0f) * (i % 3 == 0 ? 1.0f : 0.25f); break; /* -amax first in some blocks */
+        case 4: x[i] = rng_float(-1e-30f, 1e-30f); break;
+        case 5: x[i] = rng_float(-1e20f, 1e20f); break;
+        default: x[i] = (float)(i % 255 - 127); break; /* amax 127: id = 1, exact integers */
+        }
+    }
+    if (which == 1 && n > 3) x[3] = 127.0f * 0.5f; /* the element that sets amax, before any negative one */
+}
+
+static int compare_q8_32(const block_q8_32 *a, const block_q8_32 *b, int nb, char *why, size_t len)
+{
+    for (int i = 0; i < nb; i++) {
+        if (memcmp(&a[i].d, &b[i].d, sizeof(float)) || memcmp(&a[i].s, &b[i].s, sizeof(float))) {
+            snprintf(why, len, "block %d: d %g/%g s %g/%g", i, a[i].d, b[i].d, a[i].s, b[i].s);
+            return -1;
+        }
+        for (int j = 0; j < QK32; j++)
+            if (a[i].qs[j] != b[i].qs[j]) {
+                snprintf(why, len, "block %d qs[%d]: %d vs ref %d", i, j, a[i].qs[j], b[i].qs[j]);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+static int compare_q8_K(const block_q8_K *a, const block_q8_K *b, int nb, char *why, size_t len)
+{
+    for (int i = 0; i < nb; i++) {
+        if (memcmp(&a[i].d, &b[i].d, sizeof(float))) {
+            snprintf(why, len, "block %d: d %g vs ref %g", i, a[i].d, b[i].d);
+            return -1;
+        }
+        for (int j = 0; j < QK_K; j++)
+            if (a[i].qs[j] != b[i].qs[j]) {
+                snprintf(why, len, "block %d qs[%d]: %d vs ref %d", i, j, a[i].qs[j], b[i].qs[j]);
+                return -1;
+            }
+        for (int j = 0; j < QK_K / 16; j++)
+            if (a[i].bsums[j] != b[i].bsums[j]) {
+                snprintf(why, len, "block %d bsums[%d]: %d vs ref %d", i, j, a[i].bsums[j], b[i].bsums[j]);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+static void check_quantize_case(const kernel_table *t, const float *x, int n, const char *what)
+{
+    const size_t bytes = act_row_size(cur_act, n);
+    uint8_t *got = malloc(bytes + MISALIGN), *ref = malloc(bytes + MISALIGN);
+    REQUIRE(got && ref, "out of memory");
+    memset(got, 0x5A, bytes + MISALIGN);
+    memset(ref, 0xA5, bytes + MISALIGN);
+    quantize_activations_ref(cur_act, x, ref + MISALIGN, n);
+    t->quantize_act[cur_act](x, got + MISALIGN, n);
+    char why[200] = "";
+    void *g = got + MISALIGN, *r = ref + MISALIGN;
+    int rc = cur_act == ACT_Q8_32 ? compare_q8_32(g, r, n / QK32, why, sizeof why)
+                                  : compare_q8_K(g, r, n / QK_K, why, sizeof why);
+    free(got);
+    free(ref);
+    EXPECT(rc == 0, "%s n=%d: %s", what, n, why);
+}
+
+static void test_quantize_act(void)
+{
+    kernel_table t;
+    if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
+    REQUIRE(t.quantize_act[cur_act], "no quantizer");
+    const int bs = cur_act == ACT_Q8_32 ? QK32 : QK_K;
+    rng_state = 0x51 + (uint64_t)cur_act * 1000 + (uint64_t)cur_isa;
+    static const int block_counts[] = {1, 2, 3, 8, 64};
+    for (size_t k = 0; k < sizeof block_counts / sizeof block_counts[0]; k++) {
+        const int n = block_counts[k] * bs;
+        float *x = malloc((size_t)n * sizeof(float) + sizeof(float));
+        REQUIRE(x, "out of memory");
+        float *xu = x + 1; /* unaligned on purpose */
+        for (int trial = 0; trial < 4; trial++) {
+            float scale = trial == 0 ? 1.0f : rng_float(1e-3f, 1e3f);
+            for (int i = 0; i < n; i++) xu[i] = scale * rng_float(-1, 1);
+            check_quantize_case(&t, xu, n, "random");
+        }
+        for (int which = 0; which <= 6; which++) {
+            special_row(xu, n, which);
+            char what[32];
+            snprintf(what, sizeof what, "special row %d", which);
+            check_quantize_case(&t, xu, n, what);
+        }
+        free(x);
+    }
+}
+
+/* ---- attention kernels over f16 ------------------------------------------- */
+
+static void test_attention_f16(void)
+{
+    kernel_table t;
+    if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
+    REQUIRE(t.dot_f16_f32 && t.axpy_f16, "attention kernels missing");
+    rng_state = 0xA77 + (uint64_t)cur_isa;
+    static const int lengths[] = {1, 5, 8, 16, 17, 64, 100, 128};
+    for (size_t k = 0; k < sizeof lengths / sizeof lengths[0]; k++) {
+        const int n = lengths[k];
+        f16_t *x = malloc((size_t)(n + 1) * sizeof *x);
+        float *y = malloc((size_t)(n + 1) * sizeof *y), *y_ref = malloc((size_t)(n + 1) * sizeof *y);
+        REQUIRE(x && y && y_ref, "out of memory");
+        double abs_terms = 0;
+        for (int i = 0; i <= n; i++) {
+            x[i] = f32_to_f16(rng_float(-2, 2));
+            y[i] = y_ref[i] = rng_float(-2, 2);
+            if (i) abs_terms += fabs((double)f16_to_f32(x[i]) * y[i]);
+        }
+        /* +1: unaligned on purpose */
+        float got = t.dot_f16_f32(n, x + 1, y + 1), ref = dot_f16_f32_ref(n, x + 1, y + 1);
+        EXPECT(fabs((double)got - ref) <= 1e-5 * (abs_terms + 1), "dot n=%d: %g vs ref %g", n, got, ref);
+        const float alpha = rng_float(-1, 1);
+        t.axpy_f16(n, alpha, x + 1, y + 1);
+        axpy_f16_ref(n, alpha, x + 1, y_ref + 1);
+        for (int i = 0; i <= n; i++)
+            EXPECT(fabsf(y[i] - y_ref[i]) <= 1e-6f * (fabsf(y_ref[i]) + 1), "axpy n=%d y[%d]: %g vs ref %g", n, i, y[i],
+                   y_ref[i]);
+        free(x);
+        free(y);
+        free(y_ref);
+    }
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static void test_scalar_table_is_the_reference(void)
+{
+    kernel_table t;
+    REQUIRE(kernels_fill(&t, ISA_SCALAR) == 0, "scalar fill failed");
+    EXPECT(strcmp(t.isa, "scalar") == 0, "isa name %s", t.isa);
+    for (uint32_t type = 0; type < QT_COUNT; type++) {
+        const quant_traits *tr = quant_traits_of(type);
+        EXPECT(t.vec_dot[type] == (tr ? tr->vec_dot_ref : NULL), "type %u is not the reference", type);
+    }
+    EXPECT(t.quantize_act[ACT_Q8_32] == quantize_row_q8_32_ref, "q8_32 quantizer is not the reference");
+    EXPECT(t.quantize_act[ACT_Q8_K] == quantize_row_q8_K_ref, "q8_K quantizer is not the reference");
+}
+
+/* kernels_fill must agree with the compiler's own view of the CPU. */
+static void test_detection_matches_compiler(void)
+{
+#if defined(__x86_64__)
+    kernel_table t;
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    int vnni = avx512 && __builtin_cpu_supports("avx512vnni");
+    EXPECT((kernels_fill(&t, ISA_AVX2) == 0) == avx2, "avx2 detection disagrees (compiler says %d)", avx2);
+    EXPECT((kernels_fill(&t, ISA_AVX512) == 0) == avx512, "avx512 detection disagrees (compiler says %d)", avx512);
+    EXPECT((kernels_fill(&t, ISA_AVX512VNNI) == 0) == vnni, "vnni detection disagrees (compiler says %d)", vnni);
+    EXPECT(kernels_fill(&t, ISA_NEON) == -1, "neon claimed on x86");
+#elif defined(__aarch64__)
+    kernel_table t;
+    EXPECT(kernels_fill(&t, ISA_NEON) == 0, "neon not available on aarch64");
+    EXPECT(kernels_fill(&t, ISA_AVX2) == -1, "avx2 claimed on aarch64");
+#else
+    SKIP("no SIMD ISA for this architecture");
+#endif
+}
+
+/* PRBOT_ISA caps the level kernels_init picks; never raises it. */
+static void test_env_cap(void)
+{
+    kernel_table t;
+    const char *want = kernels_fill(&t, ISA_AVX2) == 0 ? "avx2" : "scalar";
+    setenv("PRBOT_ISA", "avx2", 1);
+    kernels_init();
+    unsetenv("PRBOT_ISA");
+    REQUIRE(kernels.isa, "kernels_init left the table empty");
+    EXPECT(strcmp(kernels.isa, want) == 0, "PRBOT_ISA=avx2 gave %s, want %s", kernels.isa, want);
+    for (uint32_t type = 0; type < QT_COUNT; type++)
+        if (quant_traits_of(type)) EXPECT(kernels.vec_dot[type] != NULL, "type %u has no kernel", type);
+    kernels_init(); /* idempotent */
+    EXPECT(strcmp(kernels.isa, want) == 0, "second kernels_init changed the table to %s", kernels.isa);
+}
+
+int main(void)
+{
+    static const kernel_isa isas[] = {ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_NEON};
+    static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon"};
+    TEST_RUN(test_scalar_table_is_the_reference);
+    TEST_RUN(test_detection_matches_compiler);
+    TEST_RUN(test_env_cap);
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        cur_isa = isas[i];
+#if defined(__x86_64__)
+        if (cur_isa == ISA_NEON) continue;
+#else
+        if (cur_isa != ISA_NEON) continue;
+#endif
+        char name[80];
+        for (size_t k = 0; k < N_TYPES; k++) {
+            cur_type = all_types[k];
+            if (!quant_traits_of(cur_type)) continue;
+            snprintf(name, sizeof name, "vec_dot_%s_%s", isa_names[cur_isa], quant_traits_of(cur_type)->name);
+            TEST_RUN_AS(name, test_vec_dot_type);
+        }
+        snprintf(name, sizeof name, "attention_f16_%s", isa_names[cur_isa]);
+        TEST_RUN_AS(name, test_attention_f16);
+        for (cur_act = ACT_Q8_32; cur_act <= ACT_Q8_K; cur_act++) {
+            snprintf(name, sizeof name, "quantize_%s_%s", isa_names[cur_isa], cur_act == ACT_Q8_32 ? "q8_32" : "q8_K");
+            TEST_RUN_AS(name, test_quantize_act);
+        }
+    }
+    return test_exit_code();
+}
