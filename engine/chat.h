@@ -33,4 +33,16 @@ const char *chat_template_name(chat_template_kind k);
 int chat_template_apply(chat_template_kind k, const engine_chat_msg *msgs, int n_msgs, int add_assistant,
                         const char *bos_text, char **out);
 
+/* Some ChatML templates (SmolLM2, Qwen2/2.5) write a fixed system prompt when
+ * the conversation has none. Finds that literal text in the template: returns
+ * 1 with *out malloc'ed, 0 when the template has none (or is NULL), -1 when
+ * out of memory. */
+int chat_template_default_system(const char *template_text, size_t len, char **out);
+
+/* All of the above in one call: detects the family of template_text (may be
+ * NULL), prepends its default system prompt when msgs starts with no system
+ * message, and renders. *out is malloc'ed. Returns 0 or -1. */
+int chat_template_render(const char *template_text, size_t len, const engine_chat_msg *msgs, int n_msgs,
+                         int add_assistant, const char *bos_text, char **out);
+
 #endif

@@ -9,12 +9,24 @@
 #ifndef PRBOT_THREADS_H
 #define PRBOT_THREADS_H
 
+#include <stddef.h>
+
 typedef struct thread_pool thread_pool;
 typedef void (*thread_task_fn)(void *ctx, int ith, int nth);
 
 /* CPUs this process may really use: sched_getaffinity, capped by the cgroup
  * v2 cpu.max or v1 cfs quota. Always >= 1. */
 int threads_available(void);
+
+/* The pieces of threads_available(), exposed for tests. Each limit parser
+ * returns ceil(quota / period) for the cgroup file text it is given, or 0
+ * when that text sets no limit ("max", -1) or cannot be parsed. */
+int threads_cgroup_v2_limit(const char *cpu_max);
+int threads_cgroup_v1_limit(const char *cfs_quota_us, const char *cfs_period_us);
+/* Finds this process's cgroup path in /proc/self/cgroup text: the "0::" line
+ * for v2 (want_v2 = 1), or the line whose controllers include "cpu" for v1.
+ * Writes it to out and returns 0, or -1 when there is none or it does not fit. */
+int threads_cgroup_path(const char *proc_self_cgroup, int want_v2, char *out, size_t cap);
 
 thread_pool *threads_new(int n_threads);
 void threads_free(thread_pool *p);
