@@ -21,7 +21,7 @@ PKG_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread
 PKG_LIBS   := -lcurl -ljansson -lgit2 -lopenblas
 endif
 
-ALL_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread \
+ALL_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Wshadow -pthread \
               -fno-strict-aliasing $(PKG_CFLAGS) $(SAN) $(CFLAGS)
 LDLIBS     := $(PKG_LIBS) -lm -pthread $(SAN)
 
@@ -70,11 +70,11 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libprbot.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(FLAGS_avx512) -Itests -o $@ $< $(BUILD)/libprbot.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests -Iengine -Ibot -o $@ $< $(BUILD)/libprbot.a $(LDLIBS)
 
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libprbot.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libprbot.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests -Iengine -Ibot -o $@ $< $(BUILD)/libprbot.a $(LDLIBS)
 
 tests-build: $(PRBOT) $(TEST_BIN) $(TOOL_BIN)
 
@@ -100,3 +100,6 @@ clean:
 	rm -rf build build-asan prbot
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
+
+# prompts/*.txt are embedded into prompt.o with .incbin
+$(BUILD)/bot/prompt.o: $(wildcard prompts/*.txt)

@@ -1,7 +1,431 @@
-/* placeholder: bot/cli_engine.c is being written */
+/*
+ * cli_engine.c - the engine's own subcommands: generate, chat, logits, tokenize.
+ *
+ * These are the CLI contract of DESIGN.md that tests and benchmarks drive:
+ * each parses its flags with the small option table below, opens the model
+ * through engine.h, and writes machine-readable output to stdout (or a file)
+ * and diagnostics to stderr.
+ */
+#include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../engine/engine.h"
+#include "cli_options.h"
 #include "commands.h"
-int cmd_generate(int argc, char **argv) { (void)argc; (void)argv; return 1; }
-int cmd_chat(int argc, char **argv) { (void)argc; (void)argv; return 1; }
-int cmd_logits(int argc, char **argv) { (void)argc; (void)argv; return 1; }
-int cmd_tokenize(int argc, char **argv) { (void)argc; (void)argv; return 1; }
+
+/* ------------------------------------------------------------- generate */
+
+typedef struct {
+    const char *model, *prompt, *system;
+    int chat, json, threads, n_ctx;
+    engine_sampling sampling;
+} generate_options;
+
+static const char generate_usage[] =
+    "usage: prbot generate --model PATH --prompt TEXT [options]\n"
+    "\n"
+    "Generates a continuation of TEXT (streamed to stdout).\n"
+    "\n"
+    "  --model PATH        GGUF model file (required)\n"
+    "  --prompt TEXT       prompt text; special tokens like <|im_start|> are parsed\n"
+    "  --chat              wrap the prompt as a user message in the model's chat template\n"
+    "  --system TEXT       system message (implies --chat)\n"
+    "  --temp T            temperature, 0 = greedy (default 0.8)\n"
+    "  --top-k K           keep the K most likely tokens, 0 = off (default 40)\n"
+    "  --top-p P           nucleus sampling, 1 = off (default 0.95)\n"
+    "  --min-p P           drop tokens below P x the top probability, 0 = off (default 0.05)\n"
+    "  --repeat-penalty R  penalise the last 64 tokens, 1 = off (default 1)\n"
+    "  --seed S            random seed (default 0)\n"
+    "  --max-tokens N      tokens to generate at most (default 256)\n"
+    "  --threads N         threads (default: CPUs this process may use)\n"
+    "  --ctx N             context size in tokens (default: min(model's, 4096))\n"
+    "  --json              print one JSON object at the end instead of streaming text\n";
+
+static int parse_generate(int argc, char **argv, generate_options *o)
+{
+    memset(o, 0, sizeof *o);
+    engine_sampling_defaults(&o->sampling);
+    const cli_option opts[] = {
+        {"--model", CLI_STRING, &o->model},
+        {"--prompt", CLI_STRING, &o->prompt},
+        {"--system", CLI_STRING, &o->system},
+        {"--chat", CLI_FLAG, &o->chat},
+        {"--json", CLI_FLAG, &o->json},
+        {"--temp", CLI_FLOAT, &o->sampling.temperature},
+        {"--top-k", CLI_INT, &o->sampling.top_k},
+        {"--top-p", CLI_FLOAT, &o->sampling.top_p},
+        {"--min-p", CLI_FLOAT, &o->sampling.min_p},
+        {"--repeat-penalty", CLI_FLOAT, &o->sampling.repeat_penalty},
+        {"--seed", CLI_U64, &o->sampling.seed},
+        {"--max-tokens", CLI_INT, &o->sampling.max_tokens},
+        {"--threads", CLI_INT, &o->threads},
+        {"--ctx", CLI_INT, &o->n_ctx},
+        {NULL, 0, NULL},
+    };
+    int rc = cli_parse("generate", argc, argv, opts, generate_usage, NULL);
+    if (rc) return rc;
+    if (!o->model || !o->prompt) {
+        fprintf(stderr, "prbot generate: --model and --prompt are required (see prbot generate --help)\n");
+        return 2;
+    }
+    if (o->system) o->chat = 1;
+    return 0;
+}
+
+/* The prompt text as the model should see it (chat-formatted if asked). */
+static char *build_prompt(engine *e, const generate_options *o, char *err, size_t errlen)
+{
+    if (!o->chat) return strdup(o->prompt);
+    engine_chat_msg msgs[2];
+    int n = 0;
+    if (o->system) msgs[n++] = (engine_chat_msg){"system", o->system};
+    msgs[n++] = (engine_chat_msg){"user", o->prompt};
+    char *text = NULL;
+    if (engine_chat_format(e, msgs, n, 1, &text, err, errlen)) return NULL;
+    return text;
+}
+
+/* Tokenizes text with BOS per the model's metadata; *ids is malloc'ed. */
+static int tokenize_text(engine *e, const char *text, size_t len, int add_bos, int parse_special, int32_t **ids)
+{
+    int cap = (int)len + 8;
+    *ids = malloc((size_t)cap * sizeof **ids);
+    if (!*ids) return -1;
+    int n = engine_tokenize(e, text, len, add_bos, parse_special, *ids, cap);
+    if (n > cap) { /* cannot happen for byte-level tokenizers, but be safe */
+        int32_t *bigger = realloc(*ids, (size_t)n * sizeof **ids);
+        if (!bigger) return -1;
+        *ids = bigger;
+        n = engine_tokenize(e, text, len, add_bos, parse_special, *ids, n);
+    }
+    return n;
+}
+
+typedef struct {
+    int stream;
+    char *text;
+    size_t len, cap;
+} text_sink;
+
+static int on_token(int32_t id, const char *text, void *user)
+{
+    text_sink *sink = user;
+    size_t n = strlen(text);
+    if (sink->stream) {
+        fputs(text, stdout);
+        fflush(stdout);
+    }
+    if (sink->len + n + 1 > sink->cap) {
+        size_t cap = (sink->cap + n + 1) * 2;
+        char *p = realloc(sink->text, cap);
+        if (!p) return 1;
+        sink->text = p;
+        sink->cap = cap;
+    }
+    memcpy(sink->text + sink->len, text, n + 1);
+    sink->len += n;
+    return 0;
+}
+
+static void print_generate_json(const int32_t *prompt, int n_prompt, const int32_t *gen, int n_gen, const char *text,
+                                const engine_stats *st)
+{
+    json_t *o = json_object(), *p = json_array(), *g = json_array();
+    for (int i = 0; i < n_prompt; i++) json_array_append_new(p, json_integer(prompt[i]));
+    for (int i = 0; i < n_gen; i++) json_array_append_new(g, json_integer(gen[i]));
+    json_object_set_new(o, "prompt_tokens", p);
+    json_object_set_new(o, "n_prompt_tokens", json_integer(n_prompt));
+    json_object_set_new(o, "tokens", g);
+    json_object_set_new(o, "text", json_stringn(text, strlen(text)));
+    json_object_set_new(o, "prefill_tokens_per_s", json_real(st->prefill_tokens_per_s));
+    json_object_set_new(o, "decode_tokens_per_s", json_real(st->decode_tokens_per_s));
+    json_object_set_new(o, "stop_reason", json_string(st->stop_reason));
+    json_dumpf(o, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+    fputc('\n', stdout);
+    json_decref(o);
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    generate_options o;
+    int rc = parse_generate(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    char err[512];
+    engine *e;
+    engine_params params = {.n_threads = o.threads, .n_ctx = o.n_ctx};
+    if (engine_open(&e, o.model, &params, err, sizeof err)) {
+        fprintf(stderr, "prbot generate: %s\n", err);
+        return 1;
+    }
+    int32_t *prompt = NULL, *gen = NULL;
+    text_sink sink = {.stream = !o.json};
+    char *text = build_prompt(e, &o, err, sizeof err);
+    rc = 1;
+    if (!text) goto done;
+    int n_prompt = tokenize_text(e, text, strlen(text), engine_get_info(e)->add_bos, 1, &prompt);
+    if (n_prompt < 0) {
+        snprintf(err, sizeof err, "out of memory tokenizing the prompt");
+        goto done;
+    }
+    int cap = o.sampling.max_tokens > 0 ? o.sampling.max_tokens : 1;
+    if (!(gen = malloc((size_t)cap * sizeof *gen))) goto done;
+    engine_stats st;
+    if (engine_generate(e, prompt, n_prompt, &o.sampling, on_token, &sink, gen, cap, &st, err, sizeof err)) goto done;
+    if (o.json)
+        print_generate_json(prompt, n_prompt, gen, st.generated_tokens, sink.text ? sink.text : "", &st);
+    else
+        fputc('\n', stdout);
+    fflush(stdout);
+    fprintf(stderr, "prbot: %d prompt tokens at %.1f tok/s, %d generated at %.1f tok/s (%s)\n", st.prompt_tokens,
+            st.prefill_tokens_per_s, st.generated_tokens, st.decode_tokens_per_s, st.stop_reason);
+    rc = 0;
+done:
+    if (rc) fprintf(stderr, "prbot generate: %s\n", err);
+    free(text);
+    free(prompt);
+    free(gen);
+    free(sink.text);
+    engine_close(e);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- chat */
+
+static const char chat_usage[] =
+    "usage: prbot chat --model PATH [--system TEXT] [--temp T] [--max-tokens N] [--threads N]\n"
+    "\n"
+    "Interactive chat on standard input: one user message per line, empty line or EOF ends.\n";
+
+int cmd_chat(int argc, char **argv)
+{
+    const char *model_path = NULL, *system = NULL;
+    int threads = 0;
+    engine_sampling s;
+    engine_sampling_defaults(&s);
+    const cli_option opts[] = {
+        {"--model", CLI_STRING, &model_path}, {"--system", CLI_STRING, &system},
+        {"--temp", CLI_FLOAT, &s.temperature}, {"--max-tokens", CLI_INT, &s.max_tokens},
+        {"--threads", CLI_INT, &threads},      {NULL, 0, NULL},
+    };
+    int rc = cli_parse("chat", argc, argv, opts, chat_usage, NULL);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!model_path) {
+        fprintf(stderr, "prbot chat: --model is required\n");
+        return 2;
+    }
+    char err[512];
+    engine *e;
+    engine_params params = {.n_threads = threads};
+    if (engine_open(&e, model_path, &params, err, sizeof err)) {
+        fprintf(stderr, "prbot chat: %s\n", err);
+        return 1;
+    }
+    /* The conversation is re-rendered each turn; simple and always template-exact. */
+    engine_chat_msg msgs[64];
+    char *owned[64];
+    int n_msgs = 0, n_owned = 0;
+    if (system) msgs[n_msgs++] = (engine_chat_msg){"system", system};
+    char line[8192];
+    rc = 0;
+    while (n_msgs + 2 < 64 && (isatty(0) ? fputs("> ", stderr) : 0, fgets(line, sizeof line, stdin))) {
+        line[strcspn(line, "\n")] = 0;
+        if (!line[0]) break;
+        owned[n_owned] = strdup(line);
+        msgs[n_msgs++] = (engine_chat_msg){"user", owned[n_owned++]};
+        char *text = NULL;
+        int32_t *ids = NULL;
+        text_sink sink = {.stream = 1};
+        engine_stats st;
+        int n = -1;
+        if (engine_chat_format(e, msgs, n_msgs, 1, &text, err, sizeof err) == 0)
+            n = tokenize_text(e, text, strlen(text), engine_get_info(e)->add_bos, 1, &ids);
+        if (n < 0 || engine_generate(e, ids, n, &s, on_token, &sink, NULL, 0, &st, err, sizeof err)) {
+            fprintf(stderr, "prbot chat: %s\n", err);
+            free(text);
+            free(ids);
+            free(sink.text);
+            rc = 1;
+            break;
+        }
+        fputc('\n', stdout);
+        owned[n_owned] = sink.text ? sink.text : strdup("");
+        msgs[n_msgs++] = (engine_chat_msg){"assistant", owned[n_owned++]};
+        free(text);
+        free(ids);
+    }
+    for (int i = 0; i < n_owned; i++) free(owned[i]);
+    engine_close(e);
+    return rc;
+}
+
+/* --------------------------------------------------------------- logits */
+
+static const char logits_usage[] =
+    "usage: prbot logits --model PATH (--prompt TEXT | --tokens 1,2,3) --out FILE [--threads N]\n"
+    "\n"
+    "Evaluates the prompt in one batch and writes little-endian float32 logits,\n"
+    "[n_tokens][n_vocab], to FILE. --prompt adds BOS per the model and parses\n"
+    "special tokens; --tokens takes ids as they are.\n";
+
+/* Parses "1,2,3" into a malloc'ed array; returns the count or -1. */
+static int parse_token_list(const char *s, int32_t **out)
+{
+    int cap = 1;
+    for (const char *p = s; *p; p++) cap += *p == ',';
+    *out = malloc((size_t)cap * sizeof **out);
+    if (!*out) return -1;
+    int n = 0;
+    while (*s) {
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (end == s || errno || v < 0 || v > INT32_MAX || (*end && *end != ',')) return -1;
+        (*out)[n++] = (int32_t)v;
+        s = *end ? end + 1 : end;
+    }
+    return n;
+}
+
+static int write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    int ok = fwrite(data, 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path)) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_logits(int argc, char **argv)
+{
+    const char *model_path = NULL, *prompt = NULL, *tokens_arg = NULL, *out_path = NULL;
+    int threads = 0;
+    const cli_option opts[] = {
+        {"--model", CLI_STRING, &model_path}, {"--prompt", CLI_STRING, &prompt},
+        {"--tokens", CLI_STRING, &tokens_arg}, {"--out", CLI_STRING, &out_path},
+        {"--threads", CLI_INT, &threads},      {NULL, 0, NULL},
+    };
+    int rc = cli_parse("logits", argc, argv, opts, logits_usage, NULL);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!model_path || !out_path || !prompt == !tokens_arg) {
+        fprintf(stderr, "prbot logits: needs --model, --out and exactly one of --prompt or --tokens\n");
+        return 2;
+    }
+    char err[512];
+    engine *e;
+    engine_params params = {.n_threads = threads};
+    if (engine_open(&e, model_path, &params, err, sizeof err)) {
+        fprintf(stderr, "prbot logits: %s\n", err);
+        return 1;
+    }
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    int n = tokens_arg ? parse_token_list(tokens_arg, &ids)
+                       : tokenize_text(e, prompt, strlen(prompt), engine_get_info(e)->add_bos, 1, &ids);
+    rc = 1;
+    if (n <= 0) {
+        snprintf(err, sizeof err, tokens_arg ? "--tokens must be comma-separated non-negative ids, e.g. 1,2,3"
+                                             : "the prompt gives no tokens");
+        goto done;
+    }
+    size_t n_vocab = (size_t)engine_get_info(e)->n_vocab;
+    if (!(logits = malloc((size_t)n * n_vocab * sizeof *logits))) {
+        snprintf(err, sizeof err, "out of memory for %d x %zu logits", n, n_vocab);
+        goto done;
+    }
+    if (engine_eval(e, ids, n, logits, err, sizeof err) ||
+        write_file_atomic(out_path, logits, (size_t)n * n_vocab * sizeof *logits, err, sizeof err))
+        goto done;
+    fprintf(stderr, "prbot logits: %d tokens x %zu logits written to %s\n", n, n_vocab, out_path);
+    rc = 0;
+done:
+    if (rc) fprintf(stderr, "prbot logits: %s\n", err);
+    free(ids);
+    free(logits);
+    engine_close(e);
+    return rc;
+}
+
+/* ------------------------------------------------------------- tokenize */
+
+static const char tokenize_usage[] =
+    "usage: prbot tokenize --model PATH [--raw] (TEXT | --stdin)\n"
+    "\n"
+    "Prints the token ids of TEXT, space separated. By default BOS is added when\n"
+    "the model's metadata says so and special tokens are parsed; --raw adds\n"
+    "nothing and treats the text as plain text. --stdin reads the exact bytes.\n";
+
+static char *read_all_stdin(size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0) break;
+        if (n == cap) {
+            char *p = realloc(buf, cap *= 2);
+            if (!p) {
+                free(buf);
+                return NULL;
+            }
+            buf = p;
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+int cmd_tokenize(int argc, char **argv)
+{
+    const char *model_path = NULL, *text = NULL;
+    int raw = 0, use_stdin = 0;
+    const cli_option opts[] = {
+        {"--model", CLI_STRING, &model_path}, {"--raw", CLI_FLAG, &raw}, {"--stdin", CLI_FLAG, &use_stdin},
+        {NULL, 0, NULL},
+    };
+    int rc = cli_parse("tokenize", argc, argv, opts, tokenize_usage, &text);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!model_path || !text == !use_stdin) {
+        fprintf(stderr, "prbot tokenize: needs --model and either TEXT or --stdin\n");
+        return 2;
+    }
+    char err[512];
+    engine *e;
+    engine_params params = {.vocab_only = 1};
+    if (engine_open(&e, model_path, &params, err, sizeof err)) {
+        fprintf(stderr, "prbot tokenize: %s\n", err);
+        return 1;
+    }
+    size_t len = 0;
+    char *input = use_stdin ? read_all_stdin(&len) : NULL;
+    if (!use_stdin) len = strlen(text);
+    int32_t *ids = NULL;
+    int n = (use_stdin && !input) ? -1
+                                   : tokenize_text(e, use_stdin ? input : text, len,
+                                                   raw ? 0 : engine_get_info(e)->add_bos, !raw, &ids);
+    if (n < 0) {
+        fprintf(stderr, "prbot tokenize: out of memory\n");
+        rc = 1;
+    } else {
+        for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+        putchar('\n');
+    }
+    free(input);
+    free(ids);
+    engine_close(e);
+    return rc;
+}

@@ -24,6 +24,8 @@ typedef struct engine engine;
 typedef struct {
     int n_threads; /* 0 = what this process may use (affinity and cgroup quota) */
     int n_ctx;     /* 0 = min(model's training context, 4096) */
+    int n_batch;   /* prompt tokens per forward chunk; 0 = 512 */
+    int vocab_only; /* load only the tokenizer (tokenize works, eval/generate fail) */
 } engine_params;
 
 typedef struct {
@@ -64,7 +66,8 @@ typedef struct {
 } engine_chat_msg;
 
 /* Called for each generated token with its complete-UTF-8 text (may be ""),
- * return non-zero to stop. */
+ * return non-zero to stop. At the end it is called once more with id -1 if
+ * held-back bytes remain (an incomplete UTF-8 tail, replaced by U+FFFD). */
 typedef int (*engine_token_cb)(int32_t id, const char *text, void *user);
 
 void engine_sampling_defaults(engine_sampling *s);

@@ -1,0 +1,585 @@
+/*
+ * model.c - llama/qwen2 weights and the forward pass.
+ *
+ * Loading reads the hyper-parameters from `{arch}.*` metadata, binds every
+ * tensor by name and checks its shape and type, so the forward pass never
+ * meets a surprise. Small vectors (norms, biases) are copied to f32; big
+ * matrices stay in the mmap in their own quant type.
+ *
+ * model_forward reads top to bottom as the math of one transformer block,
+ * applied to a batch of tokens at once:
+ *
+ *   x = embed(tokens)
+ *   for each layer:
+ *     h = rmsnorm(x) * attn_norm
+ *     q, k, v = h Wq (+bq), h Wk (+bk), h Wv (+bv);  rope(q, k)
+ *     cache k, v;  x += attention(q, cache) Wo
+ *     h = rmsnorm(x) * ffn_norm
+ *     x += (silu(h Wgate) * (h Wup)) Wdown
+ *   logits = (rmsnorm(x) * output_norm) Wout
+ *
+ * Matrix products quantize the activations once into the weight type's
+ * activation format and call the dispatch table's vec_dot; rows are split
+ * across the thread pool. Attention walks the cache per (token, head) with
+ * one score row of n_ctx floats per thread, never an n x n matrix.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "quant.h"
+
+#define MAX_HEAD_DIM 512
+
+static const arch_traits arch_table[] = {
+    {"llama", 0, 0},
+    {"qwen2", 1, 1},
+};
+
+/* ---------------------------------------------------------------- loading */
+
+static int get_arch_u32(const gguf_file *f, const char *arch, const char *suffix, uint32_t *out, int required,
+                        char *err, size_t errlen)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (gguf_get_u32(f, key, out) == 0) return 0;
+    if (!required) return 1;
+    snprintf(err, errlen, "%s: missing or invalid metadata %s", f->path, key);
+    return -1;
+}
+
+static const gguf_tensor *bind_tensor(const gguf_file *f, const char *name, int64_t ne0, int64_t ne1, int optional,
+                                      char *err, size_t errlen)
+{
+    const gguf_tensor *t = gguf_tensor_find(f, name);
+    if (!t) {
+        if (!optional) snprintf(err, errlen, "%s: tensor %s is missing", f->path, name);
+        return NULL;
+    }
+    int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
+    if (t->ne[0] != ne0 || rows != ne1) {
+        snprintf(err, errlen, "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]", f->path, name,
+                 (long long)t->ne[0], (long long)rows, (long long)ne0, (long long)ne1);
+        return NULL;
+    }
+    if (!quant_traits_of(t->type)) {
+        snprintf(err, errlen, "%s: tensor %s has unsupported type %u", f->path, name, t->type);
+        return NULL;
+    }
+    return t;
+}
+
+/* Copies a 1-D tensor of any type to a fresh f32 array. */
+static float *load_vector(const gguf_file *f, const char *name, int64_t n, int optional, int *failed, char *err,
+                          size_t errlen)
+{
+    const gguf_tensor *t = bind_tensor(f, name, n, 1, optional, err, errlen);
+    if (!t) {
+        if (!optional || gguf_tensor_find(f, name)) *failed = 1;
+        return NULL;
+    }
+    float *v = malloc((size_t)n * sizeof *v);
+    if (!v) {
+        snprintf(err, errlen, "out of memory loading %s", name);
+        *failed = 1;
+        return NULL;
+    }
+    quant_traits_of(t->type)->dequantize_row(t->data, v, n);
+    return v;
+}
+
+static int load_hparams(model *m, const gguf_file *f, const char *arch, char *err, size_t errlen)
+{
+    uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, rope_dim, key_len;
+    if (get_arch_u32(f, arch, "embedding_length", &n_embd, 1, err, errlen) < 0 ||
+        get_arch_u32(f, arch, "block_count", &n_layer, 1, err, errlen) < 0 ||
+        get_arch_u32(f, arch, "attention.head_count", &n_head, 1, err, errlen) < 0 ||
+        get_arch_u32(f, arch, "feed_forward_length", &n_ff, 1, err, errlen) < 0)
+        return -1;
+    if (get_arch_u32(f, arch, "attention.head_count_kv", &n_head_kv, 0, err, errlen)) n_head_kv = n_head;
+    if (get_arch_u32(f, arch, "context_length", &n_ctx, 0, err, errlen)) n_ctx = 2048;
+    if (n_embd == 0 || n_embd > 65536 || n_layer == 0 || n_layer > 1024 || n_head == 0 || n_head > 1024 ||
+        n_head_kv == 0 || n_head % n_head_kv || n_ff == 0 || n_ff > 1 << 20) {
+        snprintf(err, errlen, "%s: implausible model dimensions (embd %u, layers %u, heads %u/%u, ffn %u)", f->path,
+                 n_embd, n_layer, n_head, n_head_kv, n_ff);
+        return -1;
+    }
+    if (get_arch_u32(f, arch, "attention.key_length", &key_len, 0, err, errlen)) key_len = n_embd / n_head;
+    if (get_arch_u32(f, arch, "rope.dimension_count", &rope_dim, 0, err, errlen)) rope_dim = key_len;
+    if (key_len == 0 || key_len % 2 || key_len > MAX_HEAD_DIM || rope_dim > key_len || rope_dim % 2) {
+        snprintf(err, errlen, "%s: implausible head size %u (rope dims %u)", f->path, key_len, rope_dim);
+        return -1;
+    }
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.freq_base", arch);
+    if (gguf_get_f32(f, key, &m->rope_base)) m->rope_base = 10000.0f;
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
+    if (gguf_get_f32(f, key, &m->norm_eps)) m->norm_eps = 1e-5f;
+    m->n_embd = (int)n_embd;
+    m->n_layer = (int)n_layer;
+    m->n_head = (int)n_head;
+    m->n_head_kv = (int)n_head_kv;
+    m->n_ff = (int)n_ff;
+    m->n_ctx_train = (int)n_ctx;
+    m->head_dim = (int)key_len;
+    m->rope_dim = (int)rope_dim;
+    return 0;
+}
+
+static int load_layer(model *m, const gguf_file *f, int il, char *err, size_t errlen)
+{
+    layer_weights *L = &m->layers[il];
+    int q_dim = m->n_head * m->head_dim, kv_dim = m->n_head_kv * m->head_dim, failed = 0;
+    char name[96];
+#define TENSOR(field, suffix, ne0, ne1)                                                                      \
+    do {                                                                                                     \
+        snprintf(name, sizeof name, "blk.%d.%s.weight", il, suffix);                                          \
+        if (!(L->field = bind_tensor(f, name, ne0, ne1, 0, err, errlen))) return -1;                         \
+        m->weight_bytes += L->field->nbytes;                                                                 \
+    } while (0)
+#define VECTOR(field, suffix, kind, n, optional)                                                             \
+    do {                                                                                                     \
+        snprintf(name, sizeof name, "blk.%d.%s.%s", il, suffix, kind);                                        \
+        L->field = load_vector(f, name, n, optional, &failed, err, errlen);                                  \
+        if (failed) return -1;                                                                               \
+    } while (0)
+    TENSOR(wq, "attn_q", m->n_embd, q_dim);
+    TENSOR(wk, "attn_k", m->n_embd, kv_dim);
+    TENSOR(wv, "attn_v", m->n_embd, kv_dim);
+    TENSOR(wo, "attn_output", q_dim, m->n_embd);
+    TENSOR(w_gate, "ffn_gate", m->n_embd, m->n_ff);
+    TENSOR(w_up, "ffn_up", m->n_embd, m->n_ff);
+    TENSOR(w_down, "ffn_down", m->n_ff, m->n_embd);
+    VECTOR(attn_norm, "attn_norm", "weight", m->n_embd, 0);
+    VECTOR(ffn_norm, "ffn_norm", "weight", m->n_embd, 0);
+    VECTOR(bq, "attn_q", "bias", q_dim, !m->arch->qkv_bias);
+    VECTOR(bk, "attn_k", "bias", kv_dim, !m->arch->qkv_bias);
+    VECTOR(bv, "attn_v", "bias", kv_dim, !m->arch->qkv_bias);
+#undef TENSOR
+#undef VECTOR
+    return 0;
+}
+
+int model_load(model *m, const gguf_file *f, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    gguf_str arch;
+    if (gguf_get_str(f, "general.architecture", &arch)) {
+        snprintf(err, errlen, "%s: missing general.architecture", f->path);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
+        if (gguf_str_eq(arch, arch_table[i].name)) m->arch = &arch_table[i];
+    if (!m->arch) {
+        snprintf(err, errlen, "%s: unsupported architecture '%.*s' (supported: llama, qwen2)", f->path,
+                 (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
+        return -1;
+    }
+    if (load_hparams(m, f, m->arch->name, err, errlen)) return -1;
+
+    const gguf_tensor *embd = gguf_tensor_find(f, "token_embd.weight");
+    if (!embd) {
+        snprintf(err, errlen, "%s: tensor token_embd.weight is missing", f->path);
+        return -1;
+    }
+    m->n_vocab = (int)embd->ne[1];
+    if (!(m->tok_embd = bind_tensor(f, "token_embd.weight", m->n_embd, m->n_vocab, 0, err, errlen))) return -1;
+    m->output = bind_tensor(f, "output.weight", m->n_embd, m->n_vocab, 1, err, errlen);
+    if (!m->output) {
+        if (gguf_tensor_find(f, "output.weight")) return -1; /* present but wrong */
+        m->output = m->tok_embd;                             /* tied embeddings */
+    }
+    m->weight_bytes = m->output->nbytes;
+    int failed = 0;
+    m->output_norm = load_vector(f, "output_norm.weight", m->n_embd, 0, &failed, err, errlen);
+    if (failed) return -1;
+    m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
+    if (!m->layers) {
+        snprintf(err, errlen, "out of memory");
+        model_free(m);
+        return -1;
+    }
+    for (int il = 0; il < m->n_layer; il++)
+        if (load_layer(m, f, il, err, errlen)) {
+            model_free(m);
+            return -1;
+        }
+    return 0;
+}
+
+void model_free(model *m)
+{
+    if (m->layers)
+        for (int il = 0; il < m->n_layer; il++) {
+            layer_weights *L = &m->layers[il];
+            free(L->attn_norm);
+            free(L->ffn_norm);
+            free(L->bq);
+            free(L->bk);
+            free(L->bv);
+        }
+    free(m->layers);
+    free(m->output_norm);
+    m->layers = NULL;
+    m->output_norm = NULL;
+}
+
+/* ------------------------------------------------------------ run state */
+
+struct model_state {
+    const model *m;
+    thread_pool *pool;
+    int n_ctx, n_batch, pos;
+    f16_t *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim], F16 like the reference's default */
+    float *rope_cos, *rope_sin; /* [n_ctx][rope_dim/2] */
+    /* scratch, sized for n_batch tokens */
+    float *x, *h, *q, *k, *v, *att, *gate, *up, *logits;
+    float *scores;             /* [n_threads][n_ctx] */
+    uint8_t *act;              /* quantized activations of the widest input */
+    size_t act_cap;
+};
+
+static int kv_dim_of(const model *m) { return m->n_head_kv * m->head_dim; }
+
+/* cos/sin per position and pair, computed in float with the angle advanced
+ * by repeated multiplication exactly as the reference does, so that q and k
+ * round to the same F16 values as the reference's. */
+static void rope_tables_fill(model_state *s)
+{
+    const model *m = s->m;
+    int half = m->rope_dim / 2;
+    float theta_scale = powf(m->rope_base, -2.0f / m->rope_dim);
+    for (int p = 0; p < s->n_ctx; p++) {
+        float theta = (float)p;
+        for (int i = 0; i < half; i++) {
+            s->rope_cos[(size_t)p * half + i] = cosf(theta);
+            s->rope_sin[(size_t)p * half + i] = sinf(theta);
+            theta *= theta_scale;
+        }
+    }
+}
+
+int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, thread_pool *pool, char *err,
+                    size_t errlen)
+{
+    *out = NULL;
+    model_state *s = calloc(1, sizeof *s);
+    if (!s) goto oom;
+    s->m = m;
+    s->pool = pool;
+    s->n_ctx = n_ctx;
+    s->n_batch = n_batch;
+    size_t kv = (size_t)m->n_layer * n_ctx * kv_dim_of(m);
+    size_t q_dim = (size_t)m->n_head * m->head_dim, B = (size_t)n_batch;
+    size_t widest = (size_t)(m->n_ff > (int)q_dim ? m->n_ff : (int)q_dim);
+    if (widest < (size_t)m->n_embd) widest = (size_t)m->n_embd;
+    s->act_cap = B * act_row_size(ACT_F32, (int)widest); /* f32 is the largest format */
+    s->k_cache = malloc(kv * sizeof(f16_t));
+    s->v_cache = malloc(kv * sizeof(f16_t));
+    s->rope_cos = malloc((size_t)n_ctx * (m->rope_dim / 2) * sizeof(float));
+    s->rope_sin = malloc((size_t)n_ctx * (m->rope_dim / 2) * sizeof(float));
+    s->x = malloc(B * m->n_embd * sizeof(float));
+    s->h = malloc(B * m->n_embd * sizeof(float));
+    s->q = malloc(B * q_dim * sizeof(float));
+    s->k = malloc(B * kv_dim_of(m) * sizeof(float));
+    s->v = malloc(B * kv_dim_of(m) * sizeof(float));
+    s->att = malloc(B * q_dim * sizeof(float));
+    s->gate = malloc(B * m->n_ff * sizeof(float));
+    s->up = malloc(B * m->n_ff * sizeof(float));
+    s->logits = malloc((size_t)m->n_vocab * sizeof(float));
+    s->scores = malloc((size_t)threads_count(pool) * n_ctx * sizeof(float));
+    s->act = malloc(s->act_cap);
+    if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->h || !s->q || !s->k || !s->v ||
+        !s->att || !s->gate || !s->up || !s->logits || !s->scores || !s->act)
+        goto oom;
+    rope_tables_fill(s);
+    *out = s;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory allocating the KV cache and buffers for %d tokens of context", n_ctx);
+    model_state_free(s);
+    return -1;
+}
+
+void model_state_free(model_state *s)
+{
+    if (!s) return;
+    free(s->k_cache);
+    free(s->v_cache);
+    free(s->rope_cos);
+    free(s->rope_sin);
+    free(s->x);
+    free(s->h);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->att);
+    free(s->gate);
+    free(s->up);
+    free(s->logits);
+    free(s->scores);
+    free(s->act);
+    free(s);
+}
+
+void model_state_reset(model_state *s) { s->pos = 0; }
+int model_state_pos(const model_state *s) { return s->pos; }
+int model_state_n_ctx(const model_state *s) { return s->n_ctx; }
+float *model_state_logits(model_state *s) { return s->logits; }
+
+/* ------------------------------------------------------------ math pieces */
+
+static void rmsnorm(float *out, const float *x, const float *weight, int n, float eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
+    float mean = (float)(ss / n), scale = 1.0f / sqrtf(mean + eps);
+    for (int i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
+}
+
+static void rmsnorm_rows(float *out, const float *x, const float *weight, int n_rows, int n, float eps)
+{
+    for (int t = 0; t < n_rows; t++) rmsnorm(out + (size_t)t * n, x + (size_t)t * n, weight, n, eps);
+}
+
+static void add_bias_rows(float *y, const float *bias, int n_rows, int n)
+{
+    if (!bias) return;
+    for (int t = 0; t < n_rows; t++)
+        for (int i = 0; i < n; i++) y[(size_t)t * n + i] += bias[i];
+}
+
+/* Rotates each head of one token's q or k at position pos. */
+static void rope_apply(const model_state *s, float *vec, int n_heads, int pos)
+{
+    const model *m = s->m;
+    int half = m->rope_dim / 2;
+    const float *cs = s->rope_cos + (size_t)pos * half, *sn = s->rope_sin + (size_t)pos * half;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = vec + (size_t)h * m->head_dim;
+        for (int i = 0; i < half; i++) {
+            int a = m->arch->rope_neox ? i : 2 * i;
+            int b = m->arch->rope_neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+
+/* ------------------------------------------------------ matrix multiply */
+
+typedef struct {
+    const gguf_tensor *w;
+    const uint8_t *act; /* n_tok activation rows */
+    size_t act_stride;
+    const float *x;     /* f32 input rows (for quantizing) */
+    float *y;           /* n_tok rows of n_out */
+    int n_tok, n_in, n_out;
+    act_format fmt;
+} matmul_task;
+
+static void matmul_quantize_worker(void *ctx, int ith, int nth)
+{
+    matmul_task *t = ctx;
+    quantize_act_fn quantize = kernels.quantize_act[t->fmt];
+    for (int r = ith; r < t->n_tok; r += nth)
+        quantize(t->x + (size_t)r * t->n_in, (uint8_t *)t->act + (size_t)r * t->act_stride, t->n_in);
+}
+
+#define MATMUL_ROW_TILE 16
+#define MATMUL_TOK_TILE 8
+
+static void matmul_worker(void *ctx, int ith, int nth)
+{
+    matmul_task *t = ctx;
+    vec_dot_fn dot = kernels.vec_dot[t->w->type];
+    size_t row_bytes = quant_row_size(t->w->type, t->n_in);
+    /* contiguous row ranges per thread, in whole tiles */
+    int n_tiles = (t->n_out + MATMUL_ROW_TILE - 1) / MATMUL_ROW_TILE;
+    int tile0 = (int)((long)n_tiles * ith / nth), tile1 = (int)((long)n_tiles * (ith + 1) / nth);
+    const uint8_t *w = t->w->data;
+    for (int tile = tile0; tile < tile1; tile++) {
+        int r0 = tile * MATMUL_ROW_TILE, r1 = r0 + MATMUL_ROW_TILE < t->n_out ? r0 + MATMUL_ROW_TILE : t->n_out;
+        for (int tk0 = 0; tk0 < t->n_tok; tk0 += MATMUL_TOK_TILE) {
+            int tk1 = tk0 + MATMUL_TOK_TILE < t->n_tok ? tk0 + MATMUL_TOK_TILE : t->n_tok;
+            for (int r = r0; r < r1; r++)
+                for (int tk = tk0; tk < tk1; tk++)
+                    t->y[(size_t)tk * t->n_out + r] =
+                        dot(t->n_in, w + (size_t)r * row_bytes, t->act + (size_t)tk * t->act_stride);
+        }
+    }
+}
+
+/* y[n_tok][n_out] = x[n_tok][n_in] · W^T, W stored as n_out rows of n_in. */
+static void matmul(model_state *s, const gguf_tensor *w, const float *x, float *y, int n_tok)
+{
+    matmul_task t = {.w = w, .x = x, .y = y, .n_tok = n_tok, .n_in = (int)w->ne[0], .n_out = (int)w->ne[1]};
+    t.fmt = quant_traits_of(w->type)->act;
+    if (t.fmt == ACT_F32) {
+        t.act = (const uint8_t *)x;
+        t.act_stride = (size_t)t.n_in * sizeof(float);
+    } else {
+        t.act = s->act;
+        t.act_stride = act_row_size(t.fmt, t.n_in);
+        if (n_tok > 1)
+            threads_run(s->pool, matmul_quantize_worker, &t);
+        else
+            matmul_quantize_worker(&t, 0, 1);
+    }
+    threads_run(s->pool, matmul_worker, &t);
+}
+
+/* ------------------------------------------------------------- attention */
+
+typedef struct {
+    model_state *s;
+    int il, n_tok, pos0;
+} attention_task;
+
+/*
+ * One query row against the cache. K and V are F16 in the cache and the
+ * query and the probabilities are rounded to F16 before their products,
+ * which is what the reference implementation computes; matching it keeps
+ * our logits within a hair of the golden ones.
+ */
+static void attention_one(model_state *s, int il, int tok, int pos, int head, float *scores)
+{
+    const model *m = s->m;
+    int hd = m->head_dim, kv_dim = kv_dim_of(m), kvh = head / (m->n_head / m->n_head_kv);
+    const float *q = s->q + ((size_t)tok * m->n_head + head) * hd;
+    const f16_t *kc = s->k_cache + (size_t)il * s->n_ctx * kv_dim + (size_t)kvh * hd;
+    const f16_t *vc = s->v_cache + (size_t)il * s->n_ctx * kv_dim + (size_t)kvh * hd;
+    float q16[MAX_HEAD_DIM];
+    for (int d = 0; d < hd; d++) q16[d] = f16_to_f32(f32_to_f16(q[d]));
+    float scale = 1.0f / sqrtf((float)hd), max = -INFINITY;
+    for (int j = 0; j <= pos; j++) {
+        scores[j] = kernels.dot_f16_f32(hd, kc + (size_t)j * kv_dim, q16) * scale;
+        if (scores[j] > max) max = scores[j];
+    }
+    double sum = 0;
+    for (int j = 0; j <= pos; j++) {
+        scores[j] = expf(scores[j] - max);
+        sum += scores[j];
+    }
+    float inv_sum = (float)(1.0 / sum);
+    float *out = s->att + ((size_t)tok * m->n_head + head) * hd;
+    memset(out, 0, (size_t)hd * sizeof *out);
+    for (int j = 0; j <= pos; j++)
+        kernels.axpy_f16(hd, f16_to_f32(f32_to_f16(scores[j] * inv_sum)), vc + (size_t)j * kv_dim, out);
+}
+
+static void attention_worker(void *ctx, int ith, int nth)
+{
+    attention_task *t = ctx;
+    model_state *s = t->s;
+    float *scores = s->scores + (size_t)ith * s->n_ctx;
+    int n_items = t->n_tok * s->m->n_head;
+    for (int i = ith; i < n_items; i += nth)
+        attention_one(s, t->il, i / s->m->n_head, t->pos0 + i / s->m->n_head, i % s->m->n_head, scores);
+}
+
+/* -------------------------------------------------------------- forward */
+
+static void embed_tokens(model_state *s, const int32_t *tokens, int n)
+{
+    const model *m = s->m;
+    const quant_traits *tr = quant_traits_of(m->tok_embd->type);
+    size_t row_bytes = quant_row_size(m->tok_embd->type, m->n_embd);
+    for (int t = 0; t < n; t++)
+        tr->dequantize_row((const uint8_t *)m->tok_embd->data + (size_t)tokens[t] * row_bytes,
+                           s->x + (size_t)t * m->n_embd, m->n_embd);
+}
+
+static void silu_mul(float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static void add_rows(float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static void layer_forward(model_state *s, int il, int n, int pos0)
+{
+    const model *m = s->m;
+    const layer_weights *L = &m->layers[il];
+    int E = m->n_embd, q_dim = m->n_head * m->head_dim, kv_dim = kv_dim_of(m);
+
+    rmsnorm_rows(s->h, s->x, L->attn_norm, n, E, m->norm_eps);
+    matmul(s, L->wq, s->h, s->q, n);
+    matmul(s, L->wk, s->h, s->k, n);
+    matmul(s, L->wv, s->h, s->v, n);
+    add_bias_rows(s->q, L->bq, n, q_dim);
+    add_bias_rows(s->k, L->bk, n, kv_dim);
+    add_bias_rows(s->v, L->bv, n, kv_dim);
+    for (int t = 0; t < n; t++) {
+        rope_apply(s, s->q + (size_t)t * q_dim, m->n_head, pos0 + t);
+        rope_apply(s, s->k + (size_t)t * kv_dim, m->n_head_kv, pos0 + t);
+    }
+    size_t cache_off = ((size_t)il * s->n_ctx + pos0) * kv_dim;
+    for (size_t i = 0; i < (size_t)n * kv_dim; i++) {
+        s->k_cache[cache_off + i] = f32_to_f16(s->k[i]);
+        s->v_cache[cache_off + i] = f32_to_f16(s->v[i]);
+    }
+
+    attention_task at = {s, il, n, pos0};
+    threads_run(s->pool, attention_worker, &at);
+    matmul(s, L->wo, s->att, s->h, n);
+    add_rows(s->x, s->h, (size_t)n * E);
+
+    rmsnorm_rows(s->h, s->x, L->ffn_norm, n, E, m->norm_eps);
+    matmul(s, L->w_gate, s->h, s->gate, n);
+    matmul(s, L->w_up, s->h, s->up, n);
+    silu_mul(s->gate, s->up, (size_t)n * m->n_ff);
+    matmul(s, L->w_down, s->gate, s->h, n);
+    add_rows(s->x, s->h, (size_t)n * E);
+}
+
+/* One chunk of at most n_batch tokens. */
+static void forward_chunk(model_state *s, const int32_t *tokens, int n, float *logits_all)
+{
+    const model *m = s->m;
+    int E = m->n_embd, pos0 = s->pos;
+    embed_tokens(s, tokens, n);
+    for (int il = 0; il < m->n_layer; il++) layer_forward(s, il, n, pos0);
+    s->pos += n;
+
+    if (logits_all) {
+        rmsnorm_rows(s->h, s->x, m->output_norm, n, E, m->norm_eps);
+        matmul(s, m->output, s->h, logits_all, n);
+        memcpy(s->logits, logits_all + (size_t)(n - 1) * m->n_vocab, (size_t)m->n_vocab * sizeof(float));
+    } else {
+        rmsnorm(s->h, s->x + (size_t)(n - 1) * E, m->output_norm, E, m->norm_eps);
+        matmul(s, m->output, s->h, s->logits, 1);
+    }
+}
+
+int model_forward(model_state *s, const int32_t *tokens, int n, float *logits_all, char *err, size_t errlen)
+{
+    const model *m = s->m;
+    if (n <= 0) {
+        snprintf(err, errlen, "nothing to evaluate (0 tokens)");
+        return -1;
+    }
+    if (s->pos + n > s->n_ctx) {
+        snprintf(err, errlen, "context full: %d + %d tokens exceed the context of %d", s->pos, n, s->n_ctx);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->n_vocab) {
+            snprintf(err, errlen, "token id %d out of range (vocabulary has %d tokens)", tokens[i], m->n_vocab);
+            return -1;
+        }
+    for (int done = 0; done < n; done += s->n_batch) {
+        int chunk = n - done < s->n_batch ? n - done : s->n_batch;
+        forward_chunk(s, tokens + done, chunk, logits_all ? logits_all + (size_t)done * m->n_vocab : NULL);
+    }
+    return 0;
+}
