@@ -1,4 +1,602 @@
-/* placeholder: bot/review.c is being written (cmd_review) */
+/*
+ * review.c - `prbot review`: from a pull request to exactly one comment.
+ *
+ * The steps follow DESIGN.md's data flow and each is a small function:
+ * context (event.c) -> PR details from the API when the event lacks them
+ * (github.h) -> diff (diff.c, or the PR files API when a shallow checkout
+ * lacks the base) -> model (engine.h) -> prompt within budget (prompt.c) ->
+ * generate, streaming the text to stderr -> render (comment.c) -> post
+ * (github.h) or print (--dry-run).
+ *
+ * Logs go to stderr, grouped with ::group:: in GitHub Actions, so a person
+ * can follow the job; stdout carries only the body in --dry-run. The last
+ * line is always one result line. A GitHub API failure after the comment was
+ * produced exits 0 (the body goes to the job summary instead) unless
+ * --strict: a flaky API must not fail someone's build.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli_options.h"
 #include "commands.h"
-int cmd_review(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "prbot review: not built yet\n"); return 1; }
+#include "comment.h"
+#include "diff.h"
+#include "../engine/engine.h"
+#include "event.h"
+#include "github.h"
+#include "prompt.h"
+
+#define DEFAULT_MAX_TOKENS 512
+#define BODY_EXCERPT_BYTES 2000 /* of the PR description, in the prompt */
+#define POST_RESERVE_S 10.0     /* of --time-budget kept for posting */
+
+static const char usage_text[] =
+    "usage: prbot review [options]\n"
+    "\n"
+    "Reviews a pull request's diff with a local model and posts (or prints) one comment.\n"
+    "In GitHub Actions (GITHUB_ACTIONS=true) the PR comes from the event; elsewhere the\n"
+    "diff is merge-base(--base, --head) of a local checkout and the comment is printed.\n"
+    "\n"
+    "options:\n"
+    "  --repo DIR           the git checkout (default: $GITHUB_WORKSPACE in Actions, else .)\n"
+    "  --base REV           base revision (default: the PR's base; locally HEAD's upstream,\n"
+    "                       else origin/main, main, origin/master, master)\n"
+    "  --head REV           head revision (default: the PR's head; locally HEAD)\n"
+    "  --pr N               pull request number (for workflow_dispatch or posting from a local run)\n"
+    "  --model PATH         GGUF model (default: $PRBOT_MODEL, else the one .gguf in the cache,\n"
+    "                       $PRBOT_CACHE or ${XDG_CACHE_HOME:-~/.cache}/prbot, see prbot model pull)\n"
+    "  --prompt NAME|FILE   review (default), summary, joke, or a template file ({{diff}}, {{files}},\n"
+    "                       {{title}}, {{body}}, {{author}}, {{repo}}, {{base}}, {{head}}, {{pr}});\n"
+    "                       $PRBOT_PROMPT is the default when set\n"
+    "  --dry-run            print the comment body to stdout; no network at all\n"
+    "  --threads N          inference threads (default: the CPUs this job may use)\n"
+    "  --max-tokens N       tokens to generate at most (default 512; at most half the context)\n"
+    "  --time-budget S      seconds for the whole review: the prompt is cut to fit and decoding\n"
+    "                       stops in time (default: $PRBOT_TIME_BUDGET, else none)\n"
+    "  --include GLOB       review only paths matching GLOB (repeatable; ** crosses directories)\n"
+    "  --exclude GLOB       skip paths matching GLOB (repeatable)\n"
+    "  --strict             fail (exit 1) when the GitHub API fails instead of only warning\n"
+    "\n"
+    "environment: GITHUB_TOKEN (never printed), GITHUB_REPOSITORY, GITHUB_EVENT_NAME,\n"
+    "GITHUB_EVENT_PATH, GITHUB_API_URL, GITHUB_STEP_SUMMARY, GITHUB_OUTPUT.\n"
+    "exit status: 0 comment posted or printed (also when only the job summary got it),\n"
+    "1 error, 2 usage error.\n";
+
+typedef struct {
+    const char *repo, *base, *head, *model, *prompt;
+    int pr, dry_run, strict, threads, max_tokens;
+    double time_budget;
+    cli_list include, exclude;
+} review_options;
+
+typedef struct {
+    int in_actions;
+    struct timespec start;
+} review_log;
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+static void log_line(const review_log *lg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_line(const review_log *lg, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "[%6.1fs] ", seconds_since(&lg->start));
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void log_group(const review_log *lg, const char *title)
+{
+    if (lg->in_actions) fprintf(stderr, "::group::%s\n", title);
+    else fprintf(stderr, "== %s\n", title);
+}
+
+static void log_endgroup(const review_log *lg)
+{
+    if (lg->in_actions) fprintf(stderr, "::endgroup::\n");
+}
+
+/* One-line result or error; Actions also gets an annotation for warnings. */
+static void log_warning(const review_log *lg, const char *msg)
+{
+    if (lg->in_actions) fprintf(stderr, "::warning::%s\n", msg);
+    fprintf(stderr, "prbot review: warning: %s\n", msg);
+}
+
+/* ---- options and model ------------------------------------------------- */
+
+static int parse_options(int argc, char **argv, review_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_tokens = DEFAULT_MAX_TOKENS;
+    const cli_option table[] = {
+        {"--repo", CLI_STRING, &o->repo},         {"--base", CLI_STRING, &o->base},
+        {"--head", CLI_STRING, &o->head},         {"--pr", CLI_INT, &o->pr},
+        {"--model", CLI_STRING, &o->model},       {"--prompt", CLI_STRING, &o->prompt},
+        {"--dry-run", CLI_FLAG, &o->dry_run},     {"--threads", CLI_INT, &o->threads},
+        {"--max-tokens", CLI_INT, &o->max_tokens}, {"--time-budget", CLI_DOUBLE, &o->time_budget},
+        {"--include", CLI_LIST, &o->include},     {"--exclude", CLI_LIST, &o->exclude},
+        {"--strict", CLI_FLAG, &o->strict},       {NULL, CLI_FLAG, NULL},
+    };
+    const char *env_budget = getenv("PRBOT_TIME_BUDGET");
+    if (env_budget && *env_budget) o->time_budget = atof(env_budget);
+    int rc = cli_parse("review", argc, argv, table, usage_text, NULL);
+    if (rc) return rc;
+    if (!o->prompt) o->prompt = getenv("PRBOT_PROMPT") && *getenv("PRBOT_PROMPT") ? getenv("PRBOT_PROMPT") : "review";
+    if (o->pr < 0 || o->threads < 0 || o->max_tokens <= 0 || o->time_budget < 0) {
+        fprintf(stderr, "prbot review: --pr, --threads and --time-budget must not be negative, --max-tokens "
+                        "must be positive\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* The cache directory model pull uses: $PRBOT_CACHE, else XDG's. */
+static int model_cache_dir(char *out, size_t cap)
+{
+    const char *v;
+    if ((v = getenv("PRBOT_CACHE")) && *v) snprintf(out, cap, "%s", v);
+    else if ((v = getenv("XDG_CACHE_HOME")) && *v) snprintf(out, cap, "%s/prbot", v);
+    else if ((v = getenv("HOME")) && *v) snprintf(out, cap, "%s/.cache/prbot", v);
+    else return -1;
+    return 0;
+}
+
+/* --model, else $PRBOT_MODEL, else the only .gguf file in the cache. */
+static int find_model(const char *opt, char *out, size_t cap, char *err, size_t errlen)
+{
+    const char *env = getenv("PRBOT_MODEL");
+    if (opt || (env && *env)) {
+        snprintf(out, cap, "%s", opt ? opt : env);
+        return 0;
+    }
+    char dir[3072];
+    DIR *d = model_cache_dir(dir, sizeof dir) == 0 ? opendir(dir) : NULL;
+    int found = 0;
+    if (d) {
+        struct dirent *ent;
+        while ((ent = readdir(d)) != NULL) {
+            size_t n = strlen(ent->d_name);
+            if (n > 5 && !strcmp(ent->d_name + n - 5, ".gguf")) {
+                if (!found) snprintf(out, cap, "%s/%s", dir, ent->d_name);
+                found++;
+            }
+        }
+        closedir(d);
+    }
+    if (found == 1) return 0;
+    snprintf(err, errlen,
+             found ? "several models in the cache %s: choose one with --model PATH or PRBOT_MODEL"
+                   : "no model: pass --model PATH, set PRBOT_MODEL, or download one with prbot model pull URL%s",
+             found ? dir : "");
+    return -1;
+}
+
+/* ---- engine callbacks --------------------------------------------------- */
+
+typedef struct {
+    engine *e;
+    int32_t *ids;
+    int cap;
+} token_counter;
+
+static int count_tokens(void *user, const char *text, size_t len)
+{
+    token_counter *tc = user;
+    int n = engine_tokenize(tc->e, text, len, 0, 0, tc->ids, tc->cap);
+    if (n > tc->cap) {
+        int32_t *ids = realloc(tc->ids, (size_t)n * sizeof *ids);
+        if (!ids) return -1;
+        tc->ids = ids;
+        tc->cap = n;
+    }
+    return n;
+}
+
+static char *format_chat(void *user, const char *system, const char *user_msg)
+{
+    token_counter *tc = user;
+    engine_chat_msg msgs[2];
+    int n = 0;
+    if (system) msgs[n++] = (engine_chat_msg){"system", system};
+    msgs[n++] = (engine_chat_msg){"user", user_msg};
+    char *out = NULL, err[256];
+    if (engine_chat_format(tc->e, msgs, n, 1, &out, err, sizeof err) < 0) return NULL;
+    return out;
+}
+
+typedef struct {
+    char *text;
+    size_t len, cap;
+    int failed;
+} generated_text;
+
+static int on_token(int32_t id, const char *text, void *user)
+{
+    (void)id;
+    generated_text *g = user;
+    size_t n = strlen(text);
+    fputs(text, stderr);
+    fflush(stderr);
+    if (g->len + n + 1 > g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 4096;
+        while (cap < g->len + n + 1) cap *= 2;
+        char *t = realloc(g->text, cap);
+        if (!t) {
+            g->failed = 1;
+            return 1;
+        }
+        g->text = t;
+        g->cap = cap;
+    }
+    memcpy(g->text + g->len, text, n + 1);
+    g->len += n;
+    return 0;
+}
+
+/* ---- the review -------------------------------------------------------- */
+
+typedef struct {
+    review_options opt;
+    review_log log;
+    event_context ctx;
+    gh_client *gh;
+    diff_result diff;
+    const char *diff_source;
+    char model_path[4096];
+    engine *e;
+    char *model_text;
+    engine_stats stats;
+    prompt_result prompt;
+    prompt_template tmpl;
+    char *body;
+} review_state;
+
+static int need_client(review_state *s, char *err, size_t errlen)
+{
+    if (s->gh) return 0;
+    if (s->opt.dry_run) {
+        snprintf(err, errlen, "--dry-run makes no network requests: pass --base REV and --head REV");
+        return -1;
+    }
+    if (!s->ctx.repository[0]) {
+        snprintf(err, errlen, "GITHUB_REPOSITORY is not set: set it to owner/name to talk to GitHub");
+        return -1;
+    }
+    return gh_client_new(&s->gh, s->ctx.api_url, s->ctx.token, s->ctx.repository, err, errlen);
+}
+
+/* workflow_dispatch (or --pr): the PR's SHAs, title and author from the API. */
+static int fetch_pull(review_state *s, char *err, size_t errlen)
+{
+    if (need_client(s, err, errlen) < 0) return -1;
+    log_line(&s->log, "fetching PR #%ld from the GitHub API", s->ctx.pr_number);
+    gh_pull pr;
+    int rc = gh_pull_get(s->gh, s->ctx.pr_number, &pr, err, errlen);
+    if (rc != GH_OK) return -1;
+    snprintf(s->ctx.base_sha, sizeof s->ctx.base_sha, "%s", pr.base_sha);
+    snprintf(s->ctx.head_sha, sizeof s->ctx.head_sha, "%s", pr.head_sha);
+    if (!s->opt.base) snprintf(s->ctx.base_rev, sizeof s->ctx.base_rev, "%s", pr.base_sha);
+    if (!s->opt.head) snprintf(s->ctx.head_rev, sizeof s->ctx.head_rev, "%s", pr.head_sha);
+    snprintf(s->ctx.author, sizeof s->ctx.author, "%s", pr.author);
+    s->ctx.fork = pr.fork;
+    s->ctx.draft = pr.draft;
+    rc = event_set_text(&s->ctx.title, pr.title) | event_set_text(&s->ctx.body, pr.body);
+    gh_pull_free(&pr);
+    if (rc) snprintf(err, errlen, "out of memory");
+    return rc ? -1 : 0;
+}
+
+static diff_status status_from_api(const char *s)
+{
+    if (!strcmp(s, "added")) return DIFF_ADDED;
+    if (!strcmp(s, "removed")) return DIFF_DELETED;
+    if (!strcmp(s, "renamed")) return DIFF_RENAMED;
+    if (!strcmp(s, "copied")) return DIFF_COPIED;
+    return DIFF_MODIFIED;
+}
+
+static int diff_from_api(review_state *s, const diff_options *dopt, char *err, size_t errlen)
+{
+    if (need_client(s, err, errlen) < 0) return -1;
+    gh_pull_file *files = NULL;
+    size_t n = 0;
+    if (gh_pull_files(s->gh, s->ctx.pr_number, &files, &n, err, errlen) != GH_OK) return -1;
+    memset(&s->diff, 0, sizeof s->diff);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const gh_pull_file *f = &files[i];
+        rc = diff_result_add_file(&s->diff, f->filename, f->previous_filename, status_from_api(f->status),
+                                  (int)f->additions, (int)f->deletions, f->patch, dopt);
+        if (rc == 0 && !f->patch && (f->additions || f->deletions))
+            rc = diff_file_set_skip(&s->diff.files[s->diff.n_files - 1], "no patch from the API (binary or too large)");
+    }
+    gh_pull_files_free(files, n);
+    if (rc == 0) rc = diff_result_apply_filters(&s->diff, dopt);
+    if (rc) snprintf(err, errlen, "out of memory reading the PR files");
+    snprintf(s->diff.base_sha, sizeof s->diff.base_sha, "%.40s", s->ctx.base_sha);
+    snprintf(s->diff.head_sha, sizeof s->diff.head_sha, "%.40s", s->ctx.head_sha);
+    return rc ? -1 : 0;
+}
+
+static int collect_diff(review_state *s, char *err, size_t errlen)
+{
+    diff_options dopt = {.include = s->opt.include.items, .n_include = (size_t)s->opt.include.n,
+                         .exclude = s->opt.exclude.items, .n_exclude = (size_t)s->opt.exclude.n};
+    if (!s->ctx.base_rev[0] && diff_default_base(s->ctx.repo_dir, s->ctx.base_rev, sizeof s->ctx.base_rev, err, errlen) < 0)
+        return -1;
+    log_line(&s->log, "diffing merge-base(%s, %s)..%s in %s", s->ctx.base_rev, s->ctx.head_rev, s->ctx.head_rev,
+             s->ctx.repo_dir);
+    int rc = diff_collect(s->ctx.repo_dir, s->ctx.base_rev, s->ctx.head_rev, &dopt, &s->diff, err, errlen);
+    int recoverable = rc == DIFF_ERR_BASE_MISSING || (rc == DIFF_ERR_NO_REPO && s->ctx.kind != EVENT_LOCAL);
+    if (recoverable && s->ctx.pr_number && !s->opt.dry_run) {
+        log_warning(&s->log, err);
+        log_line(&s->log, "falling back to the PR files API (GET /pulls/%ld/files)", s->ctx.pr_number);
+        s->diff_source = rc == DIFF_ERR_NO_REPO ? "from GitHub's PR files API (no git checkout)"
+                                                : "from GitHub's PR files API (the checkout lacks the base commit)";
+        return diff_from_api(s, &dopt, err, errlen);
+    }
+    return rc == 0 ? 0 : -1;
+}
+
+static void log_diff_summary(review_state *s)
+{
+    size_t skipped = 0;
+    for (size_t i = 0; i < s->diff.n_files; i++) {
+        const diff_file *f = &s->diff.files[i];
+        if (f->skip_reason) skipped++;
+        log_line(&s->log, "  %-9s %s%s%s", diff_status_name(f->status), f->path, f->skip_reason ? "  -- skipped: " : "",
+                 f->skip_reason ? f->skip_reason : "");
+    }
+    log_line(&s->log, "%zu files changed, %zu skipped, %zu bytes of patch text", s->diff.n_files, skipped,
+             s->diff.total_patch_bytes);
+}
+
+static int build_prompt(review_state *s, token_counter *tc, char *err, size_t errlen)
+{
+    const engine_info *info = engine_get_info(s->e);
+    char pr[32], body[BODY_EXCERPT_BYTES + 1];
+    snprintf(pr, sizeof pr, "%ld", s->ctx.pr_number);
+    snprintf(body, sizeof body, "%s", s->ctx.body && *s->ctx.body ? s->ctx.body : "(none)");
+    prompt_var vars[] = {
+        {"repo", s->ctx.repository[0] ? s->ctx.repository : "this repository"},
+        {"title", s->ctx.title && *s->ctx.title ? s->ctx.title : "(no title)"},
+        {"author", s->ctx.author[0] ? s->ctx.author : "(unknown)"},
+        {"body", body},
+        {"base", s->ctx.base_rev},
+        {"head", s->ctx.head_rev},
+        {"pr", pr},
+    };
+    prompt_budget b = {.n_ctx = info->n_ctx, .max_tokens = s->opt.max_tokens, .count = count_tokens,
+                       .format = format_chat, .user = tc};
+    if (s->opt.time_budget > 0) {
+        b.time_budget_s = s->opt.time_budget - seconds_since(&s->log.start) - POST_RESERVE_S;
+        if (b.time_budget_s < 1) b.time_budget_s = 1;
+        prompt_estimate_speed(info->weight_bytes, info->n_threads, &b.prefill_tokens_per_s, &b.decode_tokens_per_s);
+    }
+    if (prompt_build(&s->tmpl, vars, sizeof vars / sizeof vars[0], &s->diff, &b, &s->prompt, err, errlen) < 0)
+        return -1;
+    log_line(&s->log, "prompt: %d tokens (budget %d, bounded by the %s), %d files shown (%d truncated), %d left out",
+             s->prompt.prompt_tokens, s->prompt.token_budget, s->prompt.limit, s->prompt.n_shown,
+             s->prompt.n_truncated, s->prompt.n_dropped);
+    return 0;
+}
+
+static int generate(review_state *s, token_counter *tc, char *err, size_t errlen)
+{
+    const engine_info *info = engine_get_info(s->e);
+    const char *formatted = s->prompt.formatted;
+    int n = engine_tokenize(s->e, formatted, strlen(formatted), info->add_bos, 1, tc->ids, tc->cap);
+    if (n > tc->cap) {
+        count_tokens(tc, formatted, strlen(formatted) + 1); /* grows the buffer */
+        n = engine_tokenize(s->e, formatted, strlen(formatted), info->add_bos, 1, tc->ids, tc->cap);
+    }
+    if (n <= 0 || n > tc->cap) {
+        snprintf(err, errlen, "could not tokenize the prompt");
+        return -1;
+    }
+    engine_sampling sp;
+    engine_sampling_defaults(&sp);
+    sp.temperature = 0; /* reviews should be reproducible */
+    sp.repeat_penalty = 1.1f;
+    sp.repeat_last_n = 64;
+    sp.max_tokens = s->prompt.max_tokens;
+    if (s->opt.time_budget > 0) {
+        sp.time_budget_s = s->opt.time_budget - seconds_since(&s->log.start) - POST_RESERVE_S;
+        if (sp.time_budget_s < 1) sp.time_budget_s = 1;
+    }
+    log_line(&s->log, "prefilling %d prompt tokens, then generating up to %d tokens", n, sp.max_tokens);
+    generated_text g = {0};
+    fputs("----- generated text -----\n", stderr);
+    int rc = engine_generate(s->e, tc->ids, n, &sp, on_token, &g, NULL, 0, &s->stats, err, errlen);
+    fputs("\n--------------------------\n", stderr);
+    if (rc < 0 || g.failed) {
+        if (g.failed) snprintf(err, errlen, "out of memory collecting the generated text");
+        free(g.text);
+        return -1;
+    }
+    s->model_text = g.text ? g.text : strdup("");
+    log_line(&s->log, "prefill %d tokens in %.2f s (%.1f tok/s), decode %d tokens in %.2f s (%.1f tok/s), stop: %s",
+             s->stats.prompt_tokens, s->stats.prefill_s, s->stats.prefill_tokens_per_s, s->stats.generated_tokens,
+             s->stats.decode_s, s->stats.decode_tokens_per_s, s->stats.stop_reason ? s->stats.stop_reason : "?");
+    return s->model_text ? 0 : -1;
+}
+
+static int run_model(review_state *s, char *err, size_t errlen)
+{
+    engine_params ep = {.n_threads = s->opt.threads, .n_ctx = 0};
+    log_line(&s->log, "loading %s", s->model_path);
+    if (engine_open(&s->e, s->model_path, &ep, err, errlen) < 0) return -1;
+    const engine_info *info = engine_get_info(s->e);
+    log_line(&s->log, "model %s (%s, %s), context %d, %d threads", info->name, info->arch, info->file_type,
+             info->n_ctx, info->n_threads);
+    token_counter tc = {.e = s->e};
+    int rc = build_prompt(s, &tc, err, errlen);
+    if (rc == 0 && s->prompt.n_shown == 0) {
+        log_line(&s->log, "nothing to review: every changed file was skipped");
+        s->model_text = strdup("Nothing to review: no changed file could be shown to the model (see the list "
+                               "below for the reasons).");
+        rc = s->model_text ? 0 : -1;
+    } else if (rc == 0) {
+        rc = generate(s, &tc, err, errlen);
+    }
+    free(tc.ids);
+    return rc;
+}
+
+static int render(review_state *s, char *err, size_t errlen)
+{
+    const engine_info *info = engine_get_info(s->e);
+    char heading[160];
+    snprintf(heading, sizeof heading, "prbot %s", s->tmpl.name);
+    comment_input in = {.name = s->tmpl.name, .heading = heading, .model_text = s->model_text, .diff = &s->diff,
+                        .diff_source = s->diff_source, .model_name = info->name,
+                        .prompt_tokens = s->stats.prompt_tokens, .generated_tokens = s->stats.generated_tokens,
+                        .prefill_tokens_per_s = s->stats.prefill_tokens_per_s,
+                        .decode_tokens_per_s = s->stats.decode_tokens_per_s,
+                        .total_seconds = seconds_since(&s->log.start), .stop_reason = s->stats.stop_reason};
+    return comment_render(&in, &s->body, err, errlen);
+}
+
+/* Appends name=value to $GITHUB_OUTPUT (the action's outputs), if set. */
+static void write_output(const char *name, const char *value)
+{
+    const char *path = getenv("GITHUB_OUTPUT");
+    if (!path || !*path || strchr(value, '\n')) return;
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    fprintf(f, "%s=%s\n", name, value);
+    fclose(f);
+}
+
+/* Writes the body to $RUNNER_TEMP/prbot-NAME.md for the action's body-file output. */
+static void write_body_file(review_state *s)
+{
+    const char *dir = getenv("RUNNER_TEMP");
+    if (!dir || !*dir) return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/prbot-%s.md", dir, s->tmpl.name);
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    int ok = fputs(s->body, f) >= 0;
+    if (fclose(f) == 0 && ok) write_output("body-file", path);
+}
+
+/* Posts the body; returns the exit status. */
+static int post(review_state *s)
+{
+    char err[512] = "", url[512] = "", marker[256];
+    comment_marker(s->tmpl.name, marker, sizeof marker);
+    int updated = 0, rc = GH_ERR_API;
+    if (!s->ctx.token) snprintf(err, sizeof err, "GITHUB_TOKEN is not set: add `env: GITHUB_TOKEN: ${{ github.token }}` "
+                                                 "to the step (permissions: pull-requests: write)");
+    else if (need_client(s, err, sizeof err) == 0)
+        rc = gh_comment_upsert(s->gh, s->ctx.pr_number, marker, s->body, url, sizeof url, &updated, err, sizeof err);
+    if (rc == GH_OK) {
+        write_output("comment-url", url);
+        fprintf(stderr, "prbot review: comment %s: %s\n", updated ? "updated" : "created", url);
+        return 0;
+    }
+    char summary_err[512] = "";
+    int summarised = gh_step_summary_write(s->body, summary_err, sizeof summary_err) == 0;
+    if (rc == GH_ERR_FORBIDDEN) {
+        fprintf(stderr, "prbot review: the token cannot comment on PR #%ld (read-only token, e.g. a fork PR): %s\n",
+                s->ctx.pr_number, summarised ? "the review is in the job summary" : summary_err);
+        if (s->ctx.in_actions)
+            fprintf(stderr, "::notice::prbot could not comment (read-only token); the review is in the job summary\n");
+        return summarised ? 0 : (s->opt.strict ? 1 : 0);
+    }
+    char msg[1200];
+    snprintf(msg, sizeof msg, "could not post the comment: %s%s", err,
+             summarised ? " (the review is in the job summary)" : "");
+    if (s->opt.strict) {
+        fprintf(stderr, "prbot review: %s\n", msg);
+        return 1;
+    }
+    log_warning(&s->log, msg);
+    fprintf(stderr, "prbot review: not failing the job (pass --strict to fail on API errors)\n");
+    return 0;
+}
+
+static void review_state_free(review_state *s)
+{
+    free(s->body);
+    free(s->model_text);
+    prompt_result_free(&s->prompt);
+    prompt_template_free(&s->tmpl);
+    diff_result_free(&s->diff);
+    if (s->e) engine_close(s->e);
+    gh_client_free(s->gh);
+    event_context_free(&s->ctx);
+}
+
+static int fail(review_state *s, const char *err)
+{
+    fprintf(stderr, "prbot review: %s\n", err);
+    review_state_free(s);
+    return 1;
+}
+
+int cmd_review(int argc, char **argv)
+{
+    review_state s;
+    memset(&s, 0, sizeof s);
+    clock_gettime(CLOCK_MONOTONIC, &s.log.start);
+    int rc = parse_options(argc, argv, &s.opt);
+    if (rc) return rc < 0 ? 0 : rc;
+    char err[1024] = "";
+    event_options eo = {.repo_dir = s.opt.repo, .base = s.opt.base, .head = s.opt.head, .pr = s.opt.pr};
+    if (event_load(&s.ctx, &eo, err, sizeof err) < 0) return fail(&s, err);
+    s.log.in_actions = s.ctx.in_actions;
+    if (find_model(s.opt.model, s.model_path, sizeof s.model_path, err, sizeof err) < 0) return fail(&s, err);
+    if (prompt_template_load(s.opt.prompt, &s.tmpl, err, sizeof err) < 0) return fail(&s, err);
+
+    log_group(&s.log, "prbot: pull request");
+    if (s.ctx.kind != EVENT_LOCAL && !s.ctx.base_sha[0] && fetch_pull(&s, err, sizeof err) < 0) {
+        log_endgroup(&s.log);
+        return fail(&s, err);
+    }
+    if (s.ctx.kind == EVENT_LOCAL)
+        log_line(&s.log, "local review of %s", s.ctx.repo_dir);
+    else
+        log_line(&s.log, "%s: %s PR #%ld by %s%s%s, base %.12s, head %.12s", s.ctx.event_name, s.ctx.repository,
+                 s.ctx.pr_number, s.ctx.author[0] ? s.ctx.author : "?", s.ctx.fork ? " (from a fork)" : "",
+                 s.ctx.draft ? " (draft)" : "", s.ctx.base_sha, s.ctx.head_sha);
+    rc = collect_diff(&s, err, sizeof err);
+    if (rc == 0) log_diff_summary(&s);
+    log_endgroup(&s.log);
+    if (rc < 0) return fail(&s, err);
+
+    log_group(&s.log, "prbot: model");
+    rc = run_model(&s, err, sizeof err);
+    log_endgroup(&s.log);
+    if (rc < 0 || render(&s, err, sizeof err) < 0) return fail(&s, err);
+    write_body_file(&s);
+
+    int local_print = s.ctx.kind == EVENT_LOCAL && !s.ctx.pr_number;
+    if (s.opt.dry_run || local_print) {
+        fputs(s.body, stdout);
+        fflush(stdout);
+        fprintf(stderr, "prbot review: %s: printed to stdout\n",
+                s.opt.dry_run ? "dry-run" : "local review (pass --pr N with GITHUB_TOKEN to post)");
+        review_state_free(&s);
+        return 0;
+    }
+    rc = post(&s);
+    review_state_free(&s);
+    return rc;
+}

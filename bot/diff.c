@@ -1,0 +1,681 @@
+/*
+ * diff.c - a pull request's changes from a git checkout, with libgit2.
+ *
+ * How it works: resolve base and head to commits, take their merge base (what
+ * GitHub's "Files changed" shows), diff the two trees, run rename detection,
+ * then walk the deltas one by one. For each file we first decide whether the
+ * model should see it at all: by name (lock files, vendored directories,
+ * minified bundles, --include/--exclude globs) and by .gitattributes as of the
+ * head commit (linguist-generated, linguist-vendored, -diff). Only files we
+ * keep get their patch text built, hunk by hunk, and only up to a per-file and
+ * a total byte cap, so a PR with a million changed lines costs a few MiB.
+ *
+ * A missing base commit (a shallow `actions/checkout`) is reported with its
+ * own return code, DIFF_ERR_BASE_MISSING, because the caller can recover by
+ * asking GitHub's PR files API instead.
+ */
+#include "diff.h"
+
+#include <ctype.h>
+#include <git2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_FILE_BYTES ((size_t)256 * 1024)
+#define DEFAULT_MAX_TOTAL_BYTES ((size_t)8 * 1024 * 1024)
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static const char *git_last_message(void)
+{
+    const git_error *e = git_error_last();
+    return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+const char *diff_status_name(diff_status s)
+{
+    switch (s) {
+    case DIFF_ADDED: return "added";
+    case DIFF_MODIFIED: return "modified";
+    case DIFF_DELETED: return "deleted";
+    case DIFF_RENAMED: return "renamed";
+    case DIFF_COPIED: return "copied";
+    case DIFF_TYPECHANGE: return "type changed";
+    }
+    return "changed";
+}
+
+/* ---- glob matching ---------------------------------------------------- */
+
+/* Matches a bracket expression at *pp against c; advances *pp past ']'.
+ * Returns 1 match, 0 no match, -1 malformed (then '[' is literal). */
+static int match_bracket(const char **pp, char c)
+{
+    const char *p = *pp + 1;
+    int negate = 0, matched = 0;
+    if (*p == '!' || *p == '^') {
+        negate = 1;
+        p++;
+    }
+    const char *start = p;
+    while (*p && (*p != ']' || p == start)) {
+        char lo = *p;
+        char hi = lo;
+        if (p[1] == '-' && p[2] && p[2] != ']') {
+            hi = p[2];
+            p += 2;
+        }
+        if (c >= lo && c <= hi) matched = 1;
+        p++;
+    }
+    if (*p != ']') return -1;
+    *pp = p + 1;
+    return matched != negate;
+}
+
+static int glob_match_here(const char *p, const char *s)
+{
+    while (*p) {
+        if (p[0] == '*' && p[1] == '*') {
+            while (*p == '*') p++;
+            if (*p == '/') {
+                /* "**" + "/" : zero or more whole components */
+                p++;
+                if (glob_match_here(p, s)) return 1;
+                for (const char *q = s; *q; q++)
+                    if (*q == '/' && glob_match_here(p, q + 1)) return 1;
+                return 0;
+            }
+            for (const char *q = s;; q++) {
+                if (glob_match_here(p, q)) return 1;
+                if (!*q) return 0;
+            }
+        }
+        if (*p == '*') {
+            p++;
+            for (const char *q = s;; q++) {
+                if (glob_match_here(p, q)) return 1;
+                if (!*q || *q == '/') return 0;
+            }
+        }
+        if (!*s) return 0;
+        if (*p == '?') {
+            if (*s == '/') return 0;
+        } else if (*p == '[') {
+            const char *pp = p;
+            int m = match_bracket(&pp, *s);
+            if (m >= 0) {
+                if (!m || *s == '/') return 0;
+                p = pp;
+                s++;
+                continue;
+            }
+            if (*s != '[') return 0;
+        } else {
+            if (*p == '\\' && p[1]) p++;
+            if (*p != *s) return 0;
+        }
+        p++;
+        s++;
+    }
+    return *s == 0;
+}
+
+int diff_glob_match(const char *glob, const char *path)
+{
+    if (!glob || !*glob || !path) return 0;
+    while (glob[0] == '.' && glob[1] == '/') glob += 2;
+    if (*glob == '/') glob++; /* anchored at the repository root */
+    size_t n = strlen(glob);
+    if (n && glob[n - 1] == '/') {
+        /* "dir/" : everything below that directory (at any depth if "dir" has no slash) */
+        char buf[1024];
+        int anywhere = memchr(glob, '/', n - 1) == NULL;
+        if (n + 6 > sizeof buf) return 0;
+        snprintf(buf, sizeof buf, "%s%s**", anywhere ? "**/" : "", glob);
+        return glob_match_here(buf, path);
+    }
+    if (strchr(glob, '/')) return glob_match_here(glob, path);
+    /* No slash: match any single path component (base name or directory). */
+    const char *comp = path;
+    char part[1024];
+    for (;;) {
+        const char *slash = strchr(comp, '/');
+        size_t len = slash ? (size_t)(slash - comp) : strlen(comp);
+        if (len < sizeof part) {
+            memcpy(part, comp, len);
+            part[len] = 0;
+            if (glob_match_here(glob, part)) return 1;
+        }
+        if (!slash) return 0;
+        comp = slash + 1;
+    }
+}
+
+/* ---- default excludes by name ---------------------------------------- */
+
+static const char *const lock_file_names[] = {
+    "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "bun.lockb",  "Cargo.lock",
+    "poetry.lock",       "Pipfile.lock",        "uv.lock",   "Gemfile.lock",   "composer.lock", "go.sum",
+    "mix.lock",          "pubspec.lock",        "Podfile.lock", "flake.lock",  "packages.lock.json",
+    "gradle.lockfile",   "Package.resolved",
+};
+
+static const char *const vendored_dirs[] = {"vendor", "third_party", "third-party", "node_modules", "bower_components"};
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static int has_directory_component(const char *path, const char *dir)
+{
+    size_t m = strlen(dir);
+    for (const char *p = path; (p = strstr(p, dir)) != NULL; p++) {
+        int at_start = p == path || p[-1] == '/';
+        if (at_start && p[m] == '/') return 1;
+    }
+    return 0;
+}
+
+const char *diff_default_skip_reason(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    for (size_t i = 0; i < sizeof lock_file_names / sizeof lock_file_names[0]; i++)
+        if (!strcmp(base, lock_file_names[i])) return "lock file";
+    if (ends_with(base, ".lock") || ends_with(base, ".lockb")) return "lock file";
+    for (size_t i = 0; i < sizeof vendored_dirs / sizeof vendored_dirs[0]; i++)
+        if (has_directory_component(path, vendored_dirs[i])) return "vendored";
+    if (ends_with(base, ".min.js") || ends_with(base, ".min.css") || ends_with(base, ".min.mjs")) return "minified";
+    if (ends_with(base, ".map")) return "source map";
+    return NULL;
+}
+
+/* The reason given by user globs, written to buf, or NULL to keep the file. */
+static const char *user_glob_reason(const char *path, const diff_options *opt, char *buf, size_t cap)
+{
+    if (!opt) return NULL;
+    for (size_t i = 0; i < opt->n_exclude; i++)
+        if (diff_glob_match(opt->exclude[i], path)) {
+            snprintf(buf, cap, "excluded by --exclude %s", opt->exclude[i]);
+            return buf;
+        }
+    if (opt->n_include) {
+        for (size_t i = 0; i < opt->n_include; i++)
+            if (diff_glob_match(opt->include[i], path)) return NULL;
+        snprintf(buf, cap, "not matched by --include");
+        return buf;
+    }
+    return NULL;
+}
+
+/* ---- diff_result building ---------------------------------------------- */
+
+int diff_file_set_skip(diff_file *f, const char *reason)
+{
+    char *copy = strdup(reason);
+    if (!copy) return -1;
+    free(f->skip_reason);
+    f->skip_reason = copy;
+    return 0;
+}
+
+int diff_file_set_note(diff_file *f, const char *note)
+{
+    char *copy = strdup(note);
+    if (!copy) return -1;
+    free(f->note);
+    f->note = copy;
+    return 0;
+}
+
+static diff_file *result_append(diff_result *r)
+{
+    if (r->n_files == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        diff_file *files = realloc(r->files, cap * sizeof *files);
+        if (!files) return NULL;
+        r->files = files;
+        r->cap = cap;
+    }
+    diff_file *f = &r->files[r->n_files++];
+    memset(f, 0, sizeof *f);
+    return f;
+}
+
+static void file_free(diff_file *f)
+{
+    free(f->path);
+    free(f->old_path);
+    free(f->patch);
+    free(f->skip_reason);
+    free(f->note);
+}
+
+void diff_result_free(diff_result *r)
+{
+    if (!r) return;
+    for (size_t i = 0; i < r->n_files; i++) file_free(&r->files[i]);
+    free(r->files);
+    memset(r, 0, sizeof *r);
+}
+
+static size_t max_file_bytes(const diff_options *opt)
+{
+    return opt && opt->max_file_bytes ? opt->max_file_bytes : DEFAULT_MAX_FILE_BYTES;
+}
+
+static size_t max_total_bytes(const diff_options *opt)
+{
+    return opt && opt->max_total_bytes ? opt->max_total_bytes : DEFAULT_MAX_TOTAL_BYTES;
+}
+
+/* Bytes of the patch we may still keep for one file, given both caps. */
+static size_t patch_allowance(const diff_result *r, const diff_options *opt)
+{
+    size_t total = max_total_bytes(opt);
+    size_t left = r->total_patch_bytes < total ? total - r->total_patch_bytes : 0;
+    size_t per_file = max_file_bytes(opt);
+    return left < per_file ? left : per_file;
+}
+
+/* Length of the longest prefix of text[0..len) that ends at a line end and
+ * is at most cap bytes (0 if the first line is already longer). */
+static size_t prefix_at_line_end(const char *text, size_t len, size_t cap)
+{
+    if (len <= cap) return len;
+    size_t n = cap;
+    while (n > 0 && text[n - 1] != '\n') n--;
+    return n;
+}
+
+int diff_result_add_file(diff_result *r, const char *path, const char *old_path, diff_status status,
+                         int additions, int deletions, const char *patch, const diff_options *opt)
+{
+    diff_file *f = result_append(r);
+    if (!f) return -1;
+    f->status = status;
+    f->additions = additions;
+    f->deletions = deletions;
+    f->path = strdup(path);
+    if (!f->path) return -1;
+    if (old_path && !(f->old_path = strdup(old_path))) return -1;
+    if (!patch || !*patch) return 0;
+    size_t len = strlen(patch), allowance = patch_allowance(r, opt);
+    size_t keep = prefix_at_line_end(patch, len, allowance);
+    if (keep < len) {
+        f->patch_truncated = 1;
+        if (allowance < max_file_bytes(opt)) r->total_truncated = 1;
+    }
+    if (keep == 0) return 0;
+    if (!(f->patch = malloc(keep + 1))) return -1;
+    memcpy(f->patch, patch, keep);
+    f->patch[keep] = 0;
+    f->patch_len = keep;
+    r->total_patch_bytes += keep;
+    return 0;
+}
+
+int diff_result_apply_filters(diff_result *r, const diff_options *opt)
+{
+    char buf[1100];
+    for (size_t i = 0; i < r->n_files; i++) {
+        diff_file *f = &r->files[i];
+        if (f->skip_reason) continue;
+        const char *reason = user_glob_reason(f->path, opt, buf, sizeof buf);
+        if (!reason) reason = diff_default_skip_reason(f->path);
+        if (reason && diff_file_set_skip(f, reason) < 0) return -1;
+    }
+    return 0;
+}
+
+/* ---- libgit2 ----------------------------------------------------------- */
+
+static int is_hex_sha(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 7 || n > 40) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)s[i])) return 0;
+    return 1;
+}
+
+static int resolve_commit(git_repository *repo, const char *rev, git_commit **out)
+{
+    git_object *obj = NULL;
+    int rc = git_revparse_single(&obj, repo, rev);
+    if (rc < 0) return rc;
+    rc = git_object_peel((git_object **)out, obj, GIT_OBJECT_COMMIT);
+    git_object_free(obj);
+    return rc;
+}
+
+/* The attribute-based reason to skip a path, as of the head commit. */
+static const char *attr_skip_reason(git_repository *repo, const git_oid *head, const char *path)
+{
+    git_attr_options ao;
+    memset(&ao, 0, sizeof ao);
+    ao.version = GIT_ATTR_OPTIONS_VERSION;
+    ao.flags = GIT_ATTR_CHECK_INCLUDE_COMMIT | GIT_ATTR_CHECK_NO_SYSTEM | GIT_ATTR_CHECK_FILE_THEN_INDEX;
+    git_oid_cpy(&ao.attr_commit_id, head);
+    const char *v = NULL;
+    if (git_attr_get_ext(&v, repo, &ao, path, "linguist-generated") == 0) {
+        git_attr_value_t t = git_attr_value(v);
+        if (t == GIT_ATTR_VALUE_TRUE || (t == GIT_ATTR_VALUE_STRING && !strcmp(v, "true")))
+            return "generated (linguist-generated in .gitattributes)";
+    }
+    if (git_attr_get_ext(&v, repo, &ao, path, "linguist-vendored") == 0) {
+        git_attr_value_t t = git_attr_value(v);
+        if (t == GIT_ATTR_VALUE_TRUE || (t == GIT_ATTR_VALUE_STRING && !strcmp(v, "true")))
+            return "vendored (linguist-vendored in .gitattributes)";
+    }
+    if (git_attr_get_ext(&v, repo, &ao, path, "diff") == 0 && git_attr_value(v) == GIT_ATTR_VALUE_FALSE)
+        return "marked -diff in .gitattributes";
+    return NULL;
+}
+
+static diff_status status_of(git_delta_t t)
+{
+    switch (t) {
+    case GIT_DELTA_ADDED: return DIFF_ADDED;
+    case GIT_DELTA_DELETED: return DIFF_DELETED;
+    case GIT_DELTA_RENAMED: return DIFF_RENAMED;
+    case GIT_DELTA_COPIED: return DIFF_COPIED;
+    case GIT_DELTA_TYPECHANGE: return DIFF_TYPECHANGE;
+    default: return DIFF_MODIFIED;
+    }
+}
+
+/* A growable byte buffer that refuses to grow past its cap. */
+typedef struct {
+    char *data;
+    size_t len, cap, limit;
+    int full;
+} capped_buf;
+
+/* Appends one whole line (or nothing if it would pass the limit). */
+static int capped_append(capped_buf *b, const char *s, size_t n)
+{
+    if (b->full) return 0;
+    if (b->len + n > b->limit) {
+        b->full = 1;
+        return 0;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) return -1;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return 0;
+}
+
+static int append_diff_line(capped_buf *b, const git_diff_line *line)
+{
+    if (line->origin == GIT_DIFF_LINE_CONTEXT_EOFNL || line->origin == GIT_DIFF_LINE_ADD_EOFNL ||
+        line->origin == GIT_DIFF_LINE_DEL_EOFNL) {
+        static const char eofnl[] = "\\ No newline at end of file\n";
+        return capped_append(b, eofnl, sizeof eofnl - 1);
+    }
+    /* prefix + content (+ newline if the content lacks one) as one unit */
+    char small[512];
+    size_t n = line->content_len;
+    int needs_nl = n == 0 || line->content[n - 1] != '\n';
+    size_t total = 1 + n + (size_t)needs_nl;
+    char *tmp = total <= sizeof small ? small : malloc(total);
+    if (!tmp) return -1;
+    tmp[0] = line->origin;
+    memcpy(tmp + 1, line->content, n);
+    if (needs_nl) tmp[1 + n] = '\n';
+    int rc = capped_append(b, tmp, total);
+    if (tmp != small) free(tmp);
+    return rc;
+}
+
+/* Builds the hunks text of a patch within `limit` bytes. */
+static int patch_text(git_patch *patch, size_t limit, capped_buf *b)
+{
+    b->limit = limit;
+    size_t n_hunks = git_patch_num_hunks(patch);
+    for (size_t h = 0; h < n_hunks && !b->full; h++) {
+        const git_diff_hunk *hunk;
+        size_t n_lines;
+        if (git_patch_get_hunk(&hunk, &n_lines, patch, h) < 0) return -1;
+        if (capped_append(b, hunk->header, hunk->header_len) < 0) return -1;
+        for (size_t l = 0; l < n_lines && !b->full; l++) {
+            const git_diff_line *line;
+            if (git_patch_get_line_in_hunk(&line, patch, h, l) < 0) return -1;
+            if (append_diff_line(b, line) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
+/* Records delta i of the diff into r. */
+static int collect_delta(git_repository *repo, git_diff *diff, size_t i, const git_oid *head, const diff_options *opt,
+                         diff_result *r, char *err, size_t errlen)
+{
+    const git_diff_delta *d = git_diff_get_delta(diff, i);
+    diff_status status = status_of(d->status);
+    const char *path = d->status == GIT_DELTA_DELETED ? d->old_file.path : d->new_file.path;
+    const char *old_path = (status == DIFF_RENAMED || status == DIFF_COPIED) ? d->old_file.path : NULL;
+    char buf[1100];
+
+    const char *reason = user_glob_reason(path, opt, buf, sizeof buf);
+    if (!reason) reason = diff_default_skip_reason(path);
+    if (!reason) reason = attr_skip_reason(repo, head, path);
+
+    git_patch *patch = NULL;
+    if (git_patch_from_diff(&patch, diff, i) < 0) {
+        set_err(err, errlen, "diff of %s: %s", path, git_last_message());
+        return -1;
+    }
+    size_t ctx_lines, adds = 0, dels = 0;
+    if (patch) git_patch_line_stats(&ctx_lines, &adds, &dels, patch);
+    if (!reason && (d->flags & GIT_DIFF_FLAG_BINARY)) reason = "binary";
+
+    capped_buf b = {0};
+    int rc = 0;
+    size_t allowance = patch_allowance(r, opt);
+    if (!reason && patch && allowance == 0) reason = "not loaded: the diff is over the total size cap";
+    if (!reason && patch) rc = patch_text(patch, allowance, &b);
+    git_patch_free(patch);
+    if (rc < 0) {
+        free(b.data);
+        set_err(err, errlen, "diff of %s: %s", path, git_last_message());
+        return -1;
+    }
+    diff_file *f = result_append(r);
+    if (!f) {
+        free(b.data);
+        set_err(err, errlen, "out of memory collecting the diff");
+        return -1;
+    }
+    f->status = status;
+    f->additions = (int)adds;
+    f->deletions = (int)dels;
+    f->patch = b.data;
+    f->patch_len = b.len;
+    f->patch_truncated = b.full;
+    if (b.full && allowance < max_file_bytes(opt)) r->total_truncated = 1;
+    r->total_patch_bytes += b.len;
+    if (!(f->path = strdup(path)) || (old_path && !(f->old_path = strdup(old_path))) ||
+        (reason && diff_file_set_skip(f, reason) < 0)) {
+        set_err(err, errlen, "out of memory collecting the diff");
+        return -1;
+    }
+    return 0;
+}
+
+static int diff_trees(git_repository *repo, git_commit *from, git_commit *to, const diff_options *opt,
+                      diff_result *out, char *err, size_t errlen)
+{
+    git_tree *t_from = NULL, *t_to = NULL;
+    git_diff *diff = NULL;
+    int rc = -1;
+    git_diff_options dopt;
+    git_diff_find_options fopt;
+    git_diff_options_init(&dopt, GIT_DIFF_OPTIONS_VERSION);
+    git_diff_find_options_init(&fopt, GIT_DIFF_FIND_OPTIONS_VERSION);
+    fopt.flags = GIT_DIFF_FIND_RENAMES;
+    if (git_commit_tree(&t_from, from) < 0 || git_commit_tree(&t_to, to) < 0 ||
+        git_diff_tree_to_tree(&diff, repo, t_from, t_to, &dopt) < 0 || git_diff_find_similar(diff, &fopt) < 0) {
+        set_err(err, errlen, "diff: %s", git_last_message());
+        goto done;
+    }
+    size_t n = git_diff_num_deltas(diff);
+    for (size_t i = 0; i < n; i++)
+        if (collect_delta(repo, diff, i, git_commit_id(to), opt, out, err, errlen) < 0) goto done;
+    rc = 0;
+done:
+    git_diff_free(diff);
+    git_tree_free(t_from);
+    git_tree_free(t_to);
+    return rc;
+}
+
+static int open_repo(git_repository **repo, const char *repo_dir, char *err, size_t errlen)
+{
+    if (git_repository_open_ext(repo, repo_dir, 0, NULL) < 0) {
+        set_err(err, errlen, "%s is not a git repository (%s); pass --repo DIR", repo_dir, git_last_message());
+        return -1;
+    }
+    return 0;
+}
+
+static int resolve_base(git_repository *repo, const char *base, git_commit **out, char *err, size_t errlen)
+{
+    int rc = resolve_commit(repo, base, out);
+    if (rc == 0) return 0;
+    if (rc == GIT_ENOTFOUND && (is_hex_sha(base) || git_repository_is_shallow(repo))) {
+        set_err(err, errlen,
+                "base commit %s is not in this checkout (shallow clone?); use actions/checkout with fetch-depth: 0",
+                base);
+        return DIFF_ERR_BASE_MISSING;
+    }
+    set_err(err, errlen, "cannot resolve base '%s': %s; pass --base REV", base, git_last_message());
+    return -1;
+}
+
+int diff_collect(const char *repo_dir, const char *base, const char *head, const diff_options *opt,
+                 diff_result *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    git_libgit2_init();
+    git_repository *repo = NULL;
+    git_commit *c_base = NULL, *c_head = NULL, *c_merge = NULL;
+    int rc = -1;
+    if (open_repo(&repo, repo_dir, err, errlen) < 0) {
+        rc = DIFF_ERR_NO_REPO;
+        goto done;
+    }
+    int hrc = resolve_commit(repo, head, &c_head);
+    if (hrc == GIT_ENOTFOUND && is_hex_sha(head)) {
+        /* actions/checkout of a pull_request fetches only the merge commit */
+        set_err(err, errlen, "head commit %s is not in this checkout; use actions/checkout with fetch-depth: 0",
+                head);
+        rc = DIFF_ERR_BASE_MISSING;
+        goto done;
+    }
+    if (hrc < 0) {
+        set_err(err, errlen, "cannot resolve head '%s': %s; pass --head REV", head, git_last_message());
+        goto done;
+    }
+    if ((rc = resolve_base(repo, base, &c_base, err, errlen)) < 0) goto done;
+    rc = -1;
+    git_oid merge_base;
+    int mrc = git_merge_base(&merge_base, repo, git_commit_id(c_base), git_commit_id(c_head));
+    if (mrc == GIT_ENOTFOUND && git_repository_is_shallow(repo)) {
+        set_err(err, errlen,
+                "the history joining base %.12s and head %.12s is not in this shallow checkout; "
+                "use actions/checkout with fetch-depth: 0",
+                git_oid_tostr_s(git_commit_id(c_base)), git_oid_tostr_s(git_commit_id(c_head)));
+        rc = DIFF_ERR_BASE_MISSING;
+        goto done;
+    }
+    if (mrc < 0) {
+        set_err(err, errlen, "base '%s' and head '%s' have no common ancestor: %s", base, head, git_last_message());
+        goto done;
+    }
+    if (git_commit_lookup(&c_merge, repo, &merge_base) < 0) {
+        set_err(err, errlen, "merge base: %s", git_last_message());
+        goto done;
+    }
+    git_oid_tostr(out->base_sha, sizeof out->base_sha, git_commit_id(c_base));
+    git_oid_tostr(out->head_sha, sizeof out->head_sha, git_commit_id(c_head));
+    git_oid_tostr(out->merge_base_sha, sizeof out->merge_base_sha, &merge_base);
+    rc = diff_trees(repo, c_merge, c_head, opt, out, err, errlen);
+done:
+    if (rc < 0) diff_result_free(out);
+    git_commit_free(c_base);
+    git_commit_free(c_head);
+    git_commit_free(c_merge);
+    git_repository_free(repo);
+    git_libgit2_shutdown();
+    return rc;
+}
+
+/* HEAD's upstream, as a short name like "origin/feature", or -1. */
+static int upstream_of_head(git_repository *repo, char *out, size_t cap)
+{
+    git_reference *head = NULL, *up = NULL;
+    int rc = -1;
+    if (git_repository_head(&head, repo) == 0 && git_reference_is_branch(head) &&
+        git_branch_upstream(&up, head) == 0) {
+        snprintf(out, cap, "%s", git_reference_shorthand(up));
+        rc = 0;
+    }
+    git_reference_free(up);
+    git_reference_free(head);
+    return rc;
+}
+
+int diff_default_base(const char *repo_dir, char *out, size_t cap, char *err, size_t errlen)
+{
+    static const char *const candidates[] = {"origin/main", "main", "origin/master", "master"};
+    git_libgit2_init();
+    git_repository *repo = NULL;
+    int rc = -1;
+    if (open_repo(&repo, repo_dir, err, errlen) < 0) goto done;
+    if (upstream_of_head(repo, out, cap) == 0) {
+        rc = 0;
+        goto done;
+    }
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        git_commit *c = NULL;
+        if (resolve_commit(repo, candidates[i], &c) == 0) {
+            git_commit_free(c);
+            snprintf(out, cap, "%s", candidates[i]);
+            rc = 0;
+            goto done;
+        }
+    }
+    set_err(err, errlen, "no base to compare with: HEAD has no upstream and none of origin/main, main, "
+                         "origin/master, master exists; pass --base REV");
+done:
+    git_repository_free(repo);
+    git_libgit2_shutdown();
+    return rc;
+}
+
+/* libgit2 as packaged by Debian compiles hunk-header regexes with pcre2 and
+ * never frees pcre2's match data; tell LeakSanitizer (only consulted in
+ * `make test-asan` builds) that this leak is not ours. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libpcre2-8.so\n"; }

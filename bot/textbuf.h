@@ -1,0 +1,25 @@
+/*
+ * textbuf.h - a growable NUL-terminated byte string for building text.
+ *
+ * Appends never fail loudly: an allocation failure sets a sticky `failed`
+ * flag and later appends do nothing, so a builder checks once at the end.
+ */
+#ifndef PRBOT_TEXTBUF_H
+#define PRBOT_TEXTBUF_H
+
+#include <stddef.h>
+
+typedef struct {
+    char *data; /* NUL-terminated when non-NULL */
+    size_t len, cap;
+    int failed;
+} textbuf;
+
+void textbuf_add(textbuf *b, const char *s, size_t n);
+void textbuf_puts(textbuf *b, const char *s);
+void textbuf_printf(textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Returns the string (never NULL unless failed: then NULL and the buffer is freed). */
+char *textbuf_take(textbuf *b);
+void textbuf_free(textbuf *b);
+
+#endif

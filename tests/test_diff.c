@@ -1,0 +1,302 @@
+/*
+ * test_diff.c - bot/diff.c against real git repositories.
+ *
+ * Each test builds a repository in a fresh mkdtemp directory with the git
+ * CLI (an independent implementation of what libgit2 reads), then checks
+ * the files, statuses, counts, hunks and skip reasons diff_collect reports.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../bot/diff.h"
+#include "test.h"
+
+static char repo_dir[256];
+
+/* Runs a shell command inside repo_dir with a fixed identity; returns its status. */
+static int sh(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(cmd, sizeof cmd,
+                     "cd '%s' && export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@e GIT_COMMITTER_NAME=t "
+                     "GIT_COMMITTER_EMAIL=t@e GIT_CONFIG_NOSYSTEM=1 HOME='%s' && ( ",
+                     repo_dir, repo_dir);
+    vsnprintf(cmd + n, sizeof cmd - (size_t)n - 32, fmt, ap);
+    va_end(ap);
+    strcat(cmd, " ) >/dev/null 2>&1");
+    return system(cmd);
+}
+
+static void new_repo(void)
+{
+    snprintf(repo_dir, sizeof repo_dir, "/tmp/prbot-test-diff-XXXXXX");
+    REQUIRE(mkdtemp(repo_dir) != NULL, "mkdtemp failed");
+    REQUIRE(sh("git init -q -b main . && git config commit.gpgsign false") == 0, "git init failed");
+}
+
+static void remove_repo(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s-clone'", repo_dir, repo_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", repo_dir);
+}
+
+static const diff_file *find_file(const diff_result *r, const char *path)
+{
+    for (size_t i = 0; i < r->n_files; i++)
+        if (!strcmp(r->files[i].path, path)) return &r->files[i];
+    return NULL;
+}
+
+static void test_statuses_and_hunks(void)
+{
+    new_repo();
+    REQUIRE(sh("printf 'one\\ntwo\\nthree\\n' > a.c && printf 'gone\\n' > b.c && "
+               "seq 1 50 | sed 's/^/line /' > old.c && git add . && git commit -qm base") == 0,
+            "base commit");
+    REQUIRE(sh("git checkout -qb feature && printf 'one\\nTWO\\nthree\\nfour\\n' > a.c && git rm -q b.c && "
+               "printf 'fresh\\n' > new.c && mkdir moved && git mv old.c moved/renamed.c && "
+               "echo 'line 51' >> moved/renamed.c && git add -A && git commit -qm change") == 0,
+            "feature commit");
+    /* a later commit on main must not show up: we diff from the merge base */
+    REQUIRE(sh("git checkout -q main && echo main-only > later.c && git add . && git commit -qm later") == 0,
+            "main commit");
+    diff_result r;
+    char err[512] = "";
+    int rc = diff_collect(repo_dir, "main", "feature", NULL, &r, err, sizeof err);
+    REQUIRE(rc == 0, "diff_collect: %s", err);
+    EXPECT(r.n_files == 4, "expected 4 files, got %zu", r.n_files);
+    EXPECT(find_file(&r, "later.c") == NULL, "a main-only change leaked into the diff");
+    const diff_file *a = find_file(&r, "a.c"), *b = find_file(&r, "b.c"), *n = find_file(&r, "new.c"),
+                    *m = find_file(&r, "moved/renamed.c");
+    REQUIRE(a && b && n && m, "missing a file");
+    EXPECT(a->status == DIFF_MODIFIED && a->additions == 2 && a->deletions == 1, "a.c: %s +%d -%d",
+           diff_status_name(a->status), a->additions, a->deletions);
+    EXPECT(a->patch && !strncmp(a->patch, "@@ -1,3 +1,4 @@", 15), "a.c hunk header: %.40s", a->patch);
+    EXPECT(a->patch && strstr(a->patch, "\n-two\n+TWO\n") && strstr(a->patch, "+four\n"), "a.c hunk body");
+    EXPECT(b->status == DIFF_DELETED && b->deletions == 1 && b->additions == 0, "b.c deleted");
+    EXPECT(n->status == DIFF_ADDED && n->additions == 1 && n->patch && strstr(n->patch, "+fresh"), "new.c added");
+    EXPECT(m->status == DIFF_RENAMED && m->old_path && !strcmp(m->old_path, "old.c"), "rename not detected");
+    EXPECT(m->additions == 1 && m->deletions == 0, "rename counts +%d -%d", m->additions, m->deletions);
+    for (size_t i = 0; i < r.n_files; i++) EXPECT(r.files[i].skip_reason == NULL, "%s skipped", r.files[i].path);
+    EXPECT(strlen(r.head_sha) == 40 && strlen(r.merge_base_sha) == 40 && strcmp(r.base_sha, r.merge_base_sha),
+           "merge base should differ from the advanced base");
+    diff_result_free(&r);
+    remove_repo();
+}
+
+static void test_default_skips(void)
+{
+    new_repo();
+    REQUIRE(sh("echo x > keep.c && git add . && git commit -qm base") == 0, "base");
+    REQUIRE(sh("git checkout -qb pr && echo y >> keep.c && printf 'a\\000b\\001\\002' > logo.bin && "
+               "echo '{}' > package-lock.json && echo x > yarn.lock && "
+               "mkdir -p sub vendor/lib gen docs && echo x > sub/Cargo.lock && echo 'int v;' > vendor/lib/v.c && "
+               "echo 'a()' > app.min.js && echo 'int g;' > gen/out.c && echo text > docs/big.txt && "
+               "echo 'int t;' > third.c && "
+               "printf 'gen/** linguist-generated\\ndocs/big.txt -diff\\nthird.c linguist-vendored=true\\n' "
+               "> .gitattributes && git add -A && git commit -qm pr") == 0,
+            "pr commit");
+    diff_result r;
+    char err[512] = "";
+    REQUIRE(diff_collect(repo_dir, "main", "pr", NULL, &r, err, sizeof err) == 0, "diff_collect: %s", err);
+    struct {
+        const char *path, *reason_part;
+    } want[] = {
+        {"keep.c", NULL},
+        {".gitattributes", NULL},
+        {"logo.bin", "binary"},
+        {"package-lock.json", "lock file"},
+        {"yarn.lock", "lock file"},
+        {"sub/Cargo.lock", "lock file"},
+        {"vendor/lib/v.c", "vendored"},
+        {"app.min.js", "minified"},
+        {"gen/out.c", "linguist-generated"},
+        {"docs/big.txt", "-diff"},
+        {"third.c", "linguist-vendored"},
+    };
+    EXPECT(r.n_files == sizeof want / sizeof want[0], "expected %zu files, got %zu", sizeof want / sizeof want[0],
+           r.n_files);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const diff_file *f = find_file(&r, want[i].path);
+        EXPECT(f != NULL, "%s missing", want[i].path);
+        if (!f) continue;
+        if (!want[i].reason_part) {
+            EXPECT(!f->skip_reason && f->patch, "%s should be kept (reason %s)", f->path, f->skip_reason);
+        } else {
+            EXPECT(f->skip_reason && strstr(f->skip_reason, want[i].reason_part), "%s: reason '%s', want '%s'",
+                   f->path, f->skip_reason ? f->skip_reason : "(none)", want[i].reason_part);
+            EXPECT(f->patch == NULL, "%s: skipped file kept its patch", f->path);
+        }
+    }
+    diff_result_free(&r);
+    remove_repo();
+}
+
+static void test_include_exclude(void)
+{
+    new_repo();
+    REQUIRE(sh("echo x > README.md && git add . && git commit -qm base") == 0, "base");
+    REQUIRE(sh("git checkout -qb pr && mkdir -p src/deep/er tests docs && echo 1 > src/a.c && "
+               "echo 2 > src/deep/er/b.c && echo 3 > tests/t.c && echo 4 > docs/x.md && echo 5 >> README.md && "
+               "git add -A && git commit -qm pr") == 0,
+            "pr");
+    const char *include[] = {"src/**", "*.md"};
+    const char *exclude[] = {"docs/"};
+    diff_options opt = {.include = include, .n_include = 2, .exclude = exclude, .n_exclude = 1};
+    diff_result r;
+    char err[512] = "";
+    REQUIRE(diff_collect(repo_dir, "main", "pr", &opt, &r, err, sizeof err) == 0, "diff_collect: %s", err);
+    const diff_file *a = find_file(&r, "src/a.c"), *b = find_file(&r, "src/deep/er/b.c"),
+                    *t = find_file(&r, "tests/t.c"), *d = find_file(&r, "docs/x.md"), *m = find_file(&r, "README.md");
+    REQUIRE(a && b && t && d && m, "missing file");
+    EXPECT(!a->skip_reason && !b->skip_reason && !m->skip_reason, "included files skipped");
+    EXPECT(t->skip_reason && strstr(t->skip_reason, "--include"), "tests/t.c: %s", t->skip_reason);
+    EXPECT(d->skip_reason && !strcmp(d->skip_reason, "excluded by --exclude docs/"), "docs/x.md: %s",
+           d->skip_reason);
+    diff_result_free(&r);
+    remove_repo();
+}
+
+static void test_glob_match(void)
+{
+    EXPECT(diff_glob_match("*.c", "a/b/c.c"), "*.c matches a base name at depth");
+    EXPECT(!diff_glob_match("src/*.c", "src/x/y.c"), "* must not cross /");
+    EXPECT(diff_glob_match("src/**/*.c", "src/y.c"), "**/ matches zero dirs");
+    EXPECT(diff_glob_match("src/**/*.c", "src/x/z/y.c"), "**/ matches many dirs");
+    EXPECT(diff_glob_match("**/test_*.py", "a/b/test_x.py"), "leading **");
+    EXPECT(diff_glob_match("docs/", "docs/a/b.md") && diff_glob_match("docs/", "x/docs/a.md"), "dir/ at depth");
+    EXPECT(!diff_glob_match("docs/", "mydocs/a.md"), "dir/ must match whole components");
+    EXPECT(diff_glob_match("file[0-9].txt", "file7.txt") && !diff_glob_match("file[!0-9].txt", "file7.txt"),
+           "brackets");
+    EXPECT(diff_glob_match("/top.c", "top.c") && diff_glob_match("./top.c", "top.c"), "anchored");
+    EXPECT(!diff_glob_match("*.c", "a.cc"), "suffix exact");
+}
+
+/* 30000 changed lines in one file plus 60 more files: caps hold, truncation is recorded. */
+static void test_huge_diff_capped(void)
+{
+    new_repo();
+    REQUIRE(sh("echo x > base.txt && git add . && git commit -qm base") == 0, "base");
+    REQUIRE(sh("git checkout -qb pr && seq 1 30000 | sed 's/$/ a line of generated-looking text/' > a_huge.c && "
+               "for i in $(seq 1 60); do seq 1 200 > f$i.c; done && git add -A && git commit -qm pr") == 0,
+            "pr");
+    diff_options opt = {.max_file_bytes = 64 * 1024, .max_total_bytes = 100 * 1024};
+    diff_result r;
+    char err[512] = "";
+    REQUIRE(diff_collect(repo_dir, "main", "pr", &opt, &r, err, sizeof err) == 0, "diff_collect: %s", err);
+    EXPECT(r.n_files == 61, "files %zu", r.n_files);
+    const diff_file *h = find_file(&r, "a_huge.c");
+    REQUIRE(h != NULL, "huge.c missing");
+    EXPECT(h->additions == 30000, "additions counted in full: %d", h->additions);
+    EXPECT(h->patch_truncated && h->patch_len <= 64 * 1024 && h->patch_len > 60 * 1024, "huge.c patch %zu bytes",
+           h->patch_len);
+    EXPECT(h->patch && h->patch[h->patch_len - 1] == '\n', "truncated at a line end");
+    EXPECT(r.total_patch_bytes <= 100 * 1024, "total %zu over cap", r.total_patch_bytes);
+    size_t not_loaded = 0, sum = 0;
+    for (size_t i = 0; i < r.n_files; i++) {
+        sum += r.files[i].patch_len;
+        if (r.files[i].skip_reason && strstr(r.files[i].skip_reason, "size cap")) not_loaded++;
+    }
+    EXPECT(sum == r.total_patch_bytes, "total bytes bookkeeping %zu vs %zu", sum, r.total_patch_bytes);
+    EXPECT(not_loaded > 0 && r.total_truncated, "the total cap should leave some files unloaded");
+    diff_result_free(&r);
+    remove_repo();
+}
+
+static void test_shallow_clone_base_missing(void)
+{
+    new_repo();
+    REQUIRE(sh("echo 1 > a && git add . && git commit -qm one && echo 2 > a && git commit -qam two && "
+               "echo 3 > a && git commit -qam three") == 0,
+            "commits");
+    char base[64] = "";
+    FILE *p;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse HEAD~2", repo_dir);
+    REQUIRE((p = popen(cmd, "r")) != NULL, "popen");
+    REQUIRE(fgets(base, sizeof base, p) != NULL, "rev-parse");
+    pclose(p);
+    base[strcspn(base, "\n")] = 0;
+    REQUIRE(sh("git clone -q --depth 1 'file://%s' '%s-clone'", repo_dir, repo_dir) == 0, "shallow clone");
+    char clone[300];
+    snprintf(clone, sizeof clone, "%s-clone", repo_dir);
+    diff_result r;
+    char err[512] = "";
+    int rc = diff_collect(clone, base, "HEAD", NULL, &r, err, sizeof err);
+    EXPECT(rc == DIFF_ERR_BASE_MISSING, "rc %d (%s)", rc, err);
+    EXPECT(strstr(err, base) && strstr(err, "fetch-depth"), "message: %s", err);
+    EXPECT(r.n_files == 0 && r.files == NULL, "no files on error");
+    /* a head SHA missing from the checkout (actions/checkout fetched only the merge commit) */
+    rc = diff_collect(clone, "HEAD", base, NULL, &r, err, sizeof err);
+    EXPECT(rc == DIFF_ERR_BASE_MISSING && strstr(err, "head commit"), "head missing: rc %d (%s)", rc, err);
+    /* the full repository works with the same base */
+    REQUIRE(diff_collect(repo_dir, base, "HEAD", NULL, &r, err, sizeof err) == 0, "full repo: %s", err);
+    EXPECT(r.n_files == 1, "files %zu", r.n_files);
+    diff_result_free(&r);
+    /* not a repository at all */
+    rc = diff_collect("/", "HEAD~1", "HEAD", NULL, &r, err, sizeof err);
+    EXPECT(rc == DIFF_ERR_NO_REPO && strstr(err, "not a git repository") && strstr(err, "--repo"), "rc %d: %s", rc,
+           err);
+    /* a bad name is a plain error, not "base missing" */
+    rc = diff_collect(repo_dir, "no-such-branch", "HEAD", NULL, &r, err, sizeof err);
+    EXPECT(rc == -1 && strstr(err, "no-such-branch") && strstr(err, "--base"), "rc %d: %s", rc, err);
+    remove_repo();
+}
+
+static void test_default_base(void)
+{
+    new_repo();
+    REQUIRE(sh("echo 1 > a && git add . && git commit -qm one && git checkout -qb topic") == 0, "repo");
+    char base[128], err[512] = "";
+    REQUIRE(diff_default_base(repo_dir, base, sizeof base, err, sizeof err) == 0, "%s", err);
+    EXPECT(!strcmp(base, "main"), "base %s", base);
+    REQUIRE(sh("git clone -q . '%s-clone' && cd '%s-clone' && git checkout -qb other origin/main", repo_dir,
+               repo_dir) == 0,
+            "clone");
+    char clone[300];
+    snprintf(clone, sizeof clone, "%s-clone", repo_dir);
+    REQUIRE(diff_default_base(clone, base, sizeof base, err, sizeof err) == 0, "%s", err);
+    EXPECT(!strcmp(base, "origin/main"), "upstream base %s", base);
+    REQUIRE(sh("git branch -m main trunk") == 0, "rename");
+    EXPECT(diff_default_base(repo_dir, base, sizeof base, err, sizeof err) == -1 && strstr(err, "--base"),
+           "no base: %s", err);
+    remove_repo();
+}
+
+static void test_api_fallback_filters(void)
+{
+    diff_result r = {0};
+    diff_options opt = {.max_file_bytes = 10};
+    const char *exclude[] = {"*.txt"};
+    opt.exclude = exclude;
+    opt.n_exclude = 1;
+    REQUIRE(diff_result_add_file(&r, "src/a.c", NULL, DIFF_MODIFIED, 1, 1, "@@ -1 +1 @@\n-a\n+b\n", &opt) == 0,
+            "add");
+    REQUIRE(diff_result_add_file(&r, "yarn.lock", NULL, DIFF_MODIFIED, 1, 0, "@@ x\n", &opt) == 0, "add");
+    REQUIRE(diff_result_add_file(&r, "n.txt", "o.txt", DIFF_RENAMED, 0, 0, NULL, &opt) == 0, "add");
+    REQUIRE(diff_result_apply_filters(&r, &opt) == 0, "filters");
+    EXPECT(r.files[0].patch_truncated && r.files[0].patch_len == 0, "10-byte cap truncates at a line end");
+    EXPECT(r.files[1].skip_reason && !strcmp(r.files[1].skip_reason, "lock file"), "lock");
+    EXPECT(r.files[2].skip_reason && strstr(r.files[2].skip_reason, "*.txt") && !strcmp(r.files[2].old_path, "o.txt"),
+           "exclude");
+    diff_result_free(&r);
+}
+
+int main(void)
+{
+    TEST_RUN(test_glob_match);
+    TEST_RUN(test_statuses_and_hunks);
+    TEST_RUN(test_default_skips);
+    TEST_RUN(test_include_exclude);
+    TEST_RUN(test_huge_diff_capped);
+    TEST_RUN(test_shallow_clone_base_missing);
+    TEST_RUN(test_default_base);
+    TEST_RUN(test_api_fallback_filters);
+    return test_exit_code();
+}

@@ -1,0 +1,292 @@
+"""tests/test_review.py - `prbot review` end to end on real git repositories.
+
+Each case builds a repository with the git CLI in a temporary directory and
+runs the prbot binary with the real tiny model (stories260K: a trained
+story model, not a reviewer, so we check the plumbing: the comment's
+structure, the file lists, the footer, logs and exit codes, not its prose).
+Actions cases use a fake GitHub API (tests/fake_github.py) on 127.0.0.1.
+"""
+import json
+import re
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+from fake_github import FakeGitHub  # noqa: E402
+from testlib import PRBOT, TESTDATA, Skip, case, run_all  # noqa: E402
+
+MODEL = os.path.join(TESTDATA, "models", "stories260K.gguf")
+TOKEN = "ghs_reviewSECRET987"
+SHORT_PROMPT = "[system]\nBe brief.\n[user]\nReview {{title}} in {{repo}}.\n{{files}}\n{{diff}}\n"
+
+
+def git(cwd, *args):
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@e", GIT_CONFIG_NOSYSTEM="1", HOME=cwd)
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def make_repo(tmp):
+    """main: math.c; feature: math.c modified, util.c added, yarn.lock added, old.txt deleted."""
+    repo = os.path.join(tmp, "repo")
+    os.makedirs(repo)
+    git(repo, "init", "-q", "-b", "main", ".")
+    write(os.path.join(repo, "math.c"), "int add(int a, int b)\n{\n    return a + b;\n}\n")
+    write(os.path.join(repo, "old.txt"), "obsolete\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "base")
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-qb", "feature")
+    write(os.path.join(repo, "math.c"), "int add(int a, int b)\n{\n    return a - b;\n}\n")
+    write(os.path.join(repo, "src", "util.c"), "int twice(int x) { return 2 * x; }\n")
+    write(os.path.join(repo, "yarn.lock"), "# lock\n")
+    git(repo, "rm", "-q", "old.txt")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "change")
+    head = git(repo, "rev-parse", "HEAD")
+    return repo, base, head
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PRBOT_", "RUNNER_"))}
+    env.update(extra)
+    return env
+
+
+def run(args, env, cwd=None):
+    return subprocess.run([PRBOT, "review", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+def require_engine():
+    if not os.path.exists(MODEL):
+        raise Skip(f"{MODEL} not found")
+    r = subprocess.run([PRBOT, "tokenize", "--model", MODEL, "hello"], capture_output=True, text=True)
+    if r.returncode != 0 or not r.stdout.strip():
+        raise Skip("the engine cannot tokenize with stories260K yet")
+
+
+@case
+def help_lists_every_flag():
+    r = subprocess.run([PRBOT, "review", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for flag in ["--repo", "--base", "--head", "--pr", "--model", "--prompt", "--dry-run", "--threads",
+                 "--max-tokens", "--time-budget", "--include", "--exclude", "--strict"]:
+        assert flag in r.stdout, f"{flag} missing from --help"
+
+
+@case
+def usage_errors_exit_2():
+    r = subprocess.run([PRBOT, "review", "--max-tokens", "0"], capture_output=True, text=True, env=clean_env())
+    assert r.returncode == 2 and "--max-tokens" in r.stderr, (r.returncode, r.stderr)
+    r = subprocess.run([PRBOT, "review", "--bogus"], capture_output=True, text=True, env=clean_env())
+    assert r.returncode == 2 and "--bogus" in r.stderr, (r.returncode, r.stderr)
+
+
+@case
+def missing_model_is_one_clear_line():
+    with tempfile.TemporaryDirectory() as tmp:
+        repo, _, _ = make_repo(tmp)
+        r = run(["--dry-run", "--repo", repo], clean_env(HOME=tmp, XDG_CACHE_HOME=os.path.join(tmp, "c")))
+        assert r.returncode == 1, r.returncode
+        last = r.stderr.strip().splitlines()[-1]
+        assert "--model" in last and "PRBOT_MODEL" in last and "model pull" in last, last
+
+
+@case
+def dry_run_local_repo():
+    require_engine()
+    with tempfile.TemporaryDirectory() as tmp:
+        repo, _, _ = make_repo(tmp)
+        prompt = os.path.join(tmp, "short.txt")
+        write(prompt, SHORT_PROMPT)
+        r = run(["--dry-run", "--model", MODEL, "--max-tokens", "24", "--prompt", prompt], clean_env(), cwd=repo)
+        assert r.returncode == 0, r.stderr[-2000:]
+        body = r.stdout
+        assert body.startswith("<!-- prbot:short -->\n"), body[:80]
+        assert body.count("<!-- prbot:") == 1
+        assert "<details><summary>Files: 3 reviewed, 1 skipped</summary>" in body, body
+        assert "`math.c` modified, +1 −1" in body and "`src/util.c` added, +1 −0" in body, body
+        assert "`yarn.lock` added, +1 −0: lock file" in body, body
+        assert "`old.txt` deleted, +0 −1" in body, body
+        assert "24 generated" in body and "prompt tokens" in body and "tok/s" in body, body
+        assert "dry-run: printed to stdout" in r.stderr.strip().splitlines()[-1]
+        assert "----- generated text -----" in r.stderr and "prefill" in r.stderr
+
+
+@case
+def dry_run_builtin_prompts_and_globs():
+    require_engine()
+    with tempfile.TemporaryDirectory() as tmp:
+        repo, _, _ = make_repo(tmp)
+        for name in ["review", "summary", "joke"]:
+            r = run(["--dry-run", "--repo", repo, "--base", "main", "--model", MODEL, "--max-tokens", "8",
+                     "--prompt", name, "--exclude", "src/**"], clean_env())
+            assert r.returncode == 0, r.stderr[-2000:]
+            assert r.stdout.startswith(f"<!-- prbot:{name} -->"), r.stdout[:60]
+            assert "`src/util.c` added, +1 −0: excluded by --exclude src/**" in r.stdout, r.stdout
+        r = run(["--dry-run", "--repo", repo, "--model", MODEL, "--prompt", "nope"], clean_env())
+        assert r.returncode == 1 and "review, summary, joke" in r.stderr, r.stderr
+
+
+@case
+def nothing_reviewable_skips_the_model():
+    require_engine()
+    with tempfile.TemporaryDirectory() as tmp:
+        repo, _, _ = make_repo(tmp)
+        r = run(["--dry-run", "--repo", repo, "--base", "main", "--model", MODEL, "--include", "*.nothing"],
+                clean_env())
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "Nothing to review" in r.stdout and "0 generated" in r.stdout, r.stdout
+        assert "----- generated text -----" not in r.stderr
+
+
+@case
+def huge_diff_fits_the_context():
+    require_engine()
+    with tempfile.TemporaryDirectory() as tmp:
+        repo, _, _ = make_repo(tmp)
+        write(os.path.join(repo, "big.c"), "".join(f"int v{i} = {i};\n" for i in range(30000)))
+        for i in range(40):
+            write(os.path.join(repo, "lib", f"m{i}.c"), f"int m{i}(void) {{ return {i}; }}\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "huge")
+        prompt = os.path.join(tmp, "short.txt")
+        write(prompt, SHORT_PROMPT)
+        r = run(["--dry-run", "--repo", repo, "--base", "main", "--model", MODEL, "--max-tokens", "8",
+                 "--prompt", prompt], clean_env())
+        assert r.returncode == 0, r.stderr[-2000:]
+        line = [x for x in r.stderr.splitlines() if "prompt:" in x and "budget" in x]
+        assert line, r.stderr[-2000:]
+        m = re.search(r"prompt: (\d+) tokens \(budget (\d+)", line[0])
+        assert m, line[0]
+        tokens, budget = int(m.group(1)), int(m.group(2))
+        assert tokens <= budget <= 2048, line[0]
+        assert "over token budget" in r.stdout, r.stdout[-3000:]
+        assert "`big.c` added, +30000 −0" in r.stdout, "the huge file must be listed"
+
+
+def actions_env(tmp, gh, event_name, event, **extra):
+    path = os.path.join(tmp, "event.json")
+    with open(path, "w") as f:
+        json.dump(event, f)
+    summary = os.path.join(tmp, "summary.md")
+    env = clean_env(GITHUB_ACTIONS="true", GITHUB_EVENT_NAME=event_name, GITHUB_EVENT_PATH=path,
+                    GITHUB_REPOSITORY=gh.repo if gh else "octo/demo", GITHUB_TOKEN=TOKEN,
+                    GITHUB_API_URL=gh.api_url if gh else "http://127.0.0.1:9", GITHUB_STEP_SUMMARY=summary,
+                    GITHUB_OUTPUT=os.path.join(tmp, "output"), RUNNER_TEMP=tmp, PRBOT_RETRY_MAX_WAIT="0")
+    env.update(extra)
+    return env
+
+
+def pr_event(number, base, head):
+    return {"number": number, "pull_request": {
+        "number": number, "title": "Change math", "body": "b", "draft": False, "user": {"login": "alice"},
+        "base": {"sha": base, "repo": {"full_name": "octo/demo"}},
+        "head": {"sha": head, "repo": {"full_name": "octo/demo", "fork": False}}}}
+
+
+@case
+def actions_pull_request_posts_one_comment():
+    require_engine()
+    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as gh:
+        repo, base, head = make_repo(tmp)
+        gh.add_pull(7, head_sha=head, base_sha=base)
+        env = actions_env(tmp, gh, "pull_request", pr_event(7, base, head), GITHUB_WORKSPACE=repo)
+        for _ in range(2):
+            r = run(["--model", MODEL, "--max-tokens", "8"], env)
+            assert r.returncode == 0, r.stderr[-2000:]
+        comments = gh.comments_of(7)
+        assert len(comments) == 1, comments
+        assert comments[0]["body"].startswith("<!-- prbot:review -->"), comments[0]["body"][:80]
+        assert "::group::" in r.stderr and "::endgroup::" in r.stderr
+        assert "comment updated: " in r.stderr.strip().splitlines()[-1], r.stderr[-500:]
+        with open(os.path.join(tmp, "output")) as f:
+            out = f.read()
+        assert "comment-url=" in out and "body-file=" in out, out
+        assert TOKEN not in r.stderr + r.stdout
+
+
+@case
+def shallow_checkout_falls_back_to_files_api():
+    require_engine()
+    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as gh:
+        repo, base, head = make_repo(tmp)
+        shallow = os.path.join(tmp, "shallow")
+        git(tmp, "clone", "-q", "--depth", "1", "--branch", "feature", "file://" + repo, shallow)
+        gh.add_pull(9, head_sha=head, base_sha=base)
+        gh.add_file(9, "api_only.c", status="added", patch="@@ -0,0 +1 @@\n+int api;", additions=1, deletions=0)
+        gh.add_file(9, "Cargo.lock", status="modified")
+        gh.add_file(9, "logo.png", status="added", patch=None, additions=0, deletions=0)
+        env = actions_env(tmp, gh, "pull_request", pr_event(9, base, head), GITHUB_WORKSPACE=shallow)
+        r = run(["--model", MODEL, "--max-tokens", "8"], env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "not in this checkout" in r.stderr and "files API" in r.stderr, r.stderr[-2000:]
+        assert gh.count("GET", "/pulls/9/files") >= 1
+        body = gh.comments_of(9)[0]["body"]
+        assert "`api_only.c` added, +1 −0" in body and "`Cargo.lock` modified, +1 −1: lock file" in body, body
+        assert "PR files API" in body, body
+        # no checkout at all (a workflow without actions/checkout): the API too
+        empty = os.path.join(tmp, "empty")
+        os.makedirs(empty)
+        env["GITHUB_WORKSPACE"] = empty
+        r = run(["--model", MODEL, "--max-tokens", "4"], env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        body = gh.comments_of(9)
+        assert len(body) == 1 and "no git checkout" in body[0]["body"], body
+        env["GITHUB_WORKSPACE"] = shallow
+        # --dry-run never touches the network, so it cannot fall back: a clear error instead
+        r = run(["--model", MODEL, "--dry-run"], env)
+        assert r.returncode == 1 and "fetch-depth" in r.stderr.strip().splitlines()[-1], r.stderr[-500:]
+
+
+@case
+def workflow_dispatch_fetches_the_pull():
+    require_engine()
+    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as gh:
+        repo, base, head = make_repo(tmp)
+        gh.add_pull(11, head_sha=head, base_sha=base, title="Dispatched")
+        env = actions_env(tmp, gh, "workflow_dispatch", {"inputs": {"pr-number": "11"}}, GITHUB_WORKSPACE=repo)
+        r = run(["--model", MODEL, "--max-tokens", "8"], env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert gh.count("GET", "/pulls/11") >= 1 and len(gh.comments_of(11)) == 1
+        assert "PR #11 by alice" in r.stderr, r.stderr[-2000:]
+
+
+@case
+def api_failure_does_not_fail_the_build_unless_strict():
+    require_engine()
+    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as gh:
+        repo, base, head = make_repo(tmp)
+        gh.add_pull(5, head_sha=head, base_sha=base)
+        env = actions_env(tmp, gh, "pull_request", pr_event(5, base, head), GITHUB_WORKSPACE=repo,
+                          PRBOT_RETRY_ATTEMPTS="1")
+        gh.fail_next(20, 500)
+        r = run(["--model", MODEL, "--max-tokens", "4"], env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "::warning::" in r.stderr and "--strict" in r.stderr, r.stderr[-1000:]
+        with open(env["GITHUB_STEP_SUMMARY"]) as f:
+            assert "<!-- prbot:review -->" in f.read()
+        r = run(["--model", MODEL, "--max-tokens", "4", "--strict"], env)
+        assert r.returncode == 1, r.stderr[-1000:]
+        assert TOKEN not in r.stderr + r.stdout
+
+
+@case
+def actions_environment_errors_name_the_variable():
+    env = clean_env(GITHUB_ACTIONS="true", GITHUB_EVENT_NAME="pull_request", GITHUB_REPOSITORY="o/r",
+                    PRBOT_MODEL=MODEL)
+    r = run([], env)
+    assert r.returncode == 1 and "GITHUB_EVENT_PATH" in r.stderr.strip().splitlines()[-1], r.stderr
+
+
+run_all()
