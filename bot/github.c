@@ -1,0 +1,690 @@
+/*
+ * github.c - the GitHub REST calls prbot makes, with retries and paging.
+ *
+ * Every call goes through gh_call(), which sends one request with the
+ * standard headers, classifies the answer and decides whether to retry:
+ *
+ *   2xx                               -> GH_OK
+ *   429, 403 that is a rate limit     -> wait (Retry-After, x-ratelimit-reset or backoff), retry
+ *   5xx, transport error              -> retry, unless the request must not be repeated blindly
+ *   404                               -> GH_ERR_NOT_FOUND
+ *   other 403                         -> GH_ERR_FORBIDDEN (read-only token)
+ *   anything else                     -> GH_ERR_API
+ *
+ * Waits grow as 1, 2, 4, ... seconds plus up to 50% jitter, each capped by
+ * PRBOT_RETRY_MAX_WAIT (default 60 s), for at most PRBOT_RETRY_ATTEMPTS
+ * attempts (default 5): a request can never loop forever.
+ *
+ * Creating a comment is the one non-idempotent request: if a POST fails with
+ * a 5xx or a dropped connection, GitHub may still have created the comment.
+ * So gh_comment_upsert() does not resend the POST in place; it starts over
+ * with the marker search, which finds such a comment and PATCHes it. That is
+ * how "exactly one comment" survives flaky networks.
+ *
+ * Lists are read page by page (per_page=100) following the Link header's
+ * rel="next" URL, which must stay under the API base URL (so the token is
+ * never sent to another host), for at most MAX_PAGES pages.
+ */
+#define _GNU_SOURCE /* strcasestr, vasprintf */
+#include "github.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+
+#define MAX_PAGES 1000 /* 100,000 comments: far beyond any real PR */
+#define DEFAULT_ATTEMPTS 5
+#define DEFAULT_MAX_WAIT 60.0
+#define DEFAULT_TIMEOUT_S 60L
+
+struct gh_client {
+    char *api;         /* base URL without trailing slash, e.g. https://api.github.com */
+    char *repo;        /* "owner/name" */
+    char *token;       /* kept only to redact it from messages; "" when anonymous */
+    char *auth_header; /* "Authorization: Bearer ..." or NULL */
+    int max_attempts;
+    double max_wait;
+    long timeout_s;
+    unsigned jitter_seed;
+};
+
+typedef enum { RETRY_ALL, RETRY_RATE_LIMIT_ONLY } retry_policy;
+
+const char *gh_result_name(int rc)
+{
+    switch (rc) {
+    case GH_OK: return "ok";
+    case GH_ERR_NOT_FOUND: return "not found";
+    case GH_ERR_FORBIDDEN: return "forbidden";
+    default: return "API error";
+    }
+}
+
+/* ---------------------------------------------------------------- client */
+
+static int repo_name_valid(const char *repo)
+{
+    const char *slash = strchr(repo, '/');
+    if (!slash || slash == repo || !slash[1] || strchr(slash + 1, '/')) return 0;
+    for (const char *p = repo; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("-_./", *p)) return 0;
+    return 1;
+}
+
+static double env_double(const char *name, double fallback)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) return fallback;
+    char *end;
+    double d = strtod(v, &end);
+    return end != v && d >= 0 ? d : fallback;
+}
+
+int gh_client_new(gh_client **out, const char *api_url, const char *token, const char *repo,
+                  char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!api_url || !*api_url) api_url = "https://api.github.com";
+    if (strncmp(api_url, "https://", 8) && strncmp(api_url, "http://", 7)) {
+        snprintf(err, errlen, "GITHUB_API_URL must start with https:// (got '%.200s')", api_url);
+        return -1;
+    }
+    if (!repo || !repo_name_valid(repo)) {
+        snprintf(err, errlen, "repository must be 'owner/name' (got '%.200s'); set GITHUB_REPOSITORY",
+                 repo ? repo : "");
+        return -1;
+    }
+    gh_client *c = calloc(1, sizeof *c);
+    if (!c) goto oom;
+    c->api = strdup(api_url);
+    c->repo = strdup(repo);
+    c->token = strdup(token ? token : "");
+    if (!c->api || !c->repo || !c->token) goto oom;
+    size_t n = strlen(c->api);
+    while (n > 0 && c->api[n - 1] == '/') c->api[--n] = 0;
+    if (token && *token) {
+        if (strpbrk(token, "\r\n")) {
+            gh_client_free(c);
+            snprintf(err, errlen, "the GitHub token contains a line break; check GITHUB_TOKEN");
+            return -1;
+        }
+        size_t len = strlen(token) + 32;
+        c->auth_header = malloc(len);
+        if (!c->auth_header) goto oom;
+        snprintf(c->auth_header, len, "Authorization: Bearer %s", token);
+    }
+    c->max_attempts = (int)env_double("PRBOT_RETRY_ATTEMPTS", DEFAULT_ATTEMPTS);
+    if (c->max_attempts < 1) c->max_attempts = 1;
+    if (c->max_attempts > 20) c->max_attempts = 20;
+    c->max_wait = env_double("PRBOT_RETRY_MAX_WAIT", DEFAULT_MAX_WAIT);
+    if (c->max_wait > 3600) c->max_wait = 3600;
+    c->timeout_s = (long)env_double("PRBOT_HTTP_TIMEOUT", DEFAULT_TIMEOUT_S);
+    c->jitter_seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
+    *out = c;
+    return 0;
+oom:
+    gh_client_free(c);
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+void gh_client_free(gh_client *c)
+{
+    if (!c) return;
+    free(c->api);
+    free(c->repo);
+    if (c->token) memset(c->token, 0, strlen(c->token));
+    free(c->token);
+    if (c->auth_header) memset(c->auth_header, 0, strlen(c->auth_header));
+    free(c->auth_header);
+    free(c);
+}
+
+/* Replaces every occurrence of the token in msg with "***" (defence in depth:
+ * nothing we format should contain it, but a server could echo it). */
+static void redact_token(const gh_client *c, char *msg)
+{
+    size_t tlen = strlen(c->token);
+    if (tlen < 4) return;
+    char *hit;
+    while ((hit = strstr(msg, c->token))) {
+        memcpy(hit, "***", 3);
+        memmove(hit + 3, hit + tlen, strlen(hit + tlen) + 1);
+    }
+}
+
+/* "https://api/x/repos/o/r/..." -> "/repos/o/r/..." for messages. */
+static const char *url_for_message(const gh_client *c, const char *url)
+{
+    size_t n = strlen(c->api);
+    return strncmp(url, c->api, n) ? url : url + n;
+}
+
+static char *url_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *url_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* ---------------------------------------------------------------- one call */
+
+static int is_rate_limited(const http_response *r)
+{
+    char v[64];
+    if (r->status == 429) return 1;
+    if (r->status != 403) return 0;
+    if (http_header_get(r->headers, "retry-after", v, sizeof v)) return 1;
+    if (http_header_get(r->headers, "x-ratelimit-remaining", v, sizeof v) && !strcmp(v, "0")) return 1;
+    return strcasestr(r->body, "rate limit") != NULL;
+}
+
+/* Seconds to wait before attempt `attempt + 1`; r may be NULL (transport error). */
+static double retry_wait_seconds(gh_client *c, const http_response *r, int attempt)
+{
+    char v[64];
+    double wait = -1;
+    if (r && http_header_get(r->headers, "retry-after", v, sizeof v)) {
+        char *end;
+        double s = strtod(v, &end);
+        if (end != v && s >= 0) wait = s; /* an HTTP-date form falls back to backoff */
+    }
+    if (wait < 0 && r && http_header_get(r->headers, "x-ratelimit-remaining", v, sizeof v) && !strcmp(v, "0") &&
+        http_header_get(r->headers, "x-ratelimit-reset", v, sizeof v)) {
+        double reset = strtod(v, NULL);
+        double now = (double)time(NULL);
+        wait = reset > now ? reset - now + 1 : 1;
+    }
+    if (wait < 0) {
+        double base = (double)(1u << (attempt - 1 < 10 ? attempt - 1 : 10));
+        double jitter = (double)(rand_r(&c->jitter_seed) % 1000) / 1000.0;
+        wait = base + base * 0.5 * jitter;
+    }
+    return wait > c->max_wait ? c->max_wait : wait;
+}
+
+static void sleep_seconds(double s)
+{
+    if (s <= 0) return;
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}
+
+/* Writes "HTTP 403: <GitHub's message>" describing a failed response. */
+static void describe_failure(const http_response *r, char *out, size_t cap)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(r->body, r->body_len, 0, &jerr);
+    const char *msg = root ? json_string_value(json_object_get(root, "message")) : NULL;
+    char clean[256];
+    size_t n = 0;
+    for (const char *p = msg ? msg : ""; *p && n + 1 < sizeof clean; p++)
+        clean[n++] = (*p == '\n' || *p == '\r') ? ' ' : *p;
+    clean[n] = 0;
+    if (n)
+        snprintf(out, cap, "HTTP %ld: %s", r->status, clean);
+    else
+        snprintf(out, cap, "HTTP %ld", r->status);
+    json_decref(root);
+}
+
+/* One API request with retries. On GH_OK, *resp holds the 2xx response
+ * (caller frees). On failure resp is freed, err set, and *retryable (if not
+ * NULL) says whether the failure was a 5xx/transport error that the policy
+ * did not let us retry here. */
+static int gh_call(gh_client *c, const char *method, const char *url, const char *body, retry_policy policy,
+                   http_response *resp, int *retryable, char *err, size_t errlen)
+{
+    const char *headers[6];
+    size_t nh = 0;
+    headers[nh++] = "Accept: application/vnd.github+json";
+    headers[nh++] = "X-GitHub-Api-Version: 2022-11-28";
+    headers[nh++] = "User-Agent: prbot";
+    if (body) headers[nh++] = "Content-Type: application/json";
+    if (c->auth_header) headers[nh++] = c->auth_header;
+    headers[nh] = NULL;
+    if (retryable) *retryable = 0;
+
+    const char *shown = url_for_message(c, url);
+    for (int attempt = 1;; attempt++) {
+        char why[300];
+        int transport_failed = http_request(method, url, headers, body, c->timeout_s, resp, why, sizeof why);
+        if (!transport_failed && resp->status >= 200 && resp->status < 300) return GH_OK;
+
+        int rate_limited = !transport_failed && is_rate_limited(resp);
+        int server_error = transport_failed || resp->status >= 500;
+        if (!transport_failed) describe_failure(resp, why, sizeof why);
+        redact_token(c, why);
+
+        if (!rate_limited && !server_error) {
+            long status = resp->status;
+            http_response_free(resp);
+            snprintf(err, errlen, "GitHub API %s %s: %s", method, shown, why);
+            redact_token(c, err);
+            if (status == 404) return GH_ERR_NOT_FOUND;
+            if (status == 403) return GH_ERR_FORBIDDEN;
+            if (status == 401)
+                snprintf(err + strlen(err), errlen - strlen(err),
+                         " (the token is invalid or expired; check the github-token input / GITHUB_TOKEN)");
+            return GH_ERR_API;
+        }
+        if (server_error && policy == RETRY_RATE_LIMIT_ONLY) {
+            http_response_free(resp);
+            snprintf(err, errlen, "GitHub API %s %s: %s", method, shown, why);
+            if (retryable) *retryable = 1;
+            return GH_ERR_API;
+        }
+        if (attempt >= c->max_attempts) {
+            http_response_free(resp);
+            snprintf(err, errlen, "GitHub API %s %s: %s (gave up after %d attempts)", method, shown, why,
+                     attempt);
+            return GH_ERR_API;
+        }
+        double wait = retry_wait_seconds(c, transport_failed ? NULL : resp, attempt);
+        http_response_free(resp);
+        fprintf(stderr, "prbot: GitHub API %s %s: %s%s, retry %d/%d in %.3g s\n", method, shown, why,
+                rate_limited ? " (rate limited)" : "", attempt + 1, c->max_attempts, wait);
+        sleep_seconds(wait);
+    }
+}
+
+static json_t *parse_json(const gh_client *c, const http_response *r, const char *method, const char *url,
+                          char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(r->body, r->body_len, 0, &jerr);
+    if (!root)
+        snprintf(err, errlen, "GitHub API %s %s: response is not JSON (%s)", method, url_for_message(c, url),
+                 jerr.text);
+    return root;
+}
+
+/* ---------------------------------------------------------------- paging */
+
+/* Finds the rel="next" URL in a Link header value; returns malloc'ed or NULL. */
+static char *link_next_url(const char *link)
+{
+    for (const char *p = link; p && *p;) {
+        const char *lt = strchr(p, '<');
+        if (!lt) return NULL;
+        const char *gt = strchr(lt, '>');
+        if (!gt) return NULL;
+        const char *end = strchr(gt, ',');
+        size_t params_len = end ? (size_t)(end - gt) : strlen(gt);
+        char params[128];
+        snprintf(params, sizeof params, "%.*s", (int)(params_len < 127 ? params_len : 127), gt + 1);
+        if (strstr(params, "rel=\"next\"") || strstr(params, "rel=next")) return strndup(lt + 1, (size_t)(gt - lt - 1));
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* Called for each element of each page; returns 1 to stop, 0 to go on, -1 on error (err set). */
+typedef int (*page_item_fn)(json_t *item, void *user, char *err, size_t errlen);
+
+static int gh_get_all_pages(gh_client *c, char *first_url, page_item_fn on_item, void *user, char *err,
+                            size_t errlen)
+{
+    char *url = first_url; /* owned */
+    for (int page = 0; url; page++) {
+        if (page >= MAX_PAGES) {
+            snprintf(err, errlen, "GitHub API GET %s: more than %d pages; giving up", url_for_message(c, url),
+                     MAX_PAGES);
+            free(url);
+            return GH_ERR_API;
+        }
+        http_response r;
+        int rc = gh_call(c, "GET", url, NULL, RETRY_ALL, &r, NULL, err, errlen);
+        if (rc != GH_OK) {
+            free(url);
+            return rc;
+        }
+        json_t *root = parse_json(c, &r, "GET", url, err, errlen);
+        if (!root || !json_is_array(root)) {
+            if (root) snprintf(err, errlen, "GitHub API GET %s: expected a JSON array", url_for_message(c, url));
+            json_decref(root);
+            http_response_free(&r);
+            free(url);
+            return GH_ERR_API;
+        }
+        size_t i;
+        json_t *item;
+        int stop = 0;
+        json_array_foreach(root, i, item)
+        {
+            stop = on_item(item, user, err, errlen);
+            if (stop) break;
+        }
+        json_decref(root);
+        char link[4096];
+        char *next = NULL;
+        if (!stop && http_header_get(r.headers, "link", link, sizeof link)) next = link_next_url(link);
+        http_response_free(&r);
+        if (stop < 0) {
+            free(url);
+            free(next);
+            return GH_ERR_API;
+        }
+        if (next && (strncmp(next, c->api, strlen(c->api)) || !strcmp(next, url))) {
+            snprintf(err, errlen, "GitHub API: next page URL '%.200s' is not under %s; refusing to follow", next,
+                     c->api);
+            free(next);
+            free(url);
+            return GH_ERR_API;
+        }
+        free(url);
+        url = next;
+    }
+    return GH_OK;
+}
+
+/* ---------------------------------------------------------------- pulls */
+
+static char *json_strdup(json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return strdup(s ? s : "");
+}
+
+void gh_pull_free(gh_pull *p)
+{
+    if (!p) return;
+    free(p->title);
+    free(p->body);
+    free(p->author);
+    free(p->html_url);
+    free(p->state);
+    free(p->base_sha);
+    free(p->head_sha);
+    free(p->base_ref);
+    free(p->head_ref);
+    free(p->head_repo);
+    memset(p, 0, sizeof *p);
+}
+
+static int pull_from_json(json_t *root, gh_pull *p)
+{
+    memset(p, 0, sizeof *p);
+    json_t *user = json_object_get(root, "user");
+    json_t *base = json_object_get(root, "base");
+    json_t *head = json_object_get(root, "head");
+    json_t *head_repo = json_object_get(head, "repo");
+    json_t *base_repo = json_object_get(base, "repo");
+    p->number = (long)json_integer_value(json_object_get(root, "number"));
+    p->title = json_strdup(root, "title");
+    p->body = json_strdup(root, "body");
+    p->author = json_strdup(user, "login");
+    p->html_url = json_strdup(root, "html_url");
+    p->state = json_strdup(root, "state");
+    p->base_sha = json_strdup(base, "sha");
+    p->head_sha = json_strdup(head, "sha");
+    p->base_ref = json_strdup(base, "ref");
+    p->head_ref = json_strdup(head, "ref");
+    p->head_repo = json_strdup(head_repo, "full_name");
+    if (!p->title || !p->body || !p->author || !p->html_url || !p->state || !p->base_sha || !p->head_sha ||
+        !p->base_ref || !p->head_ref || !p->head_repo)
+        return -1;
+    p->draft = json_is_true(json_object_get(root, "draft"));
+    const char *base_name = json_string_value(json_object_get(base_repo, "full_name"));
+    p->fork = !json_is_object(head_repo) || !base_name || strcasecmp(p->head_repo, base_name) != 0;
+    const char *type = json_string_value(json_object_get(user, "type"));
+    size_t alen = strlen(p->author);
+    p->author_is_bot = (type && !strcmp(type, "Bot")) || (alen > 5 && !strcmp(p->author + alen - 5, "[bot]"));
+    return 0;
+}
+
+int gh_pull_get(gh_client *c, long number, gh_pull *pull, char *err, size_t errlen)
+{
+    memset(pull, 0, sizeof *pull);
+    char *url = url_printf("%s/repos/%s/pulls/%ld", c->api, c->repo, number);
+    if (!url) {
+        snprintf(err, errlen, "out of memory");
+        return GH_ERR_API;
+    }
+    http_response r;
+    int rc = gh_call(c, "GET", url, NULL, RETRY_ALL, &r, NULL, err, errlen);
+    if (rc == GH_ERR_NOT_FOUND)
+        snprintf(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404; check the PR number "
+                 "and that the token can read the repository)", number, c->repo);
+    if (rc != GH_OK) {
+        free(url);
+        return rc;
+    }
+    json_t *root = parse_json(c, &r, "GET", url, err, errlen);
+    free(url);
+    http_response_free(&r);
+    if (!root) return GH_ERR_API;
+    if (!json_is_object(root) || !json_is_object(json_object_get(root, "head"))) {
+        json_decref(root);
+        snprintf(err, errlen, "GitHub API: pull request #%ld: unexpected response shape", number);
+        return GH_ERR_API;
+    }
+    int bad = pull_from_json(root, pull);
+    json_decref(root);
+    if (bad) {
+        gh_pull_free(pull);
+        snprintf(err, errlen, "out of memory");
+        return GH_ERR_API;
+    }
+    return GH_OK;
+}
+
+/* ---------------------------------------------------------------- files */
+
+typedef struct {
+    gh_pull_file *items;
+    size_t n, cap;
+} file_list;
+
+static char *json_strdup_or_null(json_t *obj, const char *key, int *oom)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) *oom = 1;
+    return d;
+}
+
+static int collect_file(json_t *item, void *user, char *err, size_t errlen)
+{
+    file_list *list = user;
+    if (!json_is_object(item)) return 0;
+    if (list->n == list->cap) {
+        size_t cap = list->cap ? list->cap * 2 : 64;
+        gh_pull_file *p = realloc(list->items, cap * sizeof *p);
+        if (!p) goto oom;
+        list->items = p;
+        list->cap = cap;
+    }
+    gh_pull_file *f = &list->items[list->n];
+    memset(f, 0, sizeof *f);
+    int oom = 0;
+    f->filename = json_strdup(item, "filename");
+    f->status = json_strdup(item, "status");
+    f->previous_filename = json_strdup_or_null(item, "previous_filename", &oom);
+    f->patch = json_strdup_or_null(item, "patch", &oom);
+    f->additions = (long)json_integer_value(json_object_get(item, "additions"));
+    f->deletions = (long)json_integer_value(json_object_get(item, "deletions"));
+    f->changes = (long)json_integer_value(json_object_get(item, "changes"));
+    list->n++; /* counted even on failure so the free below releases it */
+    if (oom || !f->filename || !f->status) goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory reading the PR's files");
+    return -1;
+}
+
+void gh_pull_files_free(gh_pull_file *files, size_t n)
+{
+    for (size_t i = 0; files && i < n; i++) {
+        free(files[i].filename);
+        free(files[i].previous_filename);
+        free(files[i].status);
+        free(files[i].patch);
+    }
+    free(files);
+}
+
+int gh_pull_files(gh_client *c, long number, gh_pull_file **files, size_t *n, char *err, size_t errlen)
+{
+    *files = NULL;
+    *n = 0;
+    char *url = url_printf("%s/repos/%s/pulls/%ld/files?per_page=100", c->api, c->repo, number);
+    if (!url) {
+        snprintf(err, errlen, "out of memory");
+        return GH_ERR_API;
+    }
+    file_list list = {0};
+    int rc = gh_get_all_pages(c, url, collect_file, &list, err, errlen);
+    if (rc == GH_ERR_NOT_FOUND)
+        snprintf(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404)", number, c->repo);
+    if (rc != GH_OK) {
+        gh_pull_files_free(list.items, list.n);
+        return rc;
+    }
+    *files = list.items;
+    *n = list.n;
+    return GH_OK;
+}
+
+/* ---------------------------------------------------------------- comments */
+
+typedef struct {
+    const char *marker;
+    long long id; /* 0: not found */
+} marker_search;
+
+static int match_marker(json_t *item, void *user, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    marker_search *s = user;
+    const char *body = json_string_value(json_object_get(item, "body"));
+    json_t *id = json_object_get(item, "id");
+    if (body && json_is_integer(id) && strstr(body, s->marker)) {
+        s->id = (long long)json_integer_value(id);
+        return 1;
+    }
+    return 0;
+}
+
+/* Copies html_url of a created/updated comment into url_out. */
+static int read_comment_url(gh_client *c, const http_response *r, const char *method, const char *url,
+                            char *url_out, size_t url_cap, char *err, size_t errlen)
+{
+    json_t *root = parse_json(c, r, method, url, err, errlen);
+    if (!root) return GH_ERR_API;
+    const char *html = json_string_value(json_object_get(root, "html_url"));
+    if (url_out && url_cap) snprintf(url_out, url_cap, "%s", html ? html : "");
+    json_decref(root);
+    return GH_OK;
+}
+
+static int find_marked_comment(gh_client *c, long number, const char *marker, long long *id, char *err,
+                               size_t errlen)
+{
+    char *url = url_printf("%s/repos/%s/issues/%ld/comments?per_page=100", c->api, c->repo, number);
+    if (!url) {
+        snprintf(err, errlen, "out of memory");
+        return GH_ERR_API;
+    }
+    marker_search search = {marker, 0};
+    int rc = gh_get_all_pages(c, url, match_marker, &search, err, errlen);
+    if (rc == GH_ERR_NOT_FOUND)
+        snprintf(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404)", number, c->repo);
+    *id = search.id;
+    return rc;
+}
+
+int gh_comment_upsert(gh_client *c, long number, const char *marker, const char *body, char *url_out,
+                      size_t url_cap, int *updated, char *err, size_t errlen)
+{
+    if (url_out && url_cap) url_out[0] = 0;
+    if (updated) *updated = 0;
+    if (!marker || !*marker) {
+        snprintf(err, errlen, "gh_comment_upsert: empty marker");
+        return GH_ERR_API;
+    }
+    json_t *payload = json_pack("{s:s}", "body", body);
+    char *payload_text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+    json_decref(payload);
+    if (!payload_text) {
+        snprintf(err, errlen, "cannot encode the comment body as JSON (invalid UTF-8?)");
+        return GH_ERR_API;
+    }
+    int rc = GH_ERR_API;
+    for (int round = 1; round <= c->max_attempts; round++) {
+        long long id = 0;
+        rc = find_marked_comment(c, number, marker, &id, err, errlen);
+        if (rc != GH_OK) break;
+        char *url = id ? url_printf("%s/repos/%s/issues/comments/%lld", c->api, c->repo, id)
+                       : url_printf("%s/repos/%s/issues/%ld/comments", c->api, c->repo, number);
+        if (!url) {
+            snprintf(err, errlen, "out of memory");
+            rc = GH_ERR_API;
+            break;
+        }
+        const char *method = id ? "PATCH" : "POST";
+        http_response r;
+        int retryable = 0;
+        rc = gh_call(c, method, url, payload_text, id ? RETRY_ALL : RETRY_RATE_LIMIT_ONLY, &r, &retryable, err,
+                     errlen);
+        if (rc == GH_OK) {
+            rc = read_comment_url(c, &r, method, url, url_out, url_cap, err, errlen);
+            if (updated) *updated = id != 0;
+            http_response_free(&r);
+            free(url);
+            break;
+        }
+        free(url);
+        int comment_vanished = id && rc == GH_ERR_NOT_FOUND; /* deleted between list and PATCH */
+        if (!retryable && !comment_vanished) break;
+        if (round < c->max_attempts) {
+            double wait = retry_wait_seconds(c, NULL, round);
+            fprintf(stderr, "prbot: %s; searching for the comment again in %.3g s (%d/%d)\n", err, wait,
+                    round + 1, c->max_attempts);
+            sleep_seconds(wait);
+        }
+    }
+    free(payload_text);
+    redact_token(c, err);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- summary */
+
+int gh_step_summary_write(const char *body, char *err, size_t errlen)
+{
+    const char *path = getenv("GITHUB_STEP_SUMMARY");
+    if (!path || !*path) {
+        snprintf(err, errlen, "GITHUB_STEP_SUMMARY is not set (only GitHub Actions provides it)");
+        return -1;
+    }
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        snprintf(err, errlen, "cannot open GITHUB_STEP_SUMMARY file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t len = strlen(body);
+    int bad = fwrite(body, 1, len, f) != len || fputc('\n', f) == EOF;
+    if (fclose(f) != 0) bad = 1;
+    if (bad) {
+        snprintf(err, errlen, "cannot write GITHUB_STEP_SUMMARY file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}

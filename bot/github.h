@@ -1,0 +1,124 @@
+/*
+ * github.h - the small GitHub REST client prbot needs (libcurl + jansson).
+ *
+ * What it does: read a pull request, list its files, and keep exactly one
+ * comment per marker on it up to date ("upsert"); when the token may not
+ * write, the caller puts the body in the job summary instead.
+ *
+ * Typical use (bot/review.c):
+ *
+ *   gh_client *gh;
+ *   if (gh_client_new(&gh, getenv("GITHUB_API_URL"), token, "owner/repo", err, sizeof err)) ...
+ *   gh_pull pr;
+ *   int rc = gh_pull_get(gh, 42, &pr, err, sizeof err);    // GH_OK / GH_ERR_*
+ *   ...
+ *   char url[512];
+ *   int updated;
+ *   rc = gh_comment_upsert(gh, 42, "<!-- prbot:review -->", body, url, sizeof url, &updated,
+ *                          err, sizeof err);
+ *   if (rc == GH_ERR_FORBIDDEN) gh_step_summary_write(body, err2, sizeof err2);
+ *   gh_pull_free(&pr);
+ *   gh_client_free(gh);
+ *
+ * Every request carries `Authorization: Bearer TOKEN`, `Accept:
+ * application/vnd.github+json`, `X-GitHub-Api-Version: 2022-11-28` and
+ * `User-Agent: prbot`. URLs are built by appending "/repos/..." to the API
+ * base as given, so a GitHub Enterprise Server base like
+ * https://ghe.example.com/api/v3 works (a trailing slash is dropped).
+ *
+ * Retries: 5xx, 429, network errors/timeouts, and 403s that are rate limits
+ * (body mentions "rate limit", `x-ratelimit-remaining: 0`, or a `Retry-After`
+ * header) are retried with capped exponential backoff plus jitter, honouring
+ * `Retry-After` (seconds) and `x-ratelimit-reset` (epoch seconds), at most
+ * PRBOT_RETRY_ATTEMPTS attempts (default 5) and never waiting longer than
+ * PRBOT_RETRY_MAX_WAIT seconds (default 60; tests set it to 0 or a fraction
+ * like 0.05) per wait. Each retry prints one line on stderr, e.g.
+ * "prbot: GitHub API POST .../comments: HTTP 502, retry 2/5 in 2s".
+ *
+ * Debugging: PRBOT_DEBUG=1 prints each request and response header on stderr
+ * with the Authorization header redacted. The token never appears in `err`,
+ * in logs, or anywhere else this module writes.
+ *
+ * Return codes: functions that talk to the API return one of gh_result
+ * (GH_OK == 0, errors < 0) and put one line in `err`. The other functions
+ * return 0 / -1.
+ */
+#ifndef PRBOT_GITHUB_H
+#define PRBOT_GITHUB_H
+
+#include <stddef.h>
+
+typedef enum {
+    GH_OK = 0,
+    GH_ERR_API = -1,       /* anything else: network, 5xx after retries, 401, 422, bad JSON ... */
+    GH_ERR_NOT_FOUND = -2, /* 404: no such PR/repo (or the token cannot see it) */
+    GH_ERR_FORBIDDEN = -3, /* 403 that is not a rate limit: a read-only token, e.g. a fork PR
+                              ("Resource not accessible by integration") */
+} gh_result;
+
+typedef struct gh_client gh_client;
+
+/* A pull request as prbot needs it. Strings are malloc'ed, never NULL
+ * (empty string when GitHub sent null/nothing). Free with gh_pull_free. */
+typedef struct {
+    long number;
+    char *title, *body, *author, *html_url, *state;
+    char *base_sha, *head_sha;
+    char *base_ref, *head_ref;
+    char *head_repo;  /* "owner/repo" of the head (the fork's name for fork PRs) */
+    int draft;        /* 1 when a draft */
+    int fork;         /* 1 when head repo differs from base repo (or the head repo is gone) */
+    int author_is_bot; /* 1 when user.type == "Bot" or the login ends in "[bot]" */
+} gh_pull;
+
+/* One entry of GET /pulls/{n}/files. `patch` is NULL when GitHub omits it
+ * (binary or too large); `previous_filename` is NULL unless renamed. */
+typedef struct {
+    char *filename;
+    char *previous_filename;
+    char *status; /* "added", "removed", "modified", "renamed", "copied", "changed", "unchanged" */
+    char *patch;
+    long additions, deletions, changes;
+} gh_pull_file;
+
+/* Creates a client. api_url NULL or "" means https://api.github.com; token
+ * may be NULL/"" (anonymous: reads of public repos only); repo is
+ * "owner/name". Returns 0, or -1 with err set (bad repo or URL, no memory). */
+int gh_client_new(gh_client **out, const char *api_url, const char *token, const char *repo,
+                  char *err, size_t errlen);
+void gh_client_free(gh_client *c);
+
+/* GET /repos/{repo}/pulls/{number}. On GH_OK fills *pull (free with gh_pull_free). */
+int gh_pull_get(gh_client *c, long number, gh_pull *pull, char *err, size_t errlen);
+void gh_pull_free(gh_pull *pull);
+
+/* GET /repos/{repo}/pulls/{number}/files, all pages (per_page=100, following
+ * the Link rel="next" header). On GH_OK *files is a malloc'ed array of *n
+ * entries (possibly 0); free with gh_pull_files_free. */
+int gh_pull_files(gh_client *c, long number, gh_pull_file **files, size_t *n, char *err,
+                  size_t errlen);
+void gh_pull_files_free(gh_pull_file *files, size_t n);
+
+/* Keeps exactly one comment containing `marker` (e.g. "<!-- prbot:review -->")
+ * on issue/PR `number`: scans ALL pages of issue comments (per_page=100,
+ * following Link rel="next") for a comment whose body contains the marker;
+ * PATCHes the first one found with `body`, else POSTs a new comment. The
+ * body should itself contain the marker, or the next run will not find it.
+ * On GH_OK writes the comment's html_url into url_out (if url_out/url_cap
+ * are non-zero, truncated to fit) and *updated = 1 when an existing comment
+ * was edited, 0 when a new one was created (updated may be NULL).
+ * GH_ERR_FORBIDDEN: the token cannot write (read-only / fork PR): the caller
+ * should write the body to the job summary (gh_step_summary_write) and exit 0.
+ * GH_ERR_NOT_FOUND: no such PR. */
+int gh_comment_upsert(gh_client *c, long number, const char *marker, const char *body,
+                      char *url_out, size_t url_cap, int *updated, char *err, size_t errlen);
+
+/* Appends body (and a trailing newline) to the file named by
+ * $GITHUB_STEP_SUMMARY. Returns 0, or -1 with err set when the variable is
+ * unset/empty or the file cannot be written. No network. */
+int gh_step_summary_write(const char *body, char *err, size_t errlen);
+
+/* A short human name for a gh_result ("ok", "not found", "forbidden", "API error"). */
+const char *gh_result_name(int rc);
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * http.c - one HTTP request into memory with libcurl, plus redacted debug
+ * output.
+ *
+ * The body and the header block grow in plain realloc'ed buffers. The
+ * header callback starts a fresh block whenever a status line ("HTTP/...")
+ * arrives, so after redirects or "100 Continue" only the final response's
+ * headers remain. Debug output goes through CURLOPT_DEBUGFUNCTION so we can
+ * rewrite any "Authorization:" line before it reaches stderr.
+ */
+#include "http.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int failed; /* an allocation failed: the transfer is aborted */
+} grow_buffer;
+
+static int grow_buffer_append(grow_buffer *b, const char *src, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->data, cap);
+        if (!p) {
+            b->failed = 1;
+            return -1;
+        }
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return 0;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
+{
+    grow_buffer *b = user;
+    return grow_buffer_append(b, ptr, size * nmemb) ? 0 : size * nmemb;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *user)
+{
+    grow_buffer *b = user;
+    size_t n = size * nmemb;
+    if (n >= 5 && !strncmp(ptr, "HTTP/", 5)) b->len = 0; /* a new response starts */
+    return grow_buffer_append(b, ptr, n) ? 0 : n;
+}
+
+int http_debug_enabled(void)
+{
+    const char *d = getenv("PRBOT_DEBUG");
+    return d && *d && strcmp(d, "0") != 0;
+}
+
+/* Prints header text line by line, replacing the value of Authorization. */
+static void debug_print_headers(const char *prefix, const char *data, size_t size)
+{
+    size_t i = 0;
+    while (i < size) {
+        size_t j = i;
+        while (j < size && data[j] != '\n') j++;
+        size_t line_len = j - i;
+        while (line_len && (data[i + line_len - 1] == '\r' || data[i + line_len - 1] == '\n')) line_len--;
+        if (line_len) {
+            if (line_len >= 14 && !strncasecmp(data + i, "authorization:", 14))
+                fprintf(stderr, "%s Authorization: [redacted]\n", prefix);
+            else
+                fprintf(stderr, "%s %.*s\n", prefix, (int)line_len, data + i);
+        }
+        i = j + 1;
+    }
+}
+
+static int on_debug(CURL *curl, curl_infotype type, char *data, size_t size, void *user)
+{
+    (void)curl;
+    (void)user;
+    switch (type) {
+    case CURLINFO_TEXT: debug_print_headers("prbot debug: *", data, size); break;
+    case CURLINFO_HEADER_OUT: debug_print_headers("prbot debug: >", data, size); break;
+    case CURLINFO_HEADER_IN: debug_print_headers("prbot debug: <", data, size); break;
+    default: break; /* bodies are not printed: they can be large */
+    }
+    return 0;
+}
+
+void http_debug_attach(CURL *curl)
+{
+    if (!http_debug_enabled()) return;
+    curl_easy_setopt(curl, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(curl, CURLOPT_VERBOSE, 1L);
+}
+
+int http_request(const char *method, const char *url, const char *const *headers, const char *body,
+                 long timeout_s, http_response *resp, char *err, size_t errlen)
+{
+    memset(resp, 0, sizeof *resp);
+    CURL *curl = curl_easy_init();
+    if (!curl) {
+        snprintf(err, errlen, "cannot initialise libcurl");
+        return -1;
+    }
+    struct curl_slist *list = NULL;
+    for (size_t i = 0; headers && headers[i]; i++) {
+        struct curl_slist *next = curl_slist_append(list, headers[i]);
+        if (!next) {
+            curl_slist_free_all(list);
+            curl_easy_cleanup(curl);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        list = next;
+    }
+    grow_buffer body_buf = {0}, head_buf = {0};
+    char curl_err[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    } else if (!strcmp(method, "GET")) {
+        curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+    }
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body_buf);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &head_buf);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 15L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_s > 0 ? timeout_s : 60L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, ""); /* whatever libcurl can decode */
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the string form replaced the bitmask */
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    http_debug_attach(curl);
+
+    CURLcode rc = curl_easy_perform(curl);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+    curl_slist_free_all(list);
+    curl_easy_cleanup(curl);
+
+    resp->body = body_buf.data ? body_buf.data : strdup("");
+    resp->body_len = body_buf.len;
+    resp->headers = head_buf.data ? head_buf.data : strdup("");
+    resp->headers_len = head_buf.len;
+    if (!resp->body || !resp->headers || body_buf.failed || head_buf.failed) {
+        http_response_free(resp);
+        snprintf(err, errlen, "out of memory reading the response");
+        return -1;
+    }
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "%s", curl_err[0] ? curl_err : curl_easy_strerror(rc));
+        resp->status = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void http_response_free(http_response *resp)
+{
+    free(resp->body);
+    free(resp->headers);
+    memset(resp, 0, sizeof *resp);
+}
+
+int http_header_get(const char *headers, const char *name, char *out, size_t cap)
+{
+    size_t name_len = strlen(name);
+    if (cap) out[0] = 0;
+    for (const char *line = headers; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t line_len = eol ? (size_t)(eol - line) : strlen(line);
+        if (line_len > name_len && line[name_len] == ':' && !strncasecmp(line, name, name_len)) {
+            const char *v = line + name_len + 1;
+            const char *end = line + line_len;
+            while (v < end && isspace((unsigned char)*v)) v++;
+            while (end > v && isspace((unsigned char)end[-1])) end--;
+            if (cap) {
+                size_t n = (size_t)(end - v) < cap - 1 ? (size_t)(end - v) : cap - 1;
+                memcpy(out, v, n);
+                out[n] = 0;
+            }
+            return 1;
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return 0;
+}
