@@ -173,15 +173,17 @@ int engine_chat_format(engine *e, const engine_chat_msg *msgs, int n_msgs, int a
 {
     gguf_str tmpl = {0};
     int has = gguf_get_str(e->file, "tokenizer.chat_template", &tmpl) == 0;
-    chat_template_kind kind = chat_template_detect(has ? tmpl.ptr : NULL, has ? (size_t)tmpl.len : 0);
+    const char *text = has ? tmpl.ptr : NULL;
+    size_t len = has ? (size_t)tmpl.len : 0;
     char bos[64] = "";
     int32_t bos_id = tokenizer_bos(e->tok);
     if (bos_id >= 0) {
         int n = tokenizer_piece(e->tok, bos_id, 1, bos, sizeof bos - 1);
         bos[n >= 0 && n < (int)sizeof bos ? n : 0] = 0;
     }
-    if (chat_template_apply(kind, msgs, n_msgs, add_assistant, bos, out)) {
-        snprintf(err, errlen, "cannot format the chat with the %s template", chat_template_name(kind));
+    if (chat_template_render(text, len, msgs, n_msgs, add_assistant, bos, out)) {
+        snprintf(err, errlen, "cannot format the chat with the %s template",
+                 chat_template_name(chat_template_detect(text, len)));
         return -1;
     }
     return 0;

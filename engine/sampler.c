@@ -376,8 +376,8 @@ static int32_t draw(sampler *s, const candidate *cand, int n)
 int32_t sampler_sample(sampler *s, float *logits)
 {
     const engine_sampling *p = &s->params;
+    if (s->recent_cap) apply_repetition_penalty(s, logits); /* greedy honours it too, as users expect */
     if (p->temperature <= 0) return argmax(logits, s->n_vocab);
-    if (s->recent_cap) apply_repetition_penalty(s, logits);
 
     float max_logit = max_value(logits, s->n_vocab);
     if (!isfinite(max_logit)) return argmax(logits, s->n_vocab);
