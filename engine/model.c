@@ -278,7 +278,8 @@ int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, t
     size_t q_dim = (size_t)m->n_head * m->head_dim, B = (size_t)n_batch;
     size_t widest = (size_t)(m->n_ff > (int)q_dim ? m->n_ff : (int)q_dim);
     if (widest < (size_t)m->n_embd) widest = (size_t)m->n_embd;
-    s->act_cap = B * act_row_size(ACT_F32, (int)widest); /* f32 is the largest format */
+    /* room for the input in both quantized formats at once (each is smaller than f32) */
+    s->act_cap = 2 * B * act_row_size(ACT_F32, (int)widest);
     s->k_cache = malloc(kv * sizeof(f16_t));
     s->v_cache = malloc(kv * sizeof(f16_t));
     s->rope_cos = malloc((size_t)n_ctx * (m->rope_dim / 2) * sizeof(float));
@@ -374,65 +375,114 @@ static void rope_apply(const model_state *s, float *vec, int n_heads, int pos)
 
 /* ------------------------------------------------------ matrix multiply */
 
+/*
+ * Several products that share one input (q/k/v, or gate/up) run as one
+ * parallel region: the input is quantized once per activation format, and
+ * the output rows of all matrices are split across threads as one range,
+ * so a decode step pays one thread hand-off per group, not per matrix.
+ */
+#define MATMUL_MAX 3
+#define MATMUL_ROW_TILE 32
+#define MATMUL_TOK_TILE 32
+
 typedef struct {
-    const gguf_tensor *w;
-    const uint8_t *act; /* n_tok activation rows */
-    size_t act_stride;
-    const float *x;     /* f32 input rows (for quantizing) */
-    float *y;           /* n_tok rows of n_out */
-    int n_tok, n_in, n_out;
-    act_format fmt;
+    const gguf_tensor *w[MATMUL_MAX];
+    float *y[MATMUL_MAX]; /* n_tok rows of that matrix's n_out */
+    int n_mats, n_tok, n_in, total_rows;
+    const float *x;       /* n_tok f32 input rows */
+    const uint8_t *act[3]; /* input rows in each act_format that is needed */
+    size_t act_stride[3];
+    int need[3];
 } matmul_task;
 
 static void matmul_quantize_worker(void *ctx, int ith, int nth)
 {
     matmul_task *t = ctx;
-    quantize_act_fn quantize = kernels.quantize_act[t->fmt];
-    for (int r = ith; r < t->n_tok; r += nth)
-        quantize(t->x + (size_t)r * t->n_in, (uint8_t *)t->act + (size_t)r * t->act_stride, t->n_in);
+    for (int fmt = ACT_Q8_32; fmt <= ACT_Q8_K; fmt++) {
+        if (!t->need[fmt]) continue;
+        for (int r = ith; r < t->n_tok; r += nth)
+            kernels.quantize_act[fmt](t->x + (size_t)r * t->n_in, (uint8_t *)t->act[fmt] + (size_t)r * t->act_stride[fmt],
+                                      t->n_in);
+    }
 }
 
-#define MATMUL_ROW_TILE 16
-#define MATMUL_TOK_TILE 8
+/* Rows [r0, r1) of matrix m for every token. */
+static void matmul_rows(const matmul_task *t, int m, int r0, int r1)
+{
+    const gguf_tensor *w = t->w[m];
+    int fmt = quant_traits_of(w->type)->act, n_out = (int)w->ne[1];
+    size_t row_bytes = quant_row_size(w->type, t->n_in);
+    const uint8_t *wr = (const uint8_t *)w->data + (size_t)r0 * row_bytes, *act = t->act[fmt];
+    size_t stride = t->act_stride[fmt];
+    float *y = t->y[m];
+    if (t->n_tok == 1 || !kernels.gemm[w->type]) {
+        vec_dot_fn dot = kernels.vec_dot[w->type];
+        for (int tk = 0; tk < t->n_tok; tk++)
+            for (int r = r0; r < r1; r++)
+                y[(size_t)tk * n_out + r] = dot(t->n_in, wr + (size_t)(r - r0) * row_bytes, act + (size_t)tk * stride);
+        return;
+    }
+    for (int tk0 = 0; tk0 < t->n_tok; tk0 += MATMUL_TOK_TILE) {
+        int n_act = t->n_tok - tk0 < MATMUL_TOK_TILE ? t->n_tok - tk0 : MATMUL_TOK_TILE;
+        kernels.gemm[w->type](t->n_in, wr, row_bytes, r1 - r0, act + (size_t)tk0 * stride, stride, n_act,
+                              y + (size_t)tk0 * n_out + r0, (size_t)n_out);
+    }
+}
 
 static void matmul_worker(void *ctx, int ith, int nth)
 {
     matmul_task *t = ctx;
-    vec_dot_fn dot = kernels.vec_dot[t->w->type];
-    size_t row_bytes = quant_row_size(t->w->type, t->n_in);
-    /* contiguous row ranges per thread, in whole tiles */
-    int n_tiles = (t->n_out + MATMUL_ROW_TILE - 1) / MATMUL_ROW_TILE;
-    int tile0 = (int)((long)n_tiles * ith / nth), tile1 = (int)((long)n_tiles * (ith + 1) / nth);
-    const uint8_t *w = t->w->data;
-    for (int tile = tile0; tile < tile1; tile++) {
-        int r0 = tile * MATMUL_ROW_TILE, r1 = r0 + MATMUL_ROW_TILE < t->n_out ? r0 + MATMUL_ROW_TILE : t->n_out;
-        for (int tk0 = 0; tk0 < t->n_tok; tk0 += MATMUL_TOK_TILE) {
-            int tk1 = tk0 + MATMUL_TOK_TILE < t->n_tok ? tk0 + MATMUL_TOK_TILE : t->n_tok;
-            for (int r = r0; r < r1; r++)
-                for (int tk = tk0; tk < tk1; tk++)
-                    t->y[(size_t)tk * t->n_out + r] =
-                        dot(t->n_in, w + (size_t)r * row_bytes, t->act + (size_t)tk * t->act_stride);
+    /* contiguous whole tiles of the concatenated output rows */
+    int n_tiles = (t->total_rows + MATMUL_ROW_TILE - 1) / MATMUL_ROW_TILE;
+    int g0 = (int)((long)n_tiles * ith / nth) * MATMUL_ROW_TILE;
+    int g1 = (int)((long)n_tiles * (ith + 1) / nth) * MATMUL_ROW_TILE;
+    if (g1 > t->total_rows) g1 = t->total_rows;
+    int base = 0;
+    for (int m = 0; m < t->n_mats && g0 < g1; m++) {
+        int n_out = (int)t->w[m]->ne[1];
+        if (g0 < base + n_out) {
+            int r0 = g0 - base, r1 = (g1 < base + n_out ? g1 : base + n_out) - base;
+            for (int r = r0; r < r1; r += MATMUL_ROW_TILE)
+                matmul_rows(t, m, r, r + MATMUL_ROW_TILE < r1 ? r + MATMUL_ROW_TILE : r1);
+            g0 = base + r1;
         }
+        base += n_out;
     }
 }
 
-/* y[n_tok][n_out] = x[n_tok][n_in] · W^T, W stored as n_out rows of n_in. */
-static void matmul(model_state *s, const gguf_tensor *w, const float *x, float *y, int n_tok)
+/* y_i[n_tok][n_out_i] = x[n_tok][n_in] · W_i^T for each of up to three
+ * matrices W_i (stored as n_out_i rows of n_in) sharing the input x. */
+static void matmul_group(model_state *s, int n_mats, const gguf_tensor *const *w, float *const *y, const float *x,
+                         int n_tok)
 {
-    matmul_task t = {.w = w, .x = x, .y = y, .n_tok = n_tok, .n_in = (int)w->ne[0], .n_out = (int)w->ne[1]};
-    t.fmt = quant_traits_of(w->type)->act;
-    if (t.fmt == ACT_F32) {
-        t.act = (const uint8_t *)x;
-        t.act_stride = (size_t)t.n_in * sizeof(float);
-    } else {
-        t.act = s->act;
-        t.act_stride = act_row_size(t.fmt, t.n_in);
+    matmul_task t = {.n_mats = n_mats, .n_tok = n_tok, .n_in = (int)w[0]->ne[0], .x = x};
+    for (int m = 0; m < n_mats; m++) {
+        t.w[m] = w[m];
+        t.y[m] = y[m];
+        t.total_rows += (int)w[m]->ne[1];
+        t.need[quant_traits_of(w[m]->type)->act] = 1;
+    }
+    t.act[ACT_F32] = (const uint8_t *)x;
+    t.act_stride[ACT_F32] = (size_t)t.n_in * sizeof(float);
+    uint8_t *buf = s->act;
+    for (int fmt = ACT_Q8_32; fmt <= ACT_Q8_K; fmt++)
+        if (t.need[fmt]) {
+            t.act[fmt] = buf;
+            t.act_stride[fmt] = act_row_size((act_format)fmt, t.n_in);
+            buf += t.act_stride[fmt] * (size_t)n_tok;
+        }
+    if (t.need[ACT_Q8_32] || t.need[ACT_Q8_K]) {
         if (n_tok > 1)
             threads_run(s->pool, matmul_quantize_worker, &t);
         else
             matmul_quantize_worker(&t, 0, 1);
     }
     threads_run(s->pool, matmul_worker, &t);
+}
+
+static void matmul(model_state *s, const gguf_tensor *w, const float *x, float *y, int n_tok)
+{
+    matmul_group(s, 1, &w, &y, x, n_tok);
 }
 
 /* ------------------------------------------------------------- attention */
@@ -513,9 +563,9 @@ static void layer_forward(model_state *s, int il, int n, int pos0)
     int E = m->n_embd, q_dim = m->n_head * m->head_dim, kv_dim = kv_dim_of(m);
 
     rmsnorm_rows(s->h, s->x, L->attn_norm, n, E, m->norm_eps);
-    matmul(s, L->wq, s->h, s->q, n);
-    matmul(s, L->wk, s->h, s->k, n);
-    matmul(s, L->wv, s->h, s->v, n);
+    const gguf_tensor *qkv_w[3] = {L->wq, L->wk, L->wv};
+    float *qkv_y[3] = {s->q, s->k, s->v};
+    matmul_group(s, 3, qkv_w, qkv_y, s->h, n);
     add_bias_rows(s->q, L->bq, n, q_dim);
     add_bias_rows(s->k, L->bk, n, kv_dim);
     add_bias_rows(s->v, L->bv, n, kv_dim);
@@ -535,8 +585,9 @@ static void layer_forward(model_state *s, int il, int n, int pos0)
     add_rows(s->x, s->h, (size_t)n * E);
 
     rmsnorm_rows(s->h, s->x, L->ffn_norm, n, E, m->norm_eps);
-    matmul(s, L->w_gate, s->h, s->gate, n);
-    matmul(s, L->w_up, s->h, s->up, n);
+    const gguf_tensor *ffn_w[2] = {L->w_gate, L->w_up};
+    float *ffn_y[2] = {s->gate, s->up};
+    matmul_group(s, 2, ffn_w, ffn_y, s->h, n);
     silu_mul(s->gate, s->up, (size_t)n * m->n_ff);
     matmul(s, L->w_down, s->gate, s->h, n);
     add_rows(s->x, s->h, (size_t)n * E);

@@ -16,6 +16,12 @@ typedef struct {
     const char *isa; /* "scalar", "avx2", "avx512", "avx512vnni", "neon" */
     vec_dot_fn vec_dot[QT_COUNT];
     quantize_act_fn quantize_act[3]; /* indexed by act_format; [ACT_F32] unused */
+    /* Matrix-matrix product for prefill: for r < n_rows, a < n_act:
+     *   y[a * y_stride + r] = vec_dot(n, w + r * w_stride, act + a * act_stride)
+     * Weights are unpacked once and reused across several activation rows.
+     * NULL = not available for this type (callers loop over vec_dot). */
+    void (*gemm[QT_COUNT])(int n, const void *w, size_t w_stride, int n_rows, const void *act, size_t act_stride,
+                           int n_act, float *y, size_t y_stride);
     /* attention over the F16 KV cache */
     float (*dot_f16_f32)(int n, const f16_t *x, const float *y);          /* sum x[i]*y[i] */
     void (*axpy_f16)(int n, float alpha, const f16_t *x, float *y);       /* y += alpha*x */
