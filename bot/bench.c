@@ -1,4 +1,340 @@
-/* placeholder: bot/bench.c is being written (cmd_bench) */
+/*
+ * bench.c - `prbot bench`: prefill and decode speed, and how close decode
+ * comes to what the machine's memory bandwidth allows.
+ *
+ * One repetition = reset the KV cache, evaluate p random token ids in one
+ * engine_eval call (the prefill), then n single-token engine_eval calls (the
+ * decode). A short untimed warm-up first brings the weights into the page
+ * cache and the caches/threads up to speed. Medians over the repetitions are
+ * reported, so one noisy run does not move the figures.
+ *
+ * Decode reads every weight once per token, so it is bounded by memory
+ * bandwidth: ceiling = bandwidth / weight bytes per token. The bandwidth is
+ * measured here, with the same number of threads, by summing a buffer far
+ * larger than the last-level cache (1 GiB by default); the median of a few
+ * passes is taken. Random weights run exactly as fast as trained ones, which
+ * is why tests/bench.sh can use generated models (tests/tools/gen_model.c).
+ */
+#include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../engine/engine.h"
+#include "../engine/kernels/kernels.h"
+#include "../engine/threads.h"
+#include "cli_options.h"
 #include "commands.h"
-int cmd_bench(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "prbot bench: not built yet\n"); return 1; }
+
+#define BANDWIDTH_PASSES 5
+#define MAX_REPS 100
+
+typedef struct {
+    const char *model;
+    int n_prompt, n_gen, threads, reps, json, n_batch, bandwidth_mib;
+    uint64_t seed;
+} bench_options;
+
+typedef struct {
+    double prefill_tps, decode_tps;     /* medians */
+    double prefill_runs[MAX_REPS], decode_runs[MAX_REPS];
+    double bandwidth_gb_s;              /* median, 1e9 bytes per second */
+} bench_result;
+
+static const char bench_usage[] =
+    "usage: prbot bench --model PATH [-p 512] [-n 64] [--threads N] [--reps R] [--json]\n"
+    "\n"
+    "Measures prompt processing (prefill) and generation (decode) speed on random\n"
+    "token ids, and the memory bandwidth that bounds decode.\n"
+    "\n"
+    "  --model PATH          GGUF model file (required)\n"
+    "  -p, --prompt-tokens N prompt tokens evaluated in one batch (default 512)\n"
+    "  -n, --gen-tokens N    tokens decoded one at a time (default 64)\n"
+    "  --threads N           threads (default: CPUs this process may use)\n"
+    "  --reps R              repetitions; medians are reported (default 3)\n"
+    "  --batch N             prompt tokens per forward chunk (default 512)\n"
+    "  --bandwidth-mib M     size of the bandwidth test buffer (default 1024)\n"
+    "  --seed S              seed of the random token ids (default 1)\n"
+    "  --json                print one JSON object instead of a table\n";
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n)
+{
+    double sorted[MAX_REPS > BANDWIDTH_PASSES ? MAX_REPS : BANDWIDTH_PASSES];
+    memcpy(sorted, v, (size_t)n * sizeof *v);
+    qsort(sorted, (size_t)n, sizeof *sorted, compare_double);
+    return n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+}
+
+/* cli_parse knows only long options; the contract's -p and -n are mapped. */
+static void map_short_flags(int argc, char **argv, char **mapped)
+{
+    for (int i = 0; i < argc; i++) {
+        mapped[i] = argv[i];
+        if (!strcmp(argv[i], "-p")) mapped[i] = "--prompt-tokens";
+        if (!strcmp(argv[i], "-n")) mapped[i] = "--gen-tokens";
+    }
+    mapped[argc] = NULL;
+}
+
+static int parse_bench(int argc, char **argv, bench_options *o)
+{
+    *o = (bench_options){.n_prompt = 512, .n_gen = 64, .reps = 3, .bandwidth_mib = 1024, .seed = 1};
+    const cli_option opts[] = {
+        {"--model", CLI_STRING, &o->model},
+        {"--prompt-tokens", CLI_INT, &o->n_prompt},
+        {"--gen-tokens", CLI_INT, &o->n_gen},
+        {"--threads", CLI_INT, &o->threads},
+        {"--reps", CLI_INT, &o->reps},
+        {"--batch", CLI_INT, &o->n_batch},
+        {"--bandwidth-mib", CLI_INT, &o->bandwidth_mib},
+        {"--seed", CLI_U64, &o->seed},
+        {"--json", CLI_FLAG, &o->json},
+        {NULL, 0, NULL},
+    };
+    char **mapped = malloc((size_t)(argc + 1) * sizeof *mapped);
+    if (!mapped) {
+        fprintf(stderr, "prbot bench: out of memory\n");
+        return 2;
+    }
+    map_short_flags(argc, argv, mapped);
+    int rc = cli_parse("bench", argc, mapped, opts, bench_usage, NULL);
+    free(mapped);
+    if (rc) return rc;
+    if (!o->model) {
+        fprintf(stderr, "prbot bench: --model is required (see prbot bench --help)\n");
+        return 2;
+    }
+    if (o->n_prompt < 1 || o->n_gen < 1 || o->reps < 1 || o->reps > MAX_REPS || o->threads < 0 || o->n_batch < 0 ||
+        o->bandwidth_mib < 1) {
+        fprintf(stderr, "prbot bench: -p and -n must be >= 1, --reps 1..%d, --bandwidth-mib >= 1, "
+                        "--threads and --batch >= 0\n", MAX_REPS);
+        return 2;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ bandwidth */
+
+typedef struct {
+    const uint64_t *words;
+    size_t n_words;
+    uint64_t sums[256]; /* one per thread, so the reads cannot be optimised away */
+} read_task;
+
+static void slice(size_t n, int ith, int nth, size_t *begin, size_t *end)
+{
+    *begin = n * (size_t)ith / (size_t)nth;
+    *end = n * (size_t)(ith + 1) / (size_t)nth;
+}
+
+/* Writes this thread's slice (first touch also places the pages). */
+static void touch_slice(void *ctx, int ith, int nth)
+{
+    read_task *t = ctx;
+    size_t begin, end;
+    slice(t->n_words, ith, nth, &begin, &end);
+    uint64_t *w = (uint64_t *)t->words;
+    for (size_t i = begin; i < end; i++) w[i] = i * 0x9e3779b97f4a7c15ull;
+}
+
+/* Streams through this thread's slice with four independent sums. */
+static void read_slice(void *ctx, int ith, int nth)
+{
+    read_task *t = ctx;
+    size_t begin, end;
+    slice(t->n_words, ith, nth, &begin, &end);
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = begin;
+    for (; i + 4 <= end; i += 4) {
+        s0 += t->words[i];
+        s1 += t->words[i + 1];
+        s2 += t->words[i + 2];
+        s3 += t->words[i + 3];
+    }
+    for (; i < end; i++) s0 += t->words[i];
+    t->sums[ith & 255] = s0 + s1 + s2 + s3;
+}
+
+/* Median read bandwidth in GB/s over a buffer of `mib` MiB with n_threads. */
+static int measure_bandwidth(int n_threads, int mib, double *gb_s, char *err, size_t errlen)
+{
+    size_t bytes = (size_t)mib << 20;
+    read_task task = {.n_words = bytes / sizeof(uint64_t)};
+    uint64_t *words = malloc(bytes);
+    thread_pool *pool = threads_new(n_threads);
+    if (!words || !pool) {
+        snprintf(err, errlen, "cannot allocate %d MiB and %d threads for the bandwidth test", mib, n_threads);
+        free(words);
+        if (pool) threads_free(pool);
+        return -1;
+    }
+    task.words = words;
+    threads_run(pool, touch_slice, &task);
+    threads_run(pool, read_slice, &task); /* warm-up */
+    double passes[BANDWIDTH_PASSES];
+    for (int i = 0; i < BANDWIDTH_PASSES; i++) {
+        double t0 = now_s();
+        threads_run(pool, read_slice, &task);
+        double dt = now_s() - t0;
+        passes[i] = dt > 0 ? (double)bytes / dt / 1e9 : 0;
+    }
+    *gb_s = median(passes, BANDWIDTH_PASSES);
+    threads_free(pool);
+    free(words);
+    return 0;
+}
+
+/* ----------------------------------------------------------- the model */
+
+static uint64_t next_random(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* One repetition: prefill p tokens, then n single-token decode steps. */
+static int run_once(engine *e, const int32_t *tokens, const bench_options *o, double *prefill_tps,
+                    double *decode_tps, char *err, size_t errlen)
+{
+    engine_reset(e);
+    double t0 = now_s();
+    if (engine_eval(e, tokens, o->n_prompt, NULL, err, errlen)) return -1;
+    double t1 = now_s();
+    for (int i = 0; i < o->n_gen; i++)
+        if (engine_eval(e, &tokens[o->n_prompt + i], 1, NULL, err, errlen)) return -1;
+    double t2 = now_s();
+    *prefill_tps = o->n_prompt / (t1 - t0);
+    *decode_tps = o->n_gen / (t2 - t1);
+    return 0;
+}
+
+static int run_bench(engine *e, const bench_options *o, bench_result *r, char *err, size_t errlen)
+{
+    const engine_info *info = engine_get_info(e);
+    int n_tokens = o->n_prompt + o->n_gen;
+    int32_t *tokens = malloc((size_t)n_tokens * sizeof *tokens);
+    if (!tokens) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    uint64_t rng = o->seed;
+    for (int i = 0; i < n_tokens; i++) tokens[i] = (int32_t)(next_random(&rng) % (uint64_t)info->n_vocab);
+    int rc = -1;
+    /* untimed warm-up: page in the weights, wake the threads */
+    engine_reset(e);
+    int n_warm = o->n_prompt < 16 ? o->n_prompt : 16;
+    if (engine_eval(e, tokens, n_warm, NULL, err, errlen) || engine_eval(e, tokens + n_warm, 1, NULL, err, errlen))
+        goto done;
+    for (int i = 0; i < o->reps; i++)
+        if (run_once(e, tokens, o, &r->prefill_runs[i], &r->decode_runs[i], err, errlen)) goto done;
+    r->prefill_tps = median(r->prefill_runs, o->reps);
+    r->decode_tps = median(r->decode_runs, o->reps);
+    rc = 0;
+done:
+    free(tokens);
+    return rc;
+}
+
+/* ------------------------------------------------------------- output */
+
+static double ceiling_tps(const bench_result *r, const engine_info *info)
+{
+    return info->weight_bytes ? r->bandwidth_gb_s * 1e9 / (double)info->weight_bytes : 0;
+}
+
+static void print_json(const bench_options *o, const engine_info *info, uint64_t model_bytes, const bench_result *r)
+{
+    double ceiling = ceiling_tps(r, info);
+    json_t *j = json_object(), *pre = json_array(), *dec = json_array();
+    for (int i = 0; i < o->reps; i++) {
+        json_array_append_new(pre, json_real(r->prefill_runs[i]));
+        json_array_append_new(dec, json_real(r->decode_runs[i]));
+    }
+    json_object_set_new(j, "model", json_string(o->model));
+    json_object_set_new(j, "name", json_string(info->name));
+    json_object_set_new(j, "arch", json_string(info->arch));
+    json_object_set_new(j, "file_type", json_string(info->file_type));
+    json_object_set_new(j, "isa", json_string(kernels.isa ? kernels.isa : "?"));
+    json_object_set_new(j, "threads", json_integer(info->n_threads));
+    json_object_set_new(j, "p", json_integer(o->n_prompt));
+    json_object_set_new(j, "n", json_integer(o->n_gen));
+    json_object_set_new(j, "reps", json_integer(o->reps));
+    json_object_set_new(j, "prefill_tokens_per_s", json_real(r->prefill_tps));
+    json_object_set_new(j, "decode_tokens_per_s", json_real(r->decode_tps));
+    json_object_set_new(j, "prefill_runs", pre);
+    json_object_set_new(j, "decode_runs", dec);
+    json_object_set_new(j, "model_bytes", json_integer((json_int_t)model_bytes));
+    json_object_set_new(j, "weight_bytes", json_integer((json_int_t)info->weight_bytes));
+    json_object_set_new(j, "mem_bandwidth_gb_s", json_real(r->bandwidth_gb_s));
+    json_object_set_new(j, "bandwidth_ceiling_tokens_per_s", json_real(ceiling));
+    json_object_set_new(j, "decode_fraction_of_ceiling", json_real(ceiling > 0 ? r->decode_tps / ceiling : 0));
+    json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+    fputc('\n', stdout);
+    json_decref(j);
+}
+
+static void print_table(const bench_options *o, const engine_info *info, uint64_t model_bytes, const bench_result *r)
+{
+    double ceiling = ceiling_tps(r, info);
+    printf("model     %s (%s, mostly %s)\n", info->name, info->arch, info->file_type);
+    printf("file      %.1f MB, %.1f MB of weights read per token\n", model_bytes / 1e6, info->weight_bytes / 1e6);
+    printf("machine   %d threads, kernels %s, memory %.1f GB/s\n", info->n_threads, kernels.isa ? kernels.isa : "?",
+           r->bandwidth_gb_s);
+    printf("\n%-8s %8s %12s\n", "phase", "tokens", "tok/s");
+    printf("%-8s %8d %12.1f\n", "prefill", o->n_prompt, r->prefill_tps);
+    printf("%-8s %8d %12.1f   (ceiling %.1f tok/s, %.0f%%)\n", "decode", o->n_gen, r->decode_tps, ceiling,
+           ceiling > 0 ? 100.0 * r->decode_tps / ceiling : 0.0);
+    printf("\nmedians of %d repetitions\n", o->reps);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    bench_options o;
+    int rc = parse_bench(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    char err[512];
+    struct stat st;
+    if (stat(o.model, &st)) {
+        fprintf(stderr, "prbot bench: cannot read %s: no such file (make one with tests/tools/gen_model)\n", o.model);
+        return 1;
+    }
+    engine *e;
+    engine_params params = {.n_threads = o.threads, .n_ctx = o.n_prompt + o.n_gen, .n_batch = o.n_batch};
+    if (engine_open(&e, o.model, &params, err, sizeof err)) {
+        fprintf(stderr, "prbot bench: %s\n", err);
+        return 1;
+    }
+    const engine_info *info = engine_get_info(e);
+    bench_result r = {0};
+    rc = 1;
+    if (measure_bandwidth(info->n_threads, o.bandwidth_mib, &r.bandwidth_gb_s, err, sizeof err) ||
+        run_bench(e, &o, &r, err, sizeof err)) {
+        fprintf(stderr, "prbot bench: %s\n", err);
+    } else {
+        if (o.json)
+            print_json(&o, info, (uint64_t)st.st_size, &r);
+        else
+            print_table(&o, info, (uint64_t)st.st_size, &r);
+        rc = 0;
+    }
+    engine_close(e);
+    return rc;
+}

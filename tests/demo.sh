@@ -9,11 +9,18 @@ cd "$(dirname "$0")/.."
 model="$(bash tests/setup.sh | tail -n 1)"
 make -j2
 
-base=HEAD~1
-if ! git rev-parse -q --verify "$base^{commit}" >/dev/null 2>&1; then
-    # a shallow or single-commit checkout: review the first commit against the empty tree
-    base=$(git hash-object -t tree /dev/null)
+repo=.
+if ! git rev-parse -q --verify 'HEAD~1^{commit}' >/dev/null 2>&1; then
+    # a shallow or single-commit checkout: review a small real change in a scratch repo instead
+    repo=$(mktemp -d)
+    trap 'rm -rf "$repo"' EXIT
+    git -C "$repo" init -q
+    cp engine/sampler.c "$repo/sampler.c"
+    git -C "$repo" add sampler.c
+    git -C "$repo" -c user.name=demo -c user.email=demo@localhost commit -qm "sampler"
+    sed -i 's/if (p->temperature <= 0)/if (p->temperature < 0)/' "$repo/sampler.c"
+    git -C "$repo" -c user.name=demo -c user.email=demo@localhost commit -qam "sampler: greedy only below zero"
 fi
-echo "== prbot review --dry-run of $(git log -1 --format='%h %s') with $(basename "$model")" >&2
-./prbot review --dry-run --model "$model" --base "$base" --head HEAD \
+echo "== prbot review --dry-run of $(git -C "$repo" log -1 --format='%h %s') with $(basename "$model")" >&2
+./prbot review --dry-run --model "$model" --repo "$repo" --base HEAD~1 --head HEAD \
     --max-tokens 192 --time-budget 120 --exclude 'tests/**'
