@@ -9,10 +9,12 @@
 # summary "N passed, M failed, K skipped".
 set -u
 cd "$(dirname "$0")/.."
-export PRBOT="${PRBOT:-./prbot}"
-export PRBOT_TESTDATA="${PRBOT_TESTDATA:-$(cd .. && pwd)/shared/testdata}"
-export TOOL_BIN_DIR="${TOOL_BIN_DIR:-build/tools}"
-bin_dir="${TEST_BIN_DIR:-build/tests}"
+# absolute paths: tests change directory (temporary git repositories)
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/${1#./}" ;; esac; }
+export PRBOT="$(absolute "${PRBOT:-./prbot}")"
+export PRBOT_TESTDATA="$(absolute "${PRBOT_TESTDATA:-$(cd .. && pwd)/shared/testdata}")"
+export TOOL_BIN_DIR="$(absolute "${TOOL_BIN_DIR:-build/tools}")"
+bin_dir="$(absolute "${TEST_BIN_DIR:-build/tests}")"
 only="${TEST_ONLY:-}"
 
 passed=0 failed=0 skipped=0
