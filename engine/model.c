@@ -507,21 +507,8 @@ static void attention_one(model_state *s, int il, int tok, int pos, int head, fl
     const f16_t *vc = s->v_cache + (size_t)il * s->n_ctx * kv_dim + (size_t)kvh * hd;
     float q16[MAX_HEAD_DIM];
     for (int d = 0; d < hd; d++) q16[d] = f16_to_f32(f32_to_f16(q[d]));
-    float scale = 1.0f / sqrtf((float)hd), max = -INFINITY;
-    for (int j = 0; j <= pos; j++) {
-        scores[j] = kernels.dot_f16_f32(hd, kc + (size_t)j * kv_dim, q16) * scale;
-        if (scores[j] > max) max = scores[j];
-    }
-    double sum = 0;
-    for (int j = 0; j <= pos; j++) {
-        scores[j] = expf(scores[j] - max);
-        sum += scores[j];
-    }
-    float inv_sum = (float)(1.0 / sum);
     float *out = s->att + ((size_t)tok * m->n_head + head) * hd;
-    memset(out, 0, (size_t)hd * sizeof *out);
-    for (int j = 0; j <= pos; j++)
-        kernels.axpy_f16(hd, f16_to_f32(f32_to_f16(scores[j] * inv_sum)), vc + (size_t)j * kv_dim, out);
+    kernels.attention(pos + 1, hd, q16, kc, vc, (size_t)kv_dim, 1.0f / sqrtf((float)hd), scores, out);
 }
 
 static void attention_worker(void *ctx, int ith, int nth)

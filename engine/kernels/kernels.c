@@ -74,6 +74,7 @@ static void fill_scalar(kernel_table *t)
     t->quantize_act[ACT_Q8_K] = quantize_row_q8_K_ref;
     t->dot_f16_f32 = dot_f16_f32_ref;
     t->axpy_f16 = axpy_f16_ref;
+    t->attention = attention_ref;
 }
 
 int kernels_fill(kernel_table *t, kernel_isa isa)
@@ -86,10 +87,12 @@ int kernels_fill(kernel_table *t, kernel_isa isa)
         break;
     case ISA_AVX2:
         kernels_install_avx2(t);
+        kernels_install_attention_avx2(t);
         break;
     case ISA_AVX512:
     case ISA_AVX512VNNI:
         kernels_install_avx2(t); /* types without an AVX-512 version keep the AVX2 one */
+        kernels_install_attention_avx2(t);
         kernels_install_avx512(t, isa == ISA_AVX512VNNI);
         break;
     case ISA_NEON:

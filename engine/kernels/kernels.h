@@ -25,10 +25,19 @@ typedef struct {
     /* attention over the F16 KV cache */
     float (*dot_f16_f32)(int n, const f16_t *x, const float *y);          /* sum x[i]*y[i] */
     void (*axpy_f16)(int n, float alpha, const f16_t *x, float *y);       /* y += alpha*x */
+    /* One query against n keys of the F16 cache: out[hd] = sum_j p_j v_j with
+     * p = softmax(scale * q.k_j) rounded to f16 as the reference does; q is
+     * already rounded to f16 values; scores is n floats of scratch; k and v
+     * rows are kv_stride elements apart. */
+    void (*attention)(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride, float scale,
+                      float *scores, float *out);
 } kernel_table;
 
 float dot_f16_f32_ref(int n, const f16_t *x, const float *y);
 void axpy_f16_ref(int n, float alpha, const f16_t *x, float *y);
+void attention_ref(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride, float scale,
+                   float *scores, float *out);
+void kernels_install_attention_avx2(kernel_table *t);
 
 extern kernel_table kernels;
 

@@ -4,6 +4,9 @@
  */
 #include "kernels.h"
 
+#include <math.h>
+#include <string.h>
+
 float dot_f16_f32_ref(int n, const f16_t *x, const float *y)
 {
     float sum = 0;
@@ -14,4 +17,22 @@ float dot_f16_f32_ref(int n, const f16_t *x, const float *y)
 void axpy_f16_ref(int n, float alpha, const f16_t *x, float *y)
 {
     for (int i = 0; i < n; i++) y[i] += alpha * f16_to_f32(x[i]);
+}
+
+void attention_ref(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride, float scale,
+                   float *scores, float *out)
+{
+    float max = -INFINITY;
+    for (int j = 0; j < n; j++) {
+        scores[j] = dot_f16_f32_ref(hd, k + (size_t)j * kv_stride, q) * scale;
+        if (scores[j] > max) max = scores[j];
+    }
+    double sum = 0;
+    for (int j = 0; j < n; j++) {
+        scores[j] = expf(scores[j] - max);
+        sum += scores[j];
+    }
+    float inv_sum = (float)(1.0 / sum);
+    memset(out, 0, (size_t)hd * sizeof *out);
+    for (int j = 0; j < n; j++) axpy_f16_ref(hd, f16_to_f32(f32_to_f16(scores[j] * inv_sum)), v + (size_t)j * kv_stride, out);
 }
