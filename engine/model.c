@@ -239,12 +239,20 @@ struct model_state {
     float *rope_cos, *rope_sin; /* [n_ctx][rope_dim/2] */
     /* scratch, sized for n_batch tokens */
     float *x, *h, *q, *k, *v, *att, *gate, *up, *logits;
-    float *scores;             /* [n_threads][n_ctx] */
+    float *scores;             /* per thread: score rows, query rows, output rows, key counts */
+    size_t att_scratch_floats; /* per thread */
     uint8_t *act;              /* quantized activations of the widest input */
     size_t act_cap;
 };
 
 static int kv_dim_of(const model *m) { return m->n_head_kv * m->head_dim; }
+
+/* Tokens per attention work item: enough query rows (~24) to share each K/V tile. */
+static int attention_block_tokens(const model *m)
+{
+    int group = m->n_head / m->n_head_kv;
+    return group >= 24 ? 1 : (24 + group - 1) / group;
+}
 
 /* cos/sin per position and pair, computed in float with the angle advanced
  * by repeated multiplication exactly as the reference does, so that q and k
@@ -293,7 +301,9 @@ int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, t
     s->gate = malloc(B * m->n_ff * sizeof(float));
     s->up = malloc(B * m->n_ff * sizeof(float));
     s->logits = malloc((size_t)m->n_vocab * sizeof(float));
-    s->scores = malloc((size_t)threads_count(pool) * n_ctx * sizeof(float));
+    size_t att_rows = (size_t)attention_block_tokens(m) * (m->n_head / m->n_head_kv);
+    s->att_scratch_floats = att_rows * ((size_t)n_ctx + 2 * m->head_dim + 1);
+    s->scores = malloc((size_t)threads_count(pool) * s->att_scratch_floats * sizeof(float));
     s->act = malloc(s->act_cap);
     if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->h || !s->q || !s->k || !s->v ||
         !s->att || !s->gate || !s->up || !s->logits || !s->scores || !s->act)
@@ -487,38 +497,56 @@ static void matmul(model_state *s, const gguf_tensor *w, const float *x, float *
 
 /* ------------------------------------------------------------- attention */
 
+/*
+ * Work items are (KV head, block of tokens): the query rows of every head
+ * that shares that KV head, for a few consecutive tokens, go to the kernel
+ * together so one pass over the cache serves them all. K and V are F16 in
+ * the cache and queries are rounded to F16 values first, which is what the
+ * reference implementation computes; matching it keeps our logits within a
+ * hair of the golden ones.
+ */
 typedef struct {
     model_state *s;
-    int il, n_tok, pos0;
+    int il, n_tok, pos0, block_tokens;
 } attention_task;
 
-/*
- * One query row against the cache. K and V are F16 in the cache and the
- * query and the probabilities are rounded to F16 before their products,
- * which is what the reference implementation computes; matching it keeps
- * our logits within a hair of the golden ones.
- */
-static void attention_one(model_state *s, int il, int tok, int pos, int head, float *scores)
+static void attention_item(model_state *s, int il, int kvh, int tok0, int n_tok, int pos0, float *q_rows,
+                           float *out_rows, float *scores, int *n_keys)
 {
     const model *m = s->m;
-    int hd = m->head_dim, kv_dim = kv_dim_of(m), kvh = head / (m->n_head / m->n_head_kv);
-    const float *q = s->q + ((size_t)tok * m->n_head + head) * hd;
+    int hd = m->head_dim, kv_dim = kv_dim_of(m), group = m->n_head / m->n_head_kv, n_q = n_tok * group;
+    for (int t = 0; t < n_tok; t++)
+        for (int g = 0; g < group; g++) {
+            const float *q = s->q + ((size_t)(tok0 + t) * m->n_head + kvh * group + g) * hd;
+            float *row = q_rows + (size_t)(t * group + g) * hd;
+            for (int d = 0; d < hd; d++) row[d] = f16_to_f32(f32_to_f16(q[d]));
+            n_keys[t * group + g] = pos0 + tok0 + t + 1;
+        }
     const f16_t *kc = s->k_cache + (size_t)il * s->n_ctx * kv_dim + (size_t)kvh * hd;
     const f16_t *vc = s->v_cache + (size_t)il * s->n_ctx * kv_dim + (size_t)kvh * hd;
-    float q16[MAX_HEAD_DIM];
-    for (int d = 0; d < hd; d++) q16[d] = f16_to_f32(f32_to_f16(q[d]));
-    float *out = s->att + ((size_t)tok * m->n_head + head) * hd;
-    kernels.attention(pos + 1, hd, q16, kc, vc, (size_t)kv_dim, 1.0f / sqrtf((float)hd), scores, out);
+    kernels.attention_block(n_q, n_keys, hd, q_rows, kc, vc, (size_t)kv_dim, 1.0f / sqrtf((float)hd), scores,
+                            (size_t)s->n_ctx, out_rows);
+    for (int t = 0; t < n_tok; t++)
+        memcpy(s->att + ((size_t)(tok0 + t) * m->n_head + kvh * group) * hd, out_rows + (size_t)t * group * hd,
+               (size_t)group * hd * sizeof(float));
 }
 
 static void attention_worker(void *ctx, int ith, int nth)
 {
     attention_task *t = ctx;
     model_state *s = t->s;
-    float *scores = s->scores + (size_t)ith * s->n_ctx;
-    int n_items = t->n_tok * s->m->n_head;
-    for (int i = ith; i < n_items; i += nth)
-        attention_one(s, t->il, i / s->m->n_head, t->pos0 + i / s->m->n_head, i % s->m->n_head, scores);
+    const model *m = s->m;
+    size_t rows = (size_t)t->block_tokens * (m->n_head / m->n_head_kv);
+    float *scores = s->scores + (size_t)ith * s->att_scratch_floats;
+    float *q_rows = scores + rows * s->n_ctx, *out_rows = q_rows + rows * m->head_dim;
+    int *n_keys = (int *)(out_rows + rows * m->head_dim);
+    int n_blocks = (t->n_tok + t->block_tokens - 1) / t->block_tokens, n_items = n_blocks * m->n_head_kv;
+    /* later tokens see more keys: interleave items so both threads get a fair share */
+    for (int i = ith; i < n_items; i += nth) {
+        int block = i / m->n_head_kv, kvh = i % m->n_head_kv, tok0 = block * t->block_tokens;
+        int n_tok = t->n_tok - tok0 < t->block_tokens ? t->n_tok - tok0 : t->block_tokens;
+        attention_item(s, t->il, kvh, tok0, n_tok, t->pos0, q_rows, out_rows, scores, n_keys);
+    }
 }
 
 /* -------------------------------------------------------------- forward */
@@ -566,7 +594,7 @@ static void layer_forward(model_state *s, int il, int n, int pos0)
         s->v_cache[cache_off + i] = f32_to_f16(s->v[i]);
     }
 
-    attention_task at = {s, il, n, pos0};
+    attention_task at = {s, il, n, pos0, attention_block_tokens(m)};
     threads_run(s->pool, attention_worker, &at);
     matmul(s, L->wo, s->att, s->h, n);
     add_rows(s->x, s->h, (size_t)n * E);

@@ -102,7 +102,19 @@ static void attention_avx2(int n, int hd, const float *q, const f16_t *k, const 
     }
 }
 
-void kernels_install_attention_avx2(kernel_table *t) { t->attention = attention_avx2; }
+static void attention_block_avx2(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
+                                 size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out)
+{
+    for (int r = 0; r < n_q; r++)
+        attention_avx2(n_keys[r], hd, q + (size_t)r * hd, k, v, kv_stride, scale, scores + (size_t)r * scores_stride,
+                       out + (size_t)r * hd);
+}
+
+void kernels_install_attention_avx2(kernel_table *t)
+{
+    t->attention = attention_avx2;
+    t->attention_block = attention_block_avx2;
+}
 
 #else
 void kernels_install_attention_avx2(kernel_table *t) { (void)t; }

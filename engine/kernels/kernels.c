@@ -74,7 +74,9 @@ static void fill_scalar(kernel_table *t)
     t->quantize_act[ACT_Q8_K] = quantize_row_q8_K_ref;
     t->dot_f16_f32 = dot_f16_f32_ref;
     t->axpy_f16 = axpy_f16_ref;
+    kernels_install_gemm_ref(t);
     t->attention = attention_ref;
+    t->attention_block = attention_block_ref;
 }
 
 int kernels_fill(kernel_table *t, kernel_isa isa)
@@ -88,12 +90,15 @@ int kernels_fill(kernel_table *t, kernel_isa isa)
     case ISA_AVX2:
         kernels_install_avx2(t);
         kernels_install_attention_avx2(t);
+        kernels_install_gemm_avx2(t);
         break;
     case ISA_AVX512:
     case ISA_AVX512VNNI:
         kernels_install_avx2(t); /* types without an AVX-512 version keep the AVX2 one */
         kernels_install_attention_avx2(t);
         kernels_install_avx512(t, isa == ISA_AVX512VNNI);
+        kernels_install_gemm_avx2(t);
+        kernels_install_gemm_avx512(t, isa == ISA_AVX512VNNI);
         break;
     case ISA_NEON:
         kernels_install_neon(t);

@@ -31,8 +31,17 @@ typedef struct {
      * rows are kv_stride elements apart. */
     void (*attention)(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride, float scale,
                       float *scores, float *out);
+    /* A block of n_q query rows sharing one KV head (GQA heads x tokens): row r
+     * attends to keys [0, n_keys[r]) and gets exactly what `attention` gives
+     * it (same probabilities rounded to f16). q rows are hd floats apart, out
+     * rows too; scores is scratch of n_q rows, scores_stride floats apart
+     * (>= max n_keys). Blocking over keys lets one K/V tile serve every row. */
+    void (*attention_block)(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
+                            size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out);
 } kernel_table;
 
+void attention_block_ref(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
+                         size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out);
 float dot_f16_f32_ref(int n, const f16_t *x, const float *y);
 void axpy_f16_ref(int n, float alpha, const f16_t *x, float *y);
 void attention_ref(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride, float scale,
@@ -53,5 +62,10 @@ int kernels_fill(kernel_table *t, kernel_isa isa);
 void kernels_install_avx2(kernel_table *t);
 void kernels_install_avx512(kernel_table *t, int vnni);
 void kernels_install_neon(kernel_table *t);
+/* Matrix-matrix (prefill) entries: scalar wrappers of vec_dot_ref for every
+ * type, and the SIMD tiles (engine/kernels/gemm_*.c) for the types they cover. */
+void kernels_install_gemm_ref(kernel_table *t);
+void kernels_install_gemm_avx2(kernel_table *t);
+void kernels_install_gemm_avx512(kernel_table *t, int vnni);
 
 #endif

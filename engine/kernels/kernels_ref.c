@@ -36,3 +36,11 @@ void attention_ref(int n, int hd, const float *q, const f16_t *k, const f16_t *v
     memset(out, 0, (size_t)hd * sizeof *out);
     for (int j = 0; j < n; j++) axpy_f16_ref(hd, f16_to_f32(f32_to_f16(scores[j] * inv_sum)), v + (size_t)j * kv_stride, out);
 }
+
+void attention_block_ref(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
+                         size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out)
+{
+    for (int r = 0; r < n_q; r++)
+        attention_ref(n_keys[r], hd, q + (size_t)r * hd, k, v, kv_stride, scale, scores + (size_t)r * scores_stride,
+                      out + (size_t)r * hd);
+}

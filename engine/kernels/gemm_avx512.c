@@ -1,0 +1,492 @@
+/*
+ * gemm_avx512.c - prefill matrix-matrix products with AVX-512 (+VNNI).
+ *
+ * gemm[type](n, w, ..., act, ..., y) computes every dot product of n_rows
+ * weight rows with n_act activation rows. The vec_dot loop it replaces
+ * unpacks each weight block once per token; here the output is cut into
+ * tiles of TILE_R rows x TILE_A tokens, and for each block the tile's weight
+ * rows are unpacked into registers once and multiplied by all TILE_A
+ * activation rows, each product accumulating in its own register. Partial
+ * tiles at the edges reuse the last valid row/token (the extra results are
+ * simply not stored), so one kernel handles every shape.
+ *
+ * 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; VNNI only): one
+ * zmm holds two blocks. Weights are made unsigned (u = q + offset: 8 for Q4_0,
+ * 16 for Q5_0, 128 for Q8_0/IQ4_NL via xor 0x80), so a single vpdpbusd does
+ * unsigned x signed bytes; the offset is removed exactly by starting the
+ * integer sum from -offset * sum(activation bytes), computed once per token
+ * and block and shared by all rows of the tile. Then one FMA per block pair
+ * applies d_w * d_a.
+ *
+ * K-quants (Q4_K, Q5_K, Q6_K): one zmm holds 64 elements (two sub-blocks);
+ * maddubs gives int16 pairs and vpdpwssd (or madd + add without VNNI) applies
+ * the integer sub-block scales, so the super-block's sum stays an exact int32.
+ * The Q4_K/Q5_K min terms and the Q6_K -32 offset are a small integer matrix
+ * product (per-row 16 int16 coefficients x per-token 16 bsums) done once per
+ * tile and super-block with madd + hadd, kept in a separate float tile.
+ *
+ * Integer parts are exact; only the float summation order differs from the
+ * scalar reference (tests/test_gemm.c). Compiled with the AVX-512 flags on
+ * x86_64 only; elsewhere the installer is empty.
+ */
+#include "kernels.h"
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512DQ__) && defined(__AVX512VNNI__) && defined(__F16C__) && defined(__FMA__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* fully unroll the small tile loops so every accumulator stays in a register */
+#define UNROLL _Pragma("GCC unroll 16")
+#define TILE_R 4 /* weight rows per tile */
+#define TILE_A 4 /* activation rows (tokens) per tile; the reductions below assume 4 */
+
+typedef void (*tile_fn)(int n, const uint8_t *const w[TILE_R], const uint8_t *const a[TILE_A], float out[TILE_A][TILE_R]);
+
+/* ---- shared helpers ------------------------------------------------------ */
+
+static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
+
+static inline __m512i load_two_256(const void *lo, const void *hi)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(load256(lo)), load256(hi), 1);
+}
+
+/* 4 zmm -> one xmm of their 4 horizontal sums. */
+static inline __m128 hsum4_f32x16(__m512 v0, __m512 v1, __m512 v2, __m512 v3)
+{
+    __m256 s0 = _mm256_add_ps(_mm512_castps512_ps256(v0), _mm512_extractf32x8_ps(v0, 1));
+    __m256 s1 = _mm256_add_ps(_mm512_castps512_ps256(v1), _mm512_extractf32x8_ps(v1, 1));
+    __m256 s2 = _mm256_add_ps(_mm512_castps512_ps256(v2), _mm512_extractf32x8_ps(v2, 1));
+    __m256 s3 = _mm256_add_ps(_mm512_castps512_ps256(v3), _mm512_extractf32x8_ps(v3, 1));
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(s0, s1), _mm256_hadd_ps(s2, s3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/* out[a][r] = sum of acc[r][a] - corr[r][a] (corr may be zero). */
+ALWAYS_INLINE void store_tile(__m512 acc[TILE_R][TILE_A], const __m128 corr[TILE_R], float out[TILE_A][TILE_R])
+{
+    UNROLL
+    for (int r = 0; r < TILE_R; r++) {
+        float v[4];
+        _mm_storeu_ps(v, _mm_sub_ps(hsum4_f32x16(acc[r][0], acc[r][1], acc[r][2], acc[r][3]), corr[r]));
+        UNROLL
+        for (int a = 0; a < TILE_A; a++) out[a][r] = v[a];
+    }
+}
+
+/* Walks the output in tiles; edge tiles repeat the last row/token and drop the extras. */
+static void gemm_tiles(tile_fn tile, int n, const void *w, size_t w_stride, int n_rows, const void *act,
+                       size_t act_stride, int n_act, float *y, size_t y_stride)
+{
+    for (int r0 = 0; r0 < n_rows; r0 += TILE_R) {
+        const uint8_t *wr[TILE_R];
+        const int nr = n_rows - r0 < TILE_R ? n_rows - r0 : TILE_R;
+        for (int r = 0; r < TILE_R; r++) wr[r] = (const uint8_t *)w + (size_t)(r0 + (r < nr ? r : nr - 1)) * w_stride;
+        for (int a0 = 0; a0 < n_act; a0 += TILE_A) {
+            const uint8_t *ar[TILE_A];
+            const int na = n_act - a0 < TILE_A ? n_act - a0 : TILE_A;
+            for (int a = 0; a < TILE_A; a++)
+                ar[a] = (const uint8_t *)act + (size_t)(a0 + (a < na ? a : na - 1)) * act_stride;
+            float out[TILE_A][TILE_R];
+            tile(n, wr, ar, out);
+            for (int a = 0; a < na; a++)
+                for (int r = 0; r < nr; r++) y[(size_t)(a0 + a) * y_stride + r0 + r] = out[a][r];
+        }
+    }
+}
+
+/* ---- 32-element formats (VNNI) -------------------------------------------- */
+
+enum { B32_Q4_0, B32_Q4_1, B32_Q5_0, B32_Q5_1, B32_Q8_0, B32_IQ4_NL };
+
+static const size_t b32_size[] = {sizeof(block_q4_0), sizeof(block_q4_1), sizeof(block_q5_0),
+                                  sizeof(block_q5_1), sizeof(block_q8_0), sizeof(block_iq4_nl)};
+
+/* Amount added to each weight to make it unsigned. */
+static inline int b32_offset(const int fmt)
+{
+    switch (fmt) {
+    case B32_Q4_0: return 8;
+    case B32_Q5_0: return 16;
+    case B32_Q8_0:
+    case B32_IQ4_NL: return 128;
+    default: return 0;
+    }
+}
+
+static inline int b32_has_min(const int fmt) { return fmt == B32_Q4_1 || fmt == B32_Q5_1; }
+
+/* Offsets of d, m, qh and qs in each block type. */
+static inline size_t b32_qs_at(const int fmt)
+{
+    switch (fmt) {
+    case B32_Q4_0: return offsetof(block_q4_0, qs);
+    case B32_Q4_1: return offsetof(block_q4_1, qs);
+    case B32_Q5_0: return offsetof(block_q5_0, qs);
+    case B32_Q5_1: return offsetof(block_q5_1, qs);
+    case B32_Q8_0: return offsetof(block_q8_0, qs);
+    default: return offsetof(block_iq4_nl, qs);
+    }
+}
+
+static inline size_t b32_qh_at(const int fmt) { return fmt == B32_Q5_0 ? offsetof(block_q5_0, qh) : offsetof(block_q5_1, qh); }
+
+static inline f16_t read_f16(const uint8_t *p)
+{
+    f16_t h;
+    memcpy(&h, p, sizeof h);
+    return h;
+}
+
+static inline uint32_t read_u32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* 16 packed bytes of b0 and b1 -> 64 bytes: lo(b0) hi(b0) lo(b1) hi(b1) nibbles. */
+static inline __m512i nibbles_two(const uint8_t *qs0, const uint8_t *qs1)
+{
+    __m512i b = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qs0));
+    b = _mm512_mask_broadcast_i32x4(b, 0xFF00, _mm_loadu_si128((const __m128i *)qs1));
+    b = _mm512_srlv_epi64(b, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+    return _mm512_and_si512(b, _mm512_set1_epi8(0x0F));
+}
+
+/* Blocks i and i+1 (only i when !two) of one weight row as 64 unsigned bytes. */
+ALWAYS_INLINE __m512i b32_weights(const int fmt, const uint8_t *b0, const int two)
+{
+    const uint8_t *b1 = two ? b0 + b32_size[fmt] : b0; /* duplicate, masked off below */
+    const __mmask64 keep = two ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
+    __m512i u;
+    if (fmt == B32_Q8_0) {
+        u = _mm512_xor_si512(load_two_256(b0 + b32_qs_at(fmt), b1 + b32_qs_at(fmt)), _mm512_set1_epi8((char)0x80));
+    } else {
+        u = nibbles_two(b0 + b32_qs_at(fmt), b1 + b32_qs_at(fmt));
+        if (fmt == B32_IQ4_NL) {
+            const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_values));
+            u = _mm512_xor_si512(_mm512_shuffle_epi8(table, u), _mm512_set1_epi8((char)0x80));
+        } else if (fmt == B32_Q5_0 || fmt == B32_Q5_1) {
+            uint64_t bits = read_u32(b0 + b32_qh_at(fmt)) | (uint64_t)read_u32(b1 + b32_qh_at(fmt)) << 32;
+            u = _mm512_or_si512(u, _mm512_maskz_mov_epi8((__mmask64)bits, _mm512_set1_epi8(0x10)));
+        }
+    }
+    return _mm512_maskz_mov_epi8(keep, u);
+}
+
+/* [x0 x8 | x1 x8] from two f16 (x1 = 0 when !two). */
+static inline __m512 f16_pair_spread(f16_t h0, f16_t h1)
+{
+    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | (uint32_t)h1 << 16)));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm512_castps128_ps512(f));
+}
+
+/* [x0, 0 x7, x1, 0 x7]: the per-block min term placed so the lane sum adds it once. */
+static inline __m512 f16_pair_lanes0_8(f16_t h0, f16_t h1)
+{
+    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | (uint32_t)h1 << 16)));
+    return _mm512_maskz_permutexvar_ps(0x0101, _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0),
+                                       _mm512_castps128_ps512(f));
+}
+
+/* One step over blocks i, i+1 (or i alone) for the whole tile. */
+ALWAYS_INLINE void b32_step(const int fmt, const int two, int i, const uint8_t *const w[TILE_R],
+                            const uint8_t *const a[TILE_A], __m512 acc[TILE_R][TILE_A])
+{
+    const size_t bs = b32_size[fmt];
+    const __m512i offset = _mm512_set1_epi8((char)b32_offset(fmt));
+    __m512i u[TILE_R];
+    __m512 dw[TILE_R], mw[TILE_R];
+    UNROLL
+    for (int r = 0; r < TILE_R; r++) {
+        const uint8_t *b0 = w[r] + (size_t)i * bs;
+        u[r] = b32_weights(fmt, b0, two);
+        const f16_t d1 = two ? read_f16(b0 + bs) : 0;
+        dw[r] = f16_pair_spread(read_f16(b0), d1);
+        if (b32_has_min(fmt)) mw[r] = f16_pair_lanes0_8(read_f16(b0 + 2), two ? read_f16(b0 + bs + 2) : 0);
+    }
+    UNROLL
+    for (int t = 0; t < TILE_A; t++) {
+        const block_q8_32 *y0 = (const block_q8_32 *)a[t] + i, *y1 = two ? y0 + 1 : y0;
+        __m512i q = two ? load_two_256(y0->qs, y1->qs) : _mm512_zextsi256_si512(load256(y0->qs));
+        __m512 da = _mm512_set1_ps(y0->d);
+        da = _mm512_mask_blend_ps(0xFF00, da, two ? _mm512_set1_ps(y1->d) : _mm512_setzero_ps());
+        __m512i start = _mm512_setzero_si512();
+        if (b32_offset(fmt)) start = _mm512_sub_epi32(start, _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, q));
+        __m512 sa = _mm512_setzero_ps();
+        if (b32_has_min(fmt)) {
+            sa = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(y0->s), two ? _mm512_set1_ps(y1->s) : _mm512_setzero_ps());
+        }
+        UNROLL
+        for (int r = 0; r < TILE_R; r++) {
+            __m512i sumi = _mm512_dpbusd_epi32(start, u[r], q);
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dw[r], da), acc[r][t]);
+            if (b32_has_min(fmt)) acc[r][t] = _mm512_fmadd_ps(mw[r], sa, acc[r][t]);
+        }
+    }
+}
+
+ALWAYS_INLINE void b32_tile(const int fmt, int n, const uint8_t *const w[TILE_R], const uint8_t *const a[TILE_A],
+                            float out[TILE_A][TILE_R])
+{
+    const int nb = n / QK32;
+    __m512 acc[TILE_R][TILE_A];
+    __m128 zero[TILE_R];
+    UNROLL
+    for (int r = 0; r < TILE_R; r++) {
+        zero[r] = _mm_setzero_ps();
+        UNROLL
+        for (int t = 0; t < TILE_A; t++) acc[r][t] = _mm512_setzero_ps();
+    }
+    int i = 0;
+    for (; i + 1 < nb; i += 2) b32_step(fmt, 1, i, w, a, acc);
+    if (i < nb) b32_step(fmt, 0, i, w, a, acc);
+    store_tile(acc, zero, out);
+}
+
+#define B32_GEMM(name, fmt)                                                                                        \
+    static void tile_##name(int n, const uint8_t *const w[TILE_R], const uint8_t *const a[TILE_A],                 \
+                            float out[TILE_A][TILE_R])                                                            \
+    {                                                                                                              \
+        b32_tile(fmt, n, w, a, out);                                                                               \
+    }                                                                                                              \
+    static void gemm_##name(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,   \
+                            size_t ys)                                                                             \
+    {                                                                                                              \
+        gemm_tiles(tile_##name, n, w, ws, nr, a, as, na, y, ys);                                                   \
+    }
+
+B32_GEMM(q4_0_vnni, B32_Q4_0)
+B32_GEMM(q4_1_vnni, B32_Q4_1)
+B32_GEMM(q5_0_vnni, B32_Q5_0)
+B32_GEMM(q5_1_vnni, B32_Q5_1)
+B32_GEMM(q8_0_vnni, B32_Q8_0)
+B32_GEMM(iq4_nl_vnni, B32_IQ4_NL)
+
+/* ---- k-quants ------------------------------------------------------------- */
+
+enum { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K };
+
+static inline size_t kq_size(const int fmt)
+{
+    return fmt == KQ_Q4_K ? sizeof(block_q4_K) : fmt == KQ_Q5_K ? sizeof(block_q5_K) : sizeof(block_q6_K);
+}
+
+/* int16 index vector for vpermw: 16 lanes of word a, then 16 lanes of word b. */
+static inline __m512i halves_of_words(int a, int b)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)a)), _mm256_set1_epi16((short)b), 1);
+}
+
+/* int16 index vector: 8 lanes each of words k, k+1, k+2, k+3. */
+static inline __m512i quarters_of_words(int k)
+{
+    return _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16((short)(k + 1)), _mm_set1_epi16((short)k))),
+        _mm256_set_m128i(_mm_set1_epi16((short)(k + 3)), _mm_set1_epi16((short)(k + 2))), 1);
+}
+
+/* Per row and super-block: float scale, correction coefficient, int16 scales and correction weights. */
+typedef struct {
+    float d;       /* multiplies the scaled integer sum */
+    float coef;    /* multiplies the correction sum (dmin, or 32 * d for Q6_K) */
+    __m512i sc16;  /* sub-block scales as int16 in the low lanes */
+    __m256i corr;  /* 16 int16 correction weights against the 16 bsums */
+} kq_row;
+
+/* The 12-byte 6-bit scale/min field of Q4_K/Q5_K -> 8 scale bytes and 8 min bytes (as 2 x u32 each). */
+static inline void unpack_scales_k4(const uint8_t *packed, uint32_t sc[2], uint32_t mn[2])
+{
+    uint32_t w0 = read_u32(packed), w1 = read_u32(packed + 4), w2 = read_u32(packed + 8);
+    sc[0] = w0 & 0x3f3f3f3f;
+    sc[1] = (w2 & 0x0f0f0f0f) | ((w0 >> 2) & 0x30303030);
+    mn[0] = w1 & 0x3f3f3f3f;
+    mn[1] = ((w2 >> 4) & 0x0f0f0f0f) | ((w1 >> 2) & 0x30303030);
+}
+
+ALWAYS_INLINE kq_row kq_row_setup(const int fmt, const uint8_t *blk)
+{
+    kq_row k;
+    if (fmt == KQ_Q6_K) {
+        const block_q6_K *b = (const block_q6_K *)blk;
+        k.d = _cvtsh_ss(b->d);
+        k.coef = 32.0f * k.d;
+        k.corr = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+        k.sc16 = _mm512_castsi256_si512(k.corr);
+    } else {
+        const block_q4_K *b = (const block_q4_K *)blk; /* Q5_K starts with the same d, dmin, scales */
+        uint32_t sc[2], mn[2];
+        unpack_scales_k4(b->scales, sc, mn);
+        k.d = _cvtsh_ss(b->d);
+        k.coef = _cvtsh_ss(b->dmin);
+        k.sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc[1], (int)sc[0])));
+        __m128i mins8 = _mm_set_epi32(0, 0, (int)mn[1], (int)mn[0]);
+        k.corr = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins8, mins8)); /* m0 m0 m1 m1 ... */
+    }
+    return k;
+}
+
+/* Quarter q (64 elements) of a super-block's weights as unsigned bytes, matching kq_act_quarter. */
+ALWAYS_INLINE __m512i kq_weights(const int fmt, const uint8_t *blk, int q)
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    if (fmt == KQ_Q6_K) {
+        const block_q6_K *b = (const block_q6_K *)blk;
+        const int half = q >> 1;
+        __m512i l = load512(b->ql + 64 * half);
+        __m512i h = _mm512_broadcast_i64x4(load256(b->qh + 32 * half));
+        const __m512i bits45 = _mm512_set1_epi8(0x30);
+        if ((q & 1) == 0)
+            return _mm512_or_si512(_mm512_and_si512(l, low4),
+                                   _mm512_and_si512(_mm512_sllv_epi16(h, halves_of_words(4, 2)), bits45));
+        return _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), low4),
+                               _mm512_and_si512(_mm512_srlv_epi16(h, halves_of_words(0, 2)), bits45));
+    }
+    const uint8_t *qs = fmt == KQ_Q4_K ? ((const block_q4_K *)blk)->qs : ((const block_q5_K *)blk)->qs;
+    const int jj = q >> 1;
+    __m512i v = load512(qs + 64 * jj);
+    __m512i u = (q & 1) ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low4) : _mm512_and_si512(v, low4);
+    if (fmt == KQ_Q5_K) {
+        /* bit 2j of qh[l] is the fifth bit of element 64j+l, bit 2j+1 that of 64j+32+l */
+        __m512i qh = _mm512_broadcast_i64x4(load256(((const block_q5_K *)blk)->qh));
+        __m512i h = _mm512_srlv_epi16(qh, jj ? halves_of_words(4, 6) : halves_of_words(0, 2));
+        h = (q & 1) ? _mm512_slli_epi16(h, 3) : _mm512_slli_epi16(h, 4);
+        u = _mm512_or_si512(u, _mm512_and_si512(h, _mm512_set1_epi8(0x10)));
+    }
+    return u;
+}
+
+/* int16 scale vector for quarter q (one word per maddubs pair). */
+ALWAYS_INLINE __m512i kq_scales(const int fmt, const kq_row *k, int q)
+{
+    if (fmt == KQ_Q6_K) return _mm512_permutexvar_epi16(quarters_of_words(4 * q), k->sc16);
+    static const int sub[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
+    return _mm512_permutexvar_epi16(halves_of_words(sub[q][0], sub[q][1]), k->sc16);
+}
+
+/* Activations matching quarter q. */
+ALWAYS_INLINE __m512i kq_act_quarter(const int fmt, const int8_t *q8, int q)
+{
+    if (fmt == KQ_Q6_K) return load512(q8 + 64 * q);
+    const int base = 128 * (q >> 1) + 32 * (q & 1);
+    return load_two_256(q8 + base, q8 + base + 64);
+}
+
+/* corr_acc[r] (lanes = tokens) += coef_r * d_a * sum(corr_r . bsums_a) */
+ALWAYS_INLINE void kq_correction(const kq_row k[TILE_R], const block_q8_K *const y[TILE_A], __m128 corr_acc[TILE_R])
+{
+    __m256i bs[TILE_A];
+    UNROLL
+    for (int t = 0; t < TILE_A; t++) bs[t] = load256(y[t]->bsums);
+    const __m128 da = _mm_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d);
+    UNROLL
+    for (int r = 0; r < TILE_R; r++) {
+        __m256i p0 = _mm256_madd_epi16(k[r].corr, bs[0]), p1 = _mm256_madd_epi16(k[r].corr, bs[1]);
+        __m256i p2 = _mm256_madd_epi16(k[r].corr, bs[2]), p3 = _mm256_madd_epi16(k[r].corr, bs[3]);
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+        __m128i m = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        corr_acc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(m), _mm_mul_ps(_mm_set1_ps(k[r].coef), da), corr_acc[r]);
+    }
+}
+
+ALWAYS_INLINE void kq_tile(const int fmt, const int vnni, int n, const uint8_t *const w[TILE_R],
+                           const uint8_t *const a[TILE_A], float out[TILE_A][TILE_R])
+{
+    const int nb = n / QK_K;
+    const size_t bs = kq_size(fmt);
+    __m512 acc[TILE_R][TILE_A];
+    __m128 corr_acc[TILE_R];
+    UNROLL
+    for (int r = 0; r < TILE_R; r++) {
+        corr_acc[r] = _mm_setzero_ps();
+        UNROLL
+        for (int t = 0; t < TILE_A; t++) acc[r][t] = _mm512_setzero_ps();
+    }
+    for (int i = 0; i < nb; i++) {
+        const block_q8_K *y[TILE_A];
+        UNROLL
+        for (int t = 0; t < TILE_A; t++) y[t] = (const block_q8_K *)a[t] + i;
+        kq_row k[TILE_R];
+        UNROLL
+        for (int r = 0; r < TILE_R; r++) k[r] = kq_row_setup(fmt, w[r] + (size_t)i * bs);
+        kq_correction(k, y, corr_acc);
+        __m512i sumi[TILE_R][TILE_A];
+        UNROLL
+        for (int r = 0; r < TILE_R; r++)
+            UNROLL
+            for (int t = 0; t < TILE_A; t++) sumi[r][t] = _mm512_setzero_si512();
+        UNROLL
+        for (int q = 0; q < 4; q++) {
+            __m512i u[TILE_R], s[TILE_R];
+            UNROLL
+            for (int r = 0; r < TILE_R; r++) {
+                u[r] = kq_weights(fmt, w[r] + (size_t)i * bs, q);
+                s[r] = kq_scales(fmt, &k[r], q);
+            }
+            UNROLL
+            for (int t = 0; t < TILE_A; t++) {
+                __m512i x = kq_act_quarter(fmt, y[t]->qs, q);
+                UNROLL
+                for (int r = 0; r < TILE_R; r++) {
+                    __m512i p = _mm512_maddubs_epi16(u[r], x);
+                    sumi[r][t] = vnni ? _mm512_dpwssd_epi32(sumi[r][t], p, s[r])
+                                      : _mm512_add_epi32(sumi[r][t], _mm512_madd_epi16(p, s[r]));
+                }
+            }
+        }
+        UNROLL
+        for (int r = 0; r < TILE_R; r++)
+            UNROLL
+            for (int t = 0; t < TILE_A; t++)
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r][t]), _mm512_set1_ps(k[r].d * y[t]->d), acc[r][t]);
+    }
+    store_tile(acc, corr_acc, out);
+}
+
+#define KQ_GEMM(name, fmt, vnni)                                                                                   \
+    static void tile_##name(int n, const uint8_t *const w[TILE_R], const uint8_t *const a[TILE_A],                 \
+                            float out[TILE_A][TILE_R])                                                            \
+    {                                                                                                              \
+        kq_tile(fmt, vnni, n, w, a, out);                                                                          \
+    }                                                                                                              \
+    static void gemm_##name(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,   \
+                            size_t ys)                                                                             \
+    {                                                                                                              \
+        gemm_tiles(tile_##name, n, w, ws, nr, a, as, na, y, ys);                                                   \
+    }
+
+KQ_GEMM(q4_K_vnni, KQ_Q4_K, 1)
+KQ_GEMM(q5_K_vnni, KQ_Q5_K, 1)
+KQ_GEMM(q6_K_vnni, KQ_Q6_K, 1)
+KQ_GEMM(q4_K_avx512, KQ_Q4_K, 0)
+KQ_GEMM(q5_K_avx512, KQ_Q5_K, 0)
+KQ_GEMM(q6_K_avx512, KQ_Q6_K, 0)
+
+void kernels_install_gemm_avx512(kernel_table *t, int vnni)
+{
+    t->gemm[QT_Q4_K] = vnni ? gemm_q4_K_vnni : gemm_q4_K_avx512;
+    t->gemm[QT_Q5_K] = vnni ? gemm_q5_K_vnni : gemm_q5_K_avx512;
+    t->gemm[QT_Q6_K] = vnni ? gemm_q6_K_vnni : gemm_q6_K_avx512;
+    if (!vnni) return; /* the 32-element formats keep their AVX2 gemm */
+    t->gemm[QT_Q4_0] = gemm_q4_0_vnni;
+    t->gemm[QT_Q4_1] = gemm_q4_1_vnni;
+    t->gemm[QT_Q5_0] = gemm_q5_0_vnni;
+    t->gemm[QT_Q5_1] = gemm_q5_1_vnni;
+    t->gemm[QT_Q8_0] = gemm_q8_0_vnni;
+    t->gemm[QT_IQ4_NL] = gemm_iq4_nl_vnni;
+}
+
+#else
+
+void kernels_install_gemm_avx512(kernel_table *t, int vnni)
+{
+    (void)t;
+    (void)vnni;
+}
+
+#endif
