@@ -225,6 +225,14 @@ typedef struct {
     int failed;
 } generated_text;
 
+/* Prefill progress, one line per chunk; the generated text streams after the last. */
+static void on_prefill_progress(int done, int total, double seconds, void *user)
+{
+    const review_log *lg = user;
+    log_line(lg, "prefill %d/%d tokens (%.1f tok/s)", done, total, seconds > 0 ? done / seconds : 0.0);
+    if (done == total) fputs("----- generated text -----\n", stderr);
+}
+
 static int on_token(int32_t id, const char *text, void *user)
 {
     (void)id;
@@ -421,7 +429,7 @@ static int generate(review_state *s, token_counter *tc, char *err, size_t errlen
     }
     log_line(&s->log, "prefilling %d prompt tokens, then generating up to %d tokens", n, sp.max_tokens);
     generated_text g = {0};
-    fputs("----- generated text -----\n", stderr);
+    engine_set_progress(s->e, on_prefill_progress, &s->log);
     int rc = engine_generate(s->e, tc->ids, n, &sp, on_token, &g, NULL, 0, &s->stats, err, errlen);
     fputs("\n--------------------------\n", stderr);
     if (rc < 0 || g.failed) {

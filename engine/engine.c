@@ -36,7 +36,16 @@ struct engine {
     engine_info info;
     char name[128];
     char file_type[16];
+    int n_batch;
+    engine_progress_cb progress;
+    void *progress_user;
 };
+
+void engine_set_progress(engine *e, engine_progress_cb cb, void *user)
+{
+    e->progress = cb;
+    e->progress_user = user;
+}
 
 static double now_s(void)
 {
@@ -105,6 +114,7 @@ static int open_model(engine *e, const engine_params *params, char *err, size_t 
     int n_ctx = choose_n_ctx(params, e->model.n_ctx_train);
     int n_batch = params && params->n_batch > 0 ? params->n_batch : DEFAULT_N_BATCH;
     if (n_batch > n_ctx) n_batch = n_ctx;
+    e->n_batch = n_batch;
     if (model_state_new(&e->state, &e->model, n_ctx, n_batch, e->pool, err, errlen)) return -1;
     e->info.n_threads = threads_count(e->pool);
     e->info.n_ctx = n_ctx;
@@ -240,9 +250,13 @@ int engine_generate(engine *e, const int32_t *prompt, int n_prompt, const engine
     }
     engine_reset(e);
     double t0 = now_s();
-    if (engine_eval(e, prompt, n_prompt, NULL, err, errlen)) {
-        sampler_free(smp);
-        return -1;
+    for (int done = 0; done < n_prompt; done += e->n_batch) {
+        int chunk = n_prompt - done < e->n_batch ? n_prompt - done : e->n_batch;
+        if (engine_eval(e, prompt + done, chunk, NULL, err, errlen)) {
+            sampler_free(smp);
+            return -1;
+        }
+        if (e->progress) e->progress(done + chunk, n_prompt, now_s() - t0, e->progress_user);
     }
     double t1 = now_s();
     for (int i = 0; i < n_prompt; i++) sampler_accept(smp, prompt[i]);

@@ -70,7 +70,12 @@ typedef struct {
  * held-back bytes remain (an incomplete UTF-8 tail, replaced by U+FFFD). */
 typedef int (*engine_token_cb)(int32_t id, const char *text, void *user);
 
+/* Called after each prefill chunk with the tokens done so far, the total and
+ * the seconds since the prefill began (for progress logs). */
+typedef void (*engine_progress_cb)(int done, int total, double seconds, void *user);
+
 void engine_sampling_defaults(engine_sampling *s);
+void engine_set_progress(engine *e, engine_progress_cb cb, void *user);
 
 int engine_open(engine **out, const char *model_path, const engine_params *params, char *err, size_t errlen);
 void engine_close(engine *e);

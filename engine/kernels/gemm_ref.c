@@ -4,9 +4,12 @@
  * gemm[type] has no type argument, so each type gets a tiny wrapper that
  * loops the type's scalar vec_dot over every (row, token) pair. It is what
  * the SIMD gemm kernels are tested against (through vec_dot_ref) and what a
- * CPU without SIMD runs, so any caller may use gemm for every type.
+ * CPU without SIMD runs. SIMD tables drop these wrappers again (NULL means
+ * "loop over vec_dot"), since a loop over a SIMD vec_dot is faster.
  */
 #include "kernels.h"
+
+#include <string.h>
 
 static void gemm_by_vec_dot(uint32_t type, int n, const void *w, size_t w_stride, int n_rows, const void *act,
                             size_t act_stride, int n_act, float *y, size_t y_stride)
@@ -54,4 +57,15 @@ void kernels_install_gemm_ref(kernel_table *t)
     };
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
         if (quant_traits_of(refs[i].type) && quant_traits_of(refs[i].type)->vec_dot_ref) t->gemm[refs[i].type] = refs[i].fn;
+}
+
+/* A SIMD table keeps only real SIMD gemm entries: for the other types the
+ * caller's loop over the table's (SIMD) vec_dot beats the scalar wrapper. */
+void kernels_drop_scalar_gemm(kernel_table *t)
+{
+    kernel_table scalar;
+    memset(&scalar, 0, sizeof scalar);
+    kernels_install_gemm_ref(&scalar);
+    for (uint32_t type = 0; type < QT_COUNT; type++)
+        if (t->gemm[type] && t->gemm[type] == scalar.gemm[type]) t->gemm[type] = NULL;
 }

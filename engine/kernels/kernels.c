@@ -104,6 +104,7 @@ int kernels_fill(kernel_table *t, kernel_isa isa)
         kernels_install_neon(t);
         break;
     }
+    if (isa != ISA_SCALAR) kernels_drop_scalar_gemm(t); /* NULL: callers loop over the SIMD vec_dot */
     t->isa = isa_names[isa];
     return 0;
 }
