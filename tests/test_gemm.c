@@ -1,0 +1,283 @@
+/*
+ * test_gemm.c - the prefill matrix-matrix kernels against the scalar dot.
+ *
+ * For every ISA this CPU supports and every type with a gemm entry, random
+ * weight rows (seeded PRNG, sane f16 scales) and random activation rows
+ * quantized by the scalar reference quantizer go through gemm in several
+ * shapes: single rows and tokens, odd sizes that leave partial tiles, and
+ * full 64 x 64 blocks, with row strides that are not a multiple of anything
+ * SIMD-friendly. Every output element must equal
+ *     quant_traits_of(type)->vec_dot_ref(row r, token a)
+ * within 1e-5 * (sum_i |w_i * a_i| + 1), the weights read back with the
+ * scalar dequantizer (integer parts are exact; only float summation order
+ * differs). The output buffer is padded on every side with guard values that
+ * must survive, so a kernel that writes past its rows or tokens fails.
+ * One trial per shape uses activations that all quantize to +-127, the worst
+ * case for 16-bit intermediate sums.
+ */
+#include <math.h>
+#include <stdint.h>
+
+#include "../engine/kernels/kernels.h"
+#include "test.h"
+
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* uniform in [lo, hi) */
+static float rng_float(float lo, float hi) { return lo + (hi - lo) * (float)((rng_next() >> 40) * (1.0 / 16777216.0)); }
+
+static const uint32_t all_types[] = {QT_F32, QT_F16, QT_BF16, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_Q8_0,
+                                     QT_IQ4_NL, QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS};
+#define N_TYPES (sizeof all_types / sizeof all_types[0])
+
+static f16_t random_scale(float lo, float hi, int allow_negative)
+{
+    float v = rng_float(lo, hi);
+    if (allow_negative && (rng_next() & 1)) v = -v;
+    return f32_to_f16(v);
+}
+
+/* `nb` random blocks of `type`: random bits everywhere, then sane f16 scales. */
+static void random_weight_blocks(uint32_t type, uint8_t *row, int nb)
+{
+    const quant_traits *tr = quant_traits_of(type);
+    for (size_t k = 0; k < (size_t)nb * tr->type_size; k++) row[k] = (uint8_t)rng_next();
+    for (int b = 0; b < nb; b++) {
+        uint8_t *blk = row + (size_t)b * tr->type_size;
+        switch (type) {
+        case QT_Q4_0: ((block_q4_0 *)blk)->d = random_scale(0.001f, 0.1f, 1); break;
+        case QT_Q4_1:
+            ((block_q4_1 *)blk)->d = random_scale(0.001f, 0.1f, 0);
+            ((block_q4_1 *)blk)->m = random_scale(0.01f, 0.5f, 1);
+            break;
+        case QT_Q5_0: ((block_q5_0 *)blk)->d = random_scale(0.001f, 0.1f, 1); break;
+        case QT_Q5_1:
+            ((block_q5_1 *)blk)->d = random_scale(0.001f, 0.1f, 0);
+            ((block_q5_1 *)blk)->m = random_scale(0.01f, 0.5f, 1);
+            break;
+        case QT_Q8_0: ((block_q8_0 *)blk)->d = random_scale(0.0005f, 0.01f, 1); break;
+        case QT_IQ4_NL: ((block_iq4_nl *)blk)->d = random_scale(0.0005f, 0.01f, 1); break;
+        case QT_Q2_K:
+            ((block_q2_K *)blk)->d = random_scale(0.001f, 0.05f, 0);
+            ((block_q2_K *)blk)->dmin = random_scale(0.001f, 0.05f, 0);
+            break;
+        case QT_Q3_K: ((block_q3_K *)blk)->d = random_scale(0.001f, 0.05f, 1); break;
+        case QT_Q4_K:
+            ((block_q4_K *)blk)->d = random_scale(0.001f, 0.05f, 0);
+            ((block_q4_K *)blk)->dmin = random_scale(0.001f, 0.05f, 0);
+            break;
+        case QT_Q5_K:
+            ((block_q5_K *)blk)->d = random_scale(0.001f, 0.05f, 0);
+            ((block_q5_K *)blk)->dmin = random_scale(0.001f, 0.05f, 0);
+            break;
+        case QT_Q6_K: ((block_q6_K *)blk)->d = random_scale(0.0005f, 0.01f, 1); break;
+        case QT_IQ4_XS: ((block_iq4_xs *)blk)->d = random_scale(0.0005f, 0.01f, 1); break;
+        case QT_F32: ((float *)row)[b] = rng_float(-1, 1); break;
+        case QT_F16: ((f16_t *)row)[b] = f32_to_f16(rng_float(-1, 1)); break;
+        case QT_BF16: ((bf16_t *)row)[b] = f32_to_bf16(rng_float(-1, 1)); break;
+        default: break;
+        }
+    }
+}
+
+/* Activation row element e as a float. */
+static float act_value(act_format act, const void *row, int e)
+{
+    if (act == ACT_Q8_32) {
+        const block_q8_32 *b = (const block_q8_32 *)row + e / QK32;
+        return b->d * b->qs[e % QK32];
+    }
+    if (act == ACT_Q8_K) {
+        const block_q8_K *b = (const block_q8_K *)row + e / QK_K;
+        return b->d * b->qs[e % QK_K];
+    }
+    return ((const float *)row)[e];
+}
+
+static void quantize_activations_ref(act_format act, const float *x, void *dst, int n)
+{
+    if (act == ACT_Q8_32) quantize_row_q8_32_ref(x, dst, n);
+    else if (act == ACT_Q8_K) quantize_row_q8_K_ref(x, dst, n);
+    else memcpy(dst, x, (size_t)n * sizeof(float));
+}
+
+/* One gemm problem: random operands laid out with awkward strides, plus the reference answer. */
+typedef struct {
+    int n, n_rows, n_act;
+    size_t w_stride, act_stride, y_stride;
+    uint8_t *w, *act;     /* row 0 starts MISALIGN bytes into the allocation */
+    float *w_abs, *a_abs; /* |w_i| per row, |a_i| per token, for the tolerance */
+    float *y_buf;         /* GUARD floats, n_act * y_stride floats, GUARD floats */
+} gemm_case;
+
+#define MISALIGN 4
+#define GUARD 37
+static const uint32_t guard_bits = 0x7FC0DEADu; /* a NaN no kernel produces */
+
+static kernel_isa cur_isa;
+static uint32_t cur_type;
+
+static void free_case(gemm_case *c)
+{
+    free(c->w);
+    free(c->act);
+    free(c->w_abs);
+    free(c->a_abs);
+    free(c->y_buf);
+}
+
+static int make_case(gemm_case *c, int n, int n_rows, int n_act, int extreme)
+{
+    const quant_traits *tr = quant_traits_of(cur_type);
+    memset(c, 0, sizeof *c);
+    c->n = n, c->n_rows = n_rows, c->n_act = n_act;
+    /* strides: 4 bytes past the row (keeps block structs aligned, breaks every SIMD alignment) */
+    c->w_stride = quant_row_size(cur_type, n) + 4;
+    c->act_stride = act_row_size(tr->act, n) + 4;
+    c->y_stride = (size_t)n_rows + 3;
+    c->w = malloc(c->w_stride * (size_t)n_rows + MISALIGN);
+    c->act = malloc(c->act_stride * (size_t)n_act + MISALIGN);
+    c->w_abs = malloc(sizeof(float) * (size_t)n * (size_t)n_rows);
+    c->a_abs = malloc(sizeof(float) * (size_t)n * (size_t)n_act);
+    c->y_buf = malloc(sizeof(float) * ((size_t)n_act * c->y_stride + 2 * GUARD));
+    float *x = malloc(sizeof(float) * (size_t)n);
+    if (!c->w || !c->act || !c->w_abs || !c->a_abs || !c->y_buf || !x) {
+        free(x);
+        return -1;
+    }
+    memset(c->w, 0xA5, c->w_stride * (size_t)n_rows + MISALIGN);
+    memset(c->act, 0x5A, c->act_stride * (size_t)n_act + MISALIGN);
+    for (int r = 0; r < n_rows; r++) {
+        uint8_t *row = c->w + MISALIGN + (size_t)r * c->w_stride;
+        random_weight_blocks(cur_type, row, n / tr->block_size);
+        tr->dequantize_row(row, c->w_abs + (size_t)r * n, n);
+    }
+    for (int a = 0; a < n_act; a++) {
+        uint8_t *row = c->act + MISALIGN + (size_t)a * c->act_stride;
+        float scale = rng_float(0.01f, 10.0f);
+        for (int i = 0; i < n; i++) x[i] = extreme ? ((rng_next() & 1) ? scale : -scale) : scale * rng_float(-1, 1);
+        quantize_activations_ref(tr->act, x, row, n);
+        for (int i = 0; i < n; i++) c->a_abs[(size_t)a * n + i] = act_value(tr->act, row, i);
+    }
+    for (size_t i = 0; i < (size_t)n * (size_t)n_rows; i++) c->w_abs[i] = fabsf(c->w_abs[i]);
+    for (size_t i = 0; i < (size_t)n * (size_t)n_act; i++) c->a_abs[i] = fabsf(c->a_abs[i]);
+    for (size_t i = 0; i < (size_t)n_act * c->y_stride + 2 * GUARD; i++) memcpy(&c->y_buf[i], &guard_bits, 4);
+    free(x);
+    return 0;
+}
+
+static int is_guard(const float *p)
+{
+    uint32_t bits;
+    memcpy(&bits, p, 4);
+    return bits == guard_bits;
+}
+
+static void check_case(const kernel_table *t, int n, int n_rows, int n_act, int extreme)
+{
+    const quant_traits *tr = quant_traits_of(cur_type);
+    gemm_case c;
+    if (make_case(&c, n, n_rows, n_act, extreme) != 0) {
+        free_case(&c);
+        REQUIRE(0, "out of memory");
+    }
+    const uint8_t *w = c.w + MISALIGN, *act = c.act + MISALIGN;
+    float *y = c.y_buf + GUARD;
+    t->gemm[cur_type](n, w, c.w_stride, n_rows, act, c.act_stride, n_act, y, c.y_stride);
+    int bad = 0;
+    for (int a = 0; a < n_act && !bad; a++) {
+        for (int r = 0; r < n_rows && !bad; r++) {
+            float ref = tr->vec_dot_ref(n, w + (size_t)r * c.w_stride, act + (size_t)a * c.act_stride);
+            float got = y[(size_t)a * c.y_stride + r];
+            double terms = 0;
+            for (int i = 0; i < n; i++) terms += (double)c.w_abs[(size_t)r * n + i] * c.a_abs[(size_t)a * n + i];
+            double tol = 1e-5 * (terms + 1), diff = fabs((double)got - ref);
+            if (!(isfinite(ref) && diff <= tol)) {
+                bad = 1;
+                EXPECT(0, "%s n=%d %dx%d%s: y[tok %d][row %d] = %.9g, ref %.9g, diff %.3g > tol %.3g", tr->name, n,
+                       n_rows, n_act, extreme ? " extreme" : "", a, r, got, ref, diff, tol);
+            }
+        }
+    }
+    /* everything outside y[a][0..n_rows) must still hold the guard */
+    const size_t total = (size_t)n_act * c.y_stride + 2 * GUARD;
+    for (size_t i = 0; i < total && !bad; i++) {
+        long k = (long)i - GUARD;
+        int inside = k >= 0 && k < (long)((size_t)n_act * c.y_stride) && (size_t)k % c.y_stride < (size_t)n_rows;
+        if (!inside && !is_guard(&c.y_buf[i])) {
+            bad = 1;
+            EXPECT(0, "%s n=%d %dx%d: wrote outside the output at offset %ld", tr->name, n, n_rows, n_act, k);
+        }
+    }
+    free_case(&c);
+}
+
+static void test_gemm_type(void)
+{
+    kernel_table t;
+    if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
+    const quant_traits *tr = quant_traits_of(cur_type);
+    REQUIRE(tr && tr->vec_dot_ref, "no scalar reference for type %u", cur_type);
+    if (!t.gemm[cur_type]) SKIP("no gemm for %s", tr->name);
+    rng_state = 0x6E33 + cur_type * 131 + (uint64_t)cur_isa * 7;
+    static const int shapes[][2] = {{1, 1}, {1, 5}, {3, 17}, {17, 3}, {4, 4}, {5, 9}, {64, 64}, {13, 64}, {64, 1}};
+    /* block counts: a single block, odd counts (tail of the 2-block steps), a Qwen-like 896/32 = 28 */
+    const int bs = tr->block_size;
+    int lengths[3];
+    if (bs == 1) lengths[0] = 37, lengths[1] = 64, lengths[2] = 136;
+    else if (bs == QK32) lengths[0] = bs, lengths[1] = 3 * bs, lengths[2] = 28 * bs;
+    else lengths[0] = bs, lengths[1] = 2 * bs, lengths[2] = 3 * bs;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int l = 0; l < 3; l++) {
+            int big = shapes[s][0] * shapes[s][1] >= 64 * 13;
+            if (big && l == 0) continue; /* keep the suite fast: big shapes only with real lengths */
+            check_case(&t, lengths[l], shapes[s][0], shapes[s][1], 0);
+            if (!big) check_case(&t, lengths[l], shapes[s][0], shapes[s][1], 1);
+        }
+}
+
+/* Every type has a scalar gemm, and the SIMD levels really replace the ones prefill depends on. */
+static void test_gemm_coverage(void)
+{
+    kernel_table scalar, simd;
+    REQUIRE(kernels_fill(&scalar, ISA_SCALAR) == 0, "scalar table");
+    for (size_t k = 0; k < N_TYPES; k++)
+        if (quant_traits_of(all_types[k])) EXPECT(scalar.gemm[all_types[k]] != NULL, "no scalar gemm for type %u", all_types[k]);
+    static const uint32_t fast[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+    static const kernel_isa isas[] = {ISA_AVX2, ISA_AVX512VNNI};
+    int tested = 0;
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        if (kernels_fill(&simd, isas[i]) != 0) continue;
+        tested++;
+        for (size_t k = 0; k < sizeof fast / sizeof fast[0]; k++)
+            EXPECT(simd.gemm[fast[k]] && simd.gemm[fast[k]] != scalar.gemm[fast[k]], "%s gemm for %s is missing or scalar",
+                   simd.isa, quant_traits_of(fast[k])->name);
+    }
+    if (!tested) SKIP("no x86 SIMD level on this CPU");
+}
+
+int main(void)
+{
+    static const kernel_isa isas[] = {ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_NEON};
+    static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon"};
+    TEST_RUN(test_gemm_coverage);
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        cur_isa = isas[i];
+        char name[80];
+        for (size_t k = 0; k < N_TYPES; k++) {
+            cur_type = all_types[k];
+            if (!quant_traits_of(cur_type)) continue;
+            snprintf(name, sizeof name, "gemm_%s_%s", isa_names[cur_isa], quant_traits_of(cur_type)->name);
+            TEST_RUN_AS(name, test_gemm_type);
+        }
+    }
+    return test_exit_code();
+}
