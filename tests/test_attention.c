@@ -5,6 +5,12 @@
  * model), many key counts (1, tails of 8, long prompts) and head sizes. The
  * SIMD version uses a vector exp, so a probability may round to the
  * neighbouring f16 value; the bound below allows exactly that.
+ *
+ * attention_block (many query rows sharing one KV head, each with its own
+ * causal key limit) is checked the same way against attention_block_ref:
+ * one to thirty rows, equal limits, causal staircases and scattered limits
+ * (1 .. 3001 keys, one row with none), with buffers allocated to the exact
+ * size so that AddressSanitizer catches any read or write past them.
  */
 #include <math.h>
 
@@ -57,6 +63,98 @@ static void check_shapes(void)
         }
 }
 
+/* Per output: each probability may differ by one f16 step (2^-11 relative) and the exp by a few
+ * ulp, so |diff_d| <= 6e-4 * sum_j p_j |v_jd|; the reference's scratch row holds e^(s_j - max). */
+static int first_bad_output(int n, int hd, const float *ref_scores, const f16_t *v, size_t stride, const float *out,
+                            const float *ref, double *bound_of_bad)
+{
+    double sum = 0, bound[256] = {0};
+    for (int j = 0; j < n; j++) sum += ref_scores[j];
+    for (int j = 0; j < n; j++)
+        for (int d = 0; d < hd; d++) bound[d] += ref_scores[j] / sum * fabs(f16_to_f32(v[(size_t)j * stride + d]));
+    for (int d = 0; d < hd; d++)
+        if (!(fabs((double)out[d] - ref[d]) <= 6e-4 * bound[d] + 1e-7)) {
+            *bound_of_bad = 6e-4 * bound[d];
+            return d;
+        }
+    return -1;
+}
+
+enum { LIMITS_SAME, LIMITS_CAUSAL, LIMITS_SCATTERED };
+
+/* n_keys of a block: all `keys`; a staircase of tokens (`group` rows per token, the last token
+ * seeing `keys`); or scattered in [0, keys] with the first row at `keys` and the second at 0. */
+static void fill_limits(int *n_keys, int n_q, int keys, int layout, int group)
+{
+    int n_tok = (n_q + group - 1) / group;
+    for (int r = 0; r < n_q; r++) {
+        if (layout == LIMITS_SAME) n_keys[r] = keys;
+        else if (layout == LIMITS_CAUSAL) n_keys[r] = keys - (n_tok - 1 - r / group);
+        else n_keys[r] = r == 0 ? keys : r == 1 ? 0 : 1 + (int)((frand() * 0.5f + 0.5f) * (keys - 1));
+        if (n_keys[r] < 0) n_keys[r] = 0;
+    }
+}
+
+static void check_block_case(const kernel_table *t, int hd, int n_q, int keys, int layout, int group, float scale)
+{
+    enum { STRIDE = 3 * 128 };
+    int n_keys[64];
+    fill_limits(n_keys, n_q, keys, layout, group);
+    int n_max = 0;
+    for (int r = 0; r < n_q; r++)
+        if (n_keys[r] > n_max) n_max = n_keys[r];
+    /* the head sits at the end of each cache row, as the last KV head does in the model */
+    f16_t *kc = malloc(sizeof *kc * (size_t)n_max * STRIDE), *vc = malloc(sizeof *vc * (size_t)n_max * STRIDE);
+    float *q = malloc(sizeof *q * (size_t)n_q * hd), *out = malloc(sizeof *out * (size_t)n_q * hd);
+    float *ref = malloc(sizeof *ref * (size_t)n_q * hd);
+    float *scores = malloc(sizeof *scores * (size_t)n_q * n_max + 1), *ref_scores = malloc(sizeof *ref_scores * (size_t)n_q * n_max + 1);
+    REQUIRE(kc && vc && q && out && ref && scores && ref_scores, "out of memory");
+    for (size_t i = 0; i < (size_t)n_max * STRIDE; i++) {
+        kc[i] = f32_to_f16(frand() * 3);
+        vc[i] = f32_to_f16(frand() * 2);
+    }
+    for (int i = 0; i < n_q * hd; i++) q[i] = f16_to_f32(f32_to_f16(frand() * 2));
+    const f16_t *k = kc + STRIDE - hd, *v = vc + STRIDE - hd;
+    attention_block_ref(n_q, n_keys, hd, q, k, v, STRIDE, scale, ref_scores, (size_t)n_max, ref);
+    for (int i = 0; i < n_q * hd; i++) out[i] = NAN;
+    t->attention_block(n_q, n_keys, hd, q, k, v, STRIDE, scale, scores, (size_t)n_max, out);
+    for (int r = 0; r < n_q; r++) {
+        double bound = 0;
+        int bad = first_bad_output(n_keys[r], hd, ref_scores + (size_t)r * n_max, v, STRIDE, out + (size_t)r * hd,
+                                   ref + (size_t)r * hd, &bound);
+        EXPECT(bad < 0, "hd %d n_q %d layout %d: row %d (%d keys) out[%d] %g vs ref %g (bound %g)", hd, n_q, layout, r,
+               n_keys[r], bad, bad < 0 ? 0 : out[(size_t)r * hd + bad], bad < 0 ? 0 : ref[(size_t)r * hd + bad], bound);
+    }
+    free(kc);
+    free(vc);
+    free(q);
+    free(out);
+    free(ref);
+    free(scores);
+    free(ref_scores);
+}
+
+static void check_block_shapes(void)
+{
+    kernel_table t;
+    if (kernels_fill(&t, isa_under_test)) SKIP("this CPU or build lacks the ISA");
+    static const struct { int n_q, keys, layout, group; } cases[] = {
+        {1, 1, LIMITS_SAME, 1},      {1, 3001, LIMITS_SAME, 1},     {2, 7, LIMITS_CAUSAL, 1},
+        {3, 8, LIMITS_SAME, 1},      {5, 9, LIMITS_CAUSAL, 1},      {7, 63, LIMITS_SAME, 7},
+        {8, 65, LIMITS_CAUSAL, 2},   {12, 64, LIMITS_CAUSAL, 6},    {24, 100, LIMITS_CAUSAL, 6},
+        {28, 129, LIMITS_CAUSAL, 7}, {24, 1000, LIMITS_SAME, 24},   {30, 3001, LIMITS_CAUSAL, 5},
+        {13, 3001, LIMITS_SCATTERED, 1}, {17, 2, LIMITS_CAUSAL, 8},  {6, 400, LIMITS_SCATTERED, 1},
+    };
+    const int hds[] = {64, 128, 80};
+    for (size_t a = 0; a < sizeof hds / sizeof *hds; a++)
+        for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+            int hd = hds[a];
+            /* the usual 1/sqrt(hd), and a sharp softmax where most exponentials underflow */
+            float scale = c % 3 == 2 ? 1.0f : 1.0f / sqrtf((float)hd);
+            check_block_case(&t, hd, cases[c].n_q, cases[c].keys, cases[c].layout, cases[c].group, scale);
+        }
+}
+
 int main(void)
 {
     const struct { kernel_isa isa; const char *name; } isas[] = {
@@ -66,6 +164,15 @@ int main(void)
     for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
         isa_under_test = isas[i].isa;
         TEST_RUN_AS(isas[i].name, check_shapes);
+    }
+    const struct { kernel_isa isa; const char *name; } block_isas[] = {
+        {ISA_SCALAR, "attention_block_scalar"}, {ISA_AVX2, "attention_block_avx2"},
+        {ISA_AVX512, "attention_block_avx512"}, {ISA_AVX512VNNI, "attention_block_avx512vnni"},
+        {ISA_NEON, "attention_block_neon"},
+    };
+    for (size_t i = 0; i < sizeof block_isas / sizeof *block_isas; i++) {
+        isa_under_test = block_isas[i].isa;
+        TEST_RUN_AS(block_isas[i].name, check_block_shapes);
     }
     return test_exit_code();
 }

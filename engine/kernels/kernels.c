@@ -96,6 +96,7 @@ int kernels_fill(kernel_table *t, kernel_isa isa)
     case ISA_AVX512VNNI:
         kernels_install_avx2(t); /* types without an AVX-512 version keep the AVX2 one */
         kernels_install_attention_avx2(t);
+        kernels_install_attention_avx512(t);
         kernels_install_avx512(t, isa == ISA_AVX512VNNI);
         kernels_install_gemm_avx2(t);
         kernels_install_gemm_avx512(t, isa == ISA_AVX512VNNI);

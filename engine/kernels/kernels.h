@@ -47,6 +47,7 @@ void axpy_f16_ref(int n, float alpha, const f16_t *x, float *y);
 void attention_ref(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride, float scale,
                    float *scores, float *out);
 void kernels_install_attention_avx2(kernel_table *t);
+void kernels_install_attention_avx512(kernel_table *t); /* attention_block only */
 
 extern kernel_table kernels;
 
