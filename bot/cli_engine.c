@@ -17,6 +17,18 @@
 #include "cli_options.h"
 #include "commands.h"
 
+/* Opens the model for subcommand `cmd`; on failure says why on stderr and returns NULL. */
+static engine *open_engine(const char *cmd, const char *model_path, const engine_params *params)
+{
+    char err[512];
+    engine *e;
+    if (engine_open(&e, model_path, params, err, sizeof err)) {
+        fprintf(stderr, "prbot %s: %s\n", cmd, err);
+        return NULL;
+    }
+    return e;
+}
+
 /* ------------------------------------------------------------- generate */
 
 typedef struct {
@@ -154,13 +166,10 @@ int cmd_generate(int argc, char **argv)
     generate_options o;
     int rc = parse_generate(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
-    char err[512];
-    engine *e;
     engine_params params = {.n_threads = o.threads, .n_ctx = o.n_ctx};
-    if (engine_open(&e, o.model, &params, err, sizeof err)) {
-        fprintf(stderr, "prbot generate: %s\n", err);
-        return 1;
-    }
+    engine *e = open_engine("generate", o.model, &params);
+    if (!e) return 1;
+    char err[512];
     int32_t *prompt = NULL, *gen = NULL;
     text_sink sink = {.stream = !o.json};
     char *text = build_prompt(e, &o, err, sizeof err);
@@ -217,13 +226,10 @@ int cmd_chat(int argc, char **argv)
         fprintf(stderr, "prbot chat: --model is required\n");
         return 2;
     }
-    char err[512];
-    engine *e;
     engine_params params = {.n_threads = threads};
-    if (engine_open(&e, model_path, &params, err, sizeof err)) {
-        fprintf(stderr, "prbot chat: %s\n", err);
-        return 1;
-    }
+    engine *e = open_engine("chat", model_path, &params);
+    if (!e) return 1;
+    char err[512];
     /* The conversation is re-rendered each turn; simple and always template-exact. */
     engine_chat_msg msgs[64];
     char *owned[64];
@@ -324,13 +330,10 @@ int cmd_logits(int argc, char **argv)
         fprintf(stderr, "prbot logits: needs --model, --out and exactly one of --prompt or --tokens\n");
         return 2;
     }
-    char err[512];
-    engine *e;
     engine_params params = {.n_threads = threads};
-    if (engine_open(&e, model_path, &params, err, sizeof err)) {
-        fprintf(stderr, "prbot logits: %s\n", err);
-        return 1;
-    }
+    engine *e = open_engine("logits", model_path, &params);
+    if (!e) return 1;
+    char err[512];
     int32_t *ids = NULL;
     float *logits = NULL;
     int n = tokens_arg ? parse_token_list(tokens_arg, &ids)
@@ -403,13 +406,9 @@ int cmd_tokenize(int argc, char **argv)
         fprintf(stderr, "prbot tokenize: needs --model and either TEXT or --stdin\n");
         return 2;
     }
-    char err[512];
-    engine *e;
     engine_params params = {.vocab_only = 1};
-    if (engine_open(&e, model_path, &params, err, sizeof err)) {
-        fprintf(stderr, "prbot tokenize: %s\n", err);
-        return 1;
-    }
+    engine *e = open_engine("tokenize", model_path, &params);
+    if (!e) return 1;
     size_t len = 0;
     char *input = use_stdin ? read_all_stdin(&len) : NULL;
     if (!use_stdin) len = strlen(text);

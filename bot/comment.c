@@ -18,24 +18,15 @@
  */
 #include "comment.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "textbuf.h"
 
 #define ZWSP "\xE2\x80\x8B" /* U+200B ZERO WIDTH SPACE */
 #define REPLACEMENT_CHAR "\xEF\xBF\xBD"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void comment_marker(const char *name, char *buf, size_t cap) { snprintf(buf, cap, "<!-- prbot:%s -->", name); }
 
@@ -395,7 +386,7 @@ int comment_render(const comment_input *in, char **out, char *err, size_t errlen
         if (head.len + tail.len + 1024 <= max_bytes / 2 || limit == 0) break;
     }
     if (head.failed || head.len + tail.len + sizeof truncation_note + 128 > max_bytes) {
-        set_err(err, errlen, "comment limit of %zu bytes is too small for the heading and footer", max_bytes);
+        err_set(err, errlen, "comment limit of %zu bytes is too small for the heading and footer", max_bytes);
         goto fail;
     }
     textbuf_add(&body, head.data, head.len);
@@ -410,7 +401,7 @@ int comment_render(const comment_input *in, char **out, char *err, size_t errlen
     *out = textbuf_take(&body);
     return 0;
 oom:
-    set_err(err, errlen, "out of memory rendering the comment");
+    err_set(err, errlen, "out of memory rendering the comment");
 fail:
     free(text);
     textbuf_free(&head);

@@ -18,22 +18,15 @@
 
 #include <ctype.h>
 #include <git2.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
+#include "textbuf.h"
+
 #define DEFAULT_MAX_FILE_BYTES ((size_t)256 * 1024)
 #define DEFAULT_MAX_TOTAL_BYTES ((size_t)8 * 1024 * 1024)
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const char *git_last_message(void)
 {
@@ -222,23 +215,19 @@ static const char *user_glob_reason(const char *path, const diff_options *opt, c
 
 /* ---- diff_result building ---------------------------------------------- */
 
-int diff_file_set_skip(diff_file *f, const char *reason)
+/* *slot = a copy of s; the old string is freed only once the copy exists. */
+static int replace_string(char **slot, const char *s)
 {
-    char *copy = strdup(reason);
+    char *copy = strdup(s);
     if (!copy) return -1;
-    free(f->skip_reason);
-    f->skip_reason = copy;
+    free(*slot);
+    *slot = copy;
     return 0;
 }
 
-int diff_file_set_note(diff_file *f, const char *note)
-{
-    char *copy = strdup(note);
-    if (!copy) return -1;
-    free(f->note);
-    f->note = copy;
-    return 0;
-}
+int diff_file_set_skip(diff_file *f, const char *reason) { return replace_string(&f->skip_reason, reason); }
+
+int diff_file_set_note(diff_file *f, const char *note) { return replace_string(&f->note, note); }
 
 static diff_file *result_append(diff_result *r)
 {
@@ -397,10 +386,10 @@ static diff_status status_of(git_delta_t t)
     }
 }
 
-/* A growable byte buffer that refuses to grow past its cap. */
+/* A growable byte buffer that refuses to grow past its limit. */
 typedef struct {
-    char *data;
-    size_t len, cap, limit;
+    textbuf text;
+    size_t limit;
     int full;
 } capped_buf;
 
@@ -408,22 +397,12 @@ typedef struct {
 static int capped_append(capped_buf *b, const char *s, size_t n)
 {
     if (b->full) return 0;
-    if (b->len + n > b->limit) {
+    if (b->text.len + n > b->limit) {
         b->full = 1;
         return 0;
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d) return -1;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = 0;
-    return 0;
+    textbuf_add(&b->text, s, n);
+    return b->text.failed ? -1 : 0;
 }
 
 static int append_diff_line(capped_buf *b, const git_diff_line *line)
@@ -483,7 +462,7 @@ static int collect_delta(git_repository *repo, git_diff *diff, size_t i, const g
 
     git_patch *patch = NULL;
     if (git_patch_from_diff(&patch, diff, i) < 0) {
-        set_err(err, errlen, "diff of %s: %s", path, git_last_message());
+        err_set(err, errlen, "diff of %s: %s", path, git_last_message());
         return -1;
     }
     size_t ctx_lines, adds = 0, dels = 0;
@@ -497,27 +476,27 @@ static int collect_delta(git_repository *repo, git_diff *diff, size_t i, const g
     if (!reason && patch) rc = patch_text(patch, allowance, &b);
     git_patch_free(patch);
     if (rc < 0) {
-        free(b.data);
-        set_err(err, errlen, "diff of %s: %s", path, git_last_message());
+        free(b.text.data);
+        err_set(err, errlen, "diff of %s: %s", path, git_last_message());
         return -1;
     }
     diff_file *f = result_append(r);
     if (!f) {
-        free(b.data);
-        set_err(err, errlen, "out of memory collecting the diff");
+        free(b.text.data);
+        err_set(err, errlen, "out of memory collecting the diff");
         return -1;
     }
     f->status = status;
     f->additions = (int)adds;
     f->deletions = (int)dels;
-    f->patch = b.data;
-    f->patch_len = b.len;
+    f->patch = b.text.data;
+    f->patch_len = b.text.len;
     f->patch_truncated = b.full;
     if (b.full && allowance < max_file_bytes(opt)) r->total_truncated = 1;
-    r->total_patch_bytes += b.len;
+    r->total_patch_bytes += b.text.len;
     if (!(f->path = strdup(path)) || (old_path && !(f->old_path = strdup(old_path))) ||
         (reason && diff_file_set_skip(f, reason) < 0)) {
-        set_err(err, errlen, "out of memory collecting the diff");
+        err_set(err, errlen, "out of memory collecting the diff");
         return -1;
     }
     return 0;
@@ -536,7 +515,7 @@ static int diff_trees(git_repository *repo, git_commit *from, git_commit *to, co
     fopt.flags = GIT_DIFF_FIND_RENAMES;
     if (git_commit_tree(&t_from, from) < 0 || git_commit_tree(&t_to, to) < 0 ||
         git_diff_tree_to_tree(&diff, repo, t_from, t_to, &dopt) < 0 || git_diff_find_similar(diff, &fopt) < 0) {
-        set_err(err, errlen, "diff: %s", git_last_message());
+        err_set(err, errlen, "diff: %s", git_last_message());
         goto done;
     }
     size_t n = git_diff_num_deltas(diff);
@@ -553,7 +532,7 @@ done:
 static int open_repo(git_repository **repo, const char *repo_dir, char *err, size_t errlen)
 {
     if (git_repository_open_ext(repo, repo_dir, 0, NULL) < 0) {
-        set_err(err, errlen, "%s is not a git repository (%s); pass --repo DIR", repo_dir, git_last_message());
+        err_set(err, errlen, "%s is not a git repository (%s); pass --repo DIR", repo_dir, git_last_message());
         return -1;
     }
     return 0;
@@ -564,12 +543,12 @@ static int resolve_base(git_repository *repo, const char *base, git_commit **out
     int rc = resolve_commit(repo, base, out);
     if (rc == 0) return 0;
     if (rc == GIT_ENOTFOUND && (is_hex_sha(base) || git_repository_is_shallow(repo))) {
-        set_err(err, errlen,
+        err_set(err, errlen,
                 "base commit %s is not in this checkout (shallow clone?); use actions/checkout with fetch-depth: 0",
                 base);
         return DIFF_ERR_BASE_MISSING;
     }
-    set_err(err, errlen, "cannot resolve base '%s': %s; pass --base REV", base, git_last_message());
+    err_set(err, errlen, "cannot resolve base '%s': %s; pass --base REV", base, git_last_message());
     return -1;
 }
 
@@ -588,13 +567,13 @@ int diff_collect(const char *repo_dir, const char *base, const char *head, const
     int hrc = resolve_commit(repo, head, &c_head);
     if (hrc == GIT_ENOTFOUND && is_hex_sha(head)) {
         /* actions/checkout of a pull_request fetches only the merge commit */
-        set_err(err, errlen, "head commit %s is not in this checkout; use actions/checkout with fetch-depth: 0",
+        err_set(err, errlen, "head commit %s is not in this checkout; use actions/checkout with fetch-depth: 0",
                 head);
         rc = DIFF_ERR_BASE_MISSING;
         goto done;
     }
     if (hrc < 0) {
-        set_err(err, errlen, "cannot resolve head '%s': %s; pass --head REV", head, git_last_message());
+        err_set(err, errlen, "cannot resolve head '%s': %s; pass --head REV", head, git_last_message());
         goto done;
     }
     if ((rc = resolve_base(repo, base, &c_base, err, errlen)) < 0) goto done;
@@ -602,7 +581,7 @@ int diff_collect(const char *repo_dir, const char *base, const char *head, const
     git_oid merge_base;
     int mrc = git_merge_base(&merge_base, repo, git_commit_id(c_base), git_commit_id(c_head));
     if (mrc == GIT_ENOTFOUND && git_repository_is_shallow(repo)) {
-        set_err(err, errlen,
+        err_set(err, errlen,
                 "the history joining base %.12s and head %.12s is not in this shallow checkout; "
                 "use actions/checkout with fetch-depth: 0",
                 git_oid_tostr_s(git_commit_id(c_base)), git_oid_tostr_s(git_commit_id(c_head)));
@@ -610,11 +589,11 @@ int diff_collect(const char *repo_dir, const char *base, const char *head, const
         goto done;
     }
     if (mrc < 0) {
-        set_err(err, errlen, "base '%s' and head '%s' have no common ancestor: %s", base, head, git_last_message());
+        err_set(err, errlen, "base '%s' and head '%s' have no common ancestor: %s", base, head, git_last_message());
         goto done;
     }
     if (git_commit_lookup(&c_merge, repo, &merge_base) < 0) {
-        set_err(err, errlen, "merge base: %s", git_last_message());
+        err_set(err, errlen, "merge base: %s", git_last_message());
         goto done;
     }
     git_oid_tostr(out->base_sha, sizeof out->base_sha, git_commit_id(c_base));
@@ -666,7 +645,7 @@ int diff_default_base(const char *repo_dir, char *out, size_t cap, char *err, si
             goto done;
         }
     }
-    set_err(err, errlen, "no base to compare with: HEAD has no upstream and none of origin/main, main, "
+    err_set(err, errlen, "no base to compare with: HEAD has no upstream and none of origin/main, main, "
                          "origin/master, master exists; pass --base REV");
 done:
     git_repository_free(repo);

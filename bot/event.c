@@ -11,19 +11,11 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "errors.h"
 
 static const char *env_nonempty(const char *name)
 {
@@ -99,14 +91,14 @@ static int parse_pull_request(event_context *ctx, json_t *root, const char *path
 {
     json_t *pr = json_object_get(root, "pull_request");
     if (!json_is_object(pr)) {
-        set_err(err, errlen, "%s: no \"pull_request\" object in the %s event", path, ctx->event_name);
+        err_set(err, errlen, "%s: no \"pull_request\" object in the %s event", path, ctx->event_name);
         return -1;
     }
     ctx->pr_number = pr_number_of(json_object_get(pr, "number"));
     if (!ctx->pr_number) ctx->pr_number = pr_number_of(json_object_get(root, "number"));
     const char *base = json_string_at(pr, "base.sha"), *head = json_string_at(pr, "head.sha");
     if (!ctx->pr_number || !is_sha(base) || !is_sha(head)) {
-        set_err(err, errlen, "%s: pull_request.%s is missing or malformed; is GITHUB_EVENT_PATH the event file?",
+        err_set(err, errlen, "%s: pull_request.%s is missing or malformed; is GITHUB_EVENT_PATH the event file?",
                 path, !ctx->pr_number ? "number" : !is_sha(base) ? "base.sha" : "head.sha");
         return -1;
     }
@@ -121,7 +113,7 @@ static int parse_pull_request(event_context *ctx, json_t *root, const char *path
     snprintf(ctx->author, sizeof ctx->author, "%s", login ? login : "");
     if (event_set_text(&ctx->title, json_string_at(pr, "title")) < 0 ||
         event_set_text(&ctx->body, json_string_at(pr, "body")) < 0) {
-        set_err(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return -1;
     }
     return 0;
@@ -140,13 +132,13 @@ int event_parse_file(event_context *ctx, const char *event_name, const char *pat
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
     if (!root) {
-        set_err(err, errlen, "GITHUB_EVENT_PATH=%s: cannot parse the event JSON (line %d: %s)", path, jerr.line,
+        err_set(err, errlen, "GITHUB_EVENT_PATH=%s: cannot parse the event JSON (line %d: %s)", path, jerr.line,
                 jerr.text);
         return -1;
     }
     int rc = 0;
     if (!json_is_object(root)) {
-        set_err(err, errlen, "GITHUB_EVENT_PATH=%s: the event JSON is not an object", path);
+        err_set(err, errlen, "GITHUB_EVENT_PATH=%s: the event JSON is not an object", path);
         rc = -1;
     } else if (!strcmp(event_name, "pull_request") || !strcmp(event_name, "pull_request_target")) {
         ctx->kind = strcmp(event_name, "pull_request") ? EVENT_PULL_REQUEST_TARGET : EVENT_PULL_REQUEST;
@@ -165,13 +157,13 @@ static int load_actions(event_context *ctx, const event_options *opt, char *err,
     const char *path = env_nonempty("GITHUB_EVENT_PATH");
     const char *repo = env_nonempty("GITHUB_REPOSITORY");
     if (!name || !path) {
-        set_err(err, errlen, "%s is not set although GITHUB_ACTIONS=true: run prbot review as a step of a "
+        err_set(err, errlen, "%s is not set although GITHUB_ACTIONS=true: run prbot review as a step of a "
                              "GitHub Actions job (or unset GITHUB_ACTIONS to review a local checkout)",
                 !name ? "GITHUB_EVENT_NAME" : "GITHUB_EVENT_PATH");
         return -1;
     }
     if (!repo || !strchr(repo, '/')) {
-        set_err(err, errlen, "GITHUB_REPOSITORY is %s: set it to owner/name", repo ? "not owner/name" : "not set");
+        err_set(err, errlen, "GITHUB_REPOSITORY is %s: set it to owner/name", repo ? "not owner/name" : "not set");
         return -1;
     }
     snprintf(ctx->event_name, sizeof ctx->event_name, "%s", name);
@@ -180,12 +172,12 @@ static int load_actions(event_context *ctx, const event_options *opt, char *err,
     snprintf(ctx->api_url, sizeof ctx->api_url, "%s", api ? api : "https://api.github.com");
     const char *token = env_nonempty("GITHUB_TOKEN");
     if (token && !(ctx->token = strdup(token))) {
-        set_err(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return -1;
     }
     int is_pr = !strcmp(name, "pull_request") || !strcmp(name, "pull_request_target");
     if (!is_pr && strcmp(name, "workflow_dispatch") != 0 && opt->pr <= 0) {
-        set_err(err, errlen, "GITHUB_EVENT_NAME=%s is not a pull request event: trigger the workflow on "
+        err_set(err, errlen, "GITHUB_EVENT_NAME=%s is not a pull request event: trigger the workflow on "
                              "pull_request, pull_request_target or workflow_dispatch, or pass --pr N", name);
         return -1;
     }
@@ -197,7 +189,7 @@ static int load_actions(event_context *ctx, const event_options *opt, char *err,
         ctx->base_sha[0] = ctx->head_sha[0] = 0;
     }
     if (!ctx->pr_number) {
-        set_err(err, errlen, "%s: no PR number in the event inputs (pr-number, pr_number or number): add a "
+        err_set(err, errlen, "%s: no PR number in the event inputs (pr-number, pr_number or number): add a "
                              "pr-number input to the workflow or pass --pr N", path);
         return -1;
     }
@@ -222,7 +214,7 @@ static int load_local(event_context *ctx, const event_options *opt, char *err, s
     snprintf(ctx->repository, sizeof ctx->repository, "%s", repo ? repo : "");
     snprintf(ctx->api_url, sizeof ctx->api_url, "%s", api ? api : "https://api.github.com");
     if (token && !(ctx->token = strdup(token))) {
-        set_err(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return -1;
     }
     return 0;
@@ -232,7 +224,7 @@ int event_load(event_context *ctx, const event_options *opt, char *err, size_t e
 {
     memset(ctx, 0, sizeof *ctx);
     if (event_set_text(&ctx->title, "") < 0 || event_set_text(&ctx->body, "") < 0) {
-        set_err(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return -1;
     }
     const char *actions = getenv("GITHUB_ACTIONS");

@@ -2,7 +2,7 @@
  * http.c - one HTTP request into memory with libcurl, plus redacted debug
  * output.
  *
- * The body and the header block grow in plain realloc'ed buffers. The
+ * The body and the header block grow in textbufs (textbuf.h). The
  * header callback starts a fresh block whenever a status line ("HTTP/...")
  * arrives, so after redirects or "100 Continue" only the final response's
  * headers remain. Debug output goes through CURLOPT_DEBUGFUNCTION so we can
@@ -16,43 +16,22 @@
 #include <string.h>
 #include <strings.h>
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-    int failed; /* an allocation failed: the transfer is aborted */
-} grow_buffer;
-
-static int grow_buffer_append(grow_buffer *b, const char *src, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (!p) {
-            b->failed = 1;
-            return -1;
-        }
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, src, n);
-    b->len += n;
-    b->data[b->len] = 0;
-    return 0;
-}
+#include "textbuf.h"
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
 {
-    grow_buffer *b = user;
-    return grow_buffer_append(b, ptr, size * nmemb) ? 0 : size * nmemb;
+    textbuf *b = user;
+    textbuf_add(b, ptr, size * nmemb);
+    return b->failed ? 0 : size * nmemb; /* 0 makes libcurl abort the transfer */
 }
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *user)
 {
-    grow_buffer *b = user;
+    textbuf *b = user;
     size_t n = size * nmemb;
     if (n >= 5 && !strncmp(ptr, "HTTP/", 5)) b->len = 0; /* a new response starts */
-    return grow_buffer_append(b, ptr, n) ? 0 : n;
+    textbuf_add(b, ptr, n);
+    return b->failed ? 0 : n;
 }
 
 int http_debug_enabled(void)
@@ -120,7 +99,7 @@ int http_request(const char *method, const char *url, const char *const *headers
         }
         list = next;
     }
-    grow_buffer body_buf = {0}, head_buf = {0};
+    textbuf body_buf = {0}, head_buf = {0};
     char curl_err[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);

@@ -20,26 +20,17 @@
 #include "prompt.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "textbuf.h"
 
 #define DEFAULT_MARGIN 16
 #define MIN_TRUNCATED_TOKENS 48 /* below this, a cut-down file is not worth showing */
 #define MIN_DECODE_TOKENS 16
 #define MAX_BYTES_PER_TOKEN 12 /* a section longer than budget*this is treated as not fitting */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- built-in templates ------------------------------------------------ */
 
@@ -83,7 +74,7 @@ static char *read_text_file(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "cannot read prompt template %s: %s", path, strerror(errno));
+        err_set(err, errlen, "cannot read prompt template %s: %s", path, strerror(errno));
         return NULL;
     }
     textbuf b = {0};
@@ -95,7 +86,7 @@ static char *read_text_file(const char *path, char *err, size_t errlen)
     char *text = textbuf_take(&b);
     if (bad || !text) {
         free(text);
-        set_err(err, errlen, "cannot read prompt template %s", path);
+        err_set(err, errlen, "cannot read prompt template %s", path);
         return NULL;
     }
     return text;
@@ -188,21 +179,21 @@ int prompt_template_load(const char *name_or_file, prompt_template *t, char *err
     } else {
         const char *builtin = prompt_builtin(name_or_file);
         if (!builtin) {
-            set_err(err, errlen, "unknown prompt '%s': use one of %s, or a template file path", name_or_file,
+            err_set(err, errlen, "unknown prompt '%s': use one of %s, or a template file path", name_or_file,
                     prompt_builtin_names());
             return -1;
         }
         name_from_path(name_or_file, name, sizeof name);
         if (!(text = strdup(builtin))) {
-            set_err(err, errlen, "out of memory");
+            err_set(err, errlen, "out of memory");
             return -1;
         }
     }
     int rc = prompt_template_parse(name, text, t);
     free(text);
-    if (rc < 0) set_err(err, errlen, "out of memory");
+    if (rc < 0) err_set(err, errlen, "out of memory");
     else if (!*t->user) {
-        set_err(err, errlen, "prompt template '%s' is empty", name_or_file);
+        err_set(err, errlen, "prompt template '%s' is empty", name_or_file);
         prompt_template_free(t);
         return -1;
     }
@@ -541,7 +532,7 @@ int prompt_build(const prompt_template *t, const prompt_var *vars, size_t n_vars
         /* the template alone does not fit: give generation less room */
         int could = b->n_ctx - margin - fixed;
         if (could < MIN_DECODE_TOKENS) {
-            set_err(err, errlen, "the prompt without any diff needs %d tokens but the model's context is %d; "
+            err_set(err, errlen, "the prompt without any diff needs %d tokens but the model's context is %d; "
                                  "use a shorter --prompt or a model with a longer context", fixed, b->n_ctx);
             goto fail;
         }
@@ -564,10 +555,10 @@ int prompt_build(const prompt_template *t, const prompt_var *vars, size_t n_vars
     free(c);
     return 0;
 count_failed:
-    set_err(err, errlen, "could not build or tokenize the prompt (out of memory?)");
+    err_set(err, errlen, "could not build or tokenize the prompt (out of memory?)");
     goto fail;
 oom:
-    set_err(err, errlen, "out of memory building the prompt");
+    err_set(err, errlen, "out of memory building the prompt");
 fail:
     free(c);
     prompt_result_free(out);

@@ -22,7 +22,7 @@ td, m, path = sys.argv[1:]
 g = json.load(open(f"{td}/golden/{m}.json"))
 want = np.fromfile(f"{td}/golden/{m}.logits.f32", dtype="<f4").reshape(len(g["logits_positions"]), g["n_vocab"])
 got = np.fromfile(path, dtype="<f4").reshape(len(g["prompt_tokens"]), g["n_vocab"])[g["logits_positions"]]
-tol = 0.01 if m == "stories260K" else 0.05
+tol = 0.01 if m == "stories260K" else 0.075  # quantized: see tolerance_for() in test_golden.c
 worst = max(float(np.abs(a - b).max() / b.std()) for a, b in zip(got, want))
 if not worst <= tol:
     print(f"max |diff| {worst:.4f} std > {tol}")
