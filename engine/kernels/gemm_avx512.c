@@ -268,6 +268,228 @@ B32_GEMM(q5_1_vnni, B32_Q5_1)
 B32_GEMM(q8_0_vnni, B32_Q8_0)
 B32_GEMM(iq4_nl_vnni, B32_IQ4_NL)
 
+/* ---- 32-element formats: row panels (VNNI) --------------------------------- */
+
+#define PANEL_R 16      /* weight rows per panel: one int32 / f32 lane each */
+#define PANEL_A 16      /* tokens per activation group */
+#define PANEL_CHUNK 128 /* blocks per activation table; longer rows take several passes */
+
+/* Per-token data of one activation group, gathered once and shared by every
+ * row panel: the integer offset correction needs a horizontal byte sum that
+ * would otherwise be redone per panel. Layout [block][token] keeps the inner
+ * loop's reads at constant offsets. */
+typedef struct {
+    int32_t neg_offset_sum[PANEL_CHUNK][PANEL_A]; /* -offset * sum(qs) */
+    float d[PANEL_CHUNK][PANEL_A];
+    float s[PANEL_CHUNK][PANEL_A]; /* only for the formats with a min */
+    const uint8_t *tok[PANEL_A];   /* activation rows; a partial group repeats its last */
+} panel_acts;
+
+/* a, b: 16 int32 lanes each holding `width` partial sums of 16 / width consecutive
+ * tokens -> the same for twice the tokens with half the width (pairs added). */
+static inline __m512i fold_token_pairs(__m512i a, __m512i b, const int width)
+{
+    /* lane k of the result: token k / (width / 2), partial k % (width / 2) (+ width / 2 for hi) */
+    static const int32_t lo[3][16] = {{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30},
+                                      {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29},
+                                      {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27}};
+    const int w = width == 2 ? 0 : width == 4 ? 1 : 2;
+    const __m512i ilo = _mm512_loadu_si512(lo[w]), ihi = _mm512_add_epi32(ilo, _mm512_set1_epi32(width / 2));
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(a, ilo, b), _mm512_permutex2var_epi32(a, ihi, b));
+}
+
+/* Fills the table for blocks [i0, i0 + nblk) of the group's tokens. */
+ALWAYS_INLINE void panel_fill_acts(const int fmt, panel_acts *pa, int i0, int nblk)
+{
+    const __m512i offset = _mm512_set1_epi8((char)b32_offset(fmt));
+    for (int b = 0; b < nblk; b++) {
+        const block_q8_32 *y[PANEL_A];
+        for (int t = 0; t < PANEL_A; t++) {
+            y[t] = (const block_q8_32 *)pa->tok[t] + i0 + b;
+            pa->d[b][t] = y[t]->d;
+            if (b32_has_min(fmt)) pa->s[b][t] = y[t]->s;
+        }
+        if (!b32_offset(fmt)) continue;
+        __m512i x[PANEL_A / 2]; /* token pairs, 8 partial sums each */
+        for (int j = 0; j < PANEL_A / 2; j++)
+            x[j] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, load_two_256(y[2 * j]->qs, y[2 * j + 1]->qs));
+        for (int j = 0; j < 4; j++) x[j] = fold_token_pairs(x[2 * j], x[2 * j + 1], 8);
+        for (int j = 0; j < 2; j++) x[j] = fold_token_pairs(x[2 * j], x[2 * j + 1], 4);
+        x[0] = fold_token_pairs(x[0], x[1], 2);
+        _mm512_storeu_si512(pa->neg_offset_sum[b], _mm512_sub_epi32(_mm512_setzero_si512(), x[0]));
+    }
+}
+
+/* 16 bytes at p + r * stride for r < 16 -> t[k] lane r = bytes 4k..4k+3 of row r. */
+static inline void transpose_rows16x16(const uint8_t *p, size_t stride, __m512i t[4])
+{
+    __m512i z[4];
+    for (int j = 0; j < 4; j++) {
+        z[j] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + (size_t)j * stride)));
+        for (int l = 1; l < 4; l++)
+            z[j] = _mm512_inserti32x4(z[j], _mm_loadu_si128((const __m128i *)(p + (size_t)(j + 4 * l) * stride)), l);
+    }
+    /* z[j] lane l = row j + 4l; a 4x4 dword transpose inside each 128-bit lane */
+    __m512i a0 = _mm512_unpacklo_epi32(z[0], z[1]), a1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    __m512i a2 = _mm512_unpacklo_epi32(z[2], z[3]), a3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    t[0] = _mm512_unpacklo_epi64(a0, a2);
+    t[1] = _mm512_unpackhi_epi64(a0, a2);
+    t[2] = _mm512_unpacklo_epi64(a1, a3);
+    t[3] = _mm512_unpackhi_epi64(a1, a3);
+}
+
+/* Adds 16 to byte b of lane r of u (elements 4e + b) when bit 4e + b of that row's qh is set. */
+static inline __m512i add_fifth_bits(__m512i u, __m512i qh, int e)
+{
+    const char src = (char)(e / 2);
+    const __m512i pick = _mm512_set4_epi32(0x0C0C0C0C + src * 0x01010101, 0x08080808 + src * 0x01010101,
+                                           0x04040404 + src * 0x01010101, src * 0x01010101);
+    const __m512i bits = _mm512_set1_epi32((e & 1) ? (int)0x80402010u : 0x08040201);
+    __mmask64 m = _mm512_test_epi8_mask(_mm512_shuffle_epi8(qh, pick), bits);
+    return _mm512_mask_add_epi8(u, m, u, _mm512_set1_epi8(0x10));
+}
+
+/* Block i of the panel's 16 rows (blk = row 0's block, rows ws apart): u[e] lane r
+ * = unsigned weights 4e..4e+3 of row r; dw (and mw) = the rows' scales (mins). */
+ALWAYS_INLINE void panel_weights(const int fmt, const uint8_t *blk, size_t ws, __m512i row_offsets, __m512i u[8],
+                                 __m512 *dw, __m512 *mw)
+{
+    const __m512i head = _mm512_i32gather_epi32(row_offsets, blk, 1); /* d | m << 16 */
+    *dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head));
+    if (b32_has_min(fmt)) *mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16)));
+    __m512i t[4];
+    transpose_rows16x16(blk + b32_qs_at(fmt), ws, t);
+    if (fmt == B32_Q8_0) {
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
+        for (int k = 0; k < 4; k++) u[k] = _mm512_xor_si512(t[k], flip);
+        transpose_rows16x16(blk + b32_qs_at(fmt) + 16, ws, t);
+        for (int k = 0; k < 4; k++) u[4 + k] = _mm512_xor_si512(t[k], flip);
+        return;
+    }
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int k = 0; k < 4; k++) {
+        u[k] = _mm512_and_si512(t[k], low4);
+        u[4 + k] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), low4);
+    }
+    if (fmt == B32_IQ4_NL) {
+        const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_values));
+        for (int e = 0; e < 8; e++) u[e] = _mm512_xor_si512(_mm512_shuffle_epi8(table, u[e]), _mm512_set1_epi8((char)0x80));
+    } else if (fmt == B32_Q5_0 || fmt == B32_Q5_1) {
+        const __m512i qh = _mm512_i32gather_epi32(row_offsets, blk + b32_qh_at(fmt), 1);
+        for (int e = 0; e < 8; e++) u[e] = add_fifth_bits(u[e], qh, e);
+    }
+}
+
+/* The panel's 16 rows x na tokens (group tokens t0..t0+na-1) over blocks
+ * [i0, i0 + nblk); y = output of token t0, row 0. add: accumulate into y. */
+ALWAYS_INLINE void panel_tile(const int fmt, const int na, const uint8_t *w0, size_t ws, __m512i row_offsets,
+                              const panel_acts *pa, int i0, int nblk, int t0, float *y, size_t ys, int add)
+{
+    const size_t bs = b32_size[fmt];
+    __m512 acc[PANEL_A];
+    UNROLL
+    for (int t = 0; t < na; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nblk; b++) {
+        __m512i u[8];
+        __m512 dw, mw = _mm512_setzero_ps();
+        panel_weights(fmt, w0 + (size_t)(i0 + b) * bs, ws, row_offsets, u, &dw, &mw);
+        UNROLL
+        for (int t = 0; t < na; t++) {
+            const int8_t *q = ((const block_q8_32 *)pa->tok[t0 + t] + i0 + b)->qs;
+            __m512i sumi = b32_offset(fmt) ? _mm512_set1_epi32(pa->neg_offset_sum[b][t0 + t]) : _mm512_setzero_si512();
+            UNROLL
+            for (int e = 0; e < 8; e++) sumi = _mm512_dpbusd_epi32(sumi, u[e], _mm512_set1_epi32((int)read_u32((const uint8_t *)q + 4 * e)));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dw, _mm512_set1_ps(pa->d[b][t0 + t])), acc[t]);
+            if (b32_has_min(fmt)) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(pa->s[b][t0 + t]), acc[t]);
+        }
+    }
+    UNROLL
+    for (int t = 0; t < na; t++) {
+        float *yt = y + (size_t)t * ys;
+        _mm512_storeu_ps(yt, add ? _mm512_add_ps(_mm512_loadu_ps(yt), acc[t]) : acc[t]);
+    }
+}
+
+typedef void (*panel_fn)(const uint8_t *w0, size_t ws, __m512i row_offsets, const panel_acts *pa, int i0, int nblk,
+                         int t0, float *y, size_t ys, int add);
+typedef struct {
+    panel_fn tile16, tile8, tile4;
+    void (*fill)(panel_acts *pa, int i0, int nblk);
+    tile_fn fallback;
+} panel_kernels;
+
+/* Rows in panels of 16, tokens in groups of 16 (8 + 4 for the last group);
+ * the last n_rows % 16 rows and n_act % 4 tokens go to the 4 x 4 tiles. */
+static void panel_gemm(const panel_kernels *k, int n, const void *w, size_t ws, int n_rows, const void *act,
+                       size_t as, int n_act, float *y, size_t ys)
+{
+    const int nb = n / QK32, rows16 = n_rows / PANEL_R * PANEL_R, acts4 = n_act / 4 * 4;
+    if (nb == 0 || rows16 == 0 || acts4 == 0 || ws > (size_t)INT32_MAX / PANEL_R) {
+        gemm_tiles(k->fallback, n, w, ws, n_rows, act, as, n_act, y, ys);
+        return;
+    }
+    const __m512i row_offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                   _mm512_set1_epi32((int)ws));
+    panel_acts pa;
+    for (int a0 = 0; a0 < acts4; a0 += PANEL_A) {
+        const int g = acts4 - a0 < PANEL_A ? acts4 - a0 : PANEL_A;
+        for (int t = 0; t < PANEL_A; t++) pa.tok[t] = (const uint8_t *)act + (size_t)(a0 + (t < g ? t : g - 1)) * as;
+        for (int i0 = 0; i0 < nb; i0 += PANEL_CHUNK) {
+            const int nblk = nb - i0 < PANEL_CHUNK ? nb - i0 : PANEL_CHUNK;
+            k->fill(&pa, i0, nblk);
+            for (int r0 = 0; r0 < rows16; r0 += PANEL_R) {
+                const uint8_t *w0 = (const uint8_t *)w + (size_t)r0 * ws;
+                float *yr = y + (size_t)a0 * ys + r0;
+                if (g == PANEL_A) {
+                    k->tile16(w0, ws, row_offsets, &pa, i0, nblk, 0, yr, ys, i0 > 0);
+                    continue;
+                }
+                int t0 = 0;
+                if (g - t0 >= 8) k->tile8(w0, ws, row_offsets, &pa, i0, nblk, t0, yr, ys, i0 > 0), t0 += 8;
+                if (g - t0 >= 4) k->tile4(w0, ws, row_offsets, &pa, i0, nblk, t0, yr + (size_t)t0 * ys, ys, i0 > 0);
+            }
+        }
+    }
+    if (acts4 < n_act)
+        gemm_tiles(k->fallback, n, w, ws, rows16, (const uint8_t *)act + (size_t)acts4 * as, as, n_act - acts4,
+                   y + (size_t)acts4 * ys, ys);
+    if (rows16 < n_rows)
+        gemm_tiles(k->fallback, n, (const uint8_t *)w + (size_t)rows16 * ws, ws, n_rows - rows16, act, as, n_act,
+                   y + rows16, ys);
+}
+
+#define PANEL_GEMM(name, fmt)                                                                                      \
+    static void panel16_##name(const uint8_t *w0, size_t ws, __m512i ro, const panel_acts *pa, int i0, int nblk,  \
+                               int t0, float *y, size_t ys, int add)                                              \
+    {                                                                                                              \
+        panel_tile(fmt, 16, w0, ws, ro, pa, i0, nblk, t0, y, ys, add);                                             \
+    }                                                                                                              \
+    static void panel8_##name(const uint8_t *w0, size_t ws, __m512i ro, const panel_acts *pa, int i0, int nblk,   \
+                              int t0, float *y, size_t ys, int add)                                               \
+    {                                                                                                              \
+        panel_tile(fmt, 8, w0, ws, ro, pa, i0, nblk, t0, y, ys, add);                                              \
+    }                                                                                                              \
+    static void panel4_##name(const uint8_t *w0, size_t ws, __m512i ro, const panel_acts *pa, int i0, int nblk,   \
+                              int t0, float *y, size_t ys, int add)                                               \
+    {                                                                                                              \
+        panel_tile(fmt, 4, w0, ws, ro, pa, i0, nblk, t0, y, ys, add);                                              \
+    }                                                                                                              \
+    static void panel_fill_##name(panel_acts *pa, int i0, int nblk) { panel_fill_acts(fmt, pa, i0, nblk); }        \
+    static void gemm_panel_##name(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na,       \
+                                  float *y, size_t ys)                                                             \
+    {                                                                                                              \
+        static const panel_kernels k = {panel16_##name, panel8_##name, panel4_##name, panel_fill_##name,           \
+                                        tile_##name};                                                              \
+        panel_gemm(&k, n, w, ws, nr, a, as, na, y, ys);                                                            \
+    }
+
+PANEL_GEMM(q4_0_vnni, B32_Q4_0)
+PANEL_GEMM(q4_1_vnni, B32_Q4_1)
+PANEL_GEMM(q5_0_vnni, B32_Q5_0)
+PANEL_GEMM(q5_1_vnni, B32_Q5_1)
+PANEL_GEMM(q8_0_vnni, B32_Q8_0)
+PANEL_GEMM(iq4_nl_vnni, B32_IQ4_NL)
+
 /* ---- k-quants ------------------------------------------------------------- */
 
 enum { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K };
@@ -473,12 +695,12 @@ void kernels_install_gemm_avx512(kernel_table *t, int vnni)
     t->gemm[QT_Q5_K] = vnni ? gemm_q5_K_vnni : gemm_q5_K_avx512;
     t->gemm[QT_Q6_K] = vnni ? gemm_q6_K_vnni : gemm_q6_K_avx512;
     if (!vnni) return; /* the 32-element formats keep their AVX2 gemm */
-    t->gemm[QT_Q4_0] = gemm_q4_0_vnni;
-    t->gemm[QT_Q4_1] = gemm_q4_1_vnni;
-    t->gemm[QT_Q5_0] = gemm_q5_0_vnni;
-    t->gemm[QT_Q5_1] = gemm_q5_1_vnni;
-    t->gemm[QT_Q8_0] = gemm_q8_0_vnni;
-    t->gemm[QT_IQ4_NL] = gemm_iq4_nl_vnni;
+    t->gemm[QT_Q4_0] = gemm_panel_q4_0_vnni;
+    t->gemm[QT_Q4_1] = gemm_panel_q4_1_vnni;
+    t->gemm[QT_Q5_0] = gemm_panel_q5_0_vnni;
+    t->gemm[QT_Q5_1] = gemm_panel_q5_1_vnni;
+    t->gemm[QT_Q8_0] = gemm_panel_q8_0_vnni;
+    t->gemm[QT_IQ4_NL] = gemm_panel_iq4_nl_vnni;
 }
 
 #else
