@@ -78,8 +78,12 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libprbot.a
 
 tests-build: $(PRBOT) $(TEST_BIN) $(TOOL_BIN)
 
-# The README's test command. PRBOT_TESTDATA defaults to ../shared/testdata.
-test: tests-build
+# The README's test command: installs what a fresh machine lacks (tests/setup.sh
+# only acts on what is missing), builds, runs everything. PRBOT_TESTDATA
+# defaults to ../shared/testdata.
+test:
+	bash tests/setup.sh --test >/dev/null
+	$(MAKE) tests-build
 	PRBOT=$(PRBOT) TEST_BIN_DIR=$(BUILD)/tests TOOL_BIN_DIR=$(BUILD)/tools bash tests/run.sh
 
 test-asan:

@@ -91,6 +91,23 @@ static inline const char *test_data_path(const char *rel)
     return b;
 }
 
+/* SmolLM2-135M-Instruct as tests/setup.sh caches it: $PRBOT_SMOLLM2, else
+ * ${PRBOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/prbot}/SmolLM2-135M-Instruct.Q4_1.gguf. */
+static inline const char *test_smollm2_path(void)
+{
+    static char buf[1024];
+    const char *p = getenv("PRBOT_SMOLLM2"), *cache = getenv("PRBOT_CACHE"), *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    if (p && *p) return p;
+    if (cache && *cache)
+        snprintf(buf, sizeof buf, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", cache);
+    else if (xdg && *xdg)
+        snprintf(buf, sizeof buf, "%s/prbot/SmolLM2-135M-Instruct.Q4_1.gguf", xdg);
+    else
+        snprintf(buf, sizeof buf, "%s/.cache/prbot/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : "");
+    return buf;
+}
+
 /* Reads a whole file; returns malloc'ed bytes (NUL-terminated) or NULL. */
 static inline char *test_read_file(const char *path, size_t *len)
 {

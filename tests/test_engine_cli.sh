@@ -92,7 +92,7 @@ done
 # to French; other system prompts do the same. An f32-activation build answers
 # Paris either way. So the test states a system message the model answers in
 # English with, and the README records the behaviour.
-smol="${PRBOT_SMOLLM2:-${XDG_CACHE_HOME:-$HOME/.cache}/prbot/SmolLM2-135M-Instruct.Q4_1.gguf}"
+smol="${PRBOT_SMOLLM2:-${PRBOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/prbot}/SmolLM2-135M-Instruct.Q4_1.gguf}"
 if [ -s "$smol" ]; then
     answer=$("$PRBOT" generate --model "$smol" --system "You are a helpful AI assistant." --temp 0 --max-tokens 40 \
              --prompt "What is the capital of France?" 2>"$tmp/err")

@@ -13,7 +13,10 @@
  * differs). The output buffer is padded on every side with guard values that
  * must survive, so a kernel that writes past its rows or tokens fails.
  * One trial per shape uses activations that all quantize to +-127, the worst
- * case for 16-bit intermediate sums.
+ * case for 16-bit intermediate sums. Row counts 16, 17, 31, 48 against 1..20
+ * tokens, and rows over 128 blocks, cover the AVX-512 VNNI row-panel kernels
+ * of the 32-element formats (16 rows x 4/8/16 tokens, several passes over
+ * long rows) and the edges they hand to the 4 x 4 tiles.
  */
 #include <math.h>
 #include <stdint.h>
@@ -155,6 +158,19 @@ static void test_gemm_type(void)
             check_case(&t, lengths[l], shapes[s][0], shapes[s][1], 0);
             if (!big) check_case(&t, lengths[l], shapes[s][0], shapes[s][1], 1);
         }
+    /* Row counts around the 16-row panels (whole, +1, -1, three) against every
+     * token count up to 20: 4-, 8- and 16-token groups and the 1..3 left over. */
+    static const int panel_rows[] = {16, 17, 31, 48};
+    for (size_t r = 0; r < sizeof panel_rows / sizeof panel_rows[0]; r++)
+        for (int a = 1; a <= 20; a++) {
+            check_case(&t, lengths[1], panel_rows[r], a, a == 16);
+            if (bs == QK32) check_case(&t, lengths[2], panel_rows[r], a, 0);
+        }
+    /* rows longer than one 128-block activation table (several passes adding into y) */
+    if (bs == QK32) {
+        check_case(&t, 131 * QK32, 32, 20, 0);
+        check_case(&t, 131 * QK32, 16, 16, 1);
+    }
 }
 
 /* Every type has a scalar gemm, and the SIMD levels really replace the ones prefill depends on. */

