@@ -392,7 +392,7 @@ static void rope_apply(const model_state *s, float *vec, int n_heads, int pos)
  * so a decode step pays one thread hand-off per group, not per matrix.
  */
 #define MATMUL_MAX 3
-#define MATMUL_ROW_TILE 32
+#define MATMUL_ROW_TILE 64
 #define MATMUL_TOK_TILE 32
 
 typedef struct {

@@ -164,7 +164,7 @@ static void test_gemm_type(void)
     for (size_t r = 0; r < sizeof panel_rows / sizeof panel_rows[0]; r++)
         for (int a = 1; a <= 20; a++) {
             check_case(&t, lengths[1], panel_rows[r], a, a == 16);
-            if (bs == QK32) check_case(&t, lengths[2], panel_rows[r], a, 0);
+            if (bs == QK32 && (a == 5 || a == 16 || a == 20)) check_case(&t, lengths[2], panel_rows[r], a, 0);
         }
     /* rows longer than one 128-block activation table (several passes adding into y) */
     if (bs == QK32) {

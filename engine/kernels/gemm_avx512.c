@@ -10,13 +10,21 @@
  * tiles at the edges reuse the last valid row/token (the extra results are
  * simply not stored), so one kernel handles every shape.
  *
- * 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; VNNI only): one
- * zmm holds two blocks. Weights are made unsigned (u = q + offset: 8 for Q4_0,
- * 16 for Q5_0, 128 for Q8_0/IQ4_NL via xor 0x80), so a single vpdpbusd does
- * unsigned x signed bytes; the offset is removed exactly by starting the
- * integer sum from -offset * sum(activation bytes), computed once per token
- * and block and shared by all rows of the tile. Then one FMA per block pair
- * applies d_w * d_a.
+ * 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; VNNI only):
+ * weights are made unsigned (u = q + offset: 8 for Q4_0, 16 for Q5_0, 128 for
+ * Q8_0/IQ4_NL via xor 0x80), so vpdpbusd does unsigned x signed bytes; the
+ * offset is removed exactly by starting the integer sum from -offset *
+ * sum(activation bytes), computed once per token and block and shared by all
+ * rows. Most of the output goes through row panels: 16 weight rows x 4..16
+ * tokens, where block i of the 16 rows is transposed on the fly so that one
+ * zmm holds weights 4e..4e+3 of every row (one int32 lane per row). Eight
+ * vpdpbusd against broadcasts of a token's matching 4 activation bytes then
+ * give the 16 rows' whole block dots, and one convert + multiply + FMA applies
+ * d_w * d_a for all 16 rows: ~11 vector ops per 512 multiply-adds, where a
+ * row-per-zmm layout needs a convert, multiply and FMA per 64. The transpose
+ * is paid once per block and panel and shared by its tokens. The last
+ * n_rows % 16 rows and n_act % 4 tokens go to 4 x 4 tiles where one zmm holds
+ * two blocks of one row.
  *
  * K-quants (Q4_K, Q5_K, Q6_K): one zmm holds 64 elements (two sub-blocks);
  * maddubs gives int16 pairs and vpdpwssd (or madd + add without VNNI) applies
@@ -270,15 +278,12 @@ B32_TILE(iq4_nl_vnni, B32_IQ4_NL)
 #define PANEL_A 16      /* tokens per activation group */
 #define PANEL_CHUNK 128 /* blocks per activation table; longer rows take several passes */
 
-/* Per-token data of one activation group, gathered once and shared by every
- * row panel: the integer offset correction needs a horizontal byte sum that
- * would otherwise be redone per panel. Layout [block][token] keeps the inner
- * loop's reads at constant offsets. */
+/* The integer offset corrections of one activation group, computed once and
+ * shared by every row panel: each is a horizontal byte sum that would cost
+ * more than the dot products if redone per panel. */
 typedef struct {
     int32_t neg_offset_sum[PANEL_CHUNK][PANEL_A]; /* -offset * sum(qs) */
-    float d[PANEL_CHUNK][PANEL_A];
-    float s[PANEL_CHUNK][PANEL_A]; /* only for the formats with a min */
-    const uint8_t *tok[PANEL_A];   /* activation rows; a partial group repeats its last */
+    const uint8_t *tok[PANEL_A];                  /* activation rows; a partial group repeats its last */
 } panel_acts;
 
 /* a, b: 16 int32 lanes each holding `width` partial sums of 16 / width consecutive
@@ -298,14 +303,10 @@ static inline __m512i fold_token_pairs(__m512i a, __m512i b, const int width)
 ALWAYS_INLINE void panel_fill_acts(const int fmt, panel_acts *pa, int i0, int nblk)
 {
     const __m512i offset = _mm512_set1_epi8((char)b32_offset(fmt));
+    if (!b32_offset(fmt)) return;
     for (int b = 0; b < nblk; b++) {
         const block_q8_32 *y[PANEL_A];
-        for (int t = 0; t < PANEL_A; t++) {
-            y[t] = (const block_q8_32 *)pa->tok[t] + i0 + b;
-            pa->d[b][t] = y[t]->d;
-            if (b32_has_min(fmt)) pa->s[b][t] = y[t]->s;
-        }
-        if (!b32_offset(fmt)) continue;
+        for (int t = 0; t < PANEL_A; t++) y[t] = (const block_q8_32 *)pa->tok[t] + i0 + b;
         __m512i x[PANEL_A / 2]; /* token pairs, 8 partial sums each */
         for (int j = 0; j < PANEL_A / 2; j++)
             x[j] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, load_two_256(y[2 * j]->qs, y[2 * j + 1]->qs));
@@ -324,7 +325,7 @@ ALWAYS_INLINE void transpose_rows16x16(const uint8_t *p, size_t stride, __m512i 
     for (int j = 0; j < 4; j++) {
         z[j] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + (size_t)j * stride)));
         UNROLL
-    for (int l = 1; l < 4; l++)
+        for (int l = 1; l < 4; l++)
             z[j] = _mm512_inserti32x4(z[j], _mm_loadu_si128((const __m128i *)(p + (size_t)(j + 4 * l) * stride)), l);
     }
     /* z[j] lane l = row j + 4l; a 4x4 dword transpose inside each 128-bit lane */
@@ -399,12 +400,14 @@ ALWAYS_INLINE void panel_tile(const int fmt, const int na, const uint8_t *w0, si
         /* four tokens at a time, their dot-product chains interleaved */
         UNROLL
         for (int t4 = 0; t4 < na; t4 += 4) {
+            const block_q8_32 *ya[4];
             const uint8_t *q[4];
             __m512i sumi[4];
             UNROLL
             for (int j = 0; j < 4; j++) {
                 const int t = t0 + t4 + j;
-                q[j] = (const uint8_t *)((const block_q8_32 *)pa->tok[t] + i0 + b)->qs;
+                ya[j] = (const block_q8_32 *)pa->tok[t] + i0 + b;
+                q[j] = (const uint8_t *)ya[j]->qs;
                 sumi[j] = b32_offset(fmt) ? _mm512_set1_epi32(pa->neg_offset_sum[b][t]) : _mm512_setzero_si512();
             }
             UNROLL
@@ -414,10 +417,9 @@ ALWAYS_INLINE void panel_tile(const int fmt, const int na, const uint8_t *w0, si
                     sumi[j] = _mm512_dpbusd_epi32(sumi[j], u[e], _mm512_set1_epi32((int)read_u32(q[j] + 4 * e)));
             UNROLL
             for (int j = 0; j < 4; j++) {
-                const int t = t0 + t4 + j;
-                __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(pa->d[b][t]));
+                __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(ya[j]->d));
                 acc[t4 + j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[j]), scale, acc[t4 + j]);
-                if (b32_has_min(fmt)) acc[t4 + j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(pa->s[b][t]), acc[t4 + j]);
+                if (b32_has_min(fmt)) acc[t4 + j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(ya[j]->s), acc[t4 + j]);
             }
         }
     }
@@ -446,8 +448,8 @@ static void panel_gemm(const panel_kernels *k, int n, const void *w, size_t ws, 
         gemm_tiles(k->fallback, n, w, ws, n_rows, act, as, n_act, y, ys);
         return;
     }
-    const __m512i row_offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                   _mm512_set1_epi32((int)ws));
+    const __m512i row_index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i row_offsets = _mm512_mullo_epi32(row_index, _mm512_set1_epi32((int)ws));
     panel_acts pa;
     for (int a0 = 0; a0 < acts4; a0 += PANEL_A) {
         const int g = acts4 - a0 < PANEL_A ? acts4 - a0 : PANEL_A;
