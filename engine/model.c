@@ -392,7 +392,8 @@ static void rope_apply(const model_state *s, float *vec, int n_heads, int pos)
  * so a decode step pays one thread hand-off per group, not per matrix.
  */
 #define MATMUL_MAX 3
-#define MATMUL_ROW_TILE 64
+#define MATMUL_ROW_TILE 64 /* prefill: rows per gemm call (amortises per-call token work) */
+#define MATVEC_ROW_TILE 16 /* decode: finer split keeps both threads equally busy */
 #define MATMUL_TOK_TILE 32
 
 typedef struct {
@@ -443,17 +444,17 @@ static void matmul_worker(void *ctx, int ith, int nth)
 {
     matmul_task *t = ctx;
     /* contiguous whole tiles of the concatenated output rows */
-    int n_tiles = (t->total_rows + MATMUL_ROW_TILE - 1) / MATMUL_ROW_TILE;
-    int g0 = (int)((long)n_tiles * ith / nth) * MATMUL_ROW_TILE;
-    int g1 = (int)((long)n_tiles * (ith + 1) / nth) * MATMUL_ROW_TILE;
+    int tile_rows = t->n_tok == 1 ? MATVEC_ROW_TILE : MATMUL_ROW_TILE;
+    int n_tiles = (t->total_rows + tile_rows - 1) / tile_rows;
+    int g0 = (int)((long)n_tiles * ith / nth) * tile_rows;
+    int g1 = (int)((long)n_tiles * (ith + 1) / nth) * tile_rows;
     if (g1 > t->total_rows) g1 = t->total_rows;
     int base = 0;
     for (int m = 0; m < t->n_mats && g0 < g1; m++) {
         int n_out = (int)t->w[m]->ne[1];
         if (g0 < base + n_out) {
             int r0 = g0 - base, r1 = (g1 < base + n_out ? g1 : base + n_out) - base;
-            for (int r = r0; r < r1; r += MATMUL_ROW_TILE)
-                matmul_rows(t, m, r, r + MATMUL_ROW_TILE < r1 ? r + MATMUL_ROW_TILE : r1);
+            for (int r = r0; r < r1; r += tile_rows) matmul_rows(t, m, r, r + tile_rows < r1 ? r + tile_rows : r1);
             g0 = base + r1;
         }
         base += n_out;
@@ -540,6 +541,17 @@ static void attention_worker(void *ctx, int ith, int nth)
     float *scores = s->scores + (size_t)ith * s->att_scratch_floats;
     float *q_rows = scores + rows * s->n_ctx, *out_rows = q_rows + rows * m->head_dim;
     int *n_keys = (int *)(out_rows + rows * m->head_dim);
+    if (t->n_tok == 1) { /* decode: one item per query head, so 2 threads split 9 or 14 heads evenly */
+        int hd = m->head_dim, kv_dim = kv_dim_of(m), group = m->n_head / m->n_head_kv;
+        for (int h = ith; h < m->n_head; h += nth) {
+            const float *q = s->q + (size_t)h * hd;
+            for (int d = 0; d < hd; d++) q_rows[d] = f16_to_f32(f32_to_f16(q[d]));
+            size_t off = (size_t)t->il * s->n_ctx * kv_dim + (size_t)(h / group) * hd;
+            kernels.attention(t->pos0 + 1, hd, q_rows, s->k_cache + off, s->v_cache + off, (size_t)kv_dim,
+                              1.0f / sqrtf((float)hd), scores, s->att + (size_t)h * hd);
+        }
+        return;
+    }
     int n_blocks = (t->n_tok + t->block_tokens - 1) / t->block_tokens, n_items = n_blocks * m->n_head_kv;
     /* later tokens see more keys: interleave items so both threads get a fair share */
     for (int i = ith; i < n_items; i += nth) {
