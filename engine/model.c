@@ -392,6 +392,7 @@ static void rope_apply(const model_state *s, float *vec, int n_heads, int pos)
  * so a decode step pays one thread hand-off per group, not per matrix.
  */
 #define MATMUL_MAX 3
+#define ATTENTION_PER_HEAD_MAX_KEYS 1024
 #define MATMUL_ROW_TILE 64 /* prefill: rows per gemm call (amortises per-call token work) */
 #define MATVEC_ROW_TILE 16 /* decode: finer split keeps both threads equally busy */
 #define MATMUL_TOK_TILE 32
@@ -541,7 +542,10 @@ static void attention_worker(void *ctx, int ith, int nth)
     float *scores = s->scores + (size_t)ith * s->att_scratch_floats;
     float *q_rows = scores + rows * s->n_ctx, *out_rows = q_rows + rows * m->head_dim;
     int *n_keys = (int *)(out_rows + rows * m->head_dim);
-    if (t->n_tok == 1) { /* decode: one item per query head, so 2 threads split 9 or 14 heads evenly */
+    /* Decode with a short context: one item per query head, so 2 threads split 9 or 14 heads
+     * evenly. With a long one the K/V reads dominate and the grouped items below read each
+     * KV head once for all its query heads. */
+    if (t->n_tok == 1 && t->pos0 < ATTENTION_PER_HEAD_MAX_KEYS) {
         int hd = m->head_dim, kv_dim = kv_dim_of(m), group = m->n_head / m->n_head_kv;
         for (int h = ith; h < m->n_head; h += nth) {
             const float *q = s->q + (size_t)h * hd;
