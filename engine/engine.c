@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "chat.h"
 #include "gguf.h"
 #include "kernels/kernels.h"
@@ -130,6 +132,9 @@ int engine_open(engine **out, const char *model_path, const engine_params *param
 {
     *out = NULL;
     kernels_init();
+    /* Our pool already splits every product across the threads we may use;
+     * OpenBLAS spawning its own on top would oversubscribe the runner. */
+    openblas_set_num_threads(1);
     engine *e = calloc(1, sizeof *e);
     if (!e) {
         snprintf(err, errlen, "out of memory");

@@ -30,10 +30,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "kernels/kernels.h"
 #include "quant.h"
 
 #define MAX_HEAD_DIM 512
+#define ATTENTION_PER_HEAD_MAX_KEYS 1024
+#define MATMUL_ROW_TILE 64 /* prefill: rows per gemm call (amortises per-call token work) */
+#define MATVEC_ROW_TILE 16 /* decode: finer split keeps both threads equally busy */
+#define MATMUL_TOK_TILE 32
 
 static const arch_traits arch_table[] = {
     {"llama", 0, 0},
@@ -242,6 +248,8 @@ struct model_state {
     float *scores;             /* per thread: score rows, query rows, output rows, key counts */
     size_t att_scratch_floats; /* per thread */
     uint8_t *act;              /* quantized activations of the widest input */
+    float *wtile;              /* per thread: dequantized weight rows for sgemm */
+    size_t wtile_floats;
     size_t act_cap;
 };
 
@@ -270,6 +278,20 @@ static void rope_tables_fill(model_state *s)
             theta *= theta_scale;
         }
     }
+}
+
+static int is_float_matrix(const gguf_tensor *w) { return quant_traits_of(w->type)->act == ACT_F32; }
+
+static int model_has_float_weights(const model *m)
+{
+    if (is_float_matrix(m->output)) return 1;
+    for (int il = 0; il < m->n_layer; il++) {
+        const layer_weights *L = &m->layers[il];
+        const gguf_tensor *ws[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if (is_float_matrix(ws[i])) return 1;
+    }
+    return 0;
 }
 
 int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, thread_pool *pool, char *err,
@@ -305,6 +327,11 @@ int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, t
     s->att_scratch_floats = att_rows * ((size_t)n_ctx + 2 * m->head_dim + 1);
     s->scores = malloc((size_t)threads_count(pool) * s->att_scratch_floats * sizeof(float));
     s->act = malloc(s->act_cap);
+    if (model_has_float_weights(m)) { /* only F16/BF16/F32 matrices need the sgemm tiles */
+        s->wtile_floats = (size_t)MATMUL_ROW_TILE * widest;
+        s->wtile = malloc((size_t)threads_count(pool) * s->wtile_floats * sizeof(float));
+        if (!s->wtile) goto oom;
+    }
     if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->h || !s->q || !s->k || !s->v ||
         !s->att || !s->gate || !s->up || !s->logits || !s->scores || !s->act)
         goto oom;
@@ -335,6 +362,7 @@ void model_state_free(model_state *s)
     free(s->logits);
     free(s->scores);
     free(s->act);
+    free(s->wtile);
     free(s);
 }
 
@@ -392,10 +420,6 @@ static void rope_apply(const model_state *s, float *vec, int n_heads, int pos)
  * so a decode step pays one thread hand-off per group, not per matrix.
  */
 #define MATMUL_MAX 3
-#define ATTENTION_PER_HEAD_MAX_KEYS 1024
-#define MATMUL_ROW_TILE 64 /* prefill: rows per gemm call (amortises per-call token work) */
-#define MATVEC_ROW_TILE 16 /* decode: finer split keeps both threads equally busy */
-#define MATMUL_TOK_TILE 32
 
 typedef struct {
     const gguf_tensor *w[MATMUL_MAX];
@@ -405,6 +429,8 @@ typedef struct {
     const uint8_t *act[3]; /* input rows in each act_format that is needed */
     size_t act_stride[3];
     int need[3];
+    float *wtile;          /* per thread: MATMUL_ROW_TILE dequantized rows (F16/BF16/F32 prefill) */
+    size_t wtile_floats;
 } matmul_task;
 
 static void matmul_quantize_worker(void *ctx, int ith, int nth)
@@ -418,8 +444,23 @@ static void matmul_quantize_worker(void *ctx, int ith, int nth)
     }
 }
 
+/* Float weights in prefill: dequantize a tile of rows and let OpenBLAS's
+ * sgemm (single-threaded: our pool already splits the rows) do the product,
+ * which measures faster than any dot-product loop for these types. */
+static void matmul_rows_sgemm(const matmul_task *t, int m, int r0, int r1, float *wtile)
+{
+    const gguf_tensor *w = t->w[m];
+    size_t row_bytes = quant_row_size(w->type, t->n_in);
+    int n_out = (int)w->ne[1];
+    dequantize_row_fn dequantize = quant_traits_of(w->type)->dequantize_row;
+    for (int r = r0; r < r1; r++)
+        dequantize((const uint8_t *)w->data + (size_t)r * row_bytes, wtile + (size_t)(r - r0) * t->n_in, t->n_in);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->n_tok, r1 - r0, t->n_in, 1.0f, t->x, t->n_in, wtile,
+                t->n_in, 0.0f, t->y[m] + r0, n_out);
+}
+
 /* Rows [r0, r1) of matrix m for every token. */
-static void matmul_rows(const matmul_task *t, int m, int r0, int r1)
+static void matmul_rows(const matmul_task *t, int m, int r0, int r1, float *wtile)
 {
     const gguf_tensor *w = t->w[m];
     int fmt = quant_traits_of(w->type)->act, n_out = (int)w->ne[1];
@@ -427,6 +468,10 @@ static void matmul_rows(const matmul_task *t, int m, int r0, int r1)
     const uint8_t *wr = (const uint8_t *)w->data + (size_t)r0 * row_bytes, *act = t->act[fmt];
     size_t stride = t->act_stride[fmt];
     float *y = t->y[m];
+    if (t->n_tok > 1 && fmt == ACT_F32) {
+        matmul_rows_sgemm(t, m, r0, r1, wtile);
+        return;
+    }
     if (t->n_tok == 1 || !kernels.gemm[w->type]) {
         vec_dot_fn dot = kernels.vec_dot[w->type];
         for (int tk = 0; tk < t->n_tok; tk++)
@@ -455,7 +500,8 @@ static void matmul_worker(void *ctx, int ith, int nth)
         int n_out = (int)t->w[m]->ne[1];
         if (g0 < base + n_out) {
             int r0 = g0 - base, r1 = (g1 < base + n_out ? g1 : base + n_out) - base;
-            for (int r = r0; r < r1; r += tile_rows) matmul_rows(t, m, r, r + tile_rows < r1 ? r + tile_rows : r1);
+            for (int r = r0; r < r1; r += tile_rows)
+                matmul_rows(t, m, r, r + tile_rows < r1 ? r + tile_rows : r1, t->wtile + (size_t)ith * t->wtile_floats);
             g0 = base + r1;
         }
         base += n_out;
@@ -467,7 +513,8 @@ static void matmul_worker(void *ctx, int ith, int nth)
 static void matmul_group(model_state *s, int n_mats, const gguf_tensor *const *w, float *const *y, const float *x,
                          int n_tok)
 {
-    matmul_task t = {.n_mats = n_mats, .n_tok = n_tok, .n_in = (int)w[0]->ne[0], .x = x};
+    matmul_task t = {.n_mats = n_mats, .n_tok = n_tok, .n_in = (int)w[0]->ne[0], .x = x, .wtile = s->wtile,
+                     .wtile_floats = s->wtile_floats};
     for (int m = 0; m < n_mats; m++) {
         t.w[m] = w[m];
         t.y[m] = y[m];
