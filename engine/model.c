@@ -247,6 +247,8 @@ struct model_state {
     float *x, *h, *q, *k, *v, *att, *gate, *up, *logits;
     float *scores;             /* per thread: score rows, query rows, output rows, key counts */
     size_t att_scratch_floats; /* per thread */
+    int *n_keys;               /* per thread: att_rows key counts */
+    int att_rows;
     uint8_t *act;              /* quantized activations of the widest input */
     float *wtile;              /* per thread: dequantized weight rows for sgemm */
     size_t wtile_floats;
@@ -324,8 +326,10 @@ int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, t
     s->up = malloc(B * m->n_ff * sizeof(float));
     s->logits = malloc((size_t)m->n_vocab * sizeof(float));
     size_t att_rows = (size_t)attention_block_tokens(m) * (m->n_head / m->n_head_kv);
-    s->att_scratch_floats = att_rows * ((size_t)n_ctx + 2 * m->head_dim + 1);
+    s->att_scratch_floats = att_rows * ((size_t)n_ctx + 2 * m->head_dim);
+    s->att_rows = (int)att_rows;
     s->scores = malloc((size_t)threads_count(pool) * s->att_scratch_floats * sizeof(float));
+    s->n_keys = malloc((size_t)threads_count(pool) * att_rows * sizeof(int));
     s->act = malloc(s->act_cap);
     if (model_has_float_weights(m)) { /* only F16/BF16/F32 matrices need the sgemm tiles */
         s->wtile_floats = (size_t)MATMUL_ROW_TILE * widest;
@@ -333,7 +337,7 @@ int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, t
         if (!s->wtile) goto oom;
     }
     if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->h || !s->q || !s->k || !s->v ||
-        !s->att || !s->gate || !s->up || !s->logits || !s->scores || !s->act)
+        !s->att || !s->gate || !s->up || !s->logits || !s->scores || !s->n_keys || !s->act)
         goto oom;
     rope_tables_fill(s);
     *out = s;
@@ -361,6 +365,7 @@ void model_state_free(model_state *s)
     free(s->up);
     free(s->logits);
     free(s->scores);
+    free(s->n_keys);
     free(s->act);
     free(s->wtile);
     free(s);
@@ -588,7 +593,7 @@ static void attention_worker(void *ctx, int ith, int nth)
     size_t rows = (size_t)t->block_tokens * (m->n_head / m->n_head_kv);
     float *scores = s->scores + (size_t)ith * s->att_scratch_floats;
     float *q_rows = scores + rows * s->n_ctx, *out_rows = q_rows + rows * m->head_dim;
-    int *n_keys = (int *)(out_rows + rows * m->head_dim);
+    int *n_keys = s->n_keys + (size_t)ith * s->att_rows;
     /* Decode with a short context: one item per query head, so 2 threads split 9 or 14 heads
      * evenly. With a long one the K/V reads dominate and the grouped items below read each
      * KV head once for all its query heads. */
