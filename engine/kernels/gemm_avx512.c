@@ -321,12 +321,14 @@ ALWAYS_INLINE void panel_fill_acts(const int fmt, panel_acts *pa, int i0, int nb
 ALWAYS_INLINE void transpose_rows16x16(const uint8_t *p, size_t stride, __m512i t[4])
 {
     __m512i z[4];
+    /* explicit lane numbers: immediates must be constants even at -O0/-O1 (test-asan) */
     UNROLL
     for (int j = 0; j < 4; j++) {
-        z[j] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + (size_t)j * stride)));
-        UNROLL
-        for (int l = 1; l < 4; l++)
-            z[j] = _mm512_inserti32x4(z[j], _mm_loadu_si128((const __m128i *)(p + (size_t)(j + 4 * l) * stride)), l);
+        const uint8_t *r = p + (size_t)j * stride;
+        z[j] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)r));
+        z[j] = _mm512_inserti32x4(z[j], _mm_loadu_si128((const __m128i *)(r + 4 * stride)), 1);
+        z[j] = _mm512_inserti32x4(z[j], _mm_loadu_si128((const __m128i *)(r + 8 * stride)), 2);
+        z[j] = _mm512_inserti32x4(z[j], _mm_loadu_si128((const __m128i *)(r + 12 * stride)), 3);
     }
     /* z[j] lane l = row j + 4l; a 4x4 dword transpose inside each 128-bit lane */
     __m512i a0 = _mm512_unpacklo_epi32(z[0], z[1]), a1 = _mm512_unpackhi_epi32(z[0], z[1]);
