@@ -257,11 +257,12 @@ struct model_state {
 
 static int kv_dim_of(const model *m) { return m->n_head_kv * m->head_dim; }
 
-/* Tokens per attention work item: enough query rows (~24) to share each K/V tile. */
+/* Tokens per attention work item: up to 32 query rows share each K/V tile
+ * (the AVX-512 kernel holds 32 rows in two vector lanes sets). */
 static int attention_block_tokens(const model *m)
 {
     int group = m->n_head / m->n_head_kv;
-    return group >= 24 ? 1 : (24 + group - 1) / group;
+    return group >= 32 ? 1 : 32 / group;
 }
 
 /* cos/sin per position and pair, computed in float with the angle advanced

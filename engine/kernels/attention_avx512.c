@@ -1,22 +1,33 @@
 /*
  * attention_avx512.c - blocked attention over the F16 KV cache, AVX-512.
  *
- * The same three steps as attention_block_avx2 (see attention_avx2.c for
- * the why), with 16-lane registers and 32 of them:
- *   1. scores: K tiles of SCORE_TILE keys converted to f32 and transposed to
- *      d-major in an L1 buffer (8x8 F16C transposes), then for each group of
- *      SCORE_ROWS query rows an outer-product accumulation
- *      acc[r][keys] += q[r][d] * kt[d][keys] - no horizontal sums;
- *      each row's maximum over its own keys folded in as the tile is stored;
- *   2. e^(s - max) and the sum per row over its own keys (a 16-wide version
- *      of the AVX2 vector exp); keys past a row's limit get 0;
- *   3. P x V: V tiles converted to f32 once (rows padded to a multiple of 16
- *      floats with zeros); each row group rounds its slice of the tile to
- *      f16 probabilities as the reference does, then register blocks of
- *      VALUE_ROWS rows x VALUE_VECS head vectors accumulate; a head that is
- *      not a multiple of 16 ends in a masked half vector.
- * Masks handle every tail, so any head size that is a multiple of 8 (up to
- * BLOCK_MAX_HD) takes this path; others use the scalar reference row by row.
+ * The query rows of a block (GQA heads x a few tokens, at most ROW_BATCH per
+ * pass) sit across the 16 lanes of one or two registers, so the softmax is
+ * lane-wise and nothing is transposed but Q, once:
+ *   1. scores: S^T[j][r] = scale * sum_d k_j[d] Q^T[d][r], key-major in the
+ *      caller's scratch. A register block of KEY_BLOCK keys x the row vectors
+ *      accumulates broadcast k_j[d] (keys converted 16 values at a time into
+ *      a small L1 buffer, row-major) times the row vector Q^T[d]. Each lane's
+ *      maximum over its own row's keys (j < n_keys[r]: one vector compare)
+ *      is folded in as the block is stored.
+ *   2. e^(s - max) lane-wise (a 16-wide vector exp, ~2 ulp), keys past a
+ *      row's limit 0, summed per lane in double in key order as the reference
+ *      sums. Two passes, no online rescaling: the reference rounds the
+ *      full-softmax probabilities to f16, and that is kept exactly.
+ *   3. P x V, VALUE_TILE keys at a time: the tile's probabilities are rounded
+ *      to f16 in place (lane-wise), then register blocks of up to VALUE_ROWS
+ *      rows x VALUE_VECS head vectors accumulate broadcast p[j][r] times v_j,
+ *      converted from the cache as it is loaded (a converted copy would cost
+ *      more in stores than the repeated conversions). A head that is not a
+ *      multiple of 16 ends in a masked half vector.
+ * Rows past 16 go in a second vector holding the LAST 16 rows (overlapping
+ * the first unless there are 32; a shared row is computed twice, bitwise
+ * alike), so a key's scores are n_q contiguous floats and no access of one
+ * key spills into the next. Where the scratch has room, keys are whole
+ * aligned vectors apart. Causal limits cost nothing extra: every row goes
+ * over keys [0, largest limit) and lanes past their own limit get p = 0.
+ * Any head size that is a multiple of 8 (up to BLOCK_MAX_HD) takes this
+ * path; others use the scalar reference row by row.
  */
 #include "kernels.h"
 
@@ -29,21 +40,25 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 enum {
-    SCORE_TILE = 64,   /* keys per K tile: 4 vectors */
-    SCORE_ROWS = 5,    /* query rows per register block of a score tile (20 accumulators) */
-    VALUE_TILE = 64,   /* keys per V tile */
-    VALUE_ROWS = 5,    /* query rows per register block of P x V ... */
-    VALUE_VECS = 4,    /* ... times head vectors of 16 (20 accumulators) */
-    BLOCK_MAX_HD = 256, /* larger heads go row by row */
-    ROW_BATCH = 64      /* rows per pass over K and V (bounds the per-row state on the stack) */
+    ROW_BATCH = 32,     /* rows per pass over K and V: two vectors of rows */
+    MAX_ROW_VECS = ROW_BATCH / 16,
+    KEY_BLOCK_1 = 24,   /* keys per score register block with one row vector (24 accumulators) ... */
+    KEY_BLOCK_2 = 12,   /* ... and with two (24 accumulators) */
+    VALUE_TILE = 64,    /* keys whose probabilities are rounded just before P x V uses them */
+    VALUE_ROWS = 6,     /* query rows per register block of P x V ... */
+    VALUE_VECS = 4,     /* ... times head vectors of 16 (24 accumulators; 28 would spill) */
+    BLOCK_MAX_HD = 256  /* larger heads go row by row */
 };
 
-/* e^x for x <= 0 (inputs below -87 give ~0): the AVX2 file's exp8, 16 wide. */
+/* e^x for x <= 0 (inputs below -87 give ~0): Cody-Waite reduction and a degree-6 polynomial, ~2
+ * ulp. n = round(x / ln2) comes from adding 1.5 * 2^23, which leaves n in the low mantissa bits,
+ * so 2^n is one integer add and shift away. */
 static inline __m512 exp16(__m512 x)
 {
+    const __m512 round_magic = _mm512_set1_ps(12582912.0f);
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), round_magic);
+    __m512 n = _mm512_sub_ps(t, round_magic);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), r);
     __m512 p = _mm512_set1_ps(1.0f / 720);
@@ -53,257 +68,391 @@ static inline __m512 exp16(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    /* bits of t = bits of 1.5 * 2^23 + n: minus that, plus the exponent bias, shifted */
+    __m512i e = _mm512_slli_epi32(
+        _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127 - 0x4B400000)), 23);
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
-static inline __mmask16 first_lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
-
-static inline __m256 load_f16x8(const f16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-
-/* In place: s[j] = e^(s[j] - max) for j < n (n >= 1); returns 1 / the sum, as the reference
- * computes it (sum in double). Float partial sums go into the double every 64 keys. */
-static float exp_and_inverse_sum(float *s, int n, float max)
+static inline __mmask16 first_lanes(int n)
 {
-    const __m512 vmax = _mm512_set1_ps(max);
-    double sum = 0;
-    for (int j0 = 0; j0 < n; j0 += 64) {
-        __m512 vsum = _mm512_setzero_ps();
-        for (int j = j0; j < j0 + 64 && j < n; j += 16) {
-            __mmask16 m = first_lanes(n - j);
-            __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), vmax)));
-            _mm512_mask_storeu_ps(s + j, m, e);
-            vsum = _mm512_add_ps(vsum, e);
-        }
-        sum += _mm512_reduce_add_ps(vsum);
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* dst[0, hd) = the f16 row src converted (hd a multiple of 8). */
+static inline void convert_row(const f16_t *src, int hd, float *dst)
+{
+    int d = 0;
+    for (; d + 16 <= hd; d += 16)
+        _mm512_storeu_ps(dst + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + d))));
+    if (d < hd) _mm256_storeu_ps(dst + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + d))));
+}
+
+/* What one pass over K and V needs to know about its rows. */
+typedef struct {
+    int n_q, hd, n_max, row_vecs;
+    size_t pitch;                    /* floats between keys of S^T (>= n_q) */
+    int interleave;                  /* keys one lane-wise pass must leave between a store and a load */
+    int row0[MAX_ROW_VECS];          /* the row in lane 0 of each row vector */
+    __mmask16 lanes[MAX_ROW_VECS];   /* lanes that are rows */
+    __m512i limits[MAX_ROW_VECS];    /* n_keys per lane, 0 past the rows */
+} row_batch;
+
+/* A row_batch's lane layout in locals, so that the hot loops keep it in registers (stores through
+ * float pointers could otherwise alias it, as the build does not assume strict aliasing). */
+typedef struct {
+    size_t pitch;
+    int row0[MAX_ROW_VECS];
+    __mmask16 lanes[MAX_ROW_VECS];
+    __m512i limits[MAX_ROW_VECS];
+} lane_layout;
+
+ALWAYS_INLINE lane_layout lane_layout_of(int rv, const row_batch *b)
+{
+    lane_layout l;
+    l.pitch = b->pitch;
+#pragma GCC unroll 2
+    for (int v = 0; v < rv; v++) {
+        l.row0[v] = b->row0[v];
+        l.lanes[v] = b->lanes[v];
+        l.limits[v] = b->limits[v];
     }
-    return (float)(1.0 / sum);
+    return l;
 }
 
-/* In place: p[j] = f16 rounding of e[j] * inv_sum for j < n: the probabilities the reference uses. */
-static void normalize_round_f16(float *p, int n, float inv_sum)
+/* Lanes of row vector v whose row attends to key j. */
+static inline __mmask16 rows_seeing(const lane_layout *l, int v, int j)
 {
-    const __m512 inv = _mm512_set1_ps(inv_sum);
-    for (int j = 0; j < n; j += 16) {
-        __mmask16 m = first_lanes(n - j);
-        __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + j), inv);
-        x = _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        _mm512_mask_storeu_ps(p + j, m, x);
-    }
+    return _mm512_cmpgt_epi32_mask(l->limits[v], _mm512_set1_epi32(j));
 }
 
-/* Stores the 8x8 matrix whose rows are r[0..8) transposed: dst[i * pitch + c] = r[c][i]. */
-ALWAYS_INLINE void store_transposed_8x8(__m256 r[8], float *dst, size_t pitch)
-{
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(dst + 0 * pitch, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(dst + 1 * pitch, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(dst + 2 * pitch, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(dst + 3 * pitch, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(dst + 4 * pitch, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(dst + 5 * pitch, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(dst + 6 * pitch, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(dst + 7 * pitch, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
+/* ------------------------------------------------------------------ scores */
 
-/* kt[d * SCORE_TILE + j] = k_j[d] for the n (<= SCORE_TILE) keys of the tile; missing keys are 0. */
-static void k_tile_transpose(const f16_t *k, size_t kv_stride, int n, int hd, float *kt)
+/* Scores of keys [j0, j0 + n) (n <= kb; kf holds kb converted keys, hd floats apart) for every
+ * row: stored key-major at st, each lane's max over its own keys folded into vmax. */
+ALWAYS_INLINE void score_block(int rv, int kb, int hd, lane_layout l, const float *qt, const float *kf, float scale,
+                               int j0, int n, float *st, __m512 *vmax)
 {
-    for (int j0 = 0; j0 < SCORE_TILE; j0 += 8) {
-        if (j0 >= n) { /* whole block of missing keys */
-            for (int d = 0; d < hd; d++) _mm256_storeu_ps(kt + (size_t)d * SCORE_TILE + j0, _mm256_setzero_ps());
-            continue;
-        }
-        for (int d = 0; d < hd; d += 8) {
-            __m256 rows[8];
-            for (int i = 0; i < 8; i++)
-                rows[i] = j0 + i < n ? load_f16x8(k + (size_t)(j0 + i) * kv_stride + d) : _mm256_setzero_ps();
-            store_transposed_8x8(rows, kt + (size_t)d * SCORE_TILE + j0, SCORE_TILE);
-        }
-    }
-}
-
-/* Scores of `rows` query rows against one transposed K tile (keys j0 + [0, n)): stores the
- * n columns and folds the scores of each row's own keys (j0 + j < n_keys[r]) into vmax[r]. */
-ALWAYS_INLINE void score_tile(int rows, int hd, const float *q, const float *kt, float scale, float *s,
-                              size_t s_stride, int n, const int *n_keys, int j0, __m512 *vmax)
-{
-    enum { V = SCORE_TILE / 16 };
-    __m512 acc[SCORE_ROWS][V];
-#pragma GCC unroll 8
-    for (int r = 0; r < rows; r++)
-#pragma GCC unroll 8
-        for (int c = 0; c < V; c++) acc[r][c] = _mm512_setzero_ps();
+    __m512 acc[KEY_BLOCK_1][MAX_ROW_VECS];
+#pragma GCC unroll 24
+    for (int i = 0; i < kb; i++)
+#pragma GCC unroll 2
+        for (int v = 0; v < rv; v++) acc[i][v] = _mm512_setzero_ps();
     for (int d = 0; d < hd; d++) {
-        __m512 kv[V];
-#pragma GCC unroll 8
-        for (int c = 0; c < V; c++) kv[c] = _mm512_loadu_ps(kt + (size_t)d * SCORE_TILE + 16 * c);
-#pragma GCC unroll 8
-        for (int r = 0; r < rows; r++) {
-            __m512 qb = _mm512_set1_ps(q[(size_t)r * hd + d]);
-#pragma GCC unroll 8
-            for (int c = 0; c < V; c++) acc[r][c] = _mm512_fmadd_ps(qb, kv[c], acc[r][c]);
+        __m512 qv[MAX_ROW_VECS];
+#pragma GCC unroll 2
+        for (int v = 0; v < rv; v++) qv[v] = _mm512_load_ps(qt + (size_t)d * 16 * rv + 16 * v);
+#pragma GCC unroll 24
+        for (int i = 0; i < kb; i++) {
+            __m512 kb_d = _mm512_set1_ps(kf[(size_t)i * hd + d]);
+#pragma GCC unroll 2
+            for (int v = 0; v < rv; v++) acc[i][v] = _mm512_fmadd_ps(kb_d, qv[v], acc[i][v]);
         }
     }
     const __m512 vscale = _mm512_set1_ps(scale);
-#pragma GCC unroll 8
-    for (int r = 0; r < rows; r++) {
-        int own = n_keys[r] - j0 < n ? n_keys[r] - j0 : n; /* this row's keys in the tile */
-#pragma GCC unroll 8
-        for (int c = 0; c < V; c++) {
-            __m512 x = _mm512_mul_ps(acc[r][c], vscale);
-            _mm512_mask_storeu_ps(s + (size_t)r * s_stride + 16 * c, first_lanes(n - 16 * c > 0 ? n - 16 * c : 0), x);
-            vmax[r] = _mm512_mask_max_ps(vmax[r], first_lanes(own - 16 * c > 0 ? own - 16 * c : 0), vmax[r], x);
+#pragma GCC unroll 24
+    for (int i = 0; i < kb; i++) {
+        if (i >= n) break;
+#pragma GCC unroll 2
+        for (int v = 0; v < rv; v++) {
+            __m512 x = _mm512_mul_ps(acc[i][v], vscale);
+            _mm512_mask_storeu_ps(st + (size_t)(j0 + i) * l.pitch + l.row0[v], l.lanes[v], x);
+            vmax[v] = _mm512_mask_max_ps(vmax[v], rows_seeing(&l, v, j0 + i), vmax[v], x);
         }
     }
 }
 
-static int max_keys_of(const int *n_keys, int n)
+/* Asks for cache rows [j0, j1) (clipped to n_max) of a head of hd f16 to be fetched. */
+static inline void prefetch_rows(const f16_t *x, size_t kv_stride, int j0, int j1, int n_max, int hd)
 {
-    int m = 0;
-    for (int i = 0; i < n; i++)
-        if (n_keys[i] > m) m = n_keys[i];
-    return m;
+    if (j1 > n_max) j1 = n_max;
+    for (int j = j0; j < j1; j++)
+        for (int d = 0; d < hd; d += 32) _mm_prefetch((const char *)(x + (size_t)j * kv_stride + d), _MM_HINT_T0);
 }
 
-/* Raw scaled scores of every row for keys [0, n_max) (row groups stop after their last key). */
-static void block_scores(int n_q, const int *n_keys, int n_max, int hd, const float *q, const f16_t *k,
-                         size_t kv_stride, float scale, float *scores, size_t s_stride, float *kt, __m512 *vmax)
+/* kf[i * hd + d] = k_{j0+i}[d] for the n keys of a block of kb; missing keys are 0. The next
+ * block is prefetched: the cache comes from L3 or memory. */
+static void convert_keys(const f16_t *k, size_t kv_stride, int j0, int n, int kb, int hd, int n_max, float *kf)
 {
-    for (int r = 0; r < n_q; r++) vmax[r] = _mm512_set1_ps(-INFINITY);
-    for (int j0 = 0; j0 < n_max; j0 += SCORE_TILE) {
-        int n = n_max - j0 < SCORE_TILE ? n_max - j0 : SCORE_TILE;
-        k_tile_transpose(k + (size_t)j0 * kv_stride, kv_stride, n, hd, kt);
-        for (int r0 = 0; r0 < n_q; r0 += SCORE_ROWS) {
-            int rows = n_q - r0 < SCORE_ROWS ? n_q - r0 : SCORE_ROWS;
-            if (max_keys_of(n_keys + r0, rows) <= j0) continue;
-            const float *qr = q + (size_t)r0 * hd;
-            float *sr = scores + (size_t)r0 * s_stride + j0;
-            if (rows == SCORE_ROWS)
-                score_tile(SCORE_ROWS, hd, qr, kt, scale, sr, s_stride, n, n_keys + r0, j0, vmax + r0);
-            else
-                for (int r = r0; r < r0 + rows; r++)
-                    score_tile(1, hd, q + (size_t)r * hd, kt, scale, scores + (size_t)r * s_stride + j0, s_stride, n,
-                               n_keys + r, j0, vmax + r);
+    prefetch_rows(k, kv_stride, j0 + kb, j0 + 2 * kb, n_max, hd);
+    for (int i = 0; i < n; i++) convert_row(k + (size_t)(j0 + i) * kv_stride, hd, kf + (size_t)i * hd);
+    if (n < kb) memset(kf + (size_t)n * hd, 0, (size_t)(kb - n) * hd * sizeof *kf);
+}
+
+/* All raw scaled scores S^T[j][r] for keys [0, n_max), and the per-row maxima. */
+ALWAYS_INLINE void block_scores_rv(int rv, int kb, const row_batch *b, const float *qt, const f16_t *k,
+                                   size_t kv_stride, float scale, float *st, float *kf, __m512 *vmax_out)
+{
+    const lane_layout l = lane_layout_of(rv, b);
+    const int n_max = b->n_max, hd = b->hd;
+    __m512 vmax[MAX_ROW_VECS];
+#pragma GCC unroll 2
+    for (int v = 0; v < rv; v++) vmax[v] = _mm512_set1_ps(-INFINITY);
+    for (int j0 = 0; j0 < n_max; j0 += kb) {
+        int n = n_max - j0 < kb ? n_max - j0 : kb;
+        convert_keys(k, kv_stride, j0, n, kb, hd, n_max, kf);
+        score_block(rv, kb, hd, l, qt, kf, scale, j0, n, st, vmax);
+    }
+#pragma GCC unroll 2
+    for (int v = 0; v < rv; v++) vmax_out[v] = vmax[v];
+}
+
+static void block_scores(const row_batch *b, const float *qt, const f16_t *k, size_t kv_stride, float scale,
+                         float *st, float *kf, __m512 *vmax)
+{
+    if (b->row_vecs == 1)
+        block_scores_rv(1, KEY_BLOCK_1, b, qt, k, kv_stride, scale, st, kf, vmax);
+    else
+        block_scores_rv(2, KEY_BLOCK_2, b, qt, k, kv_stride, scale, st, kf, vmax);
+}
+
+/* ----------------------------------------------------------- exponentials */
+
+/* e^(s - max) in place for keys [j0, end) stepping by `step` (see row_batch.interleave), added to
+ * the per-lane double sums in key order, as the reference sums (so the sums match it whenever the
+ * exponentials do). Both vectors of a key are loaded before either is stored: they may share rows. */
+ALWAYS_INLINE void exp_keys(int rv, lane_layout l, float *st, int j0, int end, int step, const __m512 *vmax,
+                            __m512d (*sum)[2])
+{
+    for (int j = j0; j < end; j += step) {
+        float *key = st + (size_t)j * l.pitch;
+        __m512 x[MAX_ROW_VECS];
+#pragma GCC unroll 2
+        for (int v = 0; v < rv; v++) x[v] = _mm512_maskz_loadu_ps(l.lanes[v], key + l.row0[v]);
+#pragma GCC unroll 2
+        for (int v = 0; v < rv; v++) {
+            __m512 e = _mm512_maskz_mov_ps(rows_seeing(&l, v, j), exp16(_mm512_sub_ps(x[v], vmax[v])));
+            _mm512_mask_storeu_ps(key + l.row0[v], l.lanes[v], e);
+            __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1));
+            sum[v][0] = _mm512_add_pd(sum[v][0], _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+            sum[v][1] = _mm512_add_pd(sum[v][1], _mm512_cvtps_pd(hi));
         }
     }
 }
 
-/* out rows += P[:, tile] x V tile, for `rows` rows and head vectors [c0, c0 + vecs) of 16 floats;
- * vt rows are `pitch` floats apart; the last vector of a head of hd floats may be half used. */
-ALWAYS_INLINE void value_tile(int rows, int vecs, int hd, size_t pitch, int c0, const float *p, size_t p_stride,
-                              const float *vt, int n, float *out)
+/* block_exponentials for rv row vectors. */
+ALWAYS_INLINE void block_exponentials_rv(int rv, const row_batch *b, float *st, const __m512 *vmax_in,
+                                         __m512 *inv_sum)
+{
+    const lane_layout l = lane_layout_of(rv, b);
+    __m512 vmax[MAX_ROW_VECS];
+    __m512d sum[MAX_ROW_VECS][2];
+#pragma GCC unroll 2
+    for (int v = 0; v < rv; v++) {
+        vmax[v] = vmax_in[v];
+        sum[v][0] = sum[v][1] = _mm512_setzero_pd();
+    }
+    for (int c = 0; c < b->interleave; c++) exp_keys(rv, l, st, c, b->n_max, b->interleave, vmax, sum);
+    const __m512d one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
+#pragma GCC unroll 2
+    for (int v = 0; v < rv; v++) {
+        __m256 inv[2];
+        for (int h = 0; h < 2; h++)
+            inv[h] = _mm512_cvtpd_ps(_mm512_maskz_div_pd(_mm512_cmp_pd_mask(sum[v][h], zero, _CMP_GT_OQ), one, sum[v][h]));
+        inv_sum[v] = _mm512_insertf32x8(_mm512_castps256_ps512(inv[0]), inv[1], 1);
+    }
+}
+
+/* In place: S^T[j][r] = e^(s - max_r) for j < n_keys[r], else 0; inv_sum[v] gets 1 / the sum
+ * per lane (0 for a row with no keys). */
+static void block_exponentials(const row_batch *b, float *st, const __m512 *vmax, __m512 *inv_sum)
+{
+    if (b->row_vecs == 1)
+        block_exponentials_rv(1, b, st, vmax, inv_sum);
+    else
+        block_exponentials_rv(2, b, st, vmax, inv_sum);
+}
+
+/* ------------------------------------------------------------------ P x V */
+
+/* out rows += P[tile] x V tile for `rows` rows and head vectors [c0, c0 + vecs) of 16 floats; v is
+ * the tile's first cache row, converted 16 values at a time as it is used (a converted copy would
+ * cost more in stores than the conversions); the last vector of the head may be half used. */
+ALWAYS_INLINE void value_block(int rows, int vecs, int hd, size_t kv_stride, int c0, const float *p, size_t pitch,
+                               const f16_t *v, int n, float *out)
 {
     __m512 acc[VALUE_ROWS][VALUE_VECS];
     __mmask16 used[VALUE_VECS];
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int c = 0; c < vecs; c++) used[c] = first_lanes(hd - 16 * (c0 + c));
-#pragma GCC unroll 8
+#pragma GCC unroll 6
     for (int r = 0; r < rows; r++)
-#pragma GCC unroll 8
+#pragma GCC unroll 4
         for (int c = 0; c < vecs; c++)
             acc[r][c] = _mm512_maskz_loadu_ps(used[c], out + (size_t)r * hd + 16 * (c0 + c));
     for (int j = 0; j < n; j++) {
         __m512 vv[VALUE_VECS];
-#pragma GCC unroll 8
-        for (int c = 0; c < vecs; c++) vv[c] = _mm512_loadu_ps(vt + (size_t)j * pitch + 16 * (c0 + c));
-#pragma GCC unroll 8
+#pragma GCC unroll 4
+        for (int c = 0; c < vecs; c++)
+            vv[c] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(used[c] == 0xFFFF ? 0xFFFF : 0x00FF,
+                                                             v + (size_t)j * kv_stride + 16 * (c0 + c)));
+#pragma GCC unroll 6
         for (int r = 0; r < rows; r++) {
-            __m512 pb = _mm512_set1_ps(p[(size_t)r * p_stride + j]);
-#pragma GCC unroll 8
+            __m512 pb = _mm512_set1_ps(p[(size_t)j * pitch + r]);
+#pragma GCC unroll 4
             for (int c = 0; c < vecs; c++) acc[r][c] = _mm512_fmadd_ps(pb, vv[c], acc[r][c]);
         }
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 6
     for (int r = 0; r < rows; r++)
-#pragma GCC unroll 8
+#pragma GCC unroll 4
         for (int c = 0; c < vecs; c++)
             _mm512_mask_storeu_ps(out + (size_t)r * hd + 16 * (c0 + c), used[c], acc[r][c]);
 }
 
-/* value_tile with a compile-time slice width: vecs in 1..VALUE_VECS. */
-ALWAYS_INLINE void value_slice(int rows, int vecs, int hd, size_t pitch, int c0, const float *p, size_t p_stride,
-                               const float *vt, int n, float *out)
+/* value_block with compile-time widths: vecs in 1..VALUE_VECS. */
+ALWAYS_INLINE void value_block_vecs(int rows, int vecs, int hd, size_t kv_stride, int c0, const float *p, size_t pitch,
+                                    const f16_t *v, int n, float *out)
 {
     switch (vecs) {
-    case 1: value_tile(rows, 1, hd, pitch, c0, p, p_stride, vt, n, out); break;
-    case 2: value_tile(rows, 2, hd, pitch, c0, p, p_stride, vt, n, out); break;
-    case 3: value_tile(rows, 3, hd, pitch, c0, p, p_stride, vt, n, out); break;
-    default: value_tile(rows, VALUE_VECS, hd, pitch, c0, p, p_stride, vt, n, out); break;
+    case 1: value_block(rows, 1, hd, kv_stride, c0, p, pitch, v, n, out); break;
+    case 2: value_block(rows, 2, hd, kv_stride, c0, p, pitch, v, n, out); break;
+    case 3: value_block(rows, 3, hd, kv_stride, c0, p, pitch, v, n, out); break;
+    default: value_block(rows, VALUE_VECS, hd, kv_stride, c0, p, pitch, v, n, out); break;
     }
 }
 
-/* One row group over one V tile, the head split in register-sized slices. */
-static void value_tile_rows(int rows, int hd, size_t pitch, const float *p, size_t p_stride, const float *vt, int n,
-                            float *out)
+/* One group of 1..VALUE_ROWS rows over one V tile, the head split in register-sized slices. */
+static void value_rows(int rows, int hd, size_t kv_stride, const float *p, size_t pitch, const f16_t *v, int n,
+                       float *out)
 {
     const int n_vecs = (hd + 15) / 16;
     for (int c0 = 0; c0 < n_vecs; c0 += VALUE_VECS) {
         int vecs = n_vecs - c0 < VALUE_VECS ? n_vecs - c0 : VALUE_VECS;
-        if (rows == VALUE_ROWS)
-            value_slice(VALUE_ROWS, vecs, hd, pitch, c0, p, p_stride, vt, n, out);
-        else
-            for (int r = 0; r < rows; r++)
-                value_slice(1, vecs, hd, pitch, c0, p + (size_t)r * p_stride, p_stride, vt, n, out + (size_t)r * hd);
-    }
-}
-
-/* vt[j * pitch + d] = v_j[d] for the n keys of the tile, rows zero-padded to pitch. */
-static void v_tile_convert(const f16_t *v, size_t kv_stride, int n, int hd, size_t pitch, float *vt)
-{
-    for (int j = 0; j < n; j++) {
-        float *row = vt + (size_t)j * pitch;
-        for (int d = 0; d < hd; d += 8) _mm256_storeu_ps(row + d, load_f16x8(v + (size_t)j * kv_stride + d));
-        if ((size_t)hd < pitch) _mm256_storeu_ps(row + hd, _mm256_setzero_ps());
-    }
-}
-
-/* out = P x V, where probs holds e^(s - max) (0 past each row's limit) and becomes P, rounded to
- * f16 with inv_sum[r], one tile at a time just before use. */
-static void block_values(int n_q, const int *n_keys, int n_max, int hd, const f16_t *v, size_t kv_stride,
-                         float *probs, size_t p_stride, const float *inv_sum, float *out, float *vt)
-{
-    const size_t pitch = (size_t)(hd + 15) / 16 * 16;
-    memset(out, 0, (size_t)n_q * hd * sizeof *out);
-    for (int j0 = 0; j0 < n_max; j0 += VALUE_TILE) {
-        int n = n_max - j0 < VALUE_TILE ? n_max - j0 : VALUE_TILE;
-        v_tile_convert(v + (size_t)j0 * kv_stride, kv_stride, n, hd, pitch, vt);
-        for (int r0 = 0; r0 < n_q; r0 += VALUE_ROWS) {
-            int rows = n_q - r0 < VALUE_ROWS ? n_q - r0 : VALUE_ROWS;
-            int group_keys = max_keys_of(n_keys + r0, rows) - j0;
-            if (group_keys <= 0) continue;
-            if (group_keys > n) group_keys = n;
-            for (int r = r0; r < r0 + rows; r++)
-                normalize_round_f16(probs + (size_t)r * p_stride + j0, group_keys, inv_sum[r]);
-            value_tile_rows(rows, hd, pitch, probs + (size_t)r0 * p_stride + j0, p_stride, vt, group_keys,
-                            out + (size_t)r0 * hd);
+        switch (rows) {
+        case 1: value_block_vecs(1, vecs, hd, kv_stride, c0, p, pitch, v, n, out); break;
+        case 2: value_block_vecs(2, vecs, hd, kv_stride, c0, p, pitch, v, n, out); break;
+        case 3: value_block_vecs(3, vecs, hd, kv_stride, c0, p, pitch, v, n, out); break;
+        case 4: value_block_vecs(4, vecs, hd, kv_stride, c0, p, pitch, v, n, out); break;
+        case 5: value_block_vecs(5, vecs, hd, kv_stride, c0, p, pitch, v, n, out); break;
+        default: value_block_vecs(VALUE_ROWS, vecs, hd, kv_stride, c0, p, pitch, v, n, out); break;
         }
     }
 }
 
-/* Up to ROW_BATCH rows: one pass over K, the exponentials row by row, one pass over V. */
+/* In place for keys [j0, j0 + n): the probabilities the reference uses, e * inv_sum rounded to
+ * f16 (both vectors of a key loaded first, as they may share rows). */
+ALWAYS_INLINE void round_probabilities_rv(int rv, const row_batch *b, float *st, int j0, int n,
+                                          const __m512 *inv_sum_in)
+{
+    const lane_layout l = lane_layout_of(rv, b);
+    const int step = b->interleave;
+    __m512 inv_sum[MAX_ROW_VECS];
+#pragma GCC unroll 2
+    for (int v = 0; v < rv; v++) inv_sum[v] = inv_sum_in[v];
+    for (int c = 0; c < step; c++)
+        for (int j = j0 + c; j < j0 + n; j += step) {
+            float *key = st + (size_t)j * l.pitch;
+            __m512 x[MAX_ROW_VECS];
+#pragma GCC unroll 2
+            for (int v = 0; v < rv; v++) x[v] = _mm512_maskz_loadu_ps(l.lanes[v], key + l.row0[v]);
+#pragma GCC unroll 2
+            for (int v = 0; v < rv; v++) {
+                __m512 p = _mm512_mul_ps(x[v], inv_sum[v]);
+                p = _mm512_cvtph_ps(_mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                _mm512_mask_storeu_ps(key + l.row0[v], l.lanes[v], p);
+            }
+        }
+}
+
+static void round_probabilities(const row_batch *b, float *st, int j0, int n, const __m512 *inv_sum)
+{
+    if (b->row_vecs == 1)
+        round_probabilities_rv(1, b, st, j0, n, inv_sum);
+    else
+        round_probabilities_rv(2, b, st, j0, n, inv_sum);
+}
+
+/* The largest limit among rows [r0, r0 + rows). */
+static int max_keys_of(const int *n_keys, int rows)
+{
+    int m = 0;
+    for (int i = 0; i < rows; i++)
+        if (n_keys[i] > m) m = n_keys[i];
+    return m;
+}
+
+/* out = P x V, where S^T holds e^(s - max) (0 past each row's limit) and becomes P one tile at a
+ * time. Rows go in nearly equal groups of at most VALUE_ROWS. */
+static void block_values(const row_batch *b, const int *n_keys, const f16_t *v, size_t kv_stride, float *st,
+                         const __m512 *inv_sum, float *out)
+{
+    const int hd = b->hd, tile = VALUE_TILE;
+    const int n_groups = (b->n_q + VALUE_ROWS - 1) / VALUE_ROWS;
+    memset(out, 0, (size_t)b->n_q * hd * sizeof *out);
+    for (int j0 = 0; j0 < b->n_max; j0 += tile) {
+        int n = b->n_max - j0 < tile ? b->n_max - j0 : tile;
+        prefetch_rows(v, kv_stride, j0 + n, j0 + 2 * n, b->n_max, hd);
+        round_probabilities(b, st, j0, n, inv_sum);
+        for (int g = 0, r0 = 0; g < n_groups; g++) {
+            int rows = b->n_q / n_groups + (g < b->n_q % n_groups);
+            int group_keys = max_keys_of(n_keys + r0, rows) - j0;
+            if (group_keys > n) group_keys = n;
+            if (group_keys > 0)
+                value_rows(rows, hd, kv_stride, st + (size_t)j0 * b->pitch + r0, b->pitch,
+                           v + (size_t)j0 * kv_stride, group_keys, out + (size_t)r0 * hd);
+            r0 += rows;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ batch */
+
+/* qt[d * 16 * row_vecs + 16 * v + i] = q[row0[v] + i][d], lanes past the rows zero. */
+static void transpose_queries(const row_batch *b, const float *q, float *qt)
+{
+    const int width = 16 * b->row_vecs, hd = b->hd;
+    memset(qt, 0, (size_t)hd * width * sizeof *qt);
+    for (int v = 0; v < b->row_vecs; v++)
+        for (int i = 0; i < 16 && b->lanes[v] >> i & 1; i++) {
+            const float *row = q + (size_t)(b->row0[v] + i) * hd;
+            float *col = qt + 16 * v + i;
+            for (int d = 0; d < hd; d++) col[(size_t)d * width] = row[d];
+        }
+}
+
+/* Rows go across lanes: rows [0, 16) in the first vector and, past 16 rows, the last 16 rows in
+ * the second (the two overlap unless there are 32; an overlapping row is computed twice,
+ * identically), so every vector but a lone short one is full and the key's rows fit in pitch
+ * floats. */
+static void row_batch_init(row_batch *b, int n_q, const int *n_keys, int hd, size_t scratch_floats)
+{
+    b->n_q = n_q;
+    b->hd = hd;
+    b->n_max = max_keys_of(n_keys, n_q);
+    b->row_vecs = (n_q + 15) / 16;
+    /* aligned whole vectors per key when the scratch has room, else packed */
+    b->pitch = (size_t)16 * b->row_vecs;
+    if (b->pitch * (size_t)b->n_max > scratch_floats) b->pitch = (size_t)n_q;
+    /* a short vector's 64-byte access reaches into the next keys: a store there would stall the
+     * load that follows it, so lane-wise passes go over keys `interleave` apart */
+    b->interleave = b->pitch < 16 ? (int)((16 + b->pitch - 1) / b->pitch) : 1;
+    for (int v = 0; v < b->row_vecs; v++) {
+        b->row0[v] = v == 0 ? 0 : n_q - 16;
+        b->lanes[v] = first_lanes(n_q - b->row0[v]);
+        int lim[16];
+        for (int i = 0; i < 16; i++) lim[i] = b->lanes[v] >> i & 1 && n_keys[b->row0[v] + i] > 0 ? n_keys[b->row0[v] + i] : 0;
+        b->limits[v] = _mm512_loadu_si512(lim);
+    }
+}
+
+/* Up to ROW_BATCH rows: one pass over K, the exponentials, one pass over V. */
 static void attention_batch(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
                             size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out)
 {
-    _Alignas(64) float tile[BLOCK_MAX_HD * (SCORE_TILE > VALUE_TILE ? SCORE_TILE : VALUE_TILE)];
-    __m512 vmax[ROW_BATCH];
-    float inv_sum[ROW_BATCH];
-    const int n_max = max_keys_of(n_keys, n_q);
-    block_scores(n_q, n_keys, n_max, hd, q, k, kv_stride, scale, scores, scores_stride, tile, vmax);
-    for (int r = 0; r < n_q; r++) {
-        float *s = scores + (size_t)r * scores_stride;
-        int n = n_keys[r] > 0 ? n_keys[r] : 0;
-        inv_sum[r] = n ? exp_and_inverse_sum(s, n, _mm512_reduce_max_ps(vmax[r])) : 0;
-        memset(s + n, 0, (size_t)(n_max - n) * sizeof *s); /* keys past this row's limit weigh nothing */
+    _Alignas(64) float qt[BLOCK_MAX_HD * ROW_BATCH];
+    _Alignas(64) float kf[KEY_BLOCK_1 * BLOCK_MAX_HD];
+    __m512 vmax[MAX_ROW_VECS] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, inv_sum[MAX_ROW_VECS] = {vmax[0], vmax[1]};
+    row_batch b;
+    row_batch_init(&b, n_q, n_keys, hd, (size_t)n_q * scores_stride);
+    if (b.n_max == 0) {
+        memset(out, 0, (size_t)n_q * hd * sizeof *out);
+        return;
     }
-    block_values(n_q, n_keys, n_max, hd, v, kv_stride, scores, scores_stride, inv_sum, out, tile);
+    transpose_queries(&b, q, qt);
+    block_scores(&b, qt, k, kv_stride, scale, scores, kf, vmax);
+    block_exponentials(&b, scores, vmax, inv_sum);
+    block_values(&b, n_keys, v, kv_stride, scores, inv_sum, out);
 }
 
 static void attention_block_avx512(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k,
