@@ -16,7 +16,9 @@
  * case for 16-bit intermediate sums. Row counts 16, 17, 31, 48 against 1..20
  * tokens, and rows over 128 blocks, cover the AVX-512 VNNI row-panel kernels
  * of the 32-element formats (16 rows x 4/8/16 tokens, several passes over
- * long rows) and the edges they hand to the 4 x 4 tiles.
+ * long rows) and the edges they hand to the 4 x 4 tiles; for the k-quants
+ * (16-row panels, tokens 4 at a time then singly) the same rows run with 1, 2,
+ * 3 and 19 super-blocks.
  */
 #include <math.h>
 #include <stdint.h>
@@ -165,12 +167,75 @@ static void test_gemm_type(void)
         for (int a = 1; a <= 20; a++) {
             check_case(&t, lengths[1], panel_rows[r], a, a == 16);
             if (bs == QK32 && (a == 5 || a == 16 || a == 20)) check_case(&t, lengths[2], panel_rows[r], a, 0);
+            /* k-quant panels: one and three super-blocks (the first stores, the rest add) */
+            if (bs == QK_K && (a == 1 || a == 6 || a == 13)) {
+                check_case(&t, lengths[0], panel_rows[r], a, a == 6);
+                check_case(&t, lengths[2], panel_rows[r], a, 0);
+            }
         }
+    /* a Qwen-like ffn_down row (4864 = 19 super-blocks) in a 64-row x 32-token slice */
+    if (bs == QK_K) {
+        check_case(&t, 19 * QK_K, 32, 7, 0);
+        check_case(&t, 19 * QK_K, 16, 5, 1);
+    }
     /* rows longer than one 128-block activation table (several passes adding into y) */
     if (bs == QK32) {
         check_case(&t, 131 * QK32, 32, 20, 0);
         check_case(&t, 131 * QK32, 16, 16, 1);
     }
+}
+
+/* Blocks as a quantizer makes them (not random bytes): rows of quantize_row_ref
+ * output against quantized activations, in the model's slice shape. */
+static void check_quantized_rows(const kernel_table *t, int n, int n_rows, int n_act)
+{
+    const quant_traits *tr = quant_traits_of(cur_type);
+    size_t row_bytes = quant_row_size(cur_type, n), act_bytes = act_row_size(tr->act, n);
+    uint8_t *w = malloc(row_bytes * (size_t)n_rows), *act = malloc(act_bytes * (size_t)n_act);
+    float *x = malloc(sizeof(float) * (size_t)n), *wf = malloc(sizeof(float) * (size_t)n);
+    float *af = malloc(sizeof(float) * (size_t)n * (size_t)n_act), *y = malloc(sizeof(float) * (size_t)n_rows * n_act);
+    REQUIRE(w && act && x && wf && af && y, "out of memory");
+    for (int r = 0; r < n_rows; r++) {
+        for (int i = 0; i < n; i++) x[i] = rng_float(-1.0f, 1.0f) * (i % 7 == 0 ? 4.0f : 1.0f);
+        REQUIRE(quantize_row_ref(cur_type, x, w + (size_t)r * row_bytes, n) > 0, "quantize_row_ref(%s)", tr->name);
+    }
+    for (int a = 0; a < n_act; a++) {
+        float *xa = af + (size_t)a * n;
+        for (int i = 0; i < n; i++) xa[i] = rng_float(-1.0f, 1.0f);
+        if (tr->act == ACT_F32)
+            memcpy(act + (size_t)a * act_bytes, xa, act_bytes);
+        else
+            (tr->act == ACT_Q8_32 ? quantize_row_q8_32_ref : quantize_row_q8_K_ref)(xa, act + (size_t)a * act_bytes, n);
+    }
+    t->gemm[cur_type](n, w, row_bytes, n_rows, act, act_bytes, n_act, y, (size_t)n_rows);
+    int bad = 0;
+    for (int r = 0; r < n_rows && !bad; r++) {
+        tr->dequantize_row(w + (size_t)r * row_bytes, wf, n);
+        for (int a = 0; a < n_act && !bad; a++) {
+            float ref = tr->vec_dot_ref(n, w + (size_t)r * row_bytes, act + (size_t)a * act_bytes);
+            double terms = 0;
+            for (int i = 0; i < n; i++) terms += fabs((double)wf[i] * af[(size_t)a * n + i]);
+            double diff = fabs((double)y[(size_t)a * n_rows + r] - ref);
+            if (!(diff <= 1e-4 * (terms + 1))) {
+                bad = 1;
+                EXPECT(0, "%s n=%d %dx%d quantized rows: y[tok %d][row %d] = %.7g, ref %.7g", tr->name, n, n_rows,
+                       n_act, a, r, y[(size_t)a * n_rows + r], ref);
+            }
+        }
+    }
+    free(w), free(act), free(x), free(wf), free(af), free(y);
+}
+
+static void test_gemm_quantized(void)
+{
+    kernel_table t;
+    if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
+    const quant_traits *tr = quant_traits_of(cur_type);
+    if (!t.gemm[cur_type]) SKIP("no gemm for %s", tr->name);
+    rng_state = 0x51 + cur_type;
+    int bs = tr->block_size == 1 ? 64 : tr->block_size;
+    check_quantized_rows(&t, 2 * bs, 64, 27);
+    check_quantized_rows(&t, 3 * bs, 17, 5);
 }
 
 /* Every type has a scalar gemm, and the SIMD levels really replace the ones prefill depends on. */
@@ -206,6 +271,8 @@ int main(void)
             if (!quant_traits_of(cur_type)) continue;
             snprintf(name, sizeof name, "gemm_%s_%s", isa_names[cur_isa], quant_traits_of(cur_type)->name);
             TEST_RUN_AS(name, test_gemm_type);
+            snprintf(name, sizeof name, "gemm_quantized_%s_%s", isa_names[cur_isa], quant_traits_of(cur_type)->name);
+            TEST_RUN_AS(name, test_gemm_quantized);
         }
     }
     return test_exit_code();

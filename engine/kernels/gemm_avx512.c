@@ -26,12 +26,24 @@
  * n_rows % 16 rows and n_act % 4 tokens go to 4 x 4 tiles where one zmm holds
  * two blocks of one row.
  *
- * K-quants (Q4_K, Q5_K, Q6_K): one zmm holds 64 elements (two sub-blocks);
- * maddubs gives int16 pairs and vpdpwssd (or madd + add without VNNI) applies
- * the integer sub-block scales, so the super-block's sum stays an exact int32.
- * The Q4_K/Q5_K min terms and the Q6_K -32 offset are a small integer matrix
- * product (per-row 16 int16 coefficients x per-token 16 bsums) done once per
- * tile and super-block with madd + hadd, kept in a separate float tile.
+ * K-quants (Q4_K, Q5_K, Q6_K) with VNNI also use 16-row panels: each
+ * super-block of the panel is unpacked and transposed once (64 zmm of
+ * unsigned weights, Q6_K as q + 32, plus per-sub-block scale vectors) and then
+ * serves every token of the call. Per sub-block, vpdpbusd against broadcast
+ * activation bytes gives the 16 rows' integer dots; vpmulld by the rows' integer
+ * sub-block scales adds them into an exact int32 super-block sum. The Q4_K/Q5_K
+ * min terms and the Q6_K -32 offset come from the activation bsums (vpdpwssd
+ * of int16 pairs against bsum pairs), so the float work (convert, scale by
+ * d_w * d_a, add into y) happens once per super-block and token. Rows past the
+ * last multiple of 16 use the tiles below.
+ *
+ * K-quant tiles (without VNNI, and for edge rows): one zmm holds 64 elements
+ * (two sub-blocks); maddubs gives int16 pairs and vpdpwssd (or madd + add
+ * without VNNI) applies the integer sub-block scales, so the super-block's sum
+ * stays an exact int32. The Q4_K/Q5_K min terms and the Q6_K -32 offset are a
+ * small integer matrix product (per-row 16 int16 coefficients x per-token 16
+ * bsums) done once per tile and super-block with madd + hadd, kept in a
+ * separate float tile.
  *
  * Integer parts are exact; only the float summation order differs from the
  * scalar reference (tests/test_gemm.c). Compiled with the AVX-512 flags on
@@ -698,8 +710,8 @@ ALWAYS_INLINE void kq_tile(const int fmt, const int vnni, int n, const uint8_t *
     {                                                                                                              \
         kq_tile(fmt, vnni, n, w, a, out);                                                                          \
     }                                                                                                              \
-    static void gemm_##name(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,   \
-                            size_t ys)                                                                             \
+    __attribute__((unused)) static void gemm_##name(int n, const void *w, size_t ws, int nr, const void *a,       \
+                                                    size_t as, int na, float *y, size_t ys)                        \
     {                                                                                                              \
         gemm_tiles(tile_##name, n, w, ws, nr, a, as, na, y, ys);                                                   \
     }
@@ -711,11 +723,226 @@ KQ_GEMM(q4_K_avx512, KQ_Q4_K, 0)
 KQ_GEMM(q5_K_avx512, KQ_Q5_K, 0)
 KQ_GEMM(q6_K_avx512, KQ_Q6_K, 0)
 
+/* ---- k-quants: row panels (VNNI) ------------------------------------------- */
+
+/* One super-block of a 16-row panel, unpacked once and shared by every token:
+ * u[c][k] lane r = unsigned weights 32c + 4k .. 32c + 4k + 3 of row r (Q6_K:
+ * q + 32), sc[s] lane r = row r's integer scale of sub-block s (8 of 32 for
+ * Q4_K, 16 of 16 for Q6_K), pair[k] lane r = two int16 weights against the
+ * activation's bsums[2k], bsums[2k + 1] (Q4_K: min_k twice; Q6_K: scale_2k,
+ * scale_2k+1), d (and dmin) the rows' float scales. */
+typedef struct {
+    __m512i u[8][8];
+    __m512i sc[16];
+    __m512i pair[8];
+    __m512 d, dmin;
+} kq_panel;
+
+/* 8 unsigned bytes of lane r (held as two dwords lo, hi) -> sc[j] lane r = byte j. */
+static inline void spread_bytes8(__m512i lo, __m512i hi, __m512i sc[8])
+{
+    const __m512i byte = _mm512_set1_epi32(0xFF);
+    for (int j = 0; j < 4; j++) {
+        sc[j] = _mm512_and_si512(_mm512_srli_epi32(lo, 8 * j), byte);
+        sc[4 + j] = _mm512_and_si512(_mm512_srli_epi32(hi, 8 * j), byte);
+    }
+}
+
+/* Q4_K and Q5_K (same d, dmin, scales; Q5_K adds a fifth bit from qh). */
+ALWAYS_INLINE void kq_panel_k4(const int fmt, const uint8_t *blk, size_t ws, kq_panel *p)
+{
+    __m512i t[4];
+    transpose_rows16x16(blk, ws, t); /* d | dmin << 16, then the 12 scale bytes */
+    p->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(t[0]));
+    p->dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(t[0], 16)));
+    /* the 6-bit scale/min unpacking of unpack_scales_k4, 16 rows at once */
+    const __m512i m6 = _mm512_set1_epi32(0x3f3f3f3f), m4 = _mm512_set1_epi32(0x0f0f0f0f),
+                  hi2 = _mm512_set1_epi32(0x30303030);
+    __m512i sc_lo = _mm512_and_si512(t[1], m6);
+    __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(t[3], m4), _mm512_and_si512(_mm512_srli_epi32(t[1], 2), hi2));
+    __m512i mn_lo = _mm512_and_si512(t[2], m6);
+    __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(t[3], 4), m4),
+                                    _mm512_and_si512(_mm512_srli_epi32(t[2], 2), hi2));
+    spread_bytes8(sc_lo, sc_hi, p->sc);
+    spread_bytes8(mn_lo, mn_hi, p->pair);
+    for (int j = 0; j < 8; j++) p->pair[j] = _mm512_or_si512(p->pair[j], _mm512_slli_epi32(p->pair[j], 16));
+    /* qs[32j + l]: low nibble = element 64j + l, high nibble = element 64j + 32 + l */
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const uint8_t *qs = blk + (fmt == KQ_Q5_K ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs));
+    for (int j = 0; j < 4; j++)
+        for (int h = 0; h < 2; h++) {
+            transpose_rows16x16(qs + 32 * j + 16 * h, ws, t);
+            for (int k = 0; k < 4; k++) {
+                p->u[2 * j][4 * h + k] = _mm512_and_si512(t[k], low4);
+                p->u[2 * j + 1][4 * h + k] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), low4);
+            }
+        }
+    if (fmt != KQ_Q5_K) return;
+    /* bit c of qh[l] is the fifth bit of element 32c + l: move it to bit 4 */
+    const __m512i bit4 = _mm512_set1_epi8(0x10);
+    for (int h = 0; h < 2; h++) {
+        transpose_rows16x16(blk + offsetof(block_q5_K, qh) + 16 * h, ws, t);
+        for (int k = 0; k < 4; k++)
+            for (int c = 0; c < 8; c++) {
+                __m512i bit = c <= 4 ? _mm512_slli_epi16(t[k], 4 - c) : _mm512_srli_epi16(t[k], c - 4);
+                p->u[c][4 * h + k] = _mm512_or_si512(p->u[c][4 * h + k], _mm512_and_si512(bit, bit4));
+            }
+    }
+}
+
+static inline void kq_panel_q6_K(const uint8_t *blk, size_t ws, __m512i row_offsets, kq_panel *p)
+{
+    /* d is the block's last 2 bytes: gather the dword ending there */
+    const __m512i tail = _mm512_i32gather_epi32(row_offsets, blk + offsetof(block_q6_K, d) - 2, 1);
+    p->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(tail, 16)));
+    __m512i t[4];
+    transpose_rows16x16(blk + offsetof(block_q6_K, scales), ws, t);
+    for (int g = 0; g < 4; g++) {
+        /* t[g] lane r = int8 scales 4g..4g+3 of row r */
+        __m512i even = _mm512_srai_epi16(_mm512_slli_epi16(t[g], 8), 8); /* words: s0, s2 */
+        __m512i odd = _mm512_srai_epi16(t[g], 8);                         /* words: s1, s3 */
+        p->pair[2 * g] = _mm512_mask_blend_epi16(0xAAAAAAAA, even, _mm512_slli_epi32(odd, 16));
+        p->pair[2 * g + 1] = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_srli_epi32(even, 16), odd);
+        for (int b = 0; b < 4; b++) p->sc[4 * g + b] = _mm512_srai_epi32(_mm512_slli_epi32(t[g], 24 - 8 * b), 24);
+    }
+    /* half h, group g (elements 128h + 32g + l): low 4 bits in ql[64h + 32(g & 1) + l]
+     * (nibble g >> 1), high 2 bits at bit 2g of qh[32h + l] */
+    const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
+    for (int h = 0; h < 2; h++)
+        for (int part = 0; part < 2; part++) {
+            __m512i qa[4], qb[4], qh[4];
+            const uint8_t *ql = blk + offsetof(block_q6_K, ql) + 64 * h + 16 * part;
+            transpose_rows16x16(ql, ws, qa);
+            transpose_rows16x16(ql + 32, ws, qb);
+            transpose_rows16x16(blk + offsetof(block_q6_K, qh) + 32 * h + 16 * part, ws, qh);
+            for (int k = 0; k < 4; k++) {
+                const int e = 4 * part + k;
+                __m512i a_hi = _mm512_srli_epi16(qa[k], 4), b_hi = _mm512_srli_epi16(qb[k], 4);
+                p->u[4 * h + 0][e] = _mm512_or_si512(_mm512_and_si512(qa[k], low4),
+                                                     _mm512_and_si512(_mm512_slli_epi16(qh[k], 4), bits45));
+                p->u[4 * h + 1][e] = _mm512_or_si512(_mm512_and_si512(qb[k], low4),
+                                                     _mm512_and_si512(_mm512_slli_epi16(qh[k], 2), bits45));
+                p->u[4 * h + 2][e] = _mm512_or_si512(_mm512_and_si512(a_hi, low4), _mm512_and_si512(qh[k], bits45));
+                p->u[4 * h + 3][e] = _mm512_or_si512(_mm512_and_si512(b_hi, low4),
+                                                     _mm512_and_si512(_mm512_srli_epi16(qh[k], 2), bits45));
+            }
+        }
+}
+
+/* y[t] (16 rows, tokens t = 0..na-1, ys floats apart) = (add ? y[t] : 0) + the
+ * super-block's contribution of tokens a[t]. Q4_K: d_a * (d * sum_s sc_s * dot_s
+ * - dmin * sum_s min_s * bsum_s); Q6_K: d_a * d * sum_s sc_s * (dot_s - 32 * bsum_s),
+ * where dot_s of the unsigned Q6_K weights includes the +32. All sums exact int32. */
+ALWAYS_INLINE void kq_panel_tokens(const int fmt, const int na, const kq_panel *p, const block_q8_K *const a[4],
+                                   float *y, size_t ys, int add)
+{
+    __m512i isum[4], icorr[4];
+    UNROLL
+    for (int j = 0; j < na; j++) isum[j] = icorr[j] = _mm512_setzero_si512();
+    UNROLL
+    for (int c = 0; c < 8; c++) {
+        __m512i s0[4], s1[4];
+        UNROLL
+        for (int j = 0; j < na; j++) s0[j] = s1[j] = _mm512_setzero_si512();
+        UNROLL
+        for (int k = 0; k < 4; k++)
+            UNROLL
+            for (int j = 0; j < na; j++) {
+                const uint8_t *q = (const uint8_t *)a[j]->qs + 32 * c;
+                s0[j] = _mm512_dpbusd_epi32(s0[j], p->u[c][k], _mm512_set1_epi32((int)read_u32(q + 4 * k)));
+                s1[j] = _mm512_dpbusd_epi32(s1[j], p->u[c][4 + k], _mm512_set1_epi32((int)read_u32(q + 16 + 4 * k)));
+            }
+        UNROLL
+        for (int j = 0; j < na; j++) {
+            if (fmt == KQ_Q6_K)
+                isum[j] = _mm512_add_epi32(isum[j], _mm512_add_epi32(_mm512_mullo_epi32(s0[j], p->sc[2 * c]),
+                                                                     _mm512_mullo_epi32(s1[j], p->sc[2 * c + 1])));
+            else
+                isum[j] = _mm512_add_epi32(isum[j], _mm512_mullo_epi32(_mm512_add_epi32(s0[j], s1[j]), p->sc[c]));
+        }
+    }
+    UNROLL
+    for (int k = 0; k < 8; k++)
+        UNROLL
+        for (int j = 0; j < na; j++)
+            icorr[j] = _mm512_dpwssd_epi32(icorr[j], p->pair[k],
+                                           _mm512_set1_epi32((int)read_u32((const uint8_t *)a[j]->bsums + 4 * k)));
+    UNROLL
+    for (int j = 0; j < na; j++) {
+        const __m512 da = _mm512_set1_ps(a[j]->d);
+        __m512 v;
+        if (fmt == KQ_Q6_K) {
+            v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(isum[j], _mm512_slli_epi32(icorr[j], 5))),
+                              _mm512_mul_ps(p->d, da));
+        } else {
+            v = _mm512_mul_ps(_mm512_cvtepi32_ps(isum[j]), _mm512_mul_ps(p->d, da));
+            v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(icorr[j]), _mm512_mul_ps(p->dmin, da), v);
+        }
+        float *yt = y + (size_t)j * ys;
+        _mm512_storeu_ps(yt, add ? _mm512_add_ps(_mm512_loadu_ps(yt), v) : v);
+    }
+}
+
+/* Rows in panels of 16: for each super-block the panel is unpacked once, then
+ * every token (4 at a time, then singly) adds its part into y. The last
+ * n_rows % 16 rows go to the 4 x 4 tiles. */
+ALWAYS_INLINE void kq_panel_gemm(const int fmt, tile_fn fallback, int n, const void *w, size_t ws, int n_rows,
+                                 const void *act, size_t as, int n_act, float *y, size_t ys)
+{
+    const int nb = n / QK_K, rows16 = n_rows / PANEL_R * PANEL_R;
+    if (nb == 0 || rows16 == 0 || ws > (size_t)INT32_MAX / PANEL_R) {
+        gemm_tiles(fallback, n, w, ws, n_rows, act, as, n_act, y, ys);
+        return;
+    }
+    const __m512i row_index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i row_offsets = _mm512_mullo_epi32(row_index, _mm512_set1_epi32((int)ws));
+    kq_panel p;
+    for (int r0 = 0; r0 < rows16; r0 += PANEL_R) {
+        for (int i = 0; i < nb; i++) {
+            const uint8_t *blk = (const uint8_t *)w + (size_t)r0 * ws + (size_t)i * kq_size(fmt);
+            if (fmt == KQ_Q6_K) kq_panel_q6_K(blk, ws, row_offsets, &p);
+            else kq_panel_k4(fmt, blk, ws, &p);
+            int t = 0;
+            for (; t + 4 <= n_act; t += 4) {
+                const block_q8_K *a[4];
+                for (int j = 0; j < 4; j++) a[j] = (const block_q8_K *)((const uint8_t *)act + (size_t)(t + j) * as) + i;
+                kq_panel_tokens(fmt, 4, &p, a, y + (size_t)t * ys + r0, ys, i > 0);
+            }
+            for (; t < n_act; t++) {
+                const block_q8_K *a[4];
+                a[0] = a[1] = a[2] = a[3] = (const block_q8_K *)((const uint8_t *)act + (size_t)t * as) + i;
+                kq_panel_tokens(fmt, 1, &p, a, y + (size_t)t * ys + r0, ys, i > 0);
+            }
+        }
+    }
+    if (rows16 < n_rows)
+        gemm_tiles(fallback, n, (const uint8_t *)w + (size_t)rows16 * ws, ws, n_rows - rows16, act, as, n_act,
+                   y + rows16, ys);
+}
+
+static void gemm_panel_q4_K_vnni(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,
+                                 size_t ys)
+{
+    kq_panel_gemm(KQ_Q4_K, tile_q4_K_vnni, n, w, ws, nr, a, as, na, y, ys);
+}
+
+static void gemm_panel_q5_K_vnni(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,
+                                 size_t ys)
+{
+    kq_panel_gemm(KQ_Q5_K, tile_q5_K_vnni, n, w, ws, nr, a, as, na, y, ys);
+}
+
+static void gemm_panel_q6_K_vnni(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,
+                                 size_t ys)
+{
+    kq_panel_gemm(KQ_Q6_K, tile_q6_K_vnni, n, w, ws, nr, a, as, na, y, ys);
+}
+
 void kernels_install_gemm_avx512(kernel_table *t, int vnni)
 {
-    t->gemm[QT_Q4_K] = vnni ? gemm_q4_K_vnni : gemm_q4_K_avx512;
-    t->gemm[QT_Q5_K] = vnni ? gemm_q5_K_vnni : gemm_q5_K_avx512;
-    t->gemm[QT_Q6_K] = vnni ? gemm_q6_K_vnni : gemm_q6_K_avx512;
+    t->gemm[QT_Q4_K] = vnni ? gemm_panel_q4_K_vnni : gemm_q4_K_avx512;
+    t->gemm[QT_Q5_K] = vnni ? gemm_panel_q5_K_vnni : gemm_q5_K_avx512;
+    t->gemm[QT_Q6_K] = vnni ? gemm_panel_q6_K_vnni : gemm_q6_K_avx512;
     if (!vnni) return; /* the 32-element formats keep their AVX2 gemm */
     t->gemm[QT_Q4_0] = gemm_panel_q4_0_vnni;
     t->gemm[QT_Q4_1] = gemm_panel_q4_1_vnni;
