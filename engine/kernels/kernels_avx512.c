@@ -78,21 +78,40 @@ static inline __m256i q4_0_block_dot_vnni(const block_q4_0 *x, const block_q8_32
     return _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, unpack_nibbles_32(x->qs), a), _mm256_dpbusd_epi32(zero, eight, a));
 }
 
-static float vec_dot_q4_0_vnni(int n, const void *w, const void *a)
+/*
+ * Decode's hottest loop, two blocks per zmm: the 16-byte nibble arrays of
+ * blocks i and i+1 become [lo(i) hi(i) lo(i+1) hi(i+1)] to line up with the
+ * two activation blocks; one vpdpbusd does 64 products and a second removes
+ * the +8 of the unsigned nibbles; both blocks' scales ride in one vector.
+ */
+static float vec_dot_q4_0_vnni512(int n, const void *w, const void *a)
 {
     const block_q4_0 *x = w;
     const block_q8_32 *y = a;
     const int nb = n / QK32;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const __m512i low4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+    const __m512i order = _mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7);
+    __m512 acc = _mm512_setzero_ps();
     int i = 0;
     for (; i + 1 < nb; i += 2) {
-        __m256i s0 = q4_0_block_dot_vnni(&x[i], &y[i]);
-        __m256i s1 = q4_0_block_dot_vnni(&x[i + 1], &y[i + 1]);
-        ACC_BLOCK(acc0, f16_scalar(x[i].d) * y[i].d, s0);
-        ACC_BLOCK(acc1, f16_scalar(x[i + 1].d) * y[i + 1].d, s1);
+        __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)x[i].qs)),
+                                            _mm_loadu_si128((const __m128i *)x[i + 1].qs), 1);
+        __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
+        __m512i u = _mm512_and_si512(_mm512_permutexvar_epi64(order, both), low4); /* lo(i) hi(i) lo(i+1) hi(i+1) */
+        __m512i act = load_two_256(y[i].qs, y[i + 1].qs);
+        __m512i sumi = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, act),
+                                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, act));
+        __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(f16_scalar(x[i].d) * y[i].d),
+                                          _mm256_set1_ps(f16_scalar(x[i + 1].d) * y[i + 1].d), 1);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), scale, acc);
     }
-    for (; i < nb; i++) ACC_BLOCK(acc0, f16_scalar(x[i].d) * y[i].d, q4_0_block_dot_vnni(&x[i], &y[i]));
-    return hsum_f32x8(_mm256_add_ps(acc0, acc1));
+    float sum = _mm512_reduce_add_ps(acc);
+    for (; i < nb; i++) {
+        __m256i s0 = q4_0_block_dot_vnni(&x[i], &y[i]);
+        __m256 one = _mm256_mul_ps(_mm256_set1_ps(f16_scalar(x[i].d) * y[i].d), _mm256_cvtepi32_ps(s0));
+        sum += hsum_f32x8(one);
+    }
+    return sum;
 }
 
 /* signed x signed with one dpbusd: |x| times y with x's sign moved onto y. */
@@ -102,22 +121,31 @@ static inline __m256i q8_0_block_dot_vnni(const block_q8_0 *x, const block_q8_32
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q), _mm256_sign_epi8(load256(y->qs), q));
 }
 
-static float vec_dot_q8_0_vnni(int n, const void *w, const void *a)
+/* Two blocks per zmm as for Q4_0; AVX-512 has no sign_epi8, so the
+ * activations are negated under the mask of negative weights instead. */
+static float vec_dot_q8_0_vnni512(int n, const void *w, const void *a)
 {
     const block_q8_0 *x = w;
     const block_q8_32 *y = a;
     const int nb = n / QK32;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m512 acc = _mm512_setzero_ps();
     int i = 0;
     for (; i + 1 < nb; i += 2) {
-        __m256i s0 = q8_0_block_dot_vnni(&x[i], &y[i]);
-        __m256i s1 = q8_0_block_dot_vnni(&x[i + 1], &y[i + 1]);
-        ACC_BLOCK(acc0, f16_scalar(x[i].d) * y[i].d, s0);
-        ACC_BLOCK(acc1, f16_scalar(x[i + 1].d) * y[i + 1].d, s1);
+        __m512i q = load_two_256(x[i].qs, x[i + 1].qs);
+        __m512i act = load_two_256(y[i].qs, y[i + 1].qs);
+        act = _mm512_mask_sub_epi8(act, _mm512_movepi8_mask(q), _mm512_setzero_si512(), act);
+        __m512i sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(q), act);
+        __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(f16_scalar(x[i].d) * y[i].d),
+                                          _mm256_set1_ps(f16_scalar(x[i + 1].d) * y[i + 1].d), 1);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), scale, acc);
     }
-    for (; i < nb; i++) ACC_BLOCK(acc0, f16_scalar(x[i].d) * y[i].d, q8_0_block_dot_vnni(&x[i], &y[i]));
-    return hsum_f32x8(_mm256_add_ps(acc0, acc1));
+    float sum = _mm512_reduce_add_ps(acc);
+    for (; i < nb; i++)
+        sum += hsum_f32x8(_mm256_mul_ps(_mm256_set1_ps(f16_scalar(x[i].d) * y[i].d),
+                                        _mm256_cvtepi32_ps(q8_0_block_dot_vnni(&x[i], &y[i]))));
+    return sum;
 }
+
 
 /* ---- k-quants, 64 elements per zmm --------------------------------------- */
 
@@ -330,8 +358,8 @@ void kernels_install_avx512(kernel_table *t, int vnni)
     t->vec_dot[QT_Q5_K] = vnni ? vec_dot_q5_K_vnni : vec_dot_q5_K_avx512;
     t->vec_dot[QT_Q6_K] = vnni ? vec_dot_q6_K_vnni : vec_dot_q6_K_avx512;
     if (vnni) {
-        t->vec_dot[QT_Q4_0] = vec_dot_q4_0_vnni;
-        t->vec_dot[QT_Q8_0] = vec_dot_q8_0_vnni;
+        t->vec_dot[QT_Q4_0] = vec_dot_q4_0_vnni512;
+        t->vec_dot[QT_Q8_0] = vec_dot_q8_0_vnni512;
     }
 }
 
