@@ -94,7 +94,7 @@ bench: $(PRBOT) $(TOOL_BIN)
 	PRBOT=$(PRBOT) TOOL_BIN_DIR=$(BUILD)/tools bash tests/bench.sh
 
 demo:
-	bash tests/demo.sh
+	@bash tests/demo.sh
 
 static:
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \

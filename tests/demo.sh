@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="$(bash tests/setup.sh | tail -n 1)"
-make -j2
+make -s -j2 >&2
 
 repo=.
 if ! git rev-parse -q --verify 'HEAD~1^{commit}' >/dev/null 2>&1; then
