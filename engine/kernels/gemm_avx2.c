@@ -29,6 +29,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "simd_x86.h"
+
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 /* fully unroll the small tile loops so every accumulator stays in a register */
 #define UNROLL _Pragma("GCC unroll 16")
@@ -36,8 +38,6 @@
 #define MAX_TILE_R 2
 
 typedef void (*tile_fn)(int n, const uint8_t *const *w, const uint8_t *const a[TILE_A], float out[TILE_A][MAX_TILE_R]);
-
-static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 static inline uint32_t read_u32(const uint8_t *p)
 {
@@ -80,23 +80,6 @@ enum { B32_Q4_0, B32_Q5_0, B32_Q8_0, B32_IQ4_NL };
 #define B32_R 2
 
 static const size_t b32_size[] = {sizeof(block_q4_0), sizeof(block_q5_0), sizeof(block_q8_0), sizeof(block_iq4_nl)};
-
-static inline __m256i unpack_nibbles_32(const uint8_t *p)
-{
-    __m128i q = _mm_loadu_si128((const __m128i *)p);
-    __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-/* 32 bits -> 32 bytes, byte j = 0xFF if bit j is set, else 0. */
-static inline __m256i bits_to_byte_mask(uint32_t bits)
-{
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-}
 
 /* One block's 32 weights as signed bytes. */
 ALWAYS_INLINE __m256i b32_signed(const int fmt, const uint8_t *blk)

@@ -57,6 +57,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "simd_x86.h"
+
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 /* fully unroll the small tile loops so every accumulator stays in a register */
 #define UNROLL _Pragma("GCC unroll 16")
@@ -66,14 +68,6 @@
 typedef void (*tile_fn)(int n, const uint8_t *const w[TILE_R], const uint8_t *const a[TILE_A], float out[TILE_A][TILE_R]);
 
 /* ---- shared helpers ------------------------------------------------------ */
-
-static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
-
-static inline __m512i load_two_256(const void *lo, const void *hi)
-{
-    return _mm512_inserti64x4(_mm512_castsi256_si512(load256(lo)), load256(hi), 1);
-}
 
 /* 4 zmm -> one xmm of their 4 horizontal sums. */
 static inline __m128 hsum4_f32x16(__m512 v0, __m512 v1, __m512 v2, __m512 v3)

@@ -26,31 +26,15 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#include "simd_x86.h"
 
-static inline float hsum_f32x8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 static inline float hsum_f32x4(__m128 s)
 {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-}
-
-static inline float f16_scalar(f16_t h) { return _cvtsh_ss(h); }
-static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
-
-/* [32 bytes at lo | 32 bytes at hi] in one zmm. */
-static inline __m512i load_two_256(const void *lo, const void *hi)
-{
-    return _mm512_inserti64x4(_mm512_castsi256_si512(load256(lo)), load256(hi), 1);
 }
 
 /* sumi + (int16 pairs p) . (int16 scales s), as int32. */
@@ -60,13 +44,6 @@ ALWAYS_INLINE __m512i acc_scaled_pairs(__m512i sumi, __m512i p, __m512i s, const
 }
 
 /* ---- 32-element blocks with VNNI ----------------------------------------- */
-
-static inline __m256i unpack_nibbles_32(const uint8_t *p)
-{
-    __m128i q = _mm_loadu_si128((const __m128i *)p);
-    __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
 
 #define ACC_BLOCK(acc, d, sumi) (acc) = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), (acc))
 
@@ -145,7 +122,6 @@ static float vec_dot_q8_0_vnni512(int n, const void *w, const void *a)
                                         _mm256_cvtepi32_ps(q8_0_block_dot_vnni(&x[i], &y[i]))));
     return sum;
 }
-
 
 /* ---- k-quants, 64 elements per zmm --------------------------------------- */
 
