@@ -97,7 +97,7 @@ demo:
 	@bash tests/demo.sh
 
 static:
-	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
+	cppcheck --quiet --inline-suppr --enable=warning,performance,portability --error-exitcode=1 \
 	  --suppress=missingIncludeSystem -Iengine -Ibot engine bot
 
 clean:

@@ -265,6 +265,8 @@ ALWAYS_INLINE void score_tile(int rows, int hd, const float *q, const float *kt,
             _mm256_storeu_ps(to + 8 * c, x);
             if (own > 8 * c) vmax[r] = _mm256_max_ps(vmax[r], first_lanes_or_minus_inf(x, own - 8 * c));
         }
+        /* tmp was filled through `to` by the stores above (cppcheck cannot see intrinsics write) */
+        // cppcheck-suppress uninitvar
         if (to != dst) memcpy(dst, tmp, (size_t)n * sizeof *dst);
     }
 }
