@@ -98,6 +98,41 @@ static inline __m256i q8_0_block_dot_vnni(const block_q8_0 *x, const block_q8_32
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q), _mm256_sign_epi8(load256(y->qs), q));
 }
 
+/* Q5_0 as Q4_0, with the fifth bits (qh, bit j = element j) of both blocks
+ * forming one 64-bit byte mask over the zmm's [block i | block i+1] order. */
+static float vec_dot_q5_0_vnni512(int n, const void *w, const void *a)
+{
+    const block_q5_0 *x = w;
+    const block_q8_32 *y = a;
+    const int nb = n / QK32;
+    const __m512i low4 = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
+    const __m512i order = _mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7);
+    __m512 acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 1 < nb; i += 2) {
+        __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)x[i].qs)),
+                                            _mm_loadu_si128((const __m128i *)x[i + 1].qs), 1);
+        __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
+        __m512i u = _mm512_and_si512(_mm512_permutexvar_epi64(order, both), low4);
+        uint32_t h0, h1;
+        memcpy(&h0, x[i].qh, 4);
+        memcpy(&h1, x[i + 1].qh, 4);
+        u = _mm512_mask_add_epi8(u, (__mmask64)h0 | (__mmask64)h1 << 32, u, sixteen);
+        __m512i act = load_two_256(y[i].qs, y[i + 1].qs);
+        __m512i sumi = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, act),
+                                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), sixteen, act));
+        __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(f16_scalar(x[i].d) * y[i].d),
+                                          _mm256_set1_ps(f16_scalar(x[i + 1].d) * y[i + 1].d), 1);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), scale, acc);
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+    if (i < nb) { /* odd block count: the last block through the reference */
+        block_q8_32 tail = y[i];
+        sum += quant_traits_of(QT_Q5_0)->vec_dot_ref(QK32, &x[i], &tail);
+    }
+    return sum;
+}
+
 /* Two blocks per zmm as for Q4_0; AVX-512 has no sign_epi8, so the
  * activations are negated under the mask of negative weights instead. */
 static float vec_dot_q8_0_vnni512(int n, const void *w, const void *a)
@@ -335,6 +370,7 @@ void kernels_install_avx512(kernel_table *t, int vnni)
     t->vec_dot[QT_Q6_K] = vnni ? vec_dot_q6_K_vnni : vec_dot_q6_K_avx512;
     if (vnni) {
         t->vec_dot[QT_Q4_0] = vec_dot_q4_0_vnni512;
+        t->vec_dot[QT_Q5_0] = vec_dot_q5_0_vnni512;
         t->vec_dot[QT_Q8_0] = vec_dot_q8_0_vnni512;
     }
 }
