@@ -35,6 +35,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "simd_x86.h"
+
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 enum {
@@ -46,14 +48,6 @@ enum {
     BLOCK_MAX_HD = 256, /* larger heads take the per-row path */
     ROW_BATCH = 64      /* rows per pass over K and V (bounds the per-row state on the stack) */
 };
-
-static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 static inline float hmax8(__m256 v)
 {
@@ -106,7 +100,7 @@ static void softmax_round_f16(float *s, int n)
         _mm256_storeu_ps(s + j, e);
         vsum = _mm256_add_ps(vsum, e);
     }
-    double sum = hsum8(vsum);
+    double sum = hsum_f32x8(vsum);
     for (; j < n; j++) {
         s[j] = expf(s[j] - max);
         sum += s[j];
@@ -132,7 +126,7 @@ static float exp_and_inverse_sum(float *s, int n, float max)
             _mm256_storeu_ps(s + j, e);
             vsum = _mm256_add_ps(vsum, e);
         }
-        sum += hsum8(vsum);
+        sum += hsum_f32x8(vsum);
     }
     for (; j < n; j++) {
         s[j] = expf(s[j] - max);
@@ -159,7 +153,7 @@ static float dot_q_k(int hd, const float *q, const f16_t *k)
         acc1 = _mm256_fmadd_ps(load_f16x8(k + d + 8), _mm256_loadu_ps(q + d + 8), acc1);
     }
     for (; d < hd; d += 8) acc0 = _mm256_fmadd_ps(load_f16x8(k + d), _mm256_loadu_ps(q + d), acc0);
-    return hsum8(_mm256_add_ps(acc0, acc1));
+    return hsum_f32x8(_mm256_add_ps(acc0, acc1));
 }
 
 static void attention_avx2(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride,

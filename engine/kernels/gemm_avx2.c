@@ -171,26 +171,13 @@ B32_GEMM(iq4_nl_avx2, B32_IQ4_NL)
 enum { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K };
 
 /* The 12-byte 6-bit scale/min field of Q4_K/Q5_K -> 8 scale bytes and 8 min bytes. */
-static inline void unpack_scales_k4(const uint8_t *packed, uint8_t sc[8], uint8_t mn[8])
+static inline void unpack_scales_k4_bytes(const uint8_t *packed, uint8_t sc[8], uint8_t mn[8])
 {
-    uint32_t w0 = read_u32(packed), w1 = read_u32(packed + 4), w2 = read_u32(packed + 8);
-    uint32_t s[2] = {w0 & 0x3f3f3f3f, (w2 & 0x0f0f0f0f) | ((w0 >> 2) & 0x30303030)};
-    uint32_t m[2] = {w1 & 0x3f3f3f3f, ((w2 >> 4) & 0x0f0f0f0f) | ((w1 >> 2) & 0x30303030)};
+    uint32_t s[2], m[2];
+    unpack_scales_k4(packed, s, m);
     memcpy(sc, s, 8);
     memcpy(mn, m, 8);
 }
-
-/* Shuffle controls that turn 16 int8 scales into [s[2c] x8 | s[2c+1] x8] bytes. */
-static const uint8_t scale_pair_shuffle[8][16] = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
-    {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
-    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
-    {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
-    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9},
-    {10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
-    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13},
-    {14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
-};
 
 /* Chunk c (elements 32c..32c+31) of a super-block as unsigned bytes. */
 ALWAYS_INLINE __m256i kq_weights(const int fmt, const uint8_t *blk, int c)
@@ -243,7 +230,7 @@ ALWAYS_INLINE void kq_tile(const int fmt, int n, const uint8_t *const *w, const 
         } else {
             const block_q4_K *b = (const block_q4_K *)blk; /* Q5_K starts with the same d, dmin, scales */
             uint8_t mn[8];
-            unpack_scales_k4(b->scales, sc, mn);
+            unpack_scales_k4_bytes(b->scales, sc, mn);
             d = _cvtsh_ss(b->d);
             coef = _cvtsh_ss(b->dmin);
             __m128i mins8 = _mm_loadl_epi64((const __m128i *)mn);

@@ -549,16 +549,6 @@ typedef struct {
     __m256i corr;  /* 16 int16 correction weights against the 16 bsums */
 } kq_row;
 
-/* The 12-byte 6-bit scale/min field of Q4_K/Q5_K -> 8 scale bytes and 8 min bytes (as 2 x u32 each). */
-static inline void unpack_scales_k4(const uint8_t *packed, uint32_t sc[2], uint32_t mn[2])
-{
-    uint32_t w0 = read_u32(packed), w1 = read_u32(packed + 4), w2 = read_u32(packed + 8);
-    sc[0] = w0 & 0x3f3f3f3f;
-    sc[1] = (w2 & 0x0f0f0f0f) | ((w0 >> 2) & 0x30303030);
-    mn[0] = w1 & 0x3f3f3f3f;
-    mn[1] = ((w2 >> 4) & 0x0f0f0f0f) | ((w1 >> 2) & 0x30303030);
-}
-
 ALWAYS_INLINE kq_row kq_row_setup(const int fmt, const uint8_t *blk)
 {
     kq_row k;

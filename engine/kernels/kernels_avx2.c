@@ -49,18 +49,6 @@ static inline __m256i pairs_i8_i8(__m256i x, __m256i y)
     return _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
-/* Shuffle controls that turn 16 int8 scales into [s[2k] x8 | s[2k+1] x8] bytes. */
-static const uint8_t scale_pair_shuffle[8][16] = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
-    {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
-    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
-    {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
-    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9},
-    {10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
-    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13},
-    {14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
-};
-
 /* int16 lanes 0..7 = scales[2k], lanes 8..15 = scales[2k+1] (scales are signed int8). */
 static inline __m256i scale_pair_i16(__m128i scales8, int k)
 {
@@ -82,19 +70,6 @@ static const uint8_t scale_word_shuffle[8][32] = {
 static inline __m256i scale_word_i16(__m256i scales16x2, int k)
 {
     return _mm256_shuffle_epi8(scales16x2, load256(scale_word_shuffle[k]));
-}
-
-/* Unpacks the 12-byte 6-bit scale/min field of Q4_K/Q5_K into 8 scales and 8 mins (bytes). */
-static inline void unpack_scales_k4(const uint8_t *packed, uint32_t sc[2], uint32_t mn[2])
-{
-    uint32_t w0, w1, w2;
-    memcpy(&w0, packed, 4);
-    memcpy(&w1, packed + 4, 4);
-    memcpy(&w2, packed + 8, 4);
-    sc[0] = w0 & 0x3f3f3f3f;
-    sc[1] = (w2 & 0x0f0f0f0f) | ((w0 >> 2) & 0x30303030);
-    mn[0] = w1 & 0x3f3f3f3f;
-    mn[1] = ((w2 >> 4) & 0x0f0f0f0f) | ((w1 >> 2) & 0x30303030);
 }
 
 /* ---- 32-element formats against q8_32 activations ------------------------ */

@@ -55,6 +55,17 @@ static inline __m256i q4_0_block_dot_vnni(const block_q4_0 *x, const block_q8_32
     return _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, unpack_nibbles_32(x->qs), a), _mm256_dpbusd_epi32(zero, eight, a));
 }
 
+/* The 16-byte nibble arrays of two 32-element blocks as 64 unsigned bytes in
+ * element order: [lo(a) hi(a) lo(b) hi(b)]. */
+static inline __m512i nibbles_two_blocks(const uint8_t *qs_a, const uint8_t *qs_b)
+{
+    __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)qs_a)),
+                                        _mm_loadu_si128((const __m128i *)qs_b), 1);
+    __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
+    return _mm512_and_si512(_mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7), both),
+                            _mm512_set1_epi8(0x0F));
+}
+
 /*
  * Decode's hottest loop, two blocks per zmm: the 16-byte nibble arrays of
  * blocks i and i+1 become [lo(i) hi(i) lo(i+1) hi(i+1)] to line up with the
@@ -66,15 +77,11 @@ static float vec_dot_q4_0_vnni512(int n, const void *w, const void *a)
     const block_q4_0 *x = w;
     const block_q8_32 *y = a;
     const int nb = n / QK32;
-    const __m512i low4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
-    const __m512i order = _mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7);
+    const __m512i eight = _mm512_set1_epi8(8);
     __m512 acc = _mm512_setzero_ps();
     int i = 0;
     for (; i + 1 < nb; i += 2) {
-        __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)x[i].qs)),
-                                            _mm_loadu_si128((const __m128i *)x[i + 1].qs), 1);
-        __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
-        __m512i u = _mm512_and_si512(_mm512_permutexvar_epi64(order, both), low4); /* lo(i) hi(i) lo(i+1) hi(i+1) */
+        __m512i u = nibbles_two_blocks(x[i].qs, x[i + 1].qs);
         __m512i act = load_two_256(y[i].qs, y[i + 1].qs);
         __m512i sumi = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, act),
                                         _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, act));
@@ -105,15 +112,11 @@ static float vec_dot_q5_0_vnni512(int n, const void *w, const void *a)
     const block_q5_0 *x = w;
     const block_q8_32 *y = a;
     const int nb = n / QK32;
-    const __m512i low4 = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
-    const __m512i order = _mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7);
+    const __m512i sixteen = _mm512_set1_epi8(16);
     __m512 acc = _mm512_setzero_ps();
     int i = 0;
     for (; i + 1 < nb; i += 2) {
-        __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)x[i].qs)),
-                                            _mm_loadu_si128((const __m128i *)x[i + 1].qs), 1);
-        __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
-        __m512i u = _mm512_and_si512(_mm512_permutexvar_epi64(order, both), low4);
+        __m512i u = nibbles_two_blocks(x[i].qs, x[i + 1].qs);
         uint32_t h0, h1;
         memcpy(&h0, x[i].qh, 4);
         memcpy(&h1, x[i + 1].qh, 4);
@@ -159,18 +162,6 @@ static float vec_dot_q8_0_vnni512(int n, const void *w, const void *a)
 }
 
 /* ---- k-quants, 64 elements per zmm --------------------------------------- */
-
-static inline void unpack_scales_k4(const uint8_t *packed, uint32_t sc[2], uint32_t mn[2])
-{
-    uint32_t w0, w1, w2;
-    memcpy(&w0, packed, 4);
-    memcpy(&w1, packed + 4, 4);
-    memcpy(&w2, packed + 8, 4);
-    sc[0] = w0 & 0x3f3f3f3f;
-    sc[1] = (w2 & 0x0f0f0f0f) | ((w0 >> 2) & 0x30303030);
-    mn[0] = w1 & 0x3f3f3f3f;
-    mn[1] = ((w2 >> 4) & 0x0f0f0f0f) | ((w1 >> 2) & 0x30303030);
-}
 
 /* dmin * sum_j mins[j] * (bsums[2j] + bsums[2j+1]) accumulated into 4 float lanes. */
 static inline __m128 acc_k4_mins(__m128 acc_min, const uint32_t mn[2], const int16_t *bsums, float dmin)
