@@ -113,6 +113,7 @@ static int open_model(engine *e, const engine_params *params, char *err, size_t 
         snprintf(err, errlen, "cannot start %d threads", n_threads);
         return -1;
     }
+    if (model_pack_weights(&e->model, e->pool, err, errlen)) return -1;
     int n_ctx = choose_n_ctx(params, e->model.n_ctx_train);
     int n_batch = params && params->n_batch > 0 ? params->n_batch : DEFAULT_N_BATCH;
     if (n_batch > n_ctx) n_batch = n_ctx;

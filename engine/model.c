@@ -26,13 +26,18 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
 #include "kernels/kernels.h"
+#include "kernels/panels.h"
 #include "quant.h"
 
 #define MAX_HEAD_DIM 512
@@ -145,8 +150,8 @@ static int load_layer(model *m, const gguf_file *f, int il, char *err, size_t er
 #define TENSOR(field, suffix, ne0, ne1)                                                                      \
     do {                                                                                                     \
         snprintf(name, sizeof name, "blk.%d.%s.weight", il, suffix);                                          \
-        if (!(L->field = bind_tensor(f, name, ne0, ne1, 0, err, errlen))) return -1;                         \
-        m->weight_bytes += L->field->nbytes;                                                                 \
+        if (!(L->field.t = bind_tensor(f, name, ne0, ne1, 0, err, errlen))) return -1;                       \
+        m->weight_bytes += L->field.t->nbytes;                                                               \
     } while (0)
 #define VECTOR(field, suffix, kind, n, optional)                                                             \
     do {                                                                                                     \
@@ -194,13 +199,13 @@ int model_load(model *m, const gguf_file *f, char *err, size_t errlen)
         return -1;
     }
     m->n_vocab = (int)embd->ne[1];
-    if (!(m->tok_embd = bind_tensor(f, "token_embd.weight", m->n_embd, m->n_vocab, 0, err, errlen))) return -1;
-    m->output = bind_tensor(f, "output.weight", m->n_embd, m->n_vocab, 1, err, errlen);
-    if (!m->output) {
+    if (!(m->tok_embd.t = bind_tensor(f, "token_embd.weight", m->n_embd, m->n_vocab, 0, err, errlen))) return -1;
+    m->output.t = bind_tensor(f, "output.weight", m->n_embd, m->n_vocab, 1, err, errlen);
+    if (!m->output.t) {
         if (gguf_tensor_find(f, "output.weight")) return -1; /* present but wrong */
         m->output = m->tok_embd;                             /* tied embeddings */
     }
-    m->weight_bytes = m->output->nbytes;
+    m->weight_bytes = m->output.t->nbytes;
     int failed = 0;
     m->output_norm = load_vector(f, "output_norm.weight", m->n_embd, 0, &failed, err, errlen);
     if (failed) return -1;
@@ -223,16 +228,89 @@ void model_free(model *m)
     if (m->layers)
         for (int il = 0; il < m->n_layer; il++) {
             layer_weights *L = &m->layers[il];
+            matrix *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) free(ws[i]->panels);
             free(L->attn_norm);
             free(L->ffn_norm);
             free(L->bq);
             free(L->bk);
             free(L->bv);
         }
+    if (m->output.panels != m->tok_embd.panels) free(m->output.panels);
+    free(m->tok_embd.panels);
+    m->output.panels = m->tok_embd.panels = NULL;
     free(m->layers);
     free(m->output_norm);
     m->layers = NULL;
     m->output_norm = NULL;
+}
+
+/* ------------------------------------------------------------ packing */
+
+typedef struct {
+    matrix **mats;
+    int n_mats;
+    atomic_int next;  /* next matrix to take: big and small ones even out across threads */
+    atomic_int failed;
+} pack_task;
+
+/* The tensor's whole pages of the read-only file mapping leave our resident
+ * set (the page cache keeps them; nothing reads them again). */
+static void release_file_pages(const gguf_tensor *t)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t begin = ((uintptr_t)t->data + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
+static void pack_worker(void *ctx, int ith, int nth)
+{
+    pack_task *task = ctx;
+    (void)ith, (void)nth;
+    for (int i; (i = atomic_fetch_add(&task->next, 1)) < task->n_mats;) {
+        matrix *w = task->mats[i];
+        int n = (int)w->t->ne[0], n_rows = (int)(w->t->nbytes / quant_row_size(w->t->type, n));
+        void *panels = NULL;
+        if (posix_memalign(&panels, 64, panels_size(w->t->type, n, n_rows))) {
+            atomic_store(&task->failed, 1);
+            continue;
+        }
+        panels_pack(w->t->type, n, n_rows, w->t->data, panels);
+        w->panels = panels;
+        release_file_pages(w->t);
+    }
+}
+
+static int wants_panels(const matrix *w)
+{
+    return kernels.gemm_panels[w->t->type] && panels_supported(w->t->type) && !w->panels;
+}
+
+int model_pack_weights(model *m, thread_pool *pool, char *err, size_t errlen)
+{
+    pack_task task = {.mats = malloc(((size_t)m->n_layer * 7 + 1) * sizeof(matrix *))};
+    if (!task.mats) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (wants_panels(&m->output)) task.mats[task.n_mats++] = &m->output;
+    for (int il = 0; il < m->n_layer; il++) {
+        layer_weights *L = &m->layers[il];
+        matrix *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if (wants_panels(ws[i])) task.mats[task.n_mats++] = ws[i];
+    }
+    atomic_init(&task.next, 0);
+    atomic_init(&task.failed, 0);
+    threads_run(pool, pack_worker, &task);
+    free(task.mats);
+    if (m->output.t == m->tok_embd.t) m->tok_embd.panels = m->output.panels; /* tied: one copy serves both */
+    if (atomic_load(&task.failed)) {
+        snprintf(err, errlen, "out of memory repacking the weights");
+        return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------ run state */
@@ -250,6 +328,7 @@ struct model_state {
     int *n_keys;               /* per thread: att_rows key counts */
     int att_rows;
     uint8_t *act;              /* quantized activations of the widest input */
+    uint8_t *embd_row;         /* one GGUF row of the embedding matrix, unpacked from panels */
     float *wtile;              /* per thread: dequantized weight rows for sgemm */
     size_t wtile_floats;
     size_t act_cap;
@@ -283,14 +362,14 @@ static void rope_tables_fill(model_state *s)
     }
 }
 
-static int is_float_matrix(const gguf_tensor *w) { return quant_traits_of(w->type)->act == ACT_F32; }
+static int is_float_matrix(const matrix *w) { return quant_traits_of(w->t->type)->act == ACT_F32; }
 
 static int model_has_float_weights(const model *m)
 {
-    if (is_float_matrix(m->output)) return 1;
+    if (is_float_matrix(&m->output)) return 1;
     for (int il = 0; il < m->n_layer; il++) {
         const layer_weights *L = &m->layers[il];
-        const gguf_tensor *ws[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        const matrix *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
             if (is_float_matrix(ws[i])) return 1;
     }
@@ -332,13 +411,15 @@ int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, t
     s->scores = malloc((size_t)threads_count(pool) * s->att_scratch_floats * sizeof(float));
     s->n_keys = malloc((size_t)threads_count(pool) * att_rows * sizeof(int));
     s->act = malloc(s->act_cap);
+    s->embd_row = malloc(quant_row_size(m->tok_embd.t->type, m->n_embd));
     if (model_has_float_weights(m)) { /* only F16/BF16/F32 matrices need the sgemm tiles */
         s->wtile_floats = (size_t)MATMUL_ROW_TILE * widest;
         s->wtile = malloc((size_t)threads_count(pool) * s->wtile_floats * sizeof(float));
         if (!s->wtile) goto oom;
     }
     if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->h || !s->q || !s->k || !s->v ||
-        !s->att || !s->gate || !s->up || !s->logits || !s->scores || !s->n_keys || !s->act)
+        !s->att || !s->gate || !s->up || !s->logits || !s->scores || !s->n_keys || !s->act ||
+        !s->embd_row)
         goto oom;
     rope_tables_fill(s);
     *out = s;
@@ -368,6 +449,7 @@ void model_state_free(model_state *s)
     free(s->scores);
     free(s->n_keys);
     free(s->act);
+    free(s->embd_row);
     free(s->wtile);
     free(s);
 }
@@ -428,7 +510,7 @@ static void rope_apply(const model_state *s, float *vec, int n_heads, int pos)
 #define MATMUL_MAX 3
 
 typedef struct {
-    const gguf_tensor *w[MATMUL_MAX];
+    const matrix *w[MATMUL_MAX];
     float *y[MATMUL_MAX]; /* n_tok rows of that matrix's n_out */
     int n_mats, n_tok, n_in, total_rows;
     const float *x;       /* n_tok f32 input rows */
@@ -455,7 +537,7 @@ static void matmul_quantize_worker(void *ctx, int ith, int nth)
  * which measures faster than any dot-product loop for these types. */
 static void matmul_rows_sgemm(const matmul_task *t, int m, int r0, int r1, float *wtile)
 {
-    const gguf_tensor *w = t->w[m];
+    const gguf_tensor *w = t->w[m]->t;
     size_t row_bytes = quant_row_size(w->type, t->n_in);
     int n_out = (int)w->ne[1];
     dequantize_row_fn dequantize = quant_traits_of(w->type)->dequantize_row;
@@ -468,12 +550,17 @@ static void matmul_rows_sgemm(const matmul_task *t, int m, int r0, int r1, float
 /* Rows [r0, r1) of matrix m for every token. */
 static void matmul_rows(const matmul_task *t, int m, int r0, int r1, float *wtile)
 {
-    const gguf_tensor *w = t->w[m];
+    const gguf_tensor *w = t->w[m]->t;
     int fmt = quant_traits_of(w->type)->act, n_out = (int)w->ne[1];
     size_t row_bytes = quant_row_size(w->type, t->n_in);
     const uint8_t *wr = (const uint8_t *)w->data + (size_t)r0 * row_bytes, *act = t->act[fmt];
     size_t stride = t->act_stride[fmt];
     float *y = t->y[m];
+    if (t->w[m]->panels) {
+        kernels.gemm_panels[w->type](t->n_in, t->w[m]->panels, r0, r1 - r0, act, stride, t->n_tok, y + r0,
+                                     (size_t)n_out);
+        return;
+    }
     if (t->n_tok > 1 && fmt == ACT_F32) {
         matmul_rows_sgemm(t, m, r0, r1, wtile);
         return;
@@ -503,11 +590,13 @@ static void matmul_worker(void *ctx, int ith, int nth)
     if (g1 > t->total_rows) g1 = t->total_rows;
     int base = 0;
     for (int m = 0; m < t->n_mats && g0 < g1; m++) {
-        int n_out = (int)t->w[m]->ne[1];
+        int n_out = (int)t->w[m]->t->ne[1];
         if (g0 < base + n_out) {
             int r0 = g0 - base, r1 = (g1 < base + n_out ? g1 : base + n_out) - base;
-            for (int r = r0; r < r1; r += tile_rows)
-                matmul_rows(t, m, r, r + tile_rows < r1 ? r + tile_rows : r1, t->wtile + (size_t)ith * t->wtile_floats);
+            /* decode on panels: one call for the whole range, its per-call work shared by all panels */
+            int step = t->n_tok == 1 && t->w[m]->panels ? r1 - r0 : tile_rows;
+            for (int r = r0; r < r1; r += step)
+                matmul_rows(t, m, r, r + step < r1 ? r + step : r1, t->wtile + (size_t)ith * t->wtile_floats);
             g0 = base + r1;
         }
         base += n_out;
@@ -516,16 +605,16 @@ static void matmul_worker(void *ctx, int ith, int nth)
 
 /* y_i[n_tok][n_out_i] = x[n_tok][n_in] · W_i^T for each of up to three
  * matrices W_i (stored as n_out_i rows of n_in) sharing the input x. */
-static void matmul_group(model_state *s, int n_mats, const gguf_tensor *const *w, float *const *y, const float *x,
+static void matmul_group(model_state *s, int n_mats, const matrix *const *w, float *const *y, const float *x,
                          int n_tok)
 {
-    matmul_task t = {.n_mats = n_mats, .n_tok = n_tok, .n_in = (int)w[0]->ne[0], .x = x, .wtile = s->wtile,
+    matmul_task t = {.n_mats = n_mats, .n_tok = n_tok, .n_in = (int)w[0]->t->ne[0], .x = x, .wtile = s->wtile,
                      .wtile_floats = s->wtile_floats};
     for (int m = 0; m < n_mats; m++) {
         t.w[m] = w[m];
         t.y[m] = y[m];
-        t.total_rows += (int)w[m]->ne[1];
-        t.need[quant_traits_of(w[m]->type)->act] = 1;
+        t.total_rows += (int)w[m]->t->ne[1];
+        t.need[quant_traits_of(w[m]->t->type)->act] = 1;
     }
     t.act[ACT_F32] = (const uint8_t *)x;
     t.act_stride[ACT_F32] = (size_t)t.n_in * sizeof(float);
@@ -545,7 +634,7 @@ static void matmul_group(model_state *s, int n_mats, const gguf_tensor *const *w
     threads_run(s->pool, matmul_worker, &t);
 }
 
-static void matmul(model_state *s, const gguf_tensor *w, const float *x, float *y, int n_tok)
+static void matmul(model_state *s, const matrix *w, const float *x, float *y, int n_tok)
 {
     matmul_group(s, 1, &w, &y, x, n_tok);
 }
@@ -623,11 +712,17 @@ static void attention_worker(void *ctx, int ith, int nth)
 static void embed_tokens(model_state *s, const int32_t *tokens, int n)
 {
     const model *m = s->m;
-    const quant_traits *tr = quant_traits_of(m->tok_embd->type);
-    size_t row_bytes = quant_row_size(m->tok_embd->type, m->n_embd);
-    for (int t = 0; t < n; t++)
-        tr->dequantize_row((const uint8_t *)m->tok_embd->data + (size_t)tokens[t] * row_bytes,
-                           s->x + (size_t)t * m->n_embd, m->n_embd);
+    const gguf_tensor *e = m->tok_embd.t;
+    const quant_traits *tr = quant_traits_of(e->type);
+    size_t row_bytes = quant_row_size(e->type, m->n_embd);
+    for (int t = 0; t < n; t++) {
+        const uint8_t *row = (const uint8_t *)e->data + (size_t)tokens[t] * row_bytes;
+        if (m->tok_embd.panels) { /* tied to the packed output matrix: take the row back out */
+            panels_unpack_row(e->type, m->n_embd, m->tok_embd.panels, tokens[t], s->embd_row);
+            row = s->embd_row;
+        }
+        tr->dequantize_row(row, s->x + (size_t)t * m->n_embd, m->n_embd);
+    }
 }
 
 static void silu_mul(float *gate, const float *up, size_t n)
@@ -647,7 +742,7 @@ static void layer_forward(model_state *s, int il, int n, int pos0)
     int E = m->n_embd, q_dim = m->n_head * m->head_dim, kv_dim = kv_dim_of(m);
 
     rmsnorm_rows(s->h, s->x, L->attn_norm, n, E, m->norm_eps);
-    const gguf_tensor *qkv_w[3] = {L->wq, L->wk, L->wv};
+    const matrix *qkv_w[3] = {&L->wq, &L->wk, &L->wv};
     float *qkv_y[3] = {s->q, s->k, s->v};
     matmul_group(s, 3, qkv_w, qkv_y, s->h, n);
     add_bias_rows(s->q, L->bq, n, q_dim);
@@ -665,15 +760,15 @@ static void layer_forward(model_state *s, int il, int n, int pos0)
 
     attention_task at = {s, il, n, pos0, attention_block_tokens(m)};
     threads_run(s->pool, attention_worker, &at);
-    matmul(s, L->wo, s->att, s->h, n);
+    matmul(s, &L->wo, s->att, s->h, n);
     add_rows(s->x, s->h, (size_t)n * E);
 
     rmsnorm_rows(s->h, s->x, L->ffn_norm, n, E, m->norm_eps);
-    const gguf_tensor *ffn_w[2] = {L->w_gate, L->w_up};
+    const matrix *ffn_w[2] = {&L->w_gate, &L->w_up};
     float *ffn_y[2] = {s->gate, s->up};
     matmul_group(s, 2, ffn_w, ffn_y, s->h, n);
     silu_mul(s->gate, s->up, (size_t)n * m->n_ff);
-    matmul(s, L->w_down, s->gate, s->h, n);
+    matmul(s, &L->w_down, s->gate, s->h, n);
     add_rows(s->x, s->h, (size_t)n * E);
 }
 
@@ -688,11 +783,11 @@ static void forward_chunk(model_state *s, const int32_t *tokens, int n, float *l
 
     if (logits_all) {
         rmsnorm_rows(s->h, s->x, m->output_norm, n, E, m->norm_eps);
-        matmul(s, m->output, s->h, logits_all, n);
+        matmul(s, &m->output, s->h, logits_all, n);
         memcpy(s->logits, logits_all + (size_t)(n - 1) * m->n_vocab, (size_t)m->n_vocab * sizeof(float));
     } else {
         rmsnorm(s->h, s->x + (size_t)(n - 1) * E, m->output_norm, E, m->norm_eps);
-        matmul(s, m->output, s->h, s->logits, 1);
+        matmul(s, &m->output, s->h, s->logits, 1);
     }
 }
 

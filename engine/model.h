@@ -21,24 +21,36 @@ typedef struct {
     int qkv_bias;     /* attention q/k/v carry bias vectors */
 } arch_traits;
 
+/* A weight matrix: its GGUF tensor and, once model_pack_weights found a panel
+ * kernel for its type on this CPU, the same rows repacked into 16-row panels
+ * (kernels/panels.h), which the forward pass then reads instead of the file. */
+typedef struct {
+    const gguf_tensor *t;
+    uint8_t *panels; /* NULL: the rows as the file stores them */
+} matrix;
+
 typedef struct {
     float *attn_norm, *ffn_norm;      /* f32 copies, n_embd */
     float *bq, *bk, *bv;              /* f32 copies or NULL */
-    const gguf_tensor *wq, *wk, *wv, *wo;
-    const gguf_tensor *w_gate, *w_up, *w_down;
+    matrix wq, wk, wv, wo;
+    matrix w_gate, w_up, w_down;
 } layer_weights;
 
 typedef struct {
     const arch_traits *arch;
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train, rope_dim;
     float rope_base, norm_eps;
-    const gguf_tensor *tok_embd, *output; /* output == tok_embd when tied */
+    matrix tok_embd, output; /* same tensor (and panels) when tied */
     float *output_norm;
     layer_weights *layers;
     uint64_t weight_bytes; /* bytes read per decoded token */
 } model;
 
 int model_load(model *m, const gguf_file *f, char *err, size_t errlen);
+/* Repacks every matrix whose type has a panel kernel (kernels.gemm_panels) on
+ * the pool's threads, and hands the file pages it no longer reads back to the
+ * kernel, so memory stays about one copy of the weights. */
+int model_pack_weights(model *m, thread_pool *pool, char *err, size_t errlen);
 void model_free(model *m);
 
 typedef struct model_state model_state;

@@ -18,12 +18,14 @@
  * of the 32-element formats (16 rows x 4/8/16 tokens, several passes over
  * long rows) and the edges they hand to the 4 x 4 tiles; for the k-quants
  * (16-row panels, tokens 4 at a time then singly) the same rows run with 1, 2,
- * 3 and 19 super-blocks.
+ * 3 and 19 super-blocks. The load-time panel layout (kernels/panels.h) gets
+ * the same check through gemm_panels, plus an exact pack/unpack round trip.
  */
 #include <math.h>
 #include <stdint.h>
 
 #include "../engine/kernels/kernels.h"
+#include "../engine/kernels/panels.h"
 #include "quant_blocks.h"
 #include "test.h"
 
@@ -99,7 +101,29 @@ static int is_guard(const float *p)
     return bits == guard_bits;
 }
 
-static void check_case(const kernel_table *t, int n, int n_rows, int n_act, int extreme)
+/* The case's rows packed into the load-time panel layout and multiplied by
+ * gemm_panels from row row0 (a multiple of 16) on; NULL when out of memory. */
+static uint8_t *run_panels(const kernel_table *t, const gemm_case *c, int row0, const uint8_t *w, const uint8_t *act,
+                           float *y)
+{
+    size_t row_bytes = quant_row_size(cur_type, c->n);
+    uint8_t *rows = malloc(row_bytes * (size_t)c->n_rows);
+    uint8_t *panels = malloc(panels_size(cur_type, c->n, c->n_rows) + MISALIGN);
+    if (!rows || !panels) {
+        free(rows);
+        free(panels);
+        return NULL;
+    }
+    for (int r = 0; r < c->n_rows; r++) memcpy(rows + (size_t)r * row_bytes, w + (size_t)r * c->w_stride, row_bytes);
+    panels_pack(cur_type, c->n, c->n_rows, rows, panels + MISALIGN);
+    free(rows);
+    t->gemm_panels[cur_type](c->n, panels + MISALIGN, row0, c->n_rows - row0, act, c->act_stride, c->n_act, y + row0,
+                             c->y_stride);
+    return panels;
+}
+
+/* gemm (row0 < 0) or gemm_panels from row row0 against the scalar dot. */
+static void check_case_from(const kernel_table *t, int n, int n_rows, int n_act, int extreme, int row0)
 {
     const quant_traits *tr = quant_traits_of(cur_type);
     gemm_case c;
@@ -109,10 +133,20 @@ static void check_case(const kernel_table *t, int n, int n_rows, int n_act, int 
     }
     const uint8_t *w = c.w + MISALIGN, *act = c.act + MISALIGN;
     float *y = c.y_buf + GUARD;
-    t->gemm[cur_type](n, w, c.w_stride, n_rows, act, c.act_stride, n_act, y, c.y_stride);
+    if (row0 < 0) {
+        t->gemm[cur_type](n, w, c.w_stride, n_rows, act, c.act_stride, n_act, y, c.y_stride);
+        row0 = 0;
+    } else {
+        uint8_t *panels = run_panels(t, &c, row0, w, act, y);
+        free(panels);
+        if (!panels) {
+            free_case(&c);
+            REQUIRE(0, "out of memory");
+        }
+    }
     int bad = 0;
     for (int a = 0; a < n_act && !bad; a++) {
-        for (int r = 0; r < n_rows && !bad; r++) {
+        for (int r = row0; r < n_rows && !bad; r++) {
             float ref = tr->vec_dot_ref(n, w + (size_t)r * c.w_stride, act + (size_t)a * c.act_stride);
             float got = y[(size_t)a * c.y_stride + r];
             double terms = 0;
@@ -129,13 +163,19 @@ static void check_case(const kernel_table *t, int n, int n_rows, int n_act, int 
     const size_t total = (size_t)n_act * c.y_stride + 2 * GUARD;
     for (size_t i = 0; i < total && !bad; i++) {
         long k = (long)i - GUARD;
-        int inside = k >= 0 && k < (long)((size_t)n_act * c.y_stride) && (size_t)k % c.y_stride < (size_t)n_rows;
+        int inside = k >= 0 && k < (long)((size_t)n_act * c.y_stride) && (size_t)k % c.y_stride < (size_t)n_rows &&
+                     (size_t)k % c.y_stride >= (size_t)row0;
         if (!inside && !is_guard(&c.y_buf[i])) {
             bad = 1;
             EXPECT(0, "%s n=%d %dx%d: wrote outside the output at offset %ld", tr->name, n, n_rows, n_act, k);
         }
     }
     free_case(&c);
+}
+
+static void check_case(const kernel_table *t, int n, int n_rows, int n_act, int extreme)
+{
+    check_case_from(t, n, n_rows, n_act, extreme, -1);
 }
 
 static void test_gemm_type(void)
@@ -183,6 +223,43 @@ static void test_gemm_type(void)
         check_case(&t, 131 * QK32, 32, 20, 0);
         check_case(&t, 131 * QK32, 16, 16, 1);
     }
+}
+
+/* The panel kernels on weights repacked like model load does: whole and
+ * partial last panels (padding rows must not be stored), a start past the
+ * first panel, one token (decode) and the 4/8/16-token groups, rows longer
+ * than one 128-block activation table; and every row unpacks back to the
+ * exact GGUF bytes. */
+static void test_gemm_panels(void)
+{
+    kernel_table t;
+    if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
+    const quant_traits *tr = quant_traits_of(cur_type);
+    if (!t.gemm_panels[cur_type]) SKIP("no panel kernel for %s", tr->name);
+    REQUIRE(panels_supported(cur_type), "%s has a panel kernel but no panel layout", tr->name);
+    rng_state = 0x9A4E1 + cur_type;
+    static const int rows[] = {16, 17, 31, 48, 5};
+    static const int tokens[] = {1, 2, 3, 4, 5, 8, 13, 16, 20};
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
+        for (size_t a = 0; a < sizeof tokens / sizeof tokens[0]; a++) {
+            check_case_from(&t, 3 * QK32, rows[r], tokens[a], tokens[a] == 4, 0);
+            if (rows[r] > 16) check_case_from(&t, 28 * QK32, rows[r], tokens[a], 0, 16);
+        }
+    check_case_from(&t, 131 * QK32, 33, 1, 0, 16);
+    check_case_from(&t, 131 * QK32, 32, 17, 1, 0);
+
+    const int n = 5 * QK32, n_rows = 21;
+    size_t row_bytes = quant_row_size(cur_type, n);
+    uint8_t *w = malloc(row_bytes * n_rows), *panels = malloc(panels_size(cur_type, n, n_rows)), *back = malloc(row_bytes);
+    REQUIRE(w && panels && back, "out of memory");
+    for (size_t i = 0; i < row_bytes * n_rows; i++) w[i] = (uint8_t)rng_next();
+    panels_pack(cur_type, n, n_rows, w, panels);
+    for (int r = 0; r < n_rows; r++) {
+        panels_unpack_row(cur_type, n, panels, r, back);
+        EXPECT(memcmp(back, w + (size_t)r * row_bytes, row_bytes) == 0, "%s row %d does not unpack to its bytes",
+               tr->name, r);
+    }
+    free(w), free(panels), free(back);
 }
 
 /* Blocks as a quantizer makes them (not random bytes): rows of quantize_row_ref
@@ -273,6 +350,9 @@ int main(void)
             TEST_RUN_AS(name, test_gemm_type);
             snprintf(name, sizeof name, "gemm_quantized_%s_%s", isa_names[cur_isa], quant_traits_of(cur_type)->name);
             TEST_RUN_AS(name, test_gemm_quantized);
+            if (!panels_supported(cur_type)) continue;
+            snprintf(name, sizeof name, "gemm_panels_%s_%s", isa_names[cur_isa], quant_traits_of(cur_type)->name);
+            TEST_RUN_AS(name, test_gemm_panels);
         }
     }
     return test_exit_code();

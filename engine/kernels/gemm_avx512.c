@@ -57,6 +57,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "panels.h"
 #include "simd_x86.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -356,46 +357,70 @@ ALWAYS_INLINE __m512i add_fifth_bits(__m512i u, __m512i qh, int e)
     return _mm512_mask_add_epi8(u, m, u, _mm512_set1_epi8(0x10));
 }
 
-/* Block i of the panel's 16 rows (blk = row 0's block, rows ws apart): u[e] lane r
- * = unsigned weights 4e..4e+3 of row r; dw (and mw) = the rows' scales (mins). */
+/* raw[k] lane r = qs bytes 4k..4k+3 of row r (k < 4, or < 8 for Q8_0) and qh
+ * lane r = row r's fifth bits -> u[e] lane r = unsigned weights 4e..4e+3 of row r. */
+ALWAYS_INLINE void panel_unsigned(const int fmt, const __m512i raw[8], __m512i qh, __m512i u[8])
+{
+    if (fmt == B32_Q8_0) {
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
+        UNROLL
+        for (int k = 0; k < 8; k++) u[k] = _mm512_xor_si512(raw[k], flip);
+        return;
+    }
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    UNROLL
+    for (int k = 0; k < 4; k++) {
+        u[k] = _mm512_and_si512(raw[k], low4);
+        u[4 + k] = _mm512_and_si512(_mm512_srli_epi16(raw[k], 4), low4);
+    }
+    if (fmt == B32_IQ4_NL) {
+        const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_values));
+        UNROLL
+        for (int e = 0; e < 8; e++) u[e] = _mm512_xor_si512(_mm512_shuffle_epi8(table, u[e]), _mm512_set1_epi8((char)0x80));
+    } else if (fmt == B32_Q5_0 || fmt == B32_Q5_1) {
+        UNROLL
+        for (int e = 0; e < 8; e++) u[e] = add_fifth_bits(u[e], qh, e);
+    }
+}
+
+/* Block i of 16 GGUF rows (blk = row 0's block, rows ws apart), transposed on
+ * the fly: u[e] lane r = unsigned weights 4e..4e+3 of row r; dw (and mw) =
+ * the rows' scales (mins). */
 ALWAYS_INLINE void panel_weights(const int fmt, const uint8_t *blk, size_t ws, __m512i row_offsets, __m512i u[8],
                                  __m512 *dw, __m512 *mw)
 {
     const __m512i head = _mm512_i32gather_epi32(row_offsets, blk, 1); /* d | m << 16 */
     *dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head));
     if (b32_has_min(fmt)) *mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16)));
-    __m512i t[4];
-    transpose_rows16x16(blk + b32_qs_at(fmt), ws, t);
-    if (fmt == B32_Q8_0) {
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        UNROLL
-    for (int k = 0; k < 4; k++) u[k] = _mm512_xor_si512(t[k], flip);
-        transpose_rows16x16(blk + b32_qs_at(fmt) + 16, ws, t);
-        UNROLL
-    for (int k = 0; k < 4; k++) u[4 + k] = _mm512_xor_si512(t[k], flip);
-        return;
-    }
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512i raw[8], qh = _mm512_setzero_si512();
+    transpose_rows16x16(blk + b32_qs_at(fmt), ws, raw);
+    if (fmt == B32_Q8_0) transpose_rows16x16(blk + b32_qs_at(fmt) + 16, ws, raw + 4);
+    if (fmt == B32_Q5_0 || fmt == B32_Q5_1) qh = _mm512_i32gather_epi32(row_offsets, blk + b32_qh_at(fmt), 1);
+    panel_unsigned(fmt, raw, qh, u);
+}
+
+/* The same from a record of the load-time panel layout (panels.h): plain loads. */
+ALWAYS_INLINE void panel_weights_packed(const int fmt, const uint8_t *rec, __m512i u[8], __m512 *dw, __m512 *mw)
+{
+    const int has_qh = fmt == B32_Q5_0 || fmt == B32_Q5_1;
+    *dw = _mm512_cvtph_ps(load256(rec));
+    if (b32_has_min(fmt)) *mw = _mm512_cvtph_ps(load256(rec + panel_rec_m_at()));
+    const __m512i qh = has_qh ? _mm512_loadu_si512(rec + panel_rec_qh_at(b32_has_min(fmt))) : _mm512_setzero_si512();
+    const uint8_t *qs = rec + panel_rec_qs_at(b32_has_min(fmt), has_qh);
+    __m512i raw[8];
     UNROLL
-    for (int k = 0; k < 4; k++) {
-        u[k] = _mm512_and_si512(t[k], low4);
-        u[4 + k] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), low4);
-    }
-    if (fmt == B32_IQ4_NL) {
-        const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_values));
-        UNROLL
-    for (int e = 0; e < 8; e++) u[e] = _mm512_xor_si512(_mm512_shuffle_epi8(table, u[e]), _mm512_set1_epi8((char)0x80));
-    } else if (fmt == B32_Q5_0 || fmt == B32_Q5_1) {
-        const __m512i qh = _mm512_i32gather_epi32(row_offsets, blk + b32_qh_at(fmt), 1);
-        UNROLL
-    for (int e = 0; e < 8; e++) u[e] = add_fifth_bits(u[e], qh, e);
-    }
+    for (int k = 0; k < 8; k++)
+        if (k < 4 || fmt == B32_Q8_0) raw[k] = _mm512_loadu_si512(qs + 64 * k);
+    panel_unsigned(fmt, raw, qh, u);
 }
 
 /* The panel's 16 rows x na tokens (group tokens t0..t0+na-1) over blocks
- * [i0, i0 + nblk); y = output of token t0, row 0. add: accumulate into y. */
-ALWAYS_INLINE void panel_tile(const int fmt, const int na, const uint8_t *w0, size_t ws, __m512i row_offsets,
-                              const panel_acts *pa, int i0, int nblk, int t0, float *y, size_t ys, int add)
+ * [i0, i0 + nblk); y = output of token t0, row 0; add: accumulate into y;
+ * keep: the rows to store. packed: w0 is the panel's first record, else row
+ * 0 of 16 GGUF rows ws bytes apart. */
+ALWAYS_INLINE void panel_tile(const int fmt, const int packed, const int na, const uint8_t *w0, size_t ws,
+                              __m512i row_offsets, const panel_acts *pa, int i0, int nblk, int t0, float *y,
+                              size_t ys, int add, __mmask16 keep)
 {
     const size_t bs = b32_size[fmt];
     __m512 acc[PANEL_A];
@@ -404,15 +429,17 @@ ALWAYS_INLINE void panel_tile(const int fmt, const int na, const uint8_t *w0, si
     for (int b = 0; b < nblk; b++) {
         __m512i u[8];
         __m512 dw, mw = _mm512_setzero_ps();
-        panel_weights(fmt, w0 + (size_t)(i0 + b) * bs, ws, row_offsets, u, &dw, &mw);
+        if (packed) panel_weights_packed(fmt, w0 + (size_t)(i0 + b) * PANEL_R * bs, u, &dw, &mw);
+        else panel_weights(fmt, w0 + (size_t)(i0 + b) * bs, ws, row_offsets, u, &dw, &mw);
         /* four tokens at a time, their dot-product chains interleaved */
         UNROLL
         for (int t4 = 0; t4 < na; t4 += 4) {
+            const int nj = na - t4 < 4 ? na - t4 : 4; /* 1 for the single-token (decode) panel */
             const block_q8_32 *ya[4];
             const uint8_t *q[4];
             __m512i sumi[4];
             UNROLL
-            for (int j = 0; j < 4; j++) {
+            for (int j = 0; j < nj; j++) {
                 const int t = t0 + t4 + j;
                 ya[j] = (const block_q8_32 *)pa->tok[t] + i0 + b;
                 q[j] = (const uint8_t *)ya[j]->qs;
@@ -421,10 +448,10 @@ ALWAYS_INLINE void panel_tile(const int fmt, const int na, const uint8_t *w0, si
             UNROLL
             for (int e = 0; e < 8; e++)
                 UNROLL
-                for (int j = 0; j < 4; j++)
+                for (int j = 0; j < nj; j++)
                     sumi[j] = _mm512_dpbusd_epi32(sumi[j], u[e], _mm512_set1_epi32((int)read_u32(q[j] + 4 * e)));
             UNROLL
-            for (int j = 0; j < 4; j++) {
+            for (int j = 0; j < nj; j++) {
                 __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(ya[j]->d));
                 acc[t4 + j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[j]), scale, acc[t4 + j]);
                 if (b32_has_min(fmt)) acc[t4 + j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(ya[j]->s), acc[t4 + j]);
@@ -434,81 +461,103 @@ ALWAYS_INLINE void panel_tile(const int fmt, const int na, const uint8_t *w0, si
     UNROLL
     for (int t = 0; t < na; t++) {
         float *yt = y + (size_t)t * ys;
-        _mm512_storeu_ps(yt, add ? _mm512_add_ps(_mm512_loadu_ps(yt), acc[t]) : acc[t]);
+        _mm512_mask_storeu_ps(yt, keep, add ? _mm512_add_ps(_mm512_maskz_loadu_ps(keep, yt), acc[t]) : acc[t]);
     }
 }
 
 typedef void (*panel_fn)(const uint8_t *w0, size_t ws, __m512i row_offsets, const panel_acts *pa, int i0, int nblk,
-                         int t0, float *y, size_t ys, int add);
+                         int t0, float *y, size_t ys, int add, __mmask16 keep);
 typedef struct {
-    panel_fn tile16, tile8, tile4;
+    panel_fn t16, t8, t4, t1; /* 16, 8, 4 and 1 tokens */
+} panel_tiles;
+typedef struct {
+    panel_tiles rows, packed; /* GGUF rows transposed on the fly; load-time panels */
     void (*fill)(panel_acts *pa, int i0, int nblk);
     tile_fn fallback;
 } panel_kernels;
 
-/* Rows in panels of 16, tokens in groups of 16 (8 + 4 for the last group);
- * the last n_rows % 16 rows and n_act % 4 tokens go to the 4 x 4 tiles. */
-static void panel_gemm(const panel_kernels *k, int n, const void *w, size_t ws, int n_rows, const void *act,
-                       size_t as, int n_act, float *y, size_t ys)
+/* One row panel against the g tokens of the group (16, or fewer in the last group). */
+static void panel_group(const panel_tiles *tl, int g, const uint8_t *w0, size_t ws, __m512i row_offsets,
+                        const panel_acts *pa, int i0, int nblk, float *y, size_t ys, __mmask16 keep)
 {
-    const int nb = n / QK32, rows16 = n_rows / PANEL_R * PANEL_R, acts4 = n_act / 4 * 4;
-    if (nb == 0 || rows16 == 0 || acts4 == 0 || ws > (size_t)INT32_MAX / PANEL_R) {
+    const int add = i0 > 0;
+    if (g == PANEL_A) {
+        tl->t16(w0, ws, row_offsets, pa, i0, nblk, 0, y, ys, add, keep);
+        return;
+    }
+    int t0 = 0;
+    if (g - t0 >= 8) tl->t8(w0, ws, row_offsets, pa, i0, nblk, t0, y, ys, add, keep), t0 += 8;
+    if (g - t0 >= 4) tl->t4(w0, ws, row_offsets, pa, i0, nblk, t0, y + (size_t)t0 * ys, ys, add, keep), t0 += 4;
+    for (; t0 < g; t0++) tl->t1(w0, ws, row_offsets, pa, i0, nblk, t0, y + (size_t)t0 * ys, ys, add, keep);
+}
+
+/* Tokens in groups of 16 (8 + 4 + singles for the last group, so one token,
+ * the decode case, is a panel too); for each group and 128-block chunk the
+ * offset table is filled once, then every panel of 16 rows is visited.
+ * packed: w is the panel form (panels.h) and rows start at panel row0 / 16;
+ * else n_rows GGUF rows ws bytes apart, rows past the last 16 to the tiles. */
+static void panel_gemm(const panel_kernels *k, int packed, int n, const void *w, size_t ws, int row0, int n_rows,
+                       const void *act, size_t as, int n_act, float *y, size_t ys)
+{
+    const int nb = n / QK32, rows16 = packed ? n_rows : n_rows / PANEL_R * PANEL_R;
+    if (!packed && (nb == 0 || rows16 == 0 || ws > (size_t)INT32_MAX / PANEL_R)) {
         gemm_tiles(k->fallback, n, w, ws, n_rows, act, as, n_act, y, ys);
         return;
     }
     const __m512i row_index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i row_offsets = _mm512_mullo_epi32(row_index, _mm512_set1_epi32((int)ws));
+    const size_t panel_bytes = (size_t)nb * ws * PANEL_R; /* packed: ws is the block size */
+    const uint8_t *base = packed ? (const uint8_t *)w + (size_t)(row0 / PANEL_R) * panel_bytes : w;
     panel_acts pa;
-    for (int a0 = 0; a0 < acts4; a0 += PANEL_A) {
-        const int g = acts4 - a0 < PANEL_A ? acts4 - a0 : PANEL_A;
+    for (int a0 = 0; a0 < n_act; a0 += PANEL_A) {
+        const int g = n_act - a0 < PANEL_A ? n_act - a0 : PANEL_A;
         for (int t = 0; t < PANEL_A; t++) pa.tok[t] = (const uint8_t *)act + (size_t)(a0 + (t < g ? t : g - 1)) * as;
         for (int i0 = 0; i0 < nb; i0 += PANEL_CHUNK) {
             const int nblk = nb - i0 < PANEL_CHUNK ? nb - i0 : PANEL_CHUNK;
             k->fill(&pa, i0, nblk);
             for (int r0 = 0; r0 < rows16; r0 += PANEL_R) {
-                const uint8_t *w0 = (const uint8_t *)w + (size_t)r0 * ws;
-                float *yr = y + (size_t)a0 * ys + r0;
-                if (g == PANEL_A) {
-                    k->tile16(w0, ws, row_offsets, &pa, i0, nblk, 0, yr, ys, i0 > 0);
-                    continue;
-                }
-                int t0 = 0;
-                if (g - t0 >= 8) k->tile8(w0, ws, row_offsets, &pa, i0, nblk, t0, yr, ys, i0 > 0), t0 += 8;
-                if (g - t0 >= 4) k->tile4(w0, ws, row_offsets, &pa, i0, nblk, t0, yr + (size_t)t0 * ys, ys, i0 > 0);
+                const int left = rows16 - r0;
+                const __mmask16 keep = left >= PANEL_R ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+                const uint8_t *w0 = packed ? base + (size_t)(r0 / PANEL_R) * panel_bytes : base + (size_t)r0 * ws;
+                panel_group(packed ? &k->packed : &k->rows, g, w0, ws, row_offsets, &pa, i0, nblk,
+                            y + (size_t)a0 * ys + r0, ys, keep);
             }
         }
     }
-    if (acts4 < n_act)
-        gemm_tiles(k->fallback, n, w, ws, rows16, (const uint8_t *)act + (size_t)acts4 * as, as, n_act - acts4,
-                   y + (size_t)acts4 * ys, ys);
     if (rows16 < n_rows)
         gemm_tiles(k->fallback, n, (const uint8_t *)w + (size_t)rows16 * ws, ws, n_rows - rows16, act, as, n_act,
                    y + rows16, ys);
 }
 
+#define PANEL_TILE(name, fmt, packed, na, suffix)                                                                  \
+    static void panel##na##suffix##_##name(const uint8_t *w0, size_t ws, __m512i ro, const panel_acts *pa, int i0, \
+                                           int nblk, int t0, float *y, size_t ys, int add, __mmask16 keep)        \
+    {                                                                                                              \
+        panel_tile(fmt, packed, na, w0, ws, ro, pa, i0, nblk, t0, y, ys, add, keep);                               \
+    }
+
 #define PANEL_GEMM(name, fmt)                                                                                      \
-    static void panel16_##name(const uint8_t *w0, size_t ws, __m512i ro, const panel_acts *pa, int i0, int nblk,  \
-                               int t0, float *y, size_t ys, int add)                                              \
-    {                                                                                                              \
-        panel_tile(fmt, 16, w0, ws, ro, pa, i0, nblk, t0, y, ys, add);                                             \
-    }                                                                                                              \
-    static void panel8_##name(const uint8_t *w0, size_t ws, __m512i ro, const panel_acts *pa, int i0, int nblk,   \
-                              int t0, float *y, size_t ys, int add)                                               \
-    {                                                                                                              \
-        panel_tile(fmt, 8, w0, ws, ro, pa, i0, nblk, t0, y, ys, add);                                              \
-    }                                                                                                              \
-    static void panel4_##name(const uint8_t *w0, size_t ws, __m512i ro, const panel_acts *pa, int i0, int nblk,   \
-                              int t0, float *y, size_t ys, int add)                                               \
-    {                                                                                                              \
-        panel_tile(fmt, 4, w0, ws, ro, pa, i0, nblk, t0, y, ys, add);                                              \
-    }                                                                                                              \
+    PANEL_TILE(name, fmt, 0, 16, )                                                                                 \
+    PANEL_TILE(name, fmt, 0, 8, )                                                                                  \
+    PANEL_TILE(name, fmt, 0, 4, )                                                                                  \
+    PANEL_TILE(name, fmt, 0, 1, )                                                                                  \
+    PANEL_TILE(name, fmt, 1, 16, p)                                                                                \
+    PANEL_TILE(name, fmt, 1, 8, p)                                                                                 \
+    PANEL_TILE(name, fmt, 1, 4, p)                                                                                 \
+    PANEL_TILE(name, fmt, 1, 1, p)                                                                                 \
     static void panel_fill_##name(panel_acts *pa, int i0, int nblk) { panel_fill_acts(fmt, pa, i0, nblk); }        \
+    static const panel_kernels panels_##name = {{panel16_##name, panel8_##name, panel4_##name, panel1_##name},     \
+                                                {panel16p_##name, panel8p_##name, panel4p_##name, panel1p_##name}, \
+                                                panel_fill_##name, tile_##name};                                   \
     static void gemm_panel_##name(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na,       \
                                   float *y, size_t ys)                                                             \
     {                                                                                                              \
-        static const panel_kernels k = {panel16_##name, panel8_##name, panel4_##name, panel_fill_##name,           \
-                                        tile_##name};                                                              \
-        panel_gemm(&k, n, w, ws, nr, a, as, na, y, ys);                                                            \
+        panel_gemm(&panels_##name, 0, n, w, ws, 0, nr, a, as, na, y, ys);                                          \
+    }                                                                                                              \
+    static void gemm_packed_##name(int n, const void *panels, int row0, int nr, const void *a, size_t as, int na,  \
+                                   float *y, size_t ys)                                                            \
+    {                                                                                                              \
+        panel_gemm(&panels_##name, 1, n, panels, b32_size[fmt], row0, nr, a, as, na, y, ys);                       \
     }
 
 PANEL_GEMM(q4_0_vnni, B32_Q4_0)
@@ -934,6 +983,13 @@ void kernels_install_gemm_avx512(kernel_table *t, int vnni)
     t->gemm[QT_Q5_1] = gemm_panel_q5_1_vnni;
     t->gemm[QT_Q8_0] = gemm_panel_q8_0_vnni;
     t->gemm[QT_IQ4_NL] = gemm_panel_iq4_nl_vnni;
+    /* weights repacked at load (panels.h): decode and prefill without transposes */
+    t->gemm_panels[QT_Q4_0] = gemm_packed_q4_0_vnni;
+    t->gemm_panels[QT_Q4_1] = gemm_packed_q4_1_vnni;
+    t->gemm_panels[QT_Q5_0] = gemm_packed_q5_0_vnni;
+    t->gemm_panels[QT_Q5_1] = gemm_packed_q5_1_vnni;
+    t->gemm_panels[QT_Q8_0] = gemm_packed_q8_0_vnni;
+    t->gemm_panels[QT_IQ4_NL] = gemm_packed_iq4_nl_vnni;
 }
 
 #else

@@ -22,6 +22,12 @@ typedef struct {
      * NULL = not available for this type (callers loop over vec_dot). */
     void (*gemm[QT_COUNT])(int n, const void *w, size_t w_stride, int n_rows, const void *act, size_t act_stride,
                            int n_act, float *y, size_t y_stride);
+    /* The same product on weights repacked at load into 16-row panels
+     * (panels.h): rows [row0, row0 + n_rows) of the packed matrix, row0 a
+     * multiple of 16, y pointing at row0's output. Serves decode (n_act = 1)
+     * and prefill. NULL = no panel kernel: weights stay as GGUF stores them. */
+    void (*gemm_panels[QT_COUNT])(int n, const void *panels, int row0, int n_rows, const void *act,
+                                  size_t act_stride, int n_act, float *y, size_t y_stride);
     /* attention over the F16 KV cache */
     float (*dot_f16_f32)(int n, const f16_t *x, const float *y);          /* sum x[i]*y[i] */
     void (*axpy_f16)(int n, float alpha, const f16_t *x, float *y);       /* y += alpha*x */
