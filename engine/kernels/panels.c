@@ -71,7 +71,7 @@ size_t panels_size(uint32_t type, int n, int n_rows)
 }
 
 /* Copies one block of row r into (pack) or out of (!pack) its record. */
-static void move_block(const block_fields *f, int r, uint8_t *rec, uint8_t *blk, int pack)
+static inline void move_block(const block_fields *f, int r, uint8_t *rec, uint8_t *blk, int pack)
 {
 #define MOVE(rec_off, blk_off, len)                                                                          \
     do {                                                                                                     \
@@ -91,16 +91,16 @@ void panels_pack(uint32_t type, int n, int n_rows, const void *rows, void *panel
     if (fields_of(type, &f)) return;
     const int nb = n / QK32, n_panels = (n_rows + PANEL_ROWS - 1) / PANEL_ROWS;
     const size_t rec_size = PANEL_ROWS * f.block, row_bytes = (size_t)nb * f.block;
-    uint8_t *out = panels;
-    for (int p = 0; p < n_panels; p++)
-        for (int b = 0; b < nb; b++) {
-            uint8_t *rec = out + ((size_t)p * nb + b) * rec_size;
-            memset(rec, 0, rec_size); /* padding rows stay zero */
-            for (int r = 0; r < PANEL_ROWS && p * PANEL_ROWS + r < n_rows; r++) {
-                uint8_t *blk = (uint8_t *)rows + (size_t)(p * PANEL_ROWS + r) * row_bytes + (size_t)b * f.block;
-                move_block(&f, r, rec, blk, 1);
-            }
+    for (int p = 0; p < n_panels; p++) {
+        uint8_t *panel = (uint8_t *)panels + (size_t)p * nb * rec_size;
+        const int n_here = n_rows - p * PANEL_ROWS < PANEL_ROWS ? n_rows - p * PANEL_ROWS : PANEL_ROWS;
+        if (n_here < PANEL_ROWS) memset(panel, 0, (size_t)nb * rec_size); /* padding rows stay zero */
+        /* row by row: reads stream, writes stay inside this panel's few KB */
+        for (int r = 0; r < n_here; r++) {
+            uint8_t *row = (uint8_t *)rows + (size_t)(p * PANEL_ROWS + r) * row_bytes;
+            for (int b = 0; b < nb; b++) move_block(&f, r, panel + (size_t)b * rec_size, row + (size_t)b * f.block, 1);
         }
+    }
 }
 
 void panels_unpack_row(uint32_t type, int n, const void *panels, int row, void *out)
