@@ -43,7 +43,8 @@
 #define MAX_HEAD_DIM 512
 #define ATTENTION_PER_HEAD_MAX_KEYS 1024
 #define MATMUL_ROW_TILE 64 /* prefill: rows per gemm call (amortises per-call token work) */
-#define MATVEC_ROW_TILE 16 /* decode: finer split keeps both threads equally busy */
+#define MATVEC_ROW_TILE 16 /* decode: one weight panel */
+#define MATVEC_CHUNKS_PER_THREAD 4 /* decode: chunks a thread takes on average */
 #define MATMUL_TOK_TILE 32
 
 static const arch_traits arch_table[] = {
@@ -509,15 +510,21 @@ static void rope_apply(const model_state *s, float *vec, int n_heads, int pos)
 /*
  * Several products that share one input (q/k/v, or gate/up) run as one
  * parallel region: the input is quantized once per activation format, and
- * the output rows of all matrices are split across threads as one range,
- * so a decode step pays one thread hand-off per group, not per matrix.
+ * the output rows of all matrices form one range, so a decode step pays one
+ * thread hand-off per group, not per matrix. Threads take chunks of that
+ * range from an atomic counter rather than fixed halves: a vCPU that is
+ * slower this millisecond (a shared host) or started later simply takes
+ * fewer chunks. Each matrix's part of the range is padded to a multiple of
+ * 16 rows, so every chunk starts on a weight panel.
  */
 #define MATMUL_MAX 3
 
 typedef struct {
     const matrix *w[MATMUL_MAX];
     float *y[MATMUL_MAX]; /* n_tok rows of that matrix's n_out */
-    int n_mats, n_tok, n_in, total_rows;
+    int n_mats, n_tok, n_in, total_rows; /* total_rows: the padded range */
+    int tile_rows, chunk_rows;
+    atomic_int next_chunk;
     const float *x;       /* n_tok f32 input rows */
     const uint8_t *act[3]; /* input rows in each act_format that is needed */
     size_t act_stride[3];
@@ -584,27 +591,35 @@ static void matmul_rows(const matmul_task *t, int m, int r0, int r1, float *wtil
     }
 }
 
+static int padded_rows(const matrix *w) { return ((int)w->t->ne[1] + MATVEC_ROW_TILE - 1) / MATVEC_ROW_TILE * MATVEC_ROW_TILE; }
+
+/* Rows [g0, g1) of the padded concatenated range. */
+static void matmul_range(const matmul_task *t, int g0, int g1, float *wtile)
+{
+    int base = 0;
+    for (int m = 0; m < t->n_mats && g0 < g1; m++) {
+        int n_out = (int)t->w[m]->t->ne[1], end = base + padded_rows(t->w[m]);
+        if (g0 < end) {
+            int r0 = g0 - base, r1 = (g1 < end ? g1 : end) - base;
+            if (r1 > n_out) r1 = n_out;
+            /* decode on panels: one call for the whole chunk, its per-call work shared by all panels */
+            int step = t->n_tok == 1 && t->w[m]->panels ? r1 - r0 : t->tile_rows;
+            for (int r = r0; r < r1; r += step) matmul_rows(t, m, r, r + step < r1 ? r + step : r1, wtile);
+            g0 = end;
+        }
+        base = end;
+    }
+}
+
 static void matmul_worker(void *ctx, int ith, int nth)
 {
     matmul_task *t = ctx;
-    /* contiguous whole tiles of the concatenated output rows */
-    int tile_rows = t->n_tok == 1 ? MATVEC_ROW_TILE : MATMUL_ROW_TILE;
-    int n_tiles = (t->total_rows + tile_rows - 1) / tile_rows;
-    int g0 = (int)((long)n_tiles * ith / nth) * tile_rows;
-    int g1 = (int)((long)n_tiles * (ith + 1) / nth) * tile_rows;
-    if (g1 > t->total_rows) g1 = t->total_rows;
-    int base = 0;
-    for (int m = 0; m < t->n_mats && g0 < g1; m++) {
-        int n_out = (int)t->w[m]->t->ne[1];
-        if (g0 < base + n_out) {
-            int r0 = g0 - base, r1 = (g1 < base + n_out ? g1 : base + n_out) - base;
-            /* decode on panels: one call for the whole range, its per-call work shared by all panels */
-            int step = t->n_tok == 1 && t->w[m]->panels ? r1 - r0 : tile_rows;
-            for (int r = r0; r < r1; r += step)
-                matmul_rows(t, m, r, r + step < r1 ? r + step : r1, t->wtile + (size_t)ith * t->wtile_floats);
-            g0 = base + r1;
-        }
-        base += n_out;
+    (void)nth;
+    float *wtile = t->wtile + (size_t)ith * t->wtile_floats;
+    for (;;) {
+        int g0 = atomic_fetch_add_explicit(&t->next_chunk, 1, memory_order_relaxed) * t->chunk_rows;
+        if (g0 >= t->total_rows) break;
+        matmul_range(t, g0, g0 + t->chunk_rows < t->total_rows ? g0 + t->chunk_rows : t->total_rows, wtile);
     }
 }
 
@@ -618,7 +633,7 @@ static void matmul_group(model_state *s, int n_mats, const matrix *const *w, flo
     for (int m = 0; m < n_mats; m++) {
         t.w[m] = w[m];
         t.y[m] = y[m];
-        t.total_rows += (int)w[m]->t->ne[1];
+        t.total_rows += padded_rows(w[m]);
         t.need[quant_traits_of(w[m]->t->type)->act] = 1;
     }
     t.act[ACT_F32] = (const uint8_t *)x;
@@ -636,6 +651,15 @@ static void matmul_group(model_state *s, int n_mats, const matrix *const *w, flo
         else
             matmul_quantize_worker(&t, 0, 1);
     }
+    /* prefill: one 64-row tile per chunk (plenty of work each); decode: a few chunks per thread */
+    int nth = threads_count(s->pool);
+    t.tile_rows = n_tok == 1 ? MATVEC_ROW_TILE : MATMUL_ROW_TILE;
+    t.chunk_rows = t.tile_rows;
+    if (n_tok == 1) {
+        int n_tiles = t.total_rows / MATVEC_ROW_TILE, per_chunk = n_tiles / (nth * MATVEC_CHUNKS_PER_THREAD);
+        t.chunk_rows = (per_chunk > 1 ? per_chunk : 1) * MATVEC_ROW_TILE;
+    }
+    atomic_init(&t.next_chunk, 0);
     threads_run(s->pool, matmul_worker, &t);
 }
 

@@ -311,6 +311,14 @@ ALWAYS_INLINE void panel_fill_acts(const int fmt, panel_acts *pa, int i0, int nb
 {
     const __m512i offset = _mm512_set1_epi8((char)b32_offset(fmt));
     if (!b32_offset(fmt)) return;
+    if (pa->tok[0] == pa->tok[PANEL_A - 1]) { /* one token (decode): only slot 0 is read */
+        const block_q8_32 *y = (const block_q8_32 *)pa->tok[0] + i0;
+        for (int b = 0; b < nblk; b++) {
+            __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm512_castsi512_si256(offset), load256(y[b].qs));
+            pa->neg_offset_sum[b][0] = -hsum_i32x8(s);
+        }
+        return;
+    }
     for (int b = 0; b < nblk; b++) {
         const block_q8_32 *y[PANEL_A];
         for (int t = 0; t < PANEL_A; t++) y[t] = (const block_q8_32 *)pa->tok[t] + i0 + b;
