@@ -683,6 +683,14 @@ typedef struct {
     int il, n_tok, pos0, block_tokens;
 } attention_task;
 
+/* out[0, n) = x rounded to f16 values (n <= MAX_HEAD_DIM), as queries meet the F16 cache. */
+static void round_to_f16(const float *x, int n, float *out)
+{
+    f16_t h[MAX_HEAD_DIM];
+    kernels.f32_to_f16_row(n, x, h);
+    kernels.f16_to_f32_row(n, h, out);
+}
+
 static void attention_item(model_state *s, int il, int kvh, int tok0, int n_tok, int pos0, float *q_rows,
                            float *out_rows, float *scores, int *n_keys)
 {
@@ -692,7 +700,7 @@ static void attention_item(model_state *s, int il, int kvh, int tok0, int n_tok,
         for (int g = 0; g < group; g++) {
             const float *q = s->q + ((size_t)(tok0 + t) * m->n_head + kvh * group + g) * hd;
             float *row = q_rows + (size_t)(t * group + g) * hd;
-            for (int d = 0; d < hd; d++) row[d] = f16_to_f32(f32_to_f16(q[d]));
+            round_to_f16(q, hd, row);
             n_keys[t * group + g] = pos0 + tok0 + t + 1;
         }
     const f16_t *kc = s->k_cache + (size_t)il * s->n_ctx * kv_dim + (size_t)kvh * hd;
@@ -720,7 +728,7 @@ static void attention_worker(void *ctx, int ith, int nth)
         int hd = m->head_dim, kv_dim = kv_dim_of(m), group = m->n_head / m->n_head_kv;
         for (int h = ith; h < m->n_head; h += nth) {
             const float *q = s->q + (size_t)h * hd;
-            for (int d = 0; d < hd; d++) q_rows[d] = f16_to_f32(f32_to_f16(q[d]));
+            round_to_f16(q, hd, q_rows);
             size_t off = (size_t)t->il * s->n_ctx * kv_dim + (size_t)(h / group) * hd;
             kernels.attention(t->pos0 + 1, hd, q_rows, s->k_cache + off, s->v_cache + off, (size_t)kv_dim,
                               1.0f / sqrtf((float)hd), scores, s->att + (size_t)h * hd);
@@ -782,10 +790,8 @@ static void layer_forward(model_state *s, int il, int n, int pos0)
         rope_apply(s, s->k + (size_t)t * kv_dim, m->n_head_kv, pos0 + t);
     }
     size_t cache_off = ((size_t)il * s->n_ctx + pos0) * kv_dim;
-    for (size_t i = 0; i < (size_t)n * kv_dim; i++) {
-        s->k_cache[cache_off + i] = f32_to_f16(s->k[i]);
-        s->v_cache[cache_off + i] = f32_to_f16(s->v[i]);
-    }
+    kernels.f32_to_f16_row(n * kv_dim, s->k, s->k_cache + cache_off);
+    kernels.f32_to_f16_row(n * kv_dim, s->v, s->v_cache + cache_off);
 
     attention_task at = {s, il, n, pos0, attention_block_tokens(m)};
     threads_run(s->pool, attention_worker, &at);

@@ -243,6 +243,43 @@ static void test_attention_f16(void)
     }
 }
 
+/* Row conversions to and from f16 agree bit for bit with the scalar ones: normal values,
+ * exact ties (round to even), subnormals, overflow to inf, signed zeros, inf and NaN. */
+static void test_f16_rows(void)
+{
+    kernel_table t;
+    if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
+    REQUIRE(t.f32_to_f16_row && t.f16_to_f32_row, "f16 row conversions missing");
+    rng_state = 0xF16 + (uint64_t)cur_isa;
+    enum { N = 1000 };
+    float x[N + 1], back[N + 1], back_ref[N + 1];
+    f16_t h[N + 1], h_ref[N + 1];
+    static const float special[] = {0.0f, -0.0f, 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 0x1p-20f, -0x1p-24f, 0x1p-26f,
+                                    65504.0f, 65520.0f, 1e6f, -INFINITY, INFINITY, NAN, 6.1e-5f, 2049.0f, 2051.0f};
+    for (int i = 0; i <= N; i++) {
+        int kind = i % 4;
+        x[i] = kind == 0 ? special[(i / 4) % (int)(sizeof special / sizeof *special)]
+             : kind == 1 ? rng_float(-70000, 70000)
+             : kind == 2 ? rng_float(-1, 1) * 1e-5f
+                         : rng_float(-4, 4);
+    }
+    static const int lengths[] = {1, 7, 8, 9, 31, N};
+    for (size_t k = 0; k < sizeof lengths / sizeof *lengths; k++) {
+        int n = lengths[k];
+        /* +1: unaligned on purpose */
+        t.f32_to_f16_row(n, x + 1, h + 1);
+        f32_to_f16_row_ref(n, x + 1, h_ref + 1);
+        int bad = -1;
+        for (int i = 1; i <= n; i++)
+            if (h[i] != h_ref[i]) bad = i;
+        EXPECT(bad < 0, "f32->f16 n=%d: %.9g gave %#x, scalar %#x", n, bad < 0 ? 0 : x[bad], bad < 0 ? 0 : h[bad],
+               bad < 0 ? 0 : h_ref[bad]);
+        t.f16_to_f32_row(n, h_ref + 1, back + 1);
+        f16_to_f32_row_ref(n, h_ref + 1, back_ref + 1);
+        EXPECT(memcmp(back + 1, back_ref + 1, (size_t)n * sizeof(float)) == 0, "f16->f32 n=%d differs", n);
+    }
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 static void test_scalar_table_is_the_reference(void)
@@ -320,6 +357,8 @@ int main(void)
         }
         snprintf(name, sizeof name, "attention_f16_%s", isa_names[cur_isa]);
         TEST_RUN_AS(name, test_attention_f16);
+        snprintf(name, sizeof name, "f16_rows_%s", isa_names[cur_isa]);
+        TEST_RUN_AS(name, test_f16_rows);
         for (cur_act = ACT_Q8_32; cur_act <= ACT_Q8_K; cur_act++) {
             snprintf(name, sizeof name, "quantize_%s_%s", isa_names[cur_isa], cur_act == ACT_Q8_32 ? "q8_32" : "q8_K");
             TEST_RUN_AS(name, test_quantize_act);

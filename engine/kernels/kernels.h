@@ -28,6 +28,9 @@ typedef struct {
      * and prefill. NULL = no panel kernel: weights stay as GGUF stores them. */
     void (*gemm_panels[QT_COUNT])(int n, const void *panels, int row0, int n_rows, const void *act,
                                   size_t act_stride, int n_act, float *y, size_t y_stride);
+    /* rows to and from f16 (round to nearest even), as the KV cache stores them */
+    void (*f32_to_f16_row)(int n, const float *x, f16_t *y);
+    void (*f16_to_f32_row)(int n, const f16_t *x, float *y);
     /* attention over the F16 KV cache */
     float (*dot_f16_f32)(int n, const f16_t *x, const float *y);          /* sum x[i]*y[i] */
     void (*axpy_f16)(int n, float alpha, const f16_t *x, float *y);       /* y += alpha*x */
@@ -49,6 +52,8 @@ typedef struct {
 void attention_block_ref(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
                          size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out);
 float dot_f16_f32_ref(int n, const f16_t *x, const float *y);
+void f32_to_f16_row_ref(int n, const float *x, f16_t *y);
+void f16_to_f32_row_ref(int n, const f16_t *x, float *y);
 void axpy_f16_ref(int n, float alpha, const f16_t *x, float *y);
 void attention_ref(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride, float scale,
                    float *scores, float *out);

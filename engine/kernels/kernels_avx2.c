@@ -592,8 +592,26 @@ static void quantize_q8_K_avx2(const float *x, void *dst, int n)
     }
 }
 
+/* F16C converts 8 at a time with round-to-nearest-even, as f32_to_f16 does. */
+static void f32_to_f16_row_avx2(int n, const float *x, f16_t *y)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = f32_to_f16(x[i]);
+}
+
+static void f16_to_f32_row_avx2(int n, const f16_t *x, float *y)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    for (; i < n; i++) y[i] = f16_to_f32(x[i]);
+}
+
 void kernels_install_avx2(kernel_table *t)
 {
+    t->f32_to_f16_row = f32_to_f16_row_avx2;
+    t->f16_to_f32_row = f16_to_f32_row_avx2;
     t->vec_dot[QT_F32] = vec_dot_f32_avx2;
     t->vec_dot[QT_F16] = vec_dot_f16_avx2;
     t->vec_dot[QT_BF16] = vec_dot_bf16_avx2;

@@ -7,6 +7,16 @@
 #include <math.h>
 #include <string.h>
 
+void f32_to_f16_row_ref(int n, const float *x, f16_t *y)
+{
+    for (int i = 0; i < n; i++) y[i] = f32_to_f16(x[i]);
+}
+
+void f16_to_f32_row_ref(int n, const f16_t *x, float *y)
+{
+    for (int i = 0; i < n; i++) y[i] = f16_to_f32(x[i]);
+}
+
 float dot_f16_f32_ref(int n, const f16_t *x, const float *y)
 {
     float sum = 0;
