@@ -519,6 +519,14 @@ static void rope_apply(const model_state *s, float *vec, int n_heads, int pos)
  */
 #define MATMUL_MAX 3
 
+/* Work on one input row before it is quantized (an RMS norm into the input
+ * buffer, or the SwiGLU gate): done inside the quantize step, which prefill
+ * splits across the threads, instead of serially between regions. */
+typedef struct {
+    void (*fn)(const void *ctx, int tok);
+    const void *ctx;
+} row_prep;
+
 typedef struct {
     const matrix *w[MATMUL_MAX];
     float *y[MATMUL_MAX]; /* n_tok rows of that matrix's n_out */
@@ -526,6 +534,7 @@ typedef struct {
     int tile_rows, chunk_rows;
     atomic_int next_chunk;
     const float *x;       /* n_tok f32 input rows */
+    const row_prep *prep; /* or NULL */
     const uint8_t *act[3]; /* input rows in each act_format that is needed */
     size_t act_stride[3];
     int need[3];
@@ -536,11 +545,12 @@ typedef struct {
 static void matmul_quantize_worker(void *ctx, int ith, int nth)
 {
     matmul_task *t = ctx;
-    for (int fmt = ACT_Q8_32; fmt <= ACT_Q8_K; fmt++) {
-        if (!t->need[fmt]) continue;
-        for (int r = ith; r < t->n_tok; r += nth)
-            kernels.quantize_act[fmt](t->x + (size_t)r * t->n_in, (uint8_t *)t->act[fmt] + (size_t)r * t->act_stride[fmt],
-                                      t->n_in);
+    for (int r = ith; r < t->n_tok; r += nth) {
+        if (t->prep) t->prep->fn(t->prep->ctx, r);
+        for (int fmt = ACT_Q8_32; fmt <= ACT_Q8_K; fmt++)
+            if (t->need[fmt])
+                kernels.quantize_act[fmt](t->x + (size_t)r * t->n_in,
+                                          (uint8_t *)t->act[fmt] + (size_t)r * t->act_stride[fmt], t->n_in);
     }
 }
 
@@ -626,10 +636,10 @@ static void matmul_worker(void *ctx, int ith, int nth)
 /* y_i[n_tok][n_out_i] = x[n_tok][n_in] · W_i^T for each of up to three
  * matrices W_i (stored as n_out_i rows of n_in) sharing the input x. */
 static void matmul_group(model_state *s, int n_mats, const matrix *const *w, float *const *y, const float *x,
-                         int n_tok)
+                         int n_tok, const row_prep *prep)
 {
-    matmul_task t = {.n_mats = n_mats, .n_tok = n_tok, .n_in = (int)w[0]->t->ne[0], .x = x, .wtile = s->wtile,
-                     .wtile_floats = s->wtile_floats};
+    matmul_task t = {.n_mats = n_mats, .n_tok = n_tok, .n_in = (int)w[0]->t->ne[0], .x = x, .prep = prep,
+                     .wtile = s->wtile, .wtile_floats = s->wtile_floats};
     for (int m = 0; m < n_mats; m++) {
         t.w[m] = w[m];
         t.y[m] = y[m];
@@ -645,7 +655,7 @@ static void matmul_group(model_state *s, int n_mats, const matrix *const *w, flo
             t.act_stride[fmt] = act_row_size((act_format)fmt, t.n_in);
             buf += t.act_stride[fmt] * (size_t)n_tok;
         }
-    if (t.need[ACT_Q8_32] || t.need[ACT_Q8_K]) {
+    if (t.need[ACT_Q8_32] || t.need[ACT_Q8_K] || prep) {
         if (n_tok > 1)
             threads_run(s->pool, matmul_quantize_worker, &t);
         else
@@ -663,9 +673,9 @@ static void matmul_group(model_state *s, int n_mats, const matrix *const *w, flo
     threads_run(s->pool, matmul_worker, &t);
 }
 
-static void matmul(model_state *s, const matrix *w, const float *x, float *y, int n_tok)
+static void matmul(model_state *s, const matrix *w, const float *x, float *y, int n_tok, const row_prep *prep)
 {
-    matmul_group(s, 1, &w, &y, x, n_tok);
+    matmul_group(s, 1, &w, &y, x, n_tok, prep);
 }
 
 /* ------------------------------------------------------------- attention */
@@ -767,6 +777,32 @@ static void silu_mul(float *gate, const float *up, size_t n)
     for (size_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+/* Row preparations for matmul_group (row_prep). */
+typedef struct {
+    float *out;
+    const float *x, *weight;
+    int n;
+    float eps;
+} norm_prep;
+
+static void norm_row(const void *ctx, int tok)
+{
+    const norm_prep *p = ctx;
+    rmsnorm(p->out + (size_t)tok * p->n, p->x + (size_t)tok * p->n, p->weight, p->n, p->eps);
+}
+
+typedef struct {
+    float *gate;
+    const float *up;
+    int n;
+} gate_prep;
+
+static void gate_row(const void *ctx, int tok)
+{
+    const gate_prep *p = ctx;
+    silu_mul(p->gate + (size_t)tok * p->n, p->up + (size_t)tok * p->n, (size_t)p->n);
+}
+
 static void add_rows(float *x, const float *y, size_t n)
 {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
@@ -778,10 +814,10 @@ static void layer_forward(model_state *s, int il, int n, int pos0)
     const layer_weights *L = &m->layers[il];
     int E = m->n_embd, q_dim = m->n_head * m->head_dim, kv_dim = kv_dim_of(m);
 
-    rmsnorm_rows(s->h, s->x, L->attn_norm, n, E, m->norm_eps);
+    norm_prep attn_norm = {s->h, s->x, L->attn_norm, E, m->norm_eps};
     const matrix *qkv_w[3] = {&L->wq, &L->wk, &L->wv};
     float *qkv_y[3] = {s->q, s->k, s->v};
-    matmul_group(s, 3, qkv_w, qkv_y, s->h, n);
+    matmul_group(s, 3, qkv_w, qkv_y, s->h, n, &(row_prep){norm_row, &attn_norm});
     add_bias_rows(s->q, L->bq, n, q_dim);
     add_bias_rows(s->k, L->bk, n, kv_dim);
     add_bias_rows(s->v, L->bv, n, kv_dim);
@@ -795,15 +831,15 @@ static void layer_forward(model_state *s, int il, int n, int pos0)
 
     attention_task at = {s, il, n, pos0, attention_block_tokens(m)};
     threads_run(s->pool, attention_worker, &at);
-    matmul(s, &L->wo, s->att, s->h, n);
+    matmul(s, &L->wo, s->att, s->h, n, NULL);
     add_rows(s->x, s->h, (size_t)n * E);
 
-    rmsnorm_rows(s->h, s->x, L->ffn_norm, n, E, m->norm_eps);
+    norm_prep ffn_norm = {s->h, s->x, L->ffn_norm, E, m->norm_eps};
     const matrix *ffn_w[2] = {&L->w_gate, &L->w_up};
     float *ffn_y[2] = {s->gate, s->up};
-    matmul_group(s, 2, ffn_w, ffn_y, s->h, n);
-    silu_mul(s->gate, s->up, (size_t)n * m->n_ff);
-    matmul(s, &L->w_down, s->gate, s->h, n);
+    matmul_group(s, 2, ffn_w, ffn_y, s->h, n, &(row_prep){norm_row, &ffn_norm});
+    gate_prep gate = {s->gate, s->up, m->n_ff};
+    matmul(s, &L->w_down, s->gate, s->h, n, &(row_prep){gate_row, &gate});
     add_rows(s->x, s->h, (size_t)n * E);
 }
 
@@ -818,11 +854,11 @@ static void forward_chunk(model_state *s, const int32_t *tokens, int n, float *l
 
     if (logits_all) {
         rmsnorm_rows(s->h, s->x, m->output_norm, n, E, m->norm_eps);
-        matmul(s, &m->output, s->h, logits_all, n);
+        matmul(s, &m->output, s->h, logits_all, n, NULL);
         memcpy(s->logits, logits_all + (size_t)(n - 1) * m->n_vocab, (size_t)m->n_vocab * sizeof(float));
     } else {
         rmsnorm(s->h, s->x + (size_t)(n - 1) * E, m->output_norm, E, m->norm_eps);
-        matmul(s, &m->output, s->h, s->logits, 1);
+        matmul(s, &m->output, s->h, s->logits, 1, NULL);
     }
 }
 
