@@ -41,7 +41,7 @@
 #include "quant.h"
 
 #define MAX_HEAD_DIM 512
-#define ATTENTION_PER_HEAD_MAX_KEYS 1024
+#define ATTENTION_ROWS_MAX 8 /* query heads per kernels.attention_rows call */
 #define MATMUL_ROW_TILE 64 /* prefill: rows per gemm call (amortises per-call token work) */
 #define MATVEC_ROW_TILE 16 /* decode: one weight panel */
 #define MATVEC_CHUNKS_PER_THREAD 4 /* decode: chunks a thread takes on average */
@@ -731,17 +731,27 @@ static void attention_worker(void *ctx, int ith, int nth)
     float *scores = s->scores + (size_t)ith * s->att_scratch_floats;
     float *q_rows = scores + rows * s->n_ctx, *out_rows = q_rows + rows * m->head_dim;
     int *n_keys = s->n_keys + (size_t)ith * s->att_rows;
-    /* Decode with a short context: one item per query head, so 2 threads split 9 or 14 heads
-     * evenly. With a long one the K/V reads dominate and the grouped items below read each
-     * KV head once for all its query heads. */
-    if (t->n_tok == 1 && t->pos0 < ATTENTION_PER_HEAD_MAX_KEYS) {
+    /* Decode: each thread takes a contiguous share of the query heads (9 or 14 split evenly)
+     * and runs each stretch of them that shares a KV head as one call, so that KV head's
+     * cache rows are read once for the stretch (kernels without attention_rows: per head). */
+    if (t->n_tok == 1) {
         int hd = m->head_dim, kv_dim = kv_dim_of(m), group = m->n_head / m->n_head_kv;
-        for (int h = ith; h < m->n_head; h += nth) {
-            const float *q = s->q + (size_t)h * hd;
-            round_to_f16(q, hd, q_rows);
-            size_t off = (size_t)t->il * s->n_ctx * kv_dim + (size_t)(h / group) * hd;
-            kernels.attention(t->pos0 + 1, hd, q_rows, s->k_cache + off, s->v_cache + off, (size_t)kv_dim,
-                              1.0f / sqrtf((float)hd), scores, s->att + (size_t)h * hd);
+        int h0 = m->n_head * ith / nth, h1 = m->n_head * (ith + 1) / nth;
+        for (int h = h0; h < h1;) {
+            int kvh = h / group, run = (kvh + 1) * group < h1 ? (kvh + 1) * group - h : h1 - h;
+            if (run > ATTENTION_ROWS_MAX) run = ATTENTION_ROWS_MAX;
+            for (int r = 0; r < run; r++) round_to_f16(s->q + (size_t)(h + r) * hd, hd, q_rows + (size_t)r * hd);
+            size_t off = (size_t)t->il * s->n_ctx * kv_dim + (size_t)kvh * hd;
+            const f16_t *kc = s->k_cache + off, *vc = s->v_cache + off;
+            float scale = 1.0f / sqrtf((float)hd), *out = s->att + (size_t)h * hd;
+            if (kernels.attention_rows)
+                kernels.attention_rows(run, t->pos0 + 1, hd, q_rows, kc, vc, (size_t)kv_dim, scale, scores,
+                                       (size_t)s->n_ctx, out);
+            else
+                for (int r = 0; r < run; r++)
+                    kernels.attention(t->pos0 + 1, hd, q_rows + (size_t)r * hd, kc, vc, (size_t)kv_dim, scale, scores,
+                                      out + (size_t)r * hd);
+            h += run;
         }
         return;
     }

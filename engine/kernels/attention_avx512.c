@@ -468,7 +468,168 @@ static void attention_block_avx512(int n_q, const int *n_keys, int hd, const flo
                         kv_stride, scale, scores + (size_t)r0 * scores_stride, scores_stride, out + (size_t)r0 * hd);
 }
 
-void kernels_install_attention_avx512(kernel_table *t) { t->attention_block = attention_block_avx512; }
+/* ---- decode: a few query rows over the same keys ------------------------- */
+
+enum { ROWS_MAX = 8, ROWS_V = 4, ROWS_KEYS = 16, ROWS_PREFETCH = 64 /* keys ahead */ };
+/* every accumulator array below must live in registers: unroll their loops fully */
+#define ROWS_UNROLL _Pragma("GCC unroll 16")
+
+/* v[i] (16 vectors) -> one vector whose lane i is the sum of v[i]'s lanes. */
+static inline __m512 sum16_transposed(__m512 v[16])
+{
+    static const int32_t a_lo[16] = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    static const int32_t b_lo[16] = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+    static const int32_t c_lo[16] = {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29};
+    static const int32_t d_lo[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    const int32_t *lo[4] = {a_lo, b_lo, c_lo, d_lo};
+    const int shift[4] = {8, 4, 2, 1}; /* the hi index is lo + shift */
+    ROWS_UNROLL
+    for (int level = 0; level < 4; level++) {
+        const __m512i il = _mm512_loadu_si512(lo[level]), ih = _mm512_add_epi32(il, _mm512_set1_epi32(shift[level]));
+        ROWS_UNROLL
+        for (int i = 0; i < 8 >> level; i++)
+            v[i] = _mm512_add_ps(_mm512_permutex2var_ps(v[2 * i], il, v[2 * i + 1]),
+                                 _mm512_permutex2var_ps(v[2 * i], ih, v[2 * i + 1]));
+    }
+    return v[0];
+}
+
+/* The cache rows of keys [j0, j1) (hd f16 each) on their way to L1: the KV cache is
+ * read once per token, from memory, and a row's first use follows its load at once. */
+static inline void prefetch_kv_rows(const f16_t *x, size_t kv_stride, int j0, int j1, int hd)
+{
+    for (int j = j0; j < j1; j++)
+        for (int d = 0; d < hd; d += 32) _mm_prefetch((const char *)(x + (size_t)j * kv_stride + d), _MM_HINT_T0);
+}
+
+/* scores[r][j] = scale * q_r . k_j for 16 keys from j0 (nk valid) converted into kf. */
+static void rows_scores16(int n_q, int hd, const float *q, const f16_t *k, size_t kv_stride, int j0, int nk, int n,
+                          float scale, float *scores, size_t stride, float *kf)
+{
+    const int p0 = j0 + ROWS_PREFETCH;
+    prefetch_kv_rows(k, kv_stride, p0 < n ? p0 : n, p0 + ROWS_KEYS < n ? p0 + ROWS_KEYS : n, hd);
+    for (int j = 0; j < ROWS_KEYS; j++) {
+        if (j < nk) convert_row(k + (size_t)(j0 + j) * kv_stride, hd, kf + (size_t)j * hd);
+        else memset(kf + (size_t)j * hd, 0, (size_t)hd * sizeof *kf);
+    }
+    for (int r = 0; r < n_q; r++) {
+        const float *qr = q + (size_t)r * hd;
+        __m512 acc[ROWS_KEYS];
+        ROWS_UNROLL
+        for (int j = 0; j < ROWS_KEYS; j++) acc[j] = _mm512_setzero_ps();
+        for (int d = 0; d < hd; d += 16) {
+            const __mmask16 m = first_lanes(hd - d);
+            const __m512 qd = _mm512_maskz_loadu_ps(m, qr + d);
+            ROWS_UNROLL
+            for (int j = 0; j < ROWS_KEYS; j++)
+                acc[j] = _mm512_fmadd_ps(qd, _mm512_maskz_loadu_ps(m, kf + (size_t)j * hd + d), acc[j]);
+        }
+        __m512 sc = _mm512_mul_ps(sum16_transposed(acc), _mm512_set1_ps(scale));
+        _mm512_mask_storeu_ps(scores + (size_t)r * stride + j0, first_lanes(nk), sc);
+    }
+}
+
+/* In place: s[0, n) -> softmax probabilities rounded to f16 (sums in double every 64 keys). */
+static void rows_softmax(float *s, int n)
+{
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < n; j += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, first_lanes(n - j), s + j));
+    const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    double sum = 0;
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        __m512 vsum = _mm512_setzero_ps();
+        for (int j = j0; j < j0 + 64 && j < n; j += 16) {
+            const __mmask16 m = first_lanes(n - j);
+            __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), max)));
+            _mm512_mask_storeu_ps(s + j, m, e);
+            vsum = _mm512_add_ps(vsum, e);
+        }
+        sum += _mm512_reduce_add_ps(vsum);
+    }
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = first_lanes(n - j);
+        __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), inv);
+        p = _mm512_cvtph_ps(_mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm512_mask_storeu_ps(s + j, m, p);
+    }
+}
+
+/* out[r][c0, c0 + 16 * vecs) for `rows` rows: sum_j p[r][j] v_j over n keys; each v_j chunk is
+ * converted once for all the rows. rows and vecs are constants where this is expanded. */
+ALWAYS_INLINE void rows_values(const int rows, const int vecs, int c0, const float *p, size_t stride, const f16_t *v,
+                               size_t kv_stride, int n, float *out, int hd)
+{
+    __m512 acc[ROWS_V][4];
+    ROWS_UNROLL
+    for (int r = 0; r < rows; r++)
+        ROWS_UNROLL
+        for (int c = 0; c < vecs; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int j = 0; j < n; j++) {
+        const f16_t *vj = v + (size_t)j * kv_stride + c0;
+        if (j + ROWS_PREFETCH < n)
+            ROWS_UNROLL
+            for (int c = 0; c < vecs; c += 2) _mm_prefetch((const char *)(vj + (size_t)ROWS_PREFETCH * kv_stride + 16 * c), _MM_HINT_T0);
+        __m512 x[4];
+        ROWS_UNROLL
+        for (int c = 0; c < vecs; c++) x[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vj + 16 * c)));
+        ROWS_UNROLL
+        for (int r = 0; r < rows; r++) {
+            const __m512 pj = _mm512_set1_ps(p[(size_t)r * stride + j]);
+            ROWS_UNROLL
+            for (int c = 0; c < vecs; c++) acc[r][c] = _mm512_fmadd_ps(pj, x[c], acc[r][c]);
+        }
+    }
+    ROWS_UNROLL
+    for (int r = 0; r < rows; r++)
+        ROWS_UNROLL
+        for (int c = 0; c < vecs; c++) _mm512_storeu_ps(out + (size_t)r * hd + c0 + 16 * c, acc[r][c]);
+}
+
+/* One value pass per group of up to 4 rows and 64 head elements (hd a multiple of 16). */
+static void rows_values_any(int rows, int hd, const float *p, size_t stride, const f16_t *v, size_t kv_stride, int n,
+                            float *out)
+{
+    for (int c0 = 0; c0 < hd; c0 += 64) {
+        const int vecs = hd - c0 >= 64 ? 4 : (hd - c0) / 16;
+#define ROWS_VALUES_CASE(R, V)                                                                                    \
+    if (rows == R && vecs == V) {                                                                                 \
+        rows_values(R, V, c0, p, stride, v, kv_stride, n, out, hd);                                               \
+        continue;                                                                                                 \
+    }
+#define ROWS_VALUES_R(R) ROWS_VALUES_CASE(R, 4) ROWS_VALUES_CASE(R, 3) ROWS_VALUES_CASE(R, 2) ROWS_VALUES_CASE(R, 1)
+        ROWS_VALUES_R(1) ROWS_VALUES_R(2) ROWS_VALUES_R(3) ROWS_VALUES_R(4)
+#undef ROWS_VALUES_R
+#undef ROWS_VALUES_CASE
+    }
+}
+
+static void attention_rows_avx512(int n_q, int n, int hd, const float *q, const f16_t *k, const f16_t *v,
+                                  size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out)
+{
+    if (hd % 16 || hd > BLOCK_MAX_HD || n_q > ROWS_MAX || n <= 0) {
+        for (int r = 0; r < n_q; r++)
+            attention_ref(n, hd, q + (size_t)r * hd, k, v, kv_stride, scale, scores + (size_t)r * scores_stride,
+                          out + (size_t)r * hd);
+        return;
+    }
+    _Alignas(64) float kf[ROWS_KEYS * BLOCK_MAX_HD];
+    prefetch_kv_rows(k, kv_stride, 0, n < ROWS_PREFETCH ? n : ROWS_PREFETCH, hd);
+    for (int j0 = 0; j0 < n; j0 += ROWS_KEYS)
+        rows_scores16(n_q, hd, q, k, kv_stride, j0, n - j0 < ROWS_KEYS ? n - j0 : ROWS_KEYS, n, scale, scores,
+                      scores_stride, kf);
+    prefetch_kv_rows(v, kv_stride, 0, n < ROWS_PREFETCH ? n : ROWS_PREFETCH, hd);
+    for (int r = 0; r < n_q; r++) rows_softmax(scores + (size_t)r * scores_stride, n);
+    for (int r0 = 0; r0 < n_q; r0 += ROWS_V)
+        rows_values_any(n_q - r0 < ROWS_V ? n_q - r0 : ROWS_V, hd, scores + (size_t)r0 * scores_stride, scores_stride,
+                        v, kv_stride, n, out + (size_t)r0 * hd);
+}
+
+void kernels_install_attention_avx512(kernel_table *t)
+{
+    t->attention_block = attention_block_avx512;
+    t->attention_rows = attention_rows_avx512;
+}
 
 #else
 void kernels_install_attention_avx512(kernel_table *t) { (void)t; }

@@ -47,6 +47,12 @@ typedef struct {
      * (>= max n_keys). Blocking over keys lets one K/V tile serve every row. */
     void (*attention_block)(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
                             size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out);
+    /* Decode: n_q (<= 8) query rows sharing one KV head, all over the same n keys (the GQA
+     * heads of one token): row r gets what `attention` gives it, and each K/V row is read
+     * once for all of them. scores: n_q rows of >= n floats, scores_stride apart. NULL = call
+     * `attention` per row. */
+    void (*attention_rows)(int n_q, int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride,
+                           float scale, float *scores, size_t scores_stride, float *out);
 } kernel_table;
 
 void attention_block_ref(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
