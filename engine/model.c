@@ -325,7 +325,7 @@ struct model_state {
     const model *m;
     thread_pool *pool;
     int n_ctx, n_batch, pos;
-    f16_t *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim], F16 like the reference's default */
+    f16_t *k_cache, *v_cache; /* [n_layer][n_head_kv][n_ctx][head_dim], F16 like the reference's default */
     float *rope_cos, *rope_sin; /* [n_ctx][rope_dim/2] */
     /* scratch, sized for n_batch tokens */
     float *x, *h, *q, *k, *v, *att, *gate, *up, *logits;
@@ -341,6 +341,28 @@ struct model_state {
 };
 
 static int kv_dim_of(const model *m) { return m->n_head_kv * m->head_dim; }
+
+/* The cache rows of one KV head in one layer: n_ctx rows of head_dim, contiguous,
+ * so attention streams each head's keys and values as one sequential run. */
+static f16_t *kv_head_rows(const model_state *s, f16_t *cache, int il, int kvh)
+{
+    return cache + ((size_t)il * s->m->n_head_kv + kvh) * s->n_ctx * s->m->head_dim;
+}
+
+/* Stores n tokens' K and V (f32, [n][kv_dim]) at positions pos0.. of layer il. */
+static void kv_cache_store(model_state *s, int il, int pos0, int n)
+{
+    const model *m = s->m;
+    int hd = m->head_dim, kv_dim = kv_dim_of(m);
+    for (int kvh = 0; kvh < m->n_head_kv; kvh++) {
+        f16_t *kc = kv_head_rows(s, s->k_cache, il, kvh) + (size_t)pos0 * hd;
+        f16_t *vc = kv_head_rows(s, s->v_cache, il, kvh) + (size_t)pos0 * hd;
+        for (int t = 0; t < n; t++) {
+            kernels.f32_to_f16_row(hd, s->k + (size_t)t * kv_dim + (size_t)kvh * hd, kc + (size_t)t * hd);
+            kernels.f32_to_f16_row(hd, s->v + (size_t)t * kv_dim + (size_t)kvh * hd, vc + (size_t)t * hd);
+        }
+    }
+}
 
 /* Tokens per attention work item: up to 32 query rows share each K/V tile
  * (the AVX-512 kernel holds 32 rows in two vector lanes sets). */
@@ -705,7 +727,7 @@ static void attention_item(model_state *s, int il, int kvh, int tok0, int n_tok,
                            float *out_rows, float *scores, int *n_keys)
 {
     const model *m = s->m;
-    int hd = m->head_dim, kv_dim = kv_dim_of(m), group = m->n_head / m->n_head_kv, n_q = n_tok * group;
+    int hd = m->head_dim, group = m->n_head / m->n_head_kv, n_q = n_tok * group;
     for (int t = 0; t < n_tok; t++)
         for (int g = 0; g < group; g++) {
             const float *q = s->q + ((size_t)(tok0 + t) * m->n_head + kvh * group + g) * hd;
@@ -713,9 +735,8 @@ static void attention_item(model_state *s, int il, int kvh, int tok0, int n_tok,
             round_to_f16(q, hd, row);
             n_keys[t * group + g] = pos0 + tok0 + t + 1;
         }
-    const f16_t *kc = s->k_cache + (size_t)il * s->n_ctx * kv_dim + (size_t)kvh * hd;
-    const f16_t *vc = s->v_cache + (size_t)il * s->n_ctx * kv_dim + (size_t)kvh * hd;
-    kernels.attention_block(n_q, n_keys, hd, q_rows, kc, vc, (size_t)kv_dim, 1.0f / sqrtf((float)hd), scores,
+    const f16_t *kc = kv_head_rows(s, s->k_cache, il, kvh), *vc = kv_head_rows(s, s->v_cache, il, kvh);
+    kernels.attention_block(n_q, n_keys, hd, q_rows, kc, vc, (size_t)hd, 1.0f / sqrtf((float)hd), scores,
                             (size_t)s->n_ctx, out_rows);
     for (int t = 0; t < n_tok; t++)
         memcpy(s->att + ((size_t)(tok0 + t) * m->n_head + kvh * group) * hd, out_rows + (size_t)t * group * hd,
@@ -735,21 +756,20 @@ static void attention_worker(void *ctx, int ith, int nth)
      * and runs each stretch of them that shares a KV head as one call, so that KV head's
      * cache rows are read once for the stretch (kernels without attention_rows: per head). */
     if (t->n_tok == 1) {
-        int hd = m->head_dim, kv_dim = kv_dim_of(m), group = m->n_head / m->n_head_kv;
+        int hd = m->head_dim, group = m->n_head / m->n_head_kv;
         int h0 = m->n_head * ith / nth, h1 = m->n_head * (ith + 1) / nth;
         for (int h = h0; h < h1;) {
             int kvh = h / group, run = (kvh + 1) * group < h1 ? (kvh + 1) * group - h : h1 - h;
             if (run > ATTENTION_ROWS_MAX) run = ATTENTION_ROWS_MAX;
             for (int r = 0; r < run; r++) round_to_f16(s->q + (size_t)(h + r) * hd, hd, q_rows + (size_t)r * hd);
-            size_t off = (size_t)t->il * s->n_ctx * kv_dim + (size_t)kvh * hd;
-            const f16_t *kc = s->k_cache + off, *vc = s->v_cache + off;
+            const f16_t *kc = kv_head_rows(s, s->k_cache, t->il, kvh), *vc = kv_head_rows(s, s->v_cache, t->il, kvh);
             float scale = 1.0f / sqrtf((float)hd), *out = s->att + (size_t)h * hd;
             if (kernels.attention_rows)
-                kernels.attention_rows(run, t->pos0 + 1, hd, q_rows, kc, vc, (size_t)kv_dim, scale, scores,
+                kernels.attention_rows(run, t->pos0 + 1, hd, q_rows, kc, vc, (size_t)hd, scale, scores,
                                        (size_t)s->n_ctx, out);
             else
                 for (int r = 0; r < run; r++)
-                    kernels.attention(t->pos0 + 1, hd, q_rows + (size_t)r * hd, kc, vc, (size_t)kv_dim, scale, scores,
+                    kernels.attention(t->pos0 + 1, hd, q_rows + (size_t)r * hd, kc, vc, (size_t)hd, scale, scores,
                                       out + (size_t)r * hd);
             h += run;
         }
@@ -835,9 +855,7 @@ static void layer_forward(model_state *s, int il, int n, int pos0)
         rope_apply(s, s->q + (size_t)t * q_dim, m->n_head, pos0 + t);
         rope_apply(s, s->k + (size_t)t * kv_dim, m->n_head_kv, pos0 + t);
     }
-    size_t cache_off = ((size_t)il * s->n_ctx + pos0) * kv_dim;
-    kernels.f32_to_f16_row(n * kv_dim, s->k, s->k_cache + cache_off);
-    kernels.f32_to_f16_row(n * kv_dim, s->v, s->v_cache + cache_off);
+    kv_cache_store(s, il, pos0, n);
 
     attention_task at = {s, il, n, pos0, attention_block_tokens(m)};
     threads_run(s->pool, attention_worker, &at);
