@@ -16,6 +16,11 @@
  * generation and then reads n_sleeping; both are sequentially consistent, so
  * at least one of them sees the other's write.
  *
+ * threads_barrier() lets one task run in phases without handing back to the
+ * caller: the last thread to arrive resets the arrival count and then bumps
+ * the round number the others spin on (yielding after a while, as the caller
+ * does when it waits for workers), so a barrier costs one cache-line round trip.
+ *
  * threads_available() counts the CPUs in our affinity mask and caps that by
  * the cgroup CPU quota (v2 cpu.max, or v1 cpu.cfs_quota_us / cfs_period_us),
  * because a container limited to 2 CPUs on a 64-core host must not start 64
@@ -50,6 +55,8 @@ struct thread_pool {
     atomic_int stop;
     atomic_int n_sleeping;
     _Alignas(CACHE_LINE) atomic_int n_done; /* workers finished with the current generation */
+    _Alignas(CACHE_LINE) atomic_int barrier_arrived; /* threads_barrier: threads waiting in this round */
+    atomic_uint barrier_round;
 };
 
 typedef struct {
@@ -304,6 +311,8 @@ thread_pool *threads_new(int n_threads)
     atomic_init(&p->stop, 0);
     atomic_init(&p->n_sleeping, 0);
     atomic_init(&p->n_done, 0);
+    atomic_init(&p->barrier_arrived, 0);
+    atomic_init(&p->barrier_round, 0);
     if (n_threads == 1) return p;
     p->workers = calloc((size_t)(n_threads - 1), sizeof *p->workers);
     if (!p->workers || pthread_mutex_init(&p->mutex, NULL) != 0) {
@@ -346,6 +355,37 @@ void threads_free(thread_pool *p)
 }
 
 int threads_count(const thread_pool *p) { return p ? p->n_threads : 1; }
+
+/* Spins until *value differs from `seen`; after THREADS_WAIT_SPIN_NS of that
+ * (a CPU shared with other processes) it yields so a descheduled thread can run. */
+static void spin_while_equal(const atomic_uint *value, unsigned seen)
+{
+    long long yield_after = 0;
+    for (unsigned i = 1; atomic_load_explicit(value, memory_order_acquire) == seen; i++) {
+        if (yield_after < 0) {
+            sched_yield();
+        } else {
+            cpu_relax();
+            if ((i & 63) == 0) {
+                long long t = now_ns();
+                if (yield_after == 0) yield_after = t + THREADS_WAIT_SPIN_NS;
+                else if (t > yield_after) yield_after = -1;
+            }
+        }
+    }
+}
+
+void threads_barrier(thread_pool *p)
+{
+    if (!p || p->n_threads == 1) return;
+    unsigned round = atomic_load_explicit(&p->barrier_round, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&p->barrier_arrived, 1, memory_order_acq_rel) == p->n_threads - 1) {
+        atomic_store_explicit(&p->barrier_arrived, 0, memory_order_relaxed);
+        atomic_store_explicit(&p->barrier_round, round + 1, memory_order_release);
+        return;
+    }
+    spin_while_equal(&p->barrier_round, round);
+}
 
 void threads_run(thread_pool *p, thread_task_fn fn, void *ctx)
 {

@@ -107,6 +107,48 @@ static void pool_work_split_sums_correctly(void)
     }
 }
 
+/* Phases separated by threads_barrier: in phase k every thread writes k into its slot, then,
+ * after the barrier, checks that every other slot holds k too. A barrier that let a thread
+ * through early shows up as a slot still holding k - 1 (or already k + 1: a thread that ran
+ * ahead into the next phase before the others had read this one, caught by the second barrier). */
+typedef struct {
+    thread_pool *pool;
+    _Alignas(64) atomic_int slot[MAX_TEST_THREADS];
+    atomic_int mismatches;
+    int phases;
+} barrier_ctx;
+
+static void barrier_task(void *arg, int ith, int nth)
+{
+    barrier_ctx *b = arg;
+    for (int k = 1; k <= b->phases; k++) {
+        atomic_store(&b->slot[ith], k);
+        threads_barrier(b->pool);
+        for (int i = 0; i < nth; i++)
+            if (atomic_load(&b->slot[i]) != k) atomic_fetch_add(&b->mismatches, 1);
+        threads_barrier(b->pool);
+    }
+}
+
+static void barrier_separates_phases(void)
+{
+    for (int n = 1; n <= 3; n++) {
+        thread_pool *p = threads_new(n);
+        REQUIRE(p, "threads_new(%d) failed", n);
+        for (int run = 0; run < 20; run++) {
+            barrier_ctx b = {.pool = p, .phases = 500};
+            threads_run(p, barrier_task, &b);
+            EXPECT(atomic_load(&b.mismatches) == 0, "n=%d run %d: %d reads saw another phase", n, run,
+                   atomic_load(&b.mismatches));
+            for (int i = 0; i < n; i++)
+                EXPECT(atomic_load(&b.slot[i]) == b.phases, "n=%d: thread %d stopped at phase %d", n, i,
+                       atomic_load(&b.slot[i]));
+            if (run % 5 == 4) sleep_us(300); /* workers asleep when the next run starts */
+        }
+        threads_free(p);
+    }
+}
+
 typedef struct {
     pthread_t caller;
     int on_caller, calls, last_ith, last_nth;
@@ -211,6 +253,7 @@ int main(void)
     TEST_RUN(pool_three_threads_oversubscribed);
     TEST_RUN(pool_work_split_sums_correctly);
     TEST_RUN(pool_of_one_runs_on_the_caller);
+    TEST_RUN(barrier_separates_phases);
     TEST_RUN(pool_free_without_any_run);
     TEST_RUN(available_is_within_affinity);
     TEST_RUN(cgroup_v2_cpu_max);
