@@ -176,6 +176,52 @@ static void pool_of_one_runs_on_the_caller(void)
     threads_free(p);
 }
 
+typedef struct {
+    atomic_int cpu[MAX_TEST_THREADS];
+} cpu_ctx;
+
+static void cpu_task(void *arg, int ith, int nth)
+{
+    (void)nth;
+    atomic_store(&((cpu_ctx *)arg)->cpu[ith], sched_getcpu());
+}
+
+static void expect_distinct_cpus(thread_pool *p, int n, const char *which)
+{
+    for (int run = 0; run < 100; run++) {
+        cpu_ctx c;
+        threads_run(p, cpu_task, &c);
+        for (int i = 0; i < n; i++)
+            for (int j = i + 1; j < n; j++)
+                EXPECT(atomic_load(&c.cpu[i]) != atomic_load(&c.cpu[j]), "%s pool, run %d: threads %d and %d both on CPU %d",
+                       which, run, i, j, atomic_load(&c.cpu[i]));
+    }
+}
+
+/* As many threads as CPUs: each runs on its own CPU, also in a second pool made while the
+ * first has the caller pinned (prbot bench does that), and the caller gets its mask back. */
+static void pool_pins_one_thread_per_cpu(void)
+{
+    cpu_set_t before, after;
+    REQUIRE(sched_getaffinity(0, sizeof before, &before) == 0, "sched_getaffinity failed");
+    int n = CPU_COUNT(&before) < MAX_TEST_THREADS ? CPU_COUNT(&before) : MAX_TEST_THREADS;
+    if (n < 2) SKIP("needs 2 CPUs");
+    thread_pool *p = threads_new(n);
+    REQUIRE(p, "threads_new(%d) failed", n);
+    expect_distinct_cpus(p, n, "first");
+    EXPECT(threads_available() == n || n == MAX_TEST_THREADS, "threads_available() = %d inside a pinned pool, want %d",
+           threads_available(), n);
+    thread_pool *inner = threads_new(n);
+    REQUIRE(inner, "threads_new(%d) failed", n);
+    expect_distinct_cpus(inner, n, "second");
+    threads_free(inner);
+    expect_distinct_cpus(p, n, "first (again)");
+    threads_free(p);
+    REQUIRE(sched_getaffinity(0, sizeof after, &after) == 0, "sched_getaffinity failed");
+    EXPECT(CPU_EQUAL(&before, &after), "the caller's affinity was not restored (%d CPUs, was %d)", CPU_COUNT(&after),
+           CPU_COUNT(&before));
+}
+
 static void pool_free_without_any_run(void)
 {
     thread_pool *p = threads_new(3);
@@ -254,6 +300,7 @@ int main(void)
     TEST_RUN(pool_work_split_sums_correctly);
     TEST_RUN(pool_of_one_runs_on_the_caller);
     TEST_RUN(barrier_separates_phases);
+    TEST_RUN(pool_pins_one_thread_per_cpu);
     TEST_RUN(pool_free_without_any_run);
     TEST_RUN(available_is_within_affinity);
     TEST_RUN(cgroup_v2_cpu_max);
