@@ -41,7 +41,6 @@
 #include "quant.h"
 
 #define MAX_HEAD_DIM 512
-#define ATTENTION_ROWS_MAX 8 /* query heads per kernels.attention_rows call */
 #define MATMUL_ROW_TILE 64 /* prefill: rows per gemm call (amortises per-call token work) */
 #define MATVEC_ROW_TILE 16 /* decode: one weight panel */
 #define MATVEC_CHUNKS_PER_THREAD 4 /* decode: chunks a thread takes on average */
@@ -330,6 +329,7 @@ struct model_state {
     /* scratch, sized for n_batch tokens */
     float *x, *h, *q, *k, *v, *att, *gate, *up, *logits;
     float *scores;             /* per thread: score rows, query rows, output rows, key counts */
+    float *decode_scores;      /* decode: [n_head][n_ctx] scores, then probabilities, shared by the threads */
     size_t att_scratch_floats; /* per thread */
     int *n_keys;               /* per thread: att_rows key counts */
     int att_rows;
@@ -438,6 +438,7 @@ int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, t
     s->att_rows = (int)att_rows;
     s->scores = malloc((size_t)threads_count(pool) * s->att_scratch_floats * sizeof(float));
     s->n_keys = malloc((size_t)threads_count(pool) * att_rows * sizeof(int));
+    s->decode_scores = malloc((size_t)m->n_head * n_ctx * sizeof(float));
     s->act = malloc(s->act_cap);
     s->embd_row = malloc(quant_row_size(m->tok_embd.t->type, m->n_embd));
     if (model_has_float_weights(m)) { /* only F16/BF16/F32 matrices need the sgemm tiles */
@@ -446,7 +447,7 @@ int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, t
         if (!s->wtile) goto oom;
     }
     if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->h || !s->q || !s->k || !s->v ||
-        !s->att || !s->gate || !s->up || !s->logits || !s->scores || !s->n_keys || !s->act ||
+        !s->att || !s->gate || !s->up || !s->logits || !s->scores || !s->n_keys || !s->decode_scores || !s->act ||
         !s->embd_row)
         goto oom;
     rope_tables_fill(s);
@@ -476,6 +477,7 @@ void model_state_free(model_state *s)
     free(s->logits);
     free(s->scores);
     free(s->n_keys);
+    free(s->decode_scores);
     free(s->act);
     free(s->embd_row);
     free(s->wtile);
@@ -752,29 +754,6 @@ static void attention_worker(void *ctx, int ith, int nth)
     float *scores = s->scores + (size_t)ith * s->att_scratch_floats;
     float *q_rows = scores + rows * s->n_ctx, *out_rows = q_rows + rows * m->head_dim;
     int *n_keys = s->n_keys + (size_t)ith * s->att_rows;
-    /* Decode: each thread takes a contiguous share of the query heads (9 or 14 split evenly)
-     * and runs each stretch of them that shares a KV head as one call, so that KV head's
-     * cache rows are read once for the stretch (kernels without attention_rows: per head). */
-    if (t->n_tok == 1) {
-        int hd = m->head_dim, group = m->n_head / m->n_head_kv;
-        int h0 = m->n_head * ith / nth, h1 = m->n_head * (ith + 1) / nth;
-        for (int h = h0; h < h1;) {
-            int kvh = h / group, run = (kvh + 1) * group < h1 ? (kvh + 1) * group - h : h1 - h;
-            if (run > ATTENTION_ROWS_MAX) run = ATTENTION_ROWS_MAX;
-            for (int r = 0; r < run; r++) round_to_f16(s->q + (size_t)(h + r) * hd, hd, q_rows + (size_t)r * hd);
-            const f16_t *kc = kv_head_rows(s, s->k_cache, t->il, kvh), *vc = kv_head_rows(s, s->v_cache, t->il, kvh);
-            float scale = 1.0f / sqrtf((float)hd), *out = s->att + (size_t)h * hd;
-            if (kernels.attention_rows)
-                kernels.attention_rows(run, t->pos0 + 1, hd, q_rows, kc, vc, (size_t)hd, scale, scores,
-                                       (size_t)s->n_ctx, out);
-            else
-                for (int r = 0; r < run; r++)
-                    kernels.attention(t->pos0 + 1, hd, q_rows + (size_t)r * hd, kc, vc, (size_t)hd, scale, scores,
-                                      out + (size_t)r * hd);
-            h += run;
-        }
-        return;
-    }
     int n_blocks = (t->n_tok + t->block_tokens - 1) / t->block_tokens, n_items = n_blocks * m->n_head_kv;
     /* later tokens see more keys: interleave items so both threads get a fair share */
     for (int i = ith; i < n_items; i += nth) {
@@ -782,6 +761,90 @@ static void attention_worker(void *ctx, int ith, int nth)
         int n_tok = t->n_tok - tok0 < t->block_tokens ? t->n_tok - tok0 : t->block_tokens;
         attention_item(s, t->il, kvh, tok0, n_tok, t->pos0, q_rows, out_rows, scores, n_keys);
     }
+}
+
+/*
+ * Decode: one token's query heads over the whole cache, in three phases
+ * separated by barriers, each split so that every thread reads a different
+ * part of the cache and no KV head is read twice (with 3 KV heads on 2
+ * threads, a split by heads would read one of them on both):
+ *   1. scores: each thread takes a range of keys (whole 16-key blocks) for
+ *      every head, into the shared [n_head][n_ctx] score rows;
+ *   2. softmax: each thread takes a range of heads (whole rows);
+ *   3. P x V: each thread takes a range of (KV head, 16-column chunk) items,
+ *      so it reads only its columns of every V row.
+ * Every value is computed by one thread in one fixed order, so the result
+ * does not depend on the number of threads.
+ */
+#define DECODE_KEY_BLOCK 16
+#define DECODE_COLUMN_CHUNK 16
+
+typedef struct {
+    model_state *s;
+    int il, n_keys;
+} decode_attention_task;
+
+static int share(int n, int ith, int nth) { return (int)((long long)n * ith / nth); }
+
+static void decode_scores(const decode_attention_task *t, int ith, int nth)
+{
+    model_state *s = t->s;
+    const model *m = s->m;
+    int hd = m->head_dim, group = m->n_head / m->n_head_kv;
+    int n_blocks = (t->n_keys + DECODE_KEY_BLOCK - 1) / DECODE_KEY_BLOCK;
+    int j0 = share(n_blocks, ith, nth) * DECODE_KEY_BLOCK, j1 = share(n_blocks, ith + 1, nth) * DECODE_KEY_BLOCK;
+    if (j1 > t->n_keys) j1 = t->n_keys;
+    if (j0 >= j1) return;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int kvh = 0; kvh < m->n_head_kv; kvh++)
+        kernels.attention_scores(group, j1 - j0, hd, s->q + (size_t)kvh * group * hd,
+                                 kv_head_rows(s, s->k_cache, t->il, kvh) + (size_t)j0 * hd, (size_t)hd, scale,
+                                 s->decode_scores + (size_t)kvh * group * s->n_ctx + j0, (size_t)s->n_ctx);
+}
+
+static void decode_values(const decode_attention_task *t, int ith, int nth)
+{
+    model_state *s = t->s;
+    const model *m = s->m;
+    int hd = m->head_dim, group = m->n_head / m->n_head_kv;
+    int chunk = hd % DECODE_COLUMN_CHUNK ? hd : DECODE_COLUMN_CHUNK, n_chunks = hd / chunk;
+    int i0 = share(m->n_head_kv * n_chunks, ith, nth), i1 = share(m->n_head_kv * n_chunks, ith + 1, nth);
+    while (i0 < i1) { /* one call per run of chunks within one KV head */
+        int kvh = i0 / n_chunks, end = (kvh + 1) * n_chunks < i1 ? (kvh + 1) * n_chunks : i1;
+        int c0 = (i0 - kvh * n_chunks) * chunk;
+        kernels.attention_values(group, t->n_keys, (end - i0) * chunk,
+                                 s->decode_scores + (size_t)kvh * group * s->n_ctx, (size_t)s->n_ctx,
+                                 kv_head_rows(s, s->v_cache, t->il, kvh) + c0, (size_t)hd,
+                                 s->att + (size_t)kvh * group * hd + c0, (size_t)hd);
+        i0 = end;
+    }
+}
+
+static void decode_attention_worker(void *ctx, int ith, int nth)
+{
+    decode_attention_task *t = ctx;
+    model_state *s = t->s;
+    decode_scores(t, ith, nth);
+    threads_barrier(s->pool);
+    for (int h = share(s->m->n_head, ith, nth); h < share(s->m->n_head, ith + 1, nth); h++)
+        kernels.attention_softmax(t->n_keys, s->decode_scores + (size_t)h * s->n_ctx);
+    threads_barrier(s->pool);
+    decode_values(t, ith, nth);
+}
+
+static void attention(model_state *s, int il, int n, int pos0)
+{
+    const model *m = s->m;
+    if (n == 1) {
+        /* queries meet the F16 cache as f16 values */
+        int q_dim = m->n_head * m->head_dim;
+        for (int i = 0; i < q_dim; i += m->head_dim) round_to_f16(s->q + i, m->head_dim, s->q + i);
+        decode_attention_task dt = {s, il, pos0 + 1};
+        threads_run(s->pool, decode_attention_worker, &dt);
+        return;
+    }
+    attention_task at = {s, il, n, pos0, attention_block_tokens(m)};
+    threads_run(s->pool, attention_worker, &at);
 }
 
 /* -------------------------------------------------------------- forward */
@@ -857,8 +920,7 @@ static void layer_forward(model_state *s, int il, int n, int pos0)
     }
     kv_cache_store(s, il, pos0, n);
 
-    attention_task at = {s, il, n, pos0, attention_block_tokens(m)};
-    threads_run(s->pool, attention_worker, &at);
+    attention(s, il, n, pos0);
     matmul(s, &L->wo, s->att, s->h, n, NULL);
     add_rows(s->x, s->h, (size_t)n * E);
 

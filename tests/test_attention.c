@@ -1,5 +1,13 @@
 /*
- * test_attention.c - every ISA's attention kernel against attention_ref.
+ * test_attention.c - every ISA's attention kernels against attention_ref.
+ *
+ * Decode attention is three kernels (scores, softmax, values) that the model
+ * calls with the keys, heads and head columns split across threads. They are
+ * checked composed, one row at a time and GQA rows together, against the
+ * reference; and split the way threads split them (keys in 16-key blocks,
+ * columns in 16-column chunks, into 1..3 parts) they must give bit for bit
+ * what one unsplit call gives, so the output never depends on the thread
+ * count.
  *
  * Random queries, keys and values (F16 cache rows with a stride, as in the
  * model), many key counts (1, tails of 8, long prompts) and head sizes. The
@@ -63,7 +71,9 @@ static void check_shapes(void)
             for (int j = 0; j < n; j++) sum += scores[j];
             for (int j = 0; j < n; j++)
                 for (int d = 0; d < hd; d++) bound[d] += scores[j] / sum * fabs(f16_to_f32(v[(size_t)j * STRIDE + d]));
-            t.attention(n, hd, q, k, v, STRIDE, scale, scores, out);
+            t.attention_scores(1, n, hd, q, k, STRIDE, scale, scores, (size_t)n);
+            t.attention_softmax(n, scores);
+            t.attention_values(1, n, hd, scores, (size_t)n, v, STRIDE, out, (size_t)hd);
             int bad = -1;
             for (int d = 0; d < hd; d++)
                 if (!(fabs((double)out[d] - ref[d]) <= PROB_TOLERANCE * bound[d] + 1e-7)) bad = d;
@@ -106,7 +116,28 @@ static void fill_limits(int *n_keys, int n_q, int keys, int layout, int group)
     }
 }
 
-static int rows_under_test; /* 1: check_block_case calls attention_rows (every row the same keys) */
+static int rows_under_test; /* 1: check_block_case runs the decode steps (every row the same keys) */
+
+/* Decode attention of n_q rows over n keys through the three kernels, the keys split into
+ * `key_parts` ranges of whole 16-key blocks and the columns into `col_parts` ranges of
+ * whole 16-column chunks, as threads split them in the model. */
+static void decode_steps(const kernel_table *t, int n_q, int n, int hd, const float *q, const f16_t *k,
+                         const f16_t *v, size_t kv_stride, float scale, float *scores, size_t s_stride, float *out,
+                         int key_parts, int col_parts)
+{
+    int n_blocks = (n + 15) / 16;
+    for (int part = 0; part < key_parts; part++) {
+        int j0 = n_blocks * part / key_parts * 16, j1 = n_blocks * (part + 1) / key_parts * 16;
+        if (j1 > n) j1 = n;
+        if (j0 < j1) t->attention_scores(n_q, j1 - j0, hd, q, k + (size_t)j0 * kv_stride, kv_stride, scale, scores + j0, s_stride);
+    }
+    for (int r = 0; r < n_q; r++) t->attention_softmax(n, scores + (size_t)r * s_stride);
+    int chunk = hd % 16 ? hd : 16, n_chunks = hd / chunk;
+    for (int part = 0; part < col_parts; part++) {
+        int c0 = n_chunks * part / col_parts * chunk, c1 = n_chunks * (part + 1) / col_parts * chunk;
+        if (c0 < c1) t->attention_values(n_q, n, c1 - c0, scores, s_stride, v + c0, kv_stride, out + c0, (size_t)hd);
+    }
+}
 
 static void check_block_case(const kernel_table *t, int hd, int n_q, int keys, int layout, int group, float scale,
                              int spare)
@@ -133,9 +164,19 @@ static void check_block_case(const kernel_table *t, int hd, int n_q, int keys, i
     const f16_t *k = kc + STRIDE - hd, *v = vc + STRIDE - hd;
     attention_block_ref(n_q, n_keys, hd, q, k, v, STRIDE, scale, ref_scores, (size_t)n_max, ref);
     for (int i = 0; i < n_q * hd; i++) out[i] = NAN;
-    if (rows_under_test)
-        t->attention_rows(n_q, n_keys[0], hd, q, k, v, STRIDE, scale, scores, s_stride, out);
-    else
+    if (rows_under_test) {
+        decode_steps(t, n_q, n_keys[0], hd, q, k, v, STRIDE, scale, scores, s_stride, out, 1, 1);
+        /* split like 2 and 3 threads split it: the same bits */
+        float *split = malloc(sizeof *split * (size_t)n_q * hd);
+        REQUIRE(split, "out of memory");
+        for (int parts = 2; parts <= 3; parts++) {
+            for (int i = 0; i < n_q * hd; i++) split[i] = NAN;
+            decode_steps(t, n_q, n_keys[0], hd, q, k, v, STRIDE, scale, scores, s_stride, split, parts, parts);
+            EXPECT(memcmp(split, out, sizeof *out * (size_t)n_q * hd) == 0,
+                   "hd %d n_q %d keys %d: split in %d parts differs from one call", hd, n_q, n_keys[0], parts);
+        }
+        free(split);
+    } else
         t->attention_block(n_q, n_keys, hd, q, k, v, STRIDE, scale, scores, s_stride, out);
     for (int r = 0; r < n_q; r++) {
         double bound = 0;
@@ -181,14 +222,13 @@ static void check_block_shapes(void)
         }
 }
 
-/* attention_rows (decode: a few heads of one token over the same keys) against the reference:
- * 1..8 rows, key counts around its 16-key blocks and 64-key sums, heads it takes (multiples of
- * 16) and heads it hands to the reference. */
+/* The decode steps (a few heads of one token over the same keys) against the reference:
+ * 1..8 rows, key counts around the 16-key blocks and 64-key sums, heads the SIMD kernels take
+ * (multiples of 16, or of 8 for AVX2) and heads they hand to the reference. */
 static void check_rows_shapes(void)
 {
     kernel_table t;
     if (kernels_fill(&t, isa_under_test)) SKIP("this CPU or build lacks the ISA");
-    if (!t.attention_rows) SKIP("no attention_rows kernel at this level (attention per head is used)");
     static const int n_qs[] = {1, 2, 3, 4, 5, 7, 8};
     static const int keys[] = {1, 15, 16, 17, 63, 64, 65, 577, 3001};
     static const int hds[] = {64, 128, 80, 16, 48, 256, 24};
@@ -214,7 +254,9 @@ int main(void)
         TEST_RUN_AS(isas[i].name, check_shapes);
     }
     const struct { kernel_isa isa; const char *name; } rows_isas[] = {
-        {ISA_AVX512, "attention_rows_avx512"}, {ISA_AVX512VNNI, "attention_rows_avx512vnni"},
+        {ISA_SCALAR, "attention_decode_scalar"}, {ISA_AVX2, "attention_decode_avx2"},
+        {ISA_AVX512, "attention_decode_avx512"}, {ISA_AVX512VNNI, "attention_decode_avx512vnni"},
+        {ISA_NEON, "attention_decode_neon"},
     };
     for (size_t i = 0; i < sizeof rows_isas / sizeof *rows_isas; i++) {
         isa_under_test = rows_isas[i].isa;

@@ -1,11 +1,11 @@
 /*
  * attention_avx2.c - attention over the F16 KV cache, AVX2 + F16C.
  *
- * `attention_avx2` does one query row in three passes over the keys, as the
- * scalar reference does: scores (8-wide f16->f32 dot products), exponentials
- * (a vectorised exp: Cody-Waite range reduction to |r| <= ln2/2 and a
- * degree-6 polynomial, ~2 ulp), and the weighted sum of values with each
- * probability rounded through f16 (what the reference does).
+ * Decode runs the three steps of kernels.h one call each, as the scalar
+ * reference does: scores (8-wide f16->f32 dot products), softmax (a
+ * vectorised exp: Cody-Waite range reduction to |r| <= ln2/2 and a degree-6
+ * polynomial, ~2 ulp; each probability rounded through f16, what the
+ * reference does), and the weighted sum of values, 64 columns at a time.
  *
  * `attention_block_avx2` serves a block of query rows (GQA heads x a few
  * tokens) with one pass over K and one over V, instead of one per row:
@@ -83,35 +83,6 @@ static inline __m256 round_through_f16(__m256 x)
     return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
-/* In place: scores s[0..n) (n >= 1) become softmax probabilities rounded to f16. */
-static void softmax_round_f16(float *s, int n)
-{
-    __m256 vmax = _mm256_set1_ps(-INFINITY);
-    int j = 0;
-    for (; j + 8 <= n; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + j));
-    float max = hmax8(vmax);
-    for (; j < n; j++)
-        if (s[j] > max) max = s[j];
-
-    vmax = _mm256_set1_ps(max);
-    __m256 vsum = _mm256_setzero_ps();
-    for (j = 0; j + 8 <= n; j += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vmax));
-        _mm256_storeu_ps(s + j, e);
-        vsum = _mm256_add_ps(vsum, e);
-    }
-    double sum = hsum_f32x8(vsum);
-    for (; j < n; j++) {
-        s[j] = expf(s[j] - max);
-        sum += s[j];
-    }
-
-    const float inv_sum = (float)(1.0 / sum);
-    const __m256 vinv = _mm256_set1_ps(inv_sum);
-    for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, round_through_f16(_mm256_mul_ps(_mm256_loadu_ps(s + j), vinv)));
-    for (; j < n; j++) s[j] = f16_to_f32(f32_to_f16(s[j] * inv_sum));
-}
-
 /* In place: s[j] = e^(s[j] - max) for j < n (n >= 1); returns 1 / the sum (summed in double
  * every 64 keys, as the reference sums in double). */
 static float exp_and_inverse_sum(float *s, int n, float max)
@@ -156,29 +127,54 @@ static float dot_q_k(int hd, const float *q, const f16_t *k)
     return hsum_f32x8(_mm256_add_ps(acc0, acc1));
 }
 
-static void attention_avx2(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride,
-                           float scale, float *scores, float *out)
+static void attention_scores_avx2(int n_q, int n, int hd, const float *q, const f16_t *k, size_t kv_stride,
+                                  float scale, float *scores, size_t s_stride)
 {
     if (hd % 8) {
-        attention_ref(n, hd, q, k, v, kv_stride, scale, scores, out);
+        attention_scores_ref(n_q, n, hd, q, k, kv_stride, scale, scores, s_stride);
         return;
     }
-    memset(out, 0, (size_t)hd * sizeof *out);
-    if (n <= 0) return;
-    for (int j = 0; j < n; j++) scores[j] = dot_q_k(hd, q, k + (size_t)j * kv_stride) * scale;
-    softmax_round_f16(scores, n);
+    for (int r = 0; r < n_q; r++)
+        for (int j = 0; j < n; j++)
+            scores[(size_t)r * s_stride + j] = dot_q_k(hd, q + (size_t)r * hd, k + (size_t)j * kv_stride) * scale;
+}
 
-    for (int d0 = 0; d0 < hd; d0 += 64) { /* 8 accumulators of 8 lanes per chunk of the head */
-        int w = hd - d0 < 64 ? hd - d0 : 64;
-        __m256 acc[8];
-        for (int a = 0; a < 8; a++) acc[a] = _mm256_setzero_ps();
-        for (int j = 0; j < n; j++) {
-            const f16_t *vj = v + (size_t)j * kv_stride + d0;
-            __m256 p = _mm256_set1_ps(scores[j]);
-            for (int a = 0; a < w / 8; a++) acc[a] = _mm256_fmadd_ps(p, load_f16x8(vj + 8 * a), acc[a]);
-        }
-        for (int a = 0; a < w / 8; a++) _mm256_storeu_ps(out + d0 + 8 * a, acc[a]);
+static void attention_softmax_avx2(int n, float *s)
+{
+    if (n <= 0) return;
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + j));
+    float max = hmax8(vmax);
+    for (; j < n; j++)
+        if (s[j] > max) max = s[j];
+    normalize_round_f16(s, n, exp_and_inverse_sum(s, n, max));
+}
+
+/* out[r][c] for one row and up to 64 columns (a multiple of 8): 8 accumulators of 8 lanes. */
+static void values_row_chunk(int n, int cols, const float *p, const f16_t *v, size_t kv_stride, float *out)
+{
+    __m256 acc[8];
+    for (int a = 0; a < 8; a++) acc[a] = _mm256_setzero_ps();
+    for (int j = 0; j < n; j++) {
+        const f16_t *vj = v + (size_t)j * kv_stride;
+        __m256 pj = _mm256_set1_ps(p[j]);
+        for (int a = 0; a < cols / 8; a++) acc[a] = _mm256_fmadd_ps(pj, load_f16x8(vj + 8 * a), acc[a]);
     }
+    for (int a = 0; a < cols / 8; a++) _mm256_storeu_ps(out + 8 * a, acc[a]);
+}
+
+static void attention_values_avx2(int n_q, int n, int n_cols, const float *p, size_t p_stride, const f16_t *v,
+                                  size_t kv_stride, float *out, size_t out_stride)
+{
+    if (n_cols % 8) {
+        attention_values_ref(n_q, n, n_cols, p, p_stride, v, kv_stride, out, out_stride);
+        return;
+    }
+    for (int r = 0; r < n_q; r++)
+        for (int c0 = 0; c0 < n_cols; c0 += 64)
+            values_row_chunk(n, n_cols - c0 < 64 ? n_cols - c0 : 64, p + (size_t)r * p_stride, v + c0, kv_stride,
+                             out + (size_t)r * out_stride + c0);
 }
 
 /* ---- blocked version ---- */
@@ -394,9 +390,13 @@ static void attention_block_avx2(int n_q, const int *n_keys, int hd, const float
                                  size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out)
 {
     if (hd % 8 || hd > BLOCK_MAX_HD) {
-        for (int r = 0; r < n_q; r++)
-            attention_avx2(n_keys[r], hd, q + (size_t)r * hd, k, v, kv_stride, scale,
-                           scores + (size_t)r * scores_stride, out + (size_t)r * hd);
+        for (int r = 0; r < n_q; r++) { /* row by row, through the decode steps */
+            float *s = scores + (size_t)r * scores_stride;
+            int n = n_keys[r] > 0 ? n_keys[r] : 0;
+            attention_scores_avx2(1, n, hd, q + (size_t)r * hd, k, kv_stride, scale, s, (size_t)n);
+            attention_softmax_avx2(n, s);
+            attention_values_avx2(1, n, hd, s, (size_t)n, v, kv_stride, out + (size_t)r * hd, (size_t)hd);
+        }
         return;
     }
     for (int r0 = 0; r0 < n_q; r0 += ROW_BATCH)
@@ -406,7 +406,9 @@ static void attention_block_avx2(int n_q, const int *n_keys, int hd, const float
 
 void kernels_install_attention_avx2(kernel_table *t)
 {
-    t->attention = attention_avx2;
+    t->attention_scores = attention_scores_avx2;
+    t->attention_softmax = attention_softmax_avx2;
+    t->attention_values = attention_values_avx2;
     t->attention_block = attention_block_avx2;
 }
 

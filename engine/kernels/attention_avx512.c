@@ -28,6 +28,13 @@
  * over keys [0, largest limit) and lanes past their own limit get p = 0.
  * Any head size that is a multiple of 8 (up to BLOCK_MAX_HD) takes this
  * path; others use the scalar reference row by row.
+ *
+ * Decode (one token: a few GQA rows over the same keys) uses the three steps
+ * of kernels.h instead: scores 16 keys at a time (converted once into an L1
+ * buffer, one accumulator per key, summed across lanes by a transpose),
+ * softmax lane-wise, and P x V in register blocks of 4 rows x 64 columns,
+ * each value chunk converted once for all the rows. Keys are prefetched a
+ * fixed distance ahead: the cache is read once per token, from memory.
  */
 #include "kernels.h"
 
@@ -470,7 +477,7 @@ static void attention_block_avx512(int n_q, const int *n_keys, int hd, const flo
 
 /* ---- decode: a few query rows over the same keys ------------------------- */
 
-enum { ROWS_MAX = 8, ROWS_V = 4, ROWS_KEYS = 16, ROWS_PREFETCH = 64 /* keys ahead */ };
+enum { ROWS_V = 4, ROWS_KEYS = 16, ROWS_PREFETCH = 64 /* keys ahead */ };
 /* every accumulator array below must live in registers: unroll their loops fully */
 #define ROWS_UNROLL _Pragma("GCC unroll 16")
 
@@ -529,9 +536,24 @@ static void rows_scores16(int n_q, int hd, const float *q, const f16_t *k, size_
     }
 }
 
-/* In place: s[0, n) -> softmax probabilities rounded to f16 (sums in double every 64 keys). */
-static void rows_softmax(float *s, int n)
+static void attention_scores_avx512(int n_q, int n, int hd, const float *q, const f16_t *k, size_t kv_stride,
+                                    float scale, float *scores, size_t s_stride)
 {
+    if (hd % 16 || hd > BLOCK_MAX_HD) {
+        attention_scores_ref(n_q, n, hd, q, k, kv_stride, scale, scores, s_stride);
+        return;
+    }
+    _Alignas(64) float kf[ROWS_KEYS * BLOCK_MAX_HD];
+    prefetch_kv_rows(k, kv_stride, 0, n < ROWS_PREFETCH ? n : ROWS_PREFETCH, hd);
+    for (int j0 = 0; j0 < n; j0 += ROWS_KEYS)
+        rows_scores16(n_q, hd, q, k, kv_stride, j0, n - j0 < ROWS_KEYS ? n - j0 : ROWS_KEYS, n, scale, scores,
+                      s_stride, kf);
+}
+
+/* In place: s[0, n) -> softmax probabilities rounded to f16 (sums in double every 64 keys). */
+static void attention_softmax_avx512(int n, float *s)
+{
+    if (n <= 0) return;
     __m512 vmax = _mm512_set1_ps(-INFINITY);
     for (int j = 0; j < n; j += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, first_lanes(n - j), s + j));
     const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
@@ -555,10 +577,10 @@ static void rows_softmax(float *s, int n)
     }
 }
 
-/* out[r][c0, c0 + 16 * vecs) for `rows` rows: sum_j p[r][j] v_j over n keys; each v_j chunk is
+/* out[r][0, 16 * vecs) for `rows` rows: sum_j p[r][j] v_j over n keys; each v_j chunk is
  * converted once for all the rows. rows and vecs are constants where this is expanded. */
-ALWAYS_INLINE void rows_values(const int rows, const int vecs, int c0, const float *p, size_t stride, const f16_t *v,
-                               size_t kv_stride, int n, float *out, int hd)
+ALWAYS_INLINE void rows_values(const int rows, const int vecs, const float *p, size_t p_stride, const f16_t *v,
+                               size_t kv_stride, int n, float *out, size_t out_stride)
 {
     __m512 acc[ROWS_V][4];
     ROWS_UNROLL
@@ -566,7 +588,7 @@ ALWAYS_INLINE void rows_values(const int rows, const int vecs, int c0, const flo
         ROWS_UNROLL
         for (int c = 0; c < vecs; c++) acc[r][c] = _mm512_setzero_ps();
     for (int j = 0; j < n; j++) {
-        const f16_t *vj = v + (size_t)j * kv_stride + c0;
+        const f16_t *vj = v + (size_t)j * kv_stride;
         if (j + ROWS_PREFETCH < n)
             ROWS_UNROLL
             for (int c = 0; c < vecs; c += 2) _mm_prefetch((const char *)(vj + (size_t)ROWS_PREFETCH * kv_stride + 16 * c), _MM_HINT_T0);
@@ -575,7 +597,7 @@ ALWAYS_INLINE void rows_values(const int rows, const int vecs, int c0, const flo
         for (int c = 0; c < vecs; c++) x[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vj + 16 * c)));
         ROWS_UNROLL
         for (int r = 0; r < rows; r++) {
-            const __m512 pj = _mm512_set1_ps(p[(size_t)r * stride + j]);
+            const __m512 pj = _mm512_set1_ps(p[(size_t)r * p_stride + j]);
             ROWS_UNROLL
             for (int c = 0; c < vecs; c++) acc[r][c] = _mm512_fmadd_ps(pj, x[c], acc[r][c]);
         }
@@ -583,52 +605,42 @@ ALWAYS_INLINE void rows_values(const int rows, const int vecs, int c0, const flo
     ROWS_UNROLL
     for (int r = 0; r < rows; r++)
         ROWS_UNROLL
-        for (int c = 0; c < vecs; c++) _mm512_storeu_ps(out + (size_t)r * hd + c0 + 16 * c, acc[r][c]);
+        for (int c = 0; c < vecs; c++) _mm512_storeu_ps(out + (size_t)r * out_stride + 16 * c, acc[r][c]);
 }
 
-/* One value pass per group of up to 4 rows and 64 head elements (hd a multiple of 16). */
-static void rows_values_any(int rows, int hd, const float *p, size_t stride, const f16_t *v, size_t kv_stride, int n,
-                            float *out)
+/* Up to 4 rows (ROWS_V) x up to 64 columns per pass over the keys (n_cols a multiple of 16). */
+static void attention_values_avx512(int n_q, int n, int n_cols, const float *p, size_t p_stride, const f16_t *v,
+                                    size_t kv_stride, float *out, size_t out_stride)
 {
-    for (int c0 = 0; c0 < hd; c0 += 64) {
-        const int vecs = hd - c0 >= 64 ? 4 : (hd - c0) / 16;
+    if (n_cols % 16) {
+        attention_values_ref(n_q, n, n_cols, p, p_stride, v, kv_stride, out, out_stride);
+        return;
+    }
+    for (int r0 = 0; r0 < n_q; r0 += ROWS_V) {
+        const int rows = n_q - r0 < ROWS_V ? n_q - r0 : ROWS_V;
+        const float *pr = p + (size_t)r0 * p_stride;
+        float *o = out + (size_t)r0 * out_stride;
+        for (int c0 = 0; c0 < n_cols; c0 += 64) {
+            const int vecs = n_cols - c0 >= 64 ? 4 : (n_cols - c0) / 16;
 #define ROWS_VALUES_CASE(R, V)                                                                                    \
     if (rows == R && vecs == V) {                                                                                 \
-        rows_values(R, V, c0, p, stride, v, kv_stride, n, out, hd);                                               \
+        rows_values(R, V, pr, p_stride, v + c0, kv_stride, n, o + c0, out_stride);                                \
         continue;                                                                                                 \
     }
 #define ROWS_VALUES_R(R) ROWS_VALUES_CASE(R, 4) ROWS_VALUES_CASE(R, 3) ROWS_VALUES_CASE(R, 2) ROWS_VALUES_CASE(R, 1)
-        ROWS_VALUES_R(1) ROWS_VALUES_R(2) ROWS_VALUES_R(3) ROWS_VALUES_R(4)
+            ROWS_VALUES_R(1) ROWS_VALUES_R(2) ROWS_VALUES_R(3) ROWS_VALUES_R(4)
 #undef ROWS_VALUES_R
 #undef ROWS_VALUES_CASE
+        }
     }
-}
-
-static void attention_rows_avx512(int n_q, int n, int hd, const float *q, const f16_t *k, const f16_t *v,
-                                  size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out)
-{
-    if (hd % 16 || hd > BLOCK_MAX_HD || n_q > ROWS_MAX || n <= 0) {
-        for (int r = 0; r < n_q; r++)
-            attention_ref(n, hd, q + (size_t)r * hd, k, v, kv_stride, scale, scores + (size_t)r * scores_stride,
-                          out + (size_t)r * hd);
-        return;
-    }
-    _Alignas(64) float kf[ROWS_KEYS * BLOCK_MAX_HD];
-    prefetch_kv_rows(k, kv_stride, 0, n < ROWS_PREFETCH ? n : ROWS_PREFETCH, hd);
-    for (int j0 = 0; j0 < n; j0 += ROWS_KEYS)
-        rows_scores16(n_q, hd, q, k, kv_stride, j0, n - j0 < ROWS_KEYS ? n - j0 : ROWS_KEYS, n, scale, scores,
-                      scores_stride, kf);
-    prefetch_kv_rows(v, kv_stride, 0, n < ROWS_PREFETCH ? n : ROWS_PREFETCH, hd);
-    for (int r = 0; r < n_q; r++) rows_softmax(scores + (size_t)r * scores_stride, n);
-    for (int r0 = 0; r0 < n_q; r0 += ROWS_V)
-        rows_values_any(n_q - r0 < ROWS_V ? n_q - r0 : ROWS_V, hd, scores + (size_t)r0 * scores_stride, scores_stride,
-                        v, kv_stride, n, out + (size_t)r0 * hd);
 }
 
 void kernels_install_attention_avx512(kernel_table *t)
 {
     t->attention_block = attention_block_avx512;
-    t->attention_rows = attention_rows_avx512;
+    t->attention_scores = attention_scores_avx512;
+    t->attention_softmax = attention_softmax_avx512;
+    t->attention_values = attention_values_avx512;
 }
 
 #else

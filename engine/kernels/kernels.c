@@ -77,7 +77,9 @@ static void fill_scalar(kernel_table *t)
     t->f16_to_f32_row = f16_to_f32_row_ref;
     t->axpy_f16 = axpy_f16_ref;
     kernels_install_gemm_ref(t);
-    t->attention = attention_ref;
+    t->attention_scores = attention_scores_ref;
+    t->attention_softmax = attention_softmax_ref;
+    t->attention_values = attention_values_ref;
     t->attention_block = attention_block_ref;
 }
 

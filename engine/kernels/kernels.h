@@ -34,25 +34,29 @@ typedef struct {
     /* attention over the F16 KV cache */
     float (*dot_f16_f32)(int n, const f16_t *x, const float *y);          /* sum x[i]*y[i] */
     void (*axpy_f16)(int n, float alpha, const f16_t *x, float *y);       /* y += alpha*x */
-    /* One query against n keys of the F16 cache: out[hd] = sum_j p_j v_j with
-     * p = softmax(scale * q.k_j) rounded to f16 as the reference does; q is
-     * already rounded to f16 values; scores is n floats of scratch; k and v
-     * rows are kv_stride elements apart. */
-    void (*attention)(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride, float scale,
-                      float *scores, float *out);
+    /* Decode attention over the F16 cache in three steps, so that threads can split the
+     * keys (scores), the query rows (softmax) and the head columns (P x V), each thread
+     * reading its own part of the cache. Composed for one row they compute attention_ref:
+     *   attention_scores:  scores[r * s_stride + j] = scale * q_r . k_j   (r < n_q, j < n)
+     *   attention_softmax: s[0, n) -> softmax probabilities, rounded to f16 as the
+     *                      reference rounds them before multiplying with V
+     *   attention_values:  out[r * out_stride + c] = sum_j p[r * p_stride + j] v_j[c]
+     *                      for c < n_cols, keys in order: a column's result does not
+     *                      depend on how the columns are split.
+     * q rows are hd floats apart and already rounded to f16 values; k and v rows are
+     * kv_stride elements apart (v pointing at the first column wanted). */
+    void (*attention_scores)(int n_q, int n, int hd, const float *q, const f16_t *k, size_t kv_stride, float scale,
+                             float *scores, size_t s_stride);
+    void (*attention_softmax)(int n, float *s);
+    void (*attention_values)(int n_q, int n, int n_cols, const float *p, size_t p_stride, const f16_t *v,
+                             size_t kv_stride, float *out, size_t out_stride);
     /* A block of n_q query rows sharing one KV head (GQA heads x tokens): row r
-     * attends to keys [0, n_keys[r]) and gets exactly what `attention` gives
+     * attends to keys [0, n_keys[r]) and gets exactly what attention_ref gives
      * it (same probabilities rounded to f16). q rows are hd floats apart, out
      * rows too; scores is scratch of n_q rows, scores_stride floats apart
      * (>= max n_keys). Blocking over keys lets one K/V tile serve every row. */
     void (*attention_block)(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
                             size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out);
-    /* Decode: n_q (<= 8) query rows sharing one KV head, all over the same n keys (the GQA
-     * heads of one token): row r gets what `attention` gives it, and each K/V row is read
-     * once for all of them. scores: n_q rows of >= n floats, scores_stride apart. NULL = call
-     * `attention` per row. */
-    void (*attention_rows)(int n_q, int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride,
-                           float scale, float *scores, size_t scores_stride, float *out);
 } kernel_table;
 
 void attention_block_ref(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
@@ -61,8 +65,14 @@ float dot_f16_f32_ref(int n, const f16_t *x, const float *y);
 void f32_to_f16_row_ref(int n, const float *x, f16_t *y);
 void f16_to_f32_row_ref(int n, const f16_t *x, float *y);
 void axpy_f16_ref(int n, float alpha, const f16_t *x, float *y);
+/* One query row against n keys: scores (n floats of scratch) end as the probabilities. */
 void attention_ref(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride, float scale,
                    float *scores, float *out);
+void attention_scores_ref(int n_q, int n, int hd, const float *q, const f16_t *k, size_t kv_stride, float scale,
+                          float *scores, size_t s_stride);
+void attention_softmax_ref(int n, float *s);
+void attention_values_ref(int n_q, int n, int n_cols, const float *p, size_t p_stride, const f16_t *v,
+                          size_t kv_stride, float *out, size_t out_stride);
 void kernels_install_attention_avx2(kernel_table *t);
 void kernels_install_attention_avx512(kernel_table *t); /* attention_block only */
 

@@ -29,22 +29,44 @@ void axpy_f16_ref(int n, float alpha, const f16_t *x, float *y)
     for (int i = 0; i < n; i++) y[i] += alpha * f16_to_f32(x[i]);
 }
 
+void attention_scores_ref(int n_q, int n, int hd, const float *q, const f16_t *k, size_t kv_stride, float scale,
+                          float *scores, size_t s_stride)
+{
+    for (int r = 0; r < n_q; r++)
+        for (int j = 0; j < n; j++)
+            scores[(size_t)r * s_stride + j] = dot_f16_f32_ref(hd, k + (size_t)j * kv_stride, q + (size_t)r * hd) * scale;
+}
+
+void attention_softmax_ref(int n, float *s)
+{
+    float max = -INFINITY;
+    for (int j = 0; j < n; j++)
+        if (s[j] > max) max = s[j];
+    double sum = 0;
+    for (int j = 0; j < n; j++) {
+        s[j] = expf(s[j] - max);
+        sum += s[j];
+    }
+    float inv_sum = (float)(1.0 / sum);
+    for (int j = 0; j < n; j++) s[j] = f16_to_f32(f32_to_f16(s[j] * inv_sum));
+}
+
+void attention_values_ref(int n_q, int n, int n_cols, const float *p, size_t p_stride, const f16_t *v,
+                          size_t kv_stride, float *out, size_t out_stride)
+{
+    for (int r = 0; r < n_q; r++) {
+        float *o = out + (size_t)r * out_stride;
+        memset(o, 0, (size_t)n_cols * sizeof *o);
+        for (int j = 0; j < n; j++) axpy_f16_ref(n_cols, p[(size_t)r * p_stride + j], v + (size_t)j * kv_stride, o);
+    }
+}
+
 void attention_ref(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride, float scale,
                    float *scores, float *out)
 {
-    float max = -INFINITY;
-    for (int j = 0; j < n; j++) {
-        scores[j] = dot_f16_f32_ref(hd, k + (size_t)j * kv_stride, q) * scale;
-        if (scores[j] > max) max = scores[j];
-    }
-    double sum = 0;
-    for (int j = 0; j < n; j++) {
-        scores[j] = expf(scores[j] - max);
-        sum += scores[j];
-    }
-    float inv_sum = (float)(1.0 / sum);
-    memset(out, 0, (size_t)hd * sizeof *out);
-    for (int j = 0; j < n; j++) axpy_f16_ref(hd, f16_to_f32(f32_to_f16(scores[j] * inv_sum)), v + (size_t)j * kv_stride, out);
+    attention_scores_ref(1, n, hd, q, k, kv_stride, scale, scores, (size_t)n);
+    attention_softmax_ref(n, scores);
+    attention_values_ref(1, n, hd, scores, (size_t)n, v, kv_stride, out, (size_t)hd);
 }
 
 void attention_block_ref(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
