@@ -1074,6 +1074,7 @@ void quantize_row_q8_32_ref(const float *x, void *dst, int n)
         }
         b[i].d = f16_to_f32(f32_to_f16(amax / 127.0f));
         b[i].s = f16_to_f32(f32_to_f16(amax / 127.0f * (float)sum));
+        b[i].sum = sum;
     }
 }
 

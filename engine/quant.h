@@ -62,7 +62,9 @@ typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K 
 typedef struct { f16_t d; uint16_t scales_h; uint8_t scales_l[QK_K / 64]; uint8_t qs[QK_K / 2]; } block_iq4_xs;
 
 /* Activation formats (internal, never stored in files). */
-typedef struct { float d; float s; int8_t qs[QK32]; } block_q8_32; /* s = d * sum(qs) */
+/* s = d * sum(qs) rounded through f16 (what the reference keeps); sum = sum(qs) exactly,
+ * for kernels that work on unsigned weights and subtract offset * sum once per block. */
+typedef struct { float d; float s; int8_t qs[QK32]; int32_t sum; } block_q8_32;
 typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;
 
 typedef enum { ACT_F32 = 0, ACT_Q8_32 = 1, ACT_Q8_K = 2 } act_format;

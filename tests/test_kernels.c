@@ -26,7 +26,7 @@ static void one_hot_block(act_format act, void *blk, int e)
     if (act == ACT_Q8_32) {
         block_q8_32 *b = blk;
         memset(b, 0, sizeof *b);
-        b->d = 1, b->s = 1, b->qs[e] = 1;
+        b->d = 1, b->s = 1, b->qs[e] = 1, b->sum = 1;
     } else if (act == ACT_Q8_K) {
         block_q8_K *b = blk;
         memset(b, 0, sizeof *b);
@@ -128,8 +128,8 @@ static void special_row(float *x, int n, int which)
 static int compare_q8_32(const block_q8_32 *a, const block_q8_32 *b, int nb, char *why, size_t len)
 {
     for (int i = 0; i < nb; i++) {
-        if (memcmp(&a[i].d, &b[i].d, sizeof(float)) || memcmp(&a[i].s, &b[i].s, sizeof(float))) {
-            snprintf(why, len, "block %d: d %g/%g s %g/%g", i, a[i].d, b[i].d, a[i].s, b[i].s);
+        if (memcmp(&a[i].d, &b[i].d, sizeof(float)) || memcmp(&a[i].s, &b[i].s, sizeof(float)) || a[i].sum != b[i].sum) {
+            snprintf(why, len, "block %d: d %g/%g s %g/%g sum %d/%d", i, a[i].d, b[i].d, a[i].s, b[i].s, a[i].sum, b[i].sum);
             return -1;
         }
         for (int j = 0; j < QK32; j++)

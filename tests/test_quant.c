@@ -220,6 +220,7 @@ static void test_activation_quantizers(void)
         }
         /* s is d*sum rounded through f16, like the reference's activations */
         EXPECT(a32[b].s == f16_to_f32(f32_to_f16(amax / 127.0f * (float)sum)), "q8_32 s wrong");
+        EXPECT(a32[b].sum == sum, "q8_32 sum %d, want %d", a32[b].sum, sum);
         EXPECT(a32[b].d == f16_to_f32(f32_to_f16(amax / 127.0f)), "q8_32 d is not amax/127 in f16");
         EXPECT(amax == 0.0f || big, "q8_32 block %d does not use the full range", b);
         EXPECT(amax != 0.0f || a32[b].d == 0.0f, "zero block has d %g", a32[b].d);
@@ -404,7 +405,7 @@ static void test_traits_table(void)
     const uint32_t unsupported[] = {4, 5, QT_Q8_1, QT_Q8_K, 16, 19, 21, 22, 29, 31, 39, QT_COUNT, 1000, UINT32_MAX};
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++)
         EXPECT(quant_traits_of(unsupported[i]) == NULL, "type %u should be unsupported", unsupported[i]);
-    EXPECT(sizeof(block_q8_32) == 40 && sizeof(block_q8_K) == 292, "activation block sizes");
+    EXPECT(sizeof(block_q8_32) == 44 && sizeof(block_q8_K) == 292, "activation block sizes");
     EXPECT(iq4nl_values[0] == -127 && iq4nl_values[8] == 1 && iq4nl_values[15] == 113, "iq4nl grid");
 }
 
@@ -422,7 +423,7 @@ static void test_row_sizes(void)
            "unknown types");
     EXPECT(quant_row_size(QT_Q8_0, (int64_t)1 << 40) == ((size_t)1 << 35) * 34, "large rows do not overflow");
     EXPECT(act_row_size(ACT_F32, 5) == 20, "f32 act");
-    EXPECT(act_row_size(ACT_Q8_32, 64) == 80 && act_row_size(ACT_Q8_32, 48) == 0, "q8_32 act");
+    EXPECT(act_row_size(ACT_Q8_32, 64) == 88 && act_row_size(ACT_Q8_32, 48) == 0, "q8_32 act");
     EXPECT(act_row_size(ACT_Q8_K, 512) == 584 && act_row_size(ACT_Q8_K, 300) == 0, "q8_K act");
     EXPECT(act_row_size((act_format)7, 32) == 0, "unknown act format");
     float x[32] = {0};

@@ -283,54 +283,12 @@ B32_TILE(iq4_nl_vnni, B32_IQ4_NL)
 
 #define PANEL_R 16      /* weight rows per panel: one int32 / f32 lane each */
 #define PANEL_A 16      /* tokens per activation group */
-#define PANEL_CHUNK 128 /* blocks per activation table; longer rows take several passes */
+#define PANEL_CHUNK 128 /* blocks per pass over the panels: a group's activations for a pass stay in L2 */
 
-/* The integer offset corrections of one activation group, computed once and
- * shared by every row panel: each is a horizontal byte sum that would cost
- * more than the dot products if redone per panel. */
+/* The activation rows of one group of tokens (a partial group repeats its last). */
 typedef struct {
-    int32_t neg_offset_sum[PANEL_CHUNK][PANEL_A]; /* -offset * sum(qs) */
-    const uint8_t *tok[PANEL_A];                  /* activation rows; a partial group repeats its last */
+    const uint8_t *tok[PANEL_A];
 } panel_acts;
-
-/* a, b: 16 int32 lanes each holding `width` partial sums of 16 / width consecutive
- * tokens -> the same for twice the tokens with half the width (pairs added). */
-static inline __m512i fold_token_pairs(__m512i a, __m512i b, const int width)
-{
-    /* lane k of the result: token k / (width / 2), partial k % (width / 2) (+ width / 2 for hi) */
-    static const int32_t lo[3][16] = {{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30},
-                                      {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29},
-                                      {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27}};
-    const int w = width == 2 ? 0 : width == 4 ? 1 : 2;
-    const __m512i ilo = _mm512_loadu_si512(lo[w]), ihi = _mm512_add_epi32(ilo, _mm512_set1_epi32(width / 2));
-    return _mm512_add_epi32(_mm512_permutex2var_epi32(a, ilo, b), _mm512_permutex2var_epi32(a, ihi, b));
-}
-
-/* Fills the table for blocks [i0, i0 + nblk) of the group's tokens. */
-ALWAYS_INLINE void panel_fill_acts(const int fmt, panel_acts *pa, int i0, int nblk)
-{
-    const __m512i offset = _mm512_set1_epi8((char)b32_offset(fmt));
-    if (!b32_offset(fmt)) return;
-    if (pa->tok[0] == pa->tok[PANEL_A - 1]) { /* one token (decode): only slot 0 is read */
-        const block_q8_32 *y = (const block_q8_32 *)pa->tok[0] + i0;
-        for (int b = 0; b < nblk; b++) {
-            __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm512_castsi512_si256(offset), load256(y[b].qs));
-            pa->neg_offset_sum[b][0] = -hsum_i32x8(s);
-        }
-        return;
-    }
-    for (int b = 0; b < nblk; b++) {
-        const block_q8_32 *y[PANEL_A];
-        for (int t = 0; t < PANEL_A; t++) y[t] = (const block_q8_32 *)pa->tok[t] + i0 + b;
-        __m512i x[PANEL_A / 2]; /* token pairs, 8 partial sums each */
-        for (int j = 0; j < PANEL_A / 2; j++)
-            x[j] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, load_two_256(y[2 * j]->qs, y[2 * j + 1]->qs));
-        for (int j = 0; j < 4; j++) x[j] = fold_token_pairs(x[2 * j], x[2 * j + 1], 8);
-        for (int j = 0; j < 2; j++) x[j] = fold_token_pairs(x[2 * j], x[2 * j + 1], 4);
-        x[0] = fold_token_pairs(x[0], x[1], 2);
-        _mm512_storeu_si512(pa->neg_offset_sum[b], _mm512_sub_epi32(_mm512_setzero_si512(), x[0]));
-    }
-}
 
 /* 16 bytes at p + r * stride for r < 16 -> t[k] lane r = bytes 4k..4k+3 of row r. */
 ALWAYS_INLINE void transpose_rows16x16(const uint8_t *p, size_t stride, __m512i t[4])
@@ -451,7 +409,8 @@ ALWAYS_INLINE void panel_tile(const int fmt, const int packed, const int na, con
                 const int t = t0 + t4 + j;
                 ya[j] = (const block_q8_32 *)pa->tok[t] + i0 + b;
                 q[j] = (const uint8_t *)ya[j]->qs;
-                sumi[j] = b32_offset(fmt) ? _mm512_set1_epi32(pa->neg_offset_sum[b][t]) : _mm512_setzero_si512();
+                /* unsigned weights u = w + offset: start from -offset * sum(a) */
+                sumi[j] = _mm512_set1_epi32(-b32_offset(fmt) * ya[j]->sum);
             }
             UNROLL
             for (int e = 0; e < 8; e++)
@@ -480,7 +439,6 @@ typedef struct {
 } panel_tiles;
 typedef struct {
     panel_tiles rows, packed; /* GGUF rows transposed on the fly; load-time panels */
-    void (*fill)(panel_acts *pa, int i0, int nblk);
     tile_fn fallback;
 } panel_kernels;
 
@@ -500,8 +458,10 @@ static void panel_group(const panel_tiles *tl, int g, const uint8_t *w0, size_t 
 }
 
 /* Tokens in groups of 16 (8 + 4 + singles for the last group, so one token,
- * the decode case, is a panel too); for each group and 128-block chunk the
- * offset table is filled once, then every panel of 16 rows is visited.
+ * the decode case, is a panel too); for each group and 128-block chunk every
+ * panel of 16 rows is visited. Nothing is computed per call beyond pointers:
+ * the offset correction of unsigned weights comes with each activation block
+ * (block_q8_32.sum), so decode can split a matrix into many calls for free.
  * packed: w is the panel form (panels.h) and rows start at panel row0 / 16;
  * else n_rows GGUF rows ws bytes apart, rows past the last 16 to the tiles. */
 static void panel_gemm(const panel_kernels *k, int packed, int n, const void *w, size_t ws, int row0, int n_rows,
@@ -522,7 +482,6 @@ static void panel_gemm(const panel_kernels *k, int packed, int n, const void *w,
         for (int t = 0; t < PANEL_A; t++) pa.tok[t] = (const uint8_t *)act + (size_t)(a0 + (t < g ? t : g - 1)) * as;
         for (int i0 = 0; i0 < nb; i0 += PANEL_CHUNK) {
             const int nblk = nb - i0 < PANEL_CHUNK ? nb - i0 : PANEL_CHUNK;
-            k->fill(&pa, i0, nblk);
             for (int r0 = 0; r0 < rows16; r0 += PANEL_R) {
                 const int left = rows16 - r0;
                 const __mmask16 keep = left >= PANEL_R ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
@@ -553,10 +512,9 @@ static void panel_gemm(const panel_kernels *k, int packed, int n, const void *w,
     PANEL_TILE(name, fmt, 1, 8, p)                                                                                 \
     PANEL_TILE(name, fmt, 1, 4, p)                                                                                 \
     PANEL_TILE(name, fmt, 1, 1, p)                                                                                 \
-    static void panel_fill_##name(panel_acts *pa, int i0, int nblk) { panel_fill_acts(fmt, pa, i0, nblk); }        \
     static const panel_kernels panels_##name = {{panel16_##name, panel8_##name, panel4_##name, panel1_##name},     \
                                                 {panel16p_##name, panel8p_##name, panel4p_##name, panel1p_##name}, \
-                                                panel_fill_##name, tile_##name};                                   \
+                                                tile_##name};                                                      \
     static void gemm_panel_##name(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na,       \
                                   float *y, size_t ys)                                                             \
     {                                                                                                              \

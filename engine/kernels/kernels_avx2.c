@@ -569,6 +569,7 @@ static void quantize_q8_32_avx2(const float *x, void *dst, int n)
         const int sum = quantize_32(x, _mm256_set1_ps(id), y[i].qs);
         y[i].d = round_through_f16(amax / 127.0f);
         y[i].s = round_through_f16(amax / 127.0f * (float)sum);
+        y[i].sum = sum;
     }
 }
 

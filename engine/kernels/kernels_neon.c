@@ -150,6 +150,7 @@ static void quantize_q8_32_neon(const float *x, void *dst, int n)
         const int sum = quantize_16(x, id, y[i].qs) + quantize_16(x + 16, id, y[i].qs + 16);
         y[i].d = round_through_f16(amax / 127.0f);
         y[i].s = round_through_f16(amax / 127.0f * (float)sum);
+        y[i].sum = sum;
     }
 }
 
