@@ -921,11 +921,6 @@ static void embed_tokens(model_state *s, const int32_t *tokens, int n)
     }
 }
 
-static void silu_mul(float *gate, const float *up, size_t n)
-{
-    for (size_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
-}
-
 /* Row preparations for matmul_group (row_prep). */
 typedef struct {
     float *out;
@@ -949,7 +944,7 @@ typedef struct {
 static void gate_row(const void *ctx, int tok)
 {
     const gate_prep *p = ctx;
-    silu_mul(p->gate + (size_t)tok * p->n, p->up + (size_t)tok * p->n, (size_t)p->n);
+    kernels.silu_mul_row(p->n, p->gate + (size_t)tok * p->n, p->up + (size_t)tok * p->n);
 }
 
 static void add_rows(float *x, const float *y, size_t n)

@@ -280,6 +280,38 @@ static void test_f16_rows(void)
     }
 }
 
+/* SwiGLU against the scalar reference: a vector exp within a few ulp, so a relative bound;
+ * large gates of both signs (e^-g overflows for g < -88), zeros, odd lengths for the tails. */
+static void test_silu_mul(void)
+{
+    kernel_table t;
+    if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
+    REQUIRE(t.silu_mul_row, "silu_mul_row missing");
+    rng_state = 0x5170 + (uint64_t)cur_isa;
+    enum { N = 1003 };
+    float gate[N], up[N], got[N], want[N];
+    static const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 30.0f, -30.0f, 87.0f, -87.0f, 89.0f, -89.0f,
+                                    200.0f, -200.0f, 1e30f, -1e30f};
+    for (int i = 0; i < N; i++) {
+        gate[i] = i < (int)(sizeof special / sizeof *special) ? special[i] : rng_float(-12, 12);
+        up[i] = rng_float(-3, 3);
+    }
+    static const int lengths[] = {1, 7, 8, 15, 16, 17, N};
+    for (size_t k = 0; k < sizeof lengths / sizeof *lengths; k++) {
+        int n = lengths[k], bad = -1;
+        memcpy(got, gate, sizeof gate);
+        memcpy(want, gate, sizeof gate);
+        t.silu_mul_row(n, got, up);
+        silu_mul_row_ref(n, want, up);
+        for (int i = 0; i < n; i++)
+            if (!(fabsf(got[i] - want[i]) <= 4e-7f * fabsf(want[i]) + 1e-30f)) bad = i;
+        for (int i = n; i < N; i++)
+            if (got[i] != gate[i]) bad = i; /* nothing past n is written */
+        EXPECT(bad < 0, "n=%d: silu(%g) * %g = %.9g, reference %.9g", n, bad < 0 ? 0 : gate[bad], bad < 0 ? 0 : up[bad],
+               bad < 0 ? 0 : got[bad], bad < 0 ? 0 : want[bad]);
+    }
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 static void test_scalar_table_is_the_reference(void)
@@ -359,6 +391,8 @@ int main(void)
         TEST_RUN_AS(name, test_attention_f16);
         snprintf(name, sizeof name, "f16_rows_%s", isa_names[cur_isa]);
         TEST_RUN_AS(name, test_f16_rows);
+        snprintf(name, sizeof name, "silu_mul_%s", isa_names[cur_isa]);
+        TEST_RUN_AS(name, test_silu_mul);
         for (cur_act = ACT_Q8_32; cur_act <= ACT_Q8_K; cur_act++) {
             snprintf(name, sizeof name, "quantize_%s_%s", isa_names[cur_isa], cur_act == ACT_Q8_32 ? "q8_32" : "q8_K");
             TEST_RUN_AS(name, test_quantize_act);

@@ -44,6 +44,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "simd_x86.h"
+
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 enum {
@@ -56,30 +58,6 @@ enum {
     VALUE_VECS = 4,     /* ... times head vectors of 16 (24 accumulators; 28 would spill) */
     BLOCK_MAX_HD = 256  /* larger heads go row by row */
 };
-
-/* e^x for x <= 0 (inputs below -87 give ~0): Cody-Waite reduction and a degree-6 polynomial, ~2
- * ulp. n = round(x / ln2) comes from adding 1.5 * 2^23, which leaves n in the low mantissa bits,
- * so 2^n is one integer add and shift away. */
-static inline __m512 exp16(__m512 x)
-{
-    const __m512 round_magic = _mm512_set1_ps(12582912.0f);
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), round_magic);
-    __m512 n = _mm512_sub_ps(t, round_magic);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    /* bits of t = bits of 1.5 * 2^23 + n: minus that, plus the exponent bias, shifted */
-    __m512i e = _mm512_slli_epi32(
-        _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127 - 0x4B400000)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-}
 
 static inline __mmask16 first_lanes(int n)
 {

@@ -76,6 +76,7 @@ static void fill_scalar(kernel_table *t)
     t->f32_to_f16_row = f32_to_f16_row_ref;
     t->f16_to_f32_row = f16_to_f32_row_ref;
     t->axpy_f16 = axpy_f16_ref;
+    t->silu_mul_row = silu_mul_row_ref;
     kernels_install_gemm_ref(t);
     t->attention_scores = attention_scores_ref;
     t->attention_softmax = attention_softmax_ref;

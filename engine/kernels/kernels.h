@@ -31,6 +31,8 @@ typedef struct {
     /* rows to and from f16 (round to nearest even), as the KV cache stores them */
     void (*f32_to_f16_row)(int n, const float *x, f16_t *y);
     void (*f16_to_f32_row)(int n, const f16_t *x, float *y);
+    /* SwiGLU: gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + e^-gate[i]) * up[i] */
+    void (*silu_mul_row)(int n, float *gate, const float *up);
     /* attention over the F16 KV cache */
     float (*dot_f16_f32)(int n, const f16_t *x, const float *y);          /* sum x[i]*y[i] */
     void (*axpy_f16)(int n, float alpha, const f16_t *x, float *y);       /* y += alpha*x */
@@ -65,6 +67,7 @@ float dot_f16_f32_ref(int n, const f16_t *x, const float *y);
 void f32_to_f16_row_ref(int n, const float *x, f16_t *y);
 void f16_to_f32_row_ref(int n, const f16_t *x, float *y);
 void axpy_f16_ref(int n, float alpha, const f16_t *x, float *y);
+void silu_mul_row_ref(int n, float *gate, const float *up);
 /* One query row against n keys: scores (n floats of scratch) end as the probabilities. */
 void attention_ref(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride, float scale,
                    float *scores, float *out);

@@ -352,8 +352,17 @@ static float vec_dot_f16_avx512(int n, const void *w, const void *a)
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
 }
 
+static void silu_mul_row_avx512(int n, float *gate, const float *up)
+{
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(gate + i, silu_mul16(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
+    silu_mul_row_ref(n - i, gate + i, up + i);
+}
+
 void kernels_install_avx512(kernel_table *t, int vnni)
 {
+    t->silu_mul_row = silu_mul_row_avx512;
     t->vec_dot[QT_F32] = vec_dot_f32_avx512;
     t->vec_dot[QT_F16] = vec_dot_f16_avx512;
     t->vec_dot[QT_Q4_K] = vnni ? vec_dot_q4_K_vnni : vec_dot_q4_K_avx512;

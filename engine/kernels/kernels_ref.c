@@ -1,6 +1,7 @@
 /*
  * kernels_ref.c - scalar references for the attention kernels over the F16
- * KV cache (the quant types' references live in engine/quant.c).
+ * KV cache and the SwiGLU gate (the quant types' references live in
+ * engine/quant.c).
  */
 #include "kernels.h"
 
@@ -27,6 +28,11 @@ float dot_f16_f32_ref(int n, const f16_t *x, const float *y)
 void axpy_f16_ref(int n, float alpha, const f16_t *x, float *y)
 {
     for (int i = 0; i < n; i++) y[i] += alpha * f16_to_f32(x[i]);
+}
+
+void silu_mul_row_ref(int n, float *gate, const float *up)
+{
+    for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 void attention_scores_ref(int n_q, int n, int hd, const float *q, const f16_t *k, size_t kv_stride, float scale,

@@ -31,6 +31,36 @@ static inline int hsum_i32x8(__m256i v)
 
 static inline float f16_scalar(f16_t h) { return _cvtsh_ss(h); }
 
+/* e^x for x <= 0 (inputs below -87 give ~0): Cody-Waite range reduction to |r| <= ln2/2 and a
+ * degree-6 polynomial, ~2 ulp. */
+static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723212e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* silu(g) * u = g / (1 + e^-g) * u, with e = e^-|g| only (never overflows): for g < 0,
+ * g / (1 + 1/e) = g e / (1 + e). e is 0 past |g| > 87, where exp8 stops. */
+static inline __m256 silu_mul8(__m256 g, __m256 u)
+{
+    const __m256 minus_abs = _mm256_or_ps(g, _mm256_set1_ps(-0.0f)); /* sign bit set: -|g| */
+    const __m256 e = _mm256_and_ps(exp8(minus_abs), _mm256_cmp_ps(minus_abs, _mm256_set1_ps(-87.0f), _CMP_GE_OQ));
+    const __m256 num = _mm256_blendv_ps(g, _mm256_mul_ps(g, e), g);
+    return _mm256_mul_ps(_mm256_div_ps(num, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+
 static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 /* 16 packed bytes -> 32 bytes: the low nibbles (elements 0..15), then the high ones (16..31). */
@@ -78,6 +108,41 @@ static const uint8_t scale_pair_shuffle[8][16] = {
 };
 
 #if defined(__AVX512F__)
+/* e^x for x <= 0 (inputs below -87 give ~0): Cody-Waite reduction and a degree-6 polynomial, ~2
+ * ulp. n = round(x / ln2) comes from adding 1.5 * 2^23, which leaves n in the low mantissa bits,
+ * so 2^n is one integer add and shift away. */
+static inline __m512 exp16(__m512 x)
+{
+    const __m512 round_magic = _mm512_set1_ps(12582912.0f);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), round_magic);
+    __m512 n = _mm512_sub_ps(t, round_magic);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    /* bits of t = bits of 1.5 * 2^23 + n: minus that, plus the exponent bias, shifted */
+    __m512i e = _mm512_slli_epi32(
+        _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127 - 0x4B400000)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+/* silu_mul8 sixteen at a time. */
+static inline __m512 silu_mul16(__m512 g, __m512 u)
+{
+    const __m512 minus_abs = _mm512_or_ps(g, _mm512_set1_ps(-0.0f)); /* sign bit set: -|g| */
+    const __m512 e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(minus_abs, _mm512_set1_ps(-87.0f), _CMP_GE_OQ),
+                                         exp16(minus_abs));
+    const __mmask16 negative = _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ);
+    const __m512 num = _mm512_mask_mul_ps(g, negative, g, e);
+    return _mm512_mul_ps(_mm512_div_ps(num, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+
 static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
 
 /* Two 32-byte loads in one zmm (lo in the low half). */
