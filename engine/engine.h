@@ -36,6 +36,7 @@ typedef struct {
     int n_threads;
     uint64_t file_bytes;
     uint64_t weight_bytes; /* bytes of weights read per decoded token */
+    uint64_t kv_bytes_per_position; /* bytes of K and V cache a decoded token reads per earlier position */
     int32_t bos, eos;
     int add_bos;
     int has_chat_template;

@@ -112,13 +112,25 @@ if isinstance(r, dict):
               and min(r["prefill_runs"]) <= r["prefill_tokens_per_s"] <= max(r["prefill_runs"]),
               (r.get("prefill_runs"), r["prefill_tokens_per_s"]))
         check("bench_json_arch", r["arch"] == "qwen2" and r["isa"] != "", (r["arch"], r["isa"]))
+        # decode after the prompt: its own runs, and a ceiling that adds the KV cache it reads
+        # (tiny shape: 2 layers x 2 KV heads x 64 x K and V x 2 bytes per position)
+        after = r.get("decode_after_prompt_tokens_per_s")
+        kv = r.get("kv_bytes_per_position")
+        with_kv = r["mem_bandwidth_gb_s"] * 1e9 / (r["weight_bytes"] + (kv or 0) * (16 + 0.5 * 4))
+        check("bench_json_after_prompt",
+              isinstance(after, (int, float)) and after > 0 and len(r.get("decode_after_prompt_runs", [])) == 2
+              and kv == 2 * 2 * 64 * 2 * 2
+              and abs(r.get("decode_after_prompt_ceiling_tokens_per_s", 0) - with_kv) <= 1e-6 * with_kv
+              and abs(r.get("decode_after_prompt_fraction_of_ceiling_with_kv", 0) - after / with_kv) <= 1e-6,
+              {k: r.get(k) for k in r if "after" in k or k == "kv_bytes_per_position"})
 EOF
 else
     fail bench_json_runs "$(tail -n 3 "$tmp/bench.err")"
 fi
 
 if "$PRBOT" bench --model "$model" -p 8 -n 2 --reps 1 --bandwidth-mib 16 >"$tmp/table.txt" 2>&1 &&
-    grep -q '^prefill *8 ' "$tmp/table.txt" && grep -q '^decode *2 ' "$tmp/table.txt"; then
+    grep -q '^prefill *8 ' "$tmp/table.txt" && grep -q '^decode *2 ' "$tmp/table.txt" &&
+    grep -q '^decode after 8 *2 ' "$tmp/table.txt"; then
     ok bench_table
 else
     fail bench_table "$(head -n 5 "$tmp/table.txt")"
