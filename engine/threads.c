@@ -418,22 +418,25 @@ void threads_free(thread_pool *p)
 
 int threads_count(const thread_pool *p) { return p ? p->n_threads : 1; }
 
-/* Spins until *value differs from `seen`; after THREADS_WAIT_SPIN_NS of that
- * (a CPU shared with other processes) it yields so a descheduled thread can run. */
-static void spin_while_equal(const atomic_uint *value, unsigned seen)
+/* Waiting for another thread: spin for THREADS_WAIT_SPIN_NS, then yield at
+ * every step, so that on a CPU shared with other processes a descheduled
+ * thread can get it back. */
+typedef struct {
+    unsigned steps;
+    long long yield_after; /* 0: not started; -1: yielding */
+} spin_wait;
+
+static void spin_wait_step(spin_wait *w)
 {
-    long long yield_after = 0;
-    for (unsigned i = 1; atomic_load_explicit(value, memory_order_acquire) == seen; i++) {
-        if (yield_after < 0) {
-            sched_yield();
-        } else {
-            cpu_relax();
-            if ((i & 63) == 0) {
-                long long t = now_ns();
-                if (yield_after == 0) yield_after = t + THREADS_WAIT_SPIN_NS;
-                else if (t > yield_after) yield_after = -1;
-            }
-        }
+    if (w->yield_after < 0) {
+        sched_yield();
+        return;
+    }
+    cpu_relax();
+    if ((++w->steps & 63) == 0) {
+        long long t = now_ns();
+        if (w->yield_after == 0) w->yield_after = t + THREADS_WAIT_SPIN_NS;
+        else if (t > w->yield_after) w->yield_after = -1;
     }
 }
 
@@ -446,7 +449,8 @@ void threads_barrier(thread_pool *p)
         atomic_store_explicit(&p->barrier_round, round + 1, memory_order_release);
         return;
     }
-    spin_while_equal(&p->barrier_round, round);
+    spin_wait w = {0, 0};
+    while (atomic_load_explicit(&p->barrier_round, memory_order_acquire) == round) spin_wait_step(&w);
 }
 
 void threads_run(thread_pool *p, thread_task_fn fn, void *ctx)
@@ -460,20 +464,7 @@ void threads_run(thread_pool *p, thread_task_fn fn, void *ctx)
     atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
     publish_generation(p);
     fn(ctx, 0, p->n_threads);
-    /* Spin for the others; once that takes long (a CPU shared with other
-     * processes), yield so a descheduled worker can get the CPU back. */
     int n_workers = p->n_threads - 1;
-    long long yield_after = 0;
-    for (unsigned i = 1; atomic_load_explicit(&p->n_done, memory_order_acquire) != n_workers; i++) {
-        if (yield_after < 0) {
-            sched_yield();
-        } else {
-            cpu_relax();
-            if ((i & 63) == 0) {
-                long long t = now_ns();
-                if (yield_after == 0) yield_after = t + THREADS_WAIT_SPIN_NS;
-                else if (t > yield_after) yield_after = -1;
-            }
-        }
-    }
+    spin_wait w = {0, 0};
+    while (atomic_load_explicit(&p->n_done, memory_order_acquire) != n_workers) spin_wait_step(&w);
 }
