@@ -4,7 +4,8 @@
  * Loading reads the hyper-parameters from `{arch}.*` metadata, binds every
  * tensor by name and checks its shape and type, so the forward pass never
  * meets a surprise. Small vectors (norms, biases) are copied to f32; big
- * matrices stay in the mmap in their own quant type.
+ * matrices stay in the mmap in their own quant type, or are repacked once
+ * into 16-row panels where the kernels have a panel form (model_pack_weights).
  *
  * model_forward reads top to bottom as the math of one transformer block,
  * applied to a batch of tokens at once:
@@ -19,9 +20,13 @@
  *   logits = (rmsnorm(x) * output_norm) Wout
  *
  * Matrix products quantize the activations once into the weight type's
- * activation format and call the dispatch table's vec_dot; rows are split
- * across the thread pool. Attention walks the cache per (token, head) with
- * one score row of n_ctx floats per thread, never an n x n matrix.
+ * activation format and call the dispatch table's kernels; output rows are
+ * split across the thread pool (see "matrix multiply" below). The KV cache is
+ * F16, one contiguous run of rows per (layer, KV head). Prefill attention
+ * works in blocks of (KV head, a few tokens) so one pass over the cache
+ * serves every query row of the block, never an n x n matrix; decode
+ * attention splits keys, heads and head columns across the threads (see
+ * "attention" below).
  */
 #include "model.h"
 
