@@ -458,8 +458,8 @@ int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, t
         if (!s->wtile) goto oom;
     }
     if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->h || !s->q || !s->k || !s->v ||
-        !s->att || !s->gate || !s->up || !s->logits || !s->scores || !s->n_keys || !s->decode_scores || !s->shares || !s->act ||
-        !s->embd_row)
+        !s->att || !s->gate || !s->up || !s->logits || !s->scores || !s->n_keys || !s->decode_scores || !s->shares ||
+        !s->act || !s->embd_row)
         goto oom;
     rope_tables_fill(s);
     *out = s;
@@ -845,7 +845,8 @@ typedef struct {
     int il, n_keys;
 } decode_attention_task;
 
-static int share(int n, int ith, int nth) { return (int)((long long)n * ith / nth); }
+/* Where thread ith of nth starts when n items are split evenly. */
+static int split_point(int n, int ith, int nth) { return (int)((long long)n * ith / nth); }
 
 static void decode_scores(const decode_attention_task *t, int ith, int nth)
 {
@@ -853,7 +854,8 @@ static void decode_scores(const decode_attention_task *t, int ith, int nth)
     const model *m = s->m;
     int hd = m->head_dim, group = m->n_head / m->n_head_kv;
     int n_blocks = (t->n_keys + DECODE_KEY_BLOCK - 1) / DECODE_KEY_BLOCK;
-    int j0 = share(n_blocks, ith, nth) * DECODE_KEY_BLOCK, j1 = share(n_blocks, ith + 1, nth) * DECODE_KEY_BLOCK;
+    int j0 = split_point(n_blocks, ith, nth) * DECODE_KEY_BLOCK;
+    int j1 = split_point(n_blocks, ith + 1, nth) * DECODE_KEY_BLOCK;
     if (j1 > t->n_keys) j1 = t->n_keys;
     if (j0 >= j1) return;
     float scale = 1.0f / sqrtf((float)hd);
@@ -869,7 +871,7 @@ static void decode_values(const decode_attention_task *t, int ith, int nth)
     const model *m = s->m;
     int hd = m->head_dim, group = m->n_head / m->n_head_kv;
     int chunk = hd % DECODE_COLUMN_CHUNK ? hd : DECODE_COLUMN_CHUNK, n_chunks = hd / chunk;
-    int i0 = share(m->n_head_kv * n_chunks, ith, nth), i1 = share(m->n_head_kv * n_chunks, ith + 1, nth);
+    int i0 = split_point(m->n_head_kv * n_chunks, ith, nth), i1 = split_point(m->n_head_kv * n_chunks, ith + 1, nth);
     while (i0 < i1) { /* one call per run of chunks within one KV head */
         int kvh = i0 / n_chunks, end = (kvh + 1) * n_chunks < i1 ? (kvh + 1) * n_chunks : i1;
         int c0 = (i0 - kvh * n_chunks) * chunk;
@@ -887,7 +889,7 @@ static void decode_attention_worker(void *ctx, int ith, int nth)
     model_state *s = t->s;
     decode_scores(t, ith, nth);
     threads_barrier(s->pool);
-    for (int h = share(s->m->n_head, ith, nth); h < share(s->m->n_head, ith + 1, nth); h++)
+    for (int h = split_point(s->m->n_head, ith, nth); h < split_point(s->m->n_head, ith + 1, nth); h++)
         kernels.attention_softmax(t->n_keys, s->decode_scores + (size_t)h * s->n_ctx);
     threads_barrier(s->pool);
     decode_values(t, ith, nth);

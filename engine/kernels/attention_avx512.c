@@ -569,7 +569,8 @@ ALWAYS_INLINE void rows_values(const int rows, const int vecs, const float *p, s
         const f16_t *vj = v + (size_t)j * kv_stride;
         if (j + ROWS_PREFETCH < n)
             ROWS_UNROLL
-            for (int c = 0; c < vecs; c += 2) _mm_prefetch((const char *)(vj + (size_t)ROWS_PREFETCH * kv_stride + 16 * c), _MM_HINT_T0);
+            for (int c = 0; c < vecs; c += 2)
+                _mm_prefetch((const char *)(vj + (size_t)ROWS_PREFETCH * kv_stride + 16 * c), _MM_HINT_T0);
         __m512 x[4];
         ROWS_UNROLL
         for (int c = 0; c < vecs; c++) x[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vj + 16 * c)));
