@@ -42,11 +42,10 @@ static f16_t random_scale(float lo, float hi, int allow_negative)
     return f32_to_f16(v);
 }
 
-/* `nb` random blocks of `type`: random bits everywhere, then sane f16 scales. */
-static void random_weight_blocks(uint32_t type, uint8_t *row, int nb)
+/* Sane f16 scales (and values for the float types) over blocks whose other bytes are already set. */
+static void set_sane_scales(uint32_t type, uint8_t *row, int nb)
 {
     const quant_traits *tr = quant_traits_of(type);
-    for (size_t k = 0; k < (size_t)nb * tr->type_size; k++) row[k] = (uint8_t)rng_next();
     for (int b = 0; b < nb; b++) {
         uint8_t *blk = row + (size_t)b * tr->type_size;
         switch (type) {
@@ -83,6 +82,24 @@ static void random_weight_blocks(uint32_t type, uint8_t *row, int nb)
         default: break;
         }
     }
+}
+
+/* `nb` random blocks of `type`: random bits everywhere, then sane f16 scales. */
+static void random_weight_blocks(uint32_t type, uint8_t *row, int nb)
+{
+    const quant_traits *tr = quant_traits_of(type);
+    for (size_t k = 0; k < (size_t)nb * tr->type_size; k++) row[k] = (uint8_t)rng_next();
+    set_sane_scales(type, row, nb);
+}
+
+/* `nb` blocks whose quant bytes are all at their maximum (every nibble 15,
+ * 5- and 6-bit values 31 and 63, k-quant scales and mins 63; Q8_0 bytes 127),
+ * with sane f16 scales: the worst case for kernels that sum products in int16. */
+static void saturated_weight_blocks(uint32_t type, uint8_t *row, int nb)
+{
+    const quant_traits *tr = quant_traits_of(type);
+    memset(row, type == QT_Q8_0 ? 0x7F : 0xFF, (size_t)nb * tr->type_size);
+    set_sane_scales(type, row, nb);
 }
 
 /* Element e of the activation row, as a float. */

@@ -7,7 +7,9 @@
  * must match quant_traits_of(t)->vec_dot_ref within
  *     1e-5 * (sum_i |w_i * a_i| + 1)
  * (the integer parts are exact; only the float summation order differs).
- * The |w_i| are obtained from the reference dot itself, by dotting each block
+ * Two more rows per length have every quant at its maximum against
+ * activations that are all +127 or all -127: the largest partial sums a
+ * kernel that adds products in int16 can meet. The |w_i| are obtained from the reference dot itself, by dotting each block
  * with one-hot activation blocks, so the test needs nothing but the reference.
  * The SIMD activation quantizers must reproduce the reference bit for bit,
  * including rounding ties, all-zero blocks, tiny and huge values. The F16
@@ -70,9 +72,12 @@ static void check_vec_dot_case(const kernel_table *t, int n, int trial)
     float *x = malloc((size_t)n * sizeof(float));
     uint8_t *act = malloc(act_row_size(tr->act, n) + MISALIGN);
     REQUIRE(w && x && act, "out of memory");
-    random_weight_blocks(cur_type, w + MISALIGN, nb);
+    /* trials 3 and 4: every quant at its maximum against activations all +127 / all -127 */
+    const int saturated = trial >= 3;
+    if (saturated) saturated_weight_blocks(cur_type, w + MISALIGN, nb);
+    else random_weight_blocks(cur_type, w + MISALIGN, nb);
     float xscale = trial == 0 ? 1.0f : rng_float(0.01f, 10.0f);
-    for (int i = 0; i < n; i++) x[i] = xscale * rng_float(-1, 1);
+    for (int i = 0; i < n; i++) x[i] = saturated ? (trial == 3 ? xscale : -xscale) : xscale * rng_float(-1, 1);
     quantize_activations_ref(tr->act, x, act + MISALIGN, n);
     float ref = tr->vec_dot_ref(n, w + MISALIGN, act + MISALIGN);
     float got = t->vec_dot[cur_type](n, w + MISALIGN, act + MISALIGN);
@@ -100,7 +105,7 @@ static void test_vec_dot_type(void)
             for (int trial = 0; trial < 3; trial++) check_vec_dot_case(&t, float_lengths[k], trial);
     } else {
         for (size_t k = 0; k < sizeof block_counts / sizeof block_counts[0]; k++)
-            for (int trial = 0; trial < 3; trial++) check_vec_dot_case(&t, block_counts[k] * tr->block_size, trial);
+            for (int trial = 0; trial < 5; trial++) check_vec_dot_case(&t, block_counts[k] * tr->block_size, trial);
     }
 }
 
