@@ -1,25 +1,28 @@
 /*
- * test_gemm.c - the prefill matrix-matrix kernels against the scalar dot.
+ * test_gemm.c - the matrix-matrix kernels against the scalar dot.
  *
- * For every ISA this CPU supports and every type with a gemm entry, random
- * weight rows (seeded PRNG, sane f16 scales) and random activation rows
- * quantized by the scalar reference quantizer go through gemm in several
- * shapes: single rows and tokens, odd sizes that leave partial tiles, and
- * full 64 x 64 blocks, with row strides that are not a multiple of anything
- * SIMD-friendly. Every output element must equal
+ * For every ISA this CPU supports and every type with a gemm or gemm_panels
+ * entry, random weight rows (seeded PRNG, sane f16 scales) and random
+ * activation rows quantized by the scalar reference quantizer go through
+ * each entry the table has (gemm on the rows, gemm_panels on them packed as
+ * at load) in several shapes: single rows and tokens, odd sizes that leave
+ * partial tiles and panels, and full 64 x 64 blocks, with row strides that
+ * are not a multiple of anything SIMD-friendly. Every output element must
+ * equal
  *     quant_traits_of(type)->vec_dot_ref(row r, token a)
  * within 1e-5 * (sum_i |w_i * a_i| + 1), the weights read back with the
  * scalar dequantizer (integer parts are exact; only float summation order
  * differs). The output buffer is padded on every side with guard values that
  * must survive, so a kernel that writes past its rows or tokens fails.
- * One trial per shape uses activations that all quantize to +-127, the worst
- * case for 16-bit intermediate sums. Row counts 16, 17, 31, 48 against 1..20
- * tokens, and rows over 128 blocks, cover the AVX-512 VNNI row-panel kernels
- * of the 32-element formats (16 rows x 4/8/16 tokens, several passes over
- * long rows) and the edges they hand to the 4 x 4 tiles; for the k-quants
- * (16-row panels, tokens 4 at a time then singly) the same rows run with 1, 2,
- * 3 and 19 super-blocks. The load-time panel layout (kernels/panels.h) gets
- * the same check through gemm_panels, plus an exact pack/unpack round trip.
+ * Some trials use activations that all quantize to +-127, and some saturated
+ * weights (every quant at its maximum) against tokens all +127 or all -127:
+ * the worst cases for 16-bit intermediate sums. Row counts 16, 17, 31, 48
+ * against 1..20 tokens, and rows over 128 blocks, cover the row-panel kernels
+ * (16 rows x a few tokens per pass, several passes over long rows) and the
+ * edges they hand to tiles or store partially; for the k-quants the same
+ * rows run with 1, 2, 3 and 19 super-blocks. The load-time panel layout
+ * (kernels/panels.h) also gets a start past the first panel, more tokens
+ * than one 32-token group, and an exact pack/unpack round trip.
  */
 #include <math.h>
 #include <stdint.h>
@@ -45,6 +48,13 @@ static const uint32_t guard_bits = 0x7FC0DEADu; /* a NaN no kernel produces */
 static kernel_isa cur_isa;
 static uint32_t cur_type;
 
+/* How a case's operands are drawn. */
+enum {
+    CASE_RANDOM,    /* random weights, activations of random size */
+    CASE_EXTREME,   /* activations that all quantize to +-127 (random signs) */
+    CASE_SATURATED, /* every quant at its maximum; each token all +127 or all -127 */
+};
+
 static void free_case(gemm_case *c)
 {
     free(c->w);
@@ -54,7 +64,7 @@ static void free_case(gemm_case *c)
     free(c->y_buf);
 }
 
-static int make_case(gemm_case *c, int n, int n_rows, int n_act, int extreme)
+static int make_case(gemm_case *c, int n, int n_rows, int n_act, int mode)
 {
     const quant_traits *tr = quant_traits_of(cur_type);
     memset(c, 0, sizeof *c);
@@ -77,13 +87,18 @@ static int make_case(gemm_case *c, int n, int n_rows, int n_act, int extreme)
     memset(c->act, 0x5A, c->act_stride * (size_t)n_act + MISALIGN);
     for (int r = 0; r < n_rows; r++) {
         uint8_t *row = c->w + MISALIGN + (size_t)r * c->w_stride;
-        random_weight_blocks(cur_type, row, n / tr->block_size);
+        if (mode == CASE_SATURATED) saturated_weight_blocks(cur_type, row, n / tr->block_size);
+        else random_weight_blocks(cur_type, row, n / tr->block_size);
         tr->dequantize_row(row, c->w_abs + (size_t)r * n, n);
     }
     for (int a = 0; a < n_act; a++) {
         uint8_t *row = c->act + MISALIGN + (size_t)a * c->act_stride;
         float scale = rng_float(0.01f, 10.0f);
-        for (int i = 0; i < n; i++) x[i] = extreme ? ((rng_next() & 1) ? scale : -scale) : scale * rng_float(-1, 1);
+        for (int i = 0; i < n; i++) {
+            if (mode == CASE_EXTREME) x[i] = (rng_next() & 1) ? scale : -scale;
+            else if (mode == CASE_SATURATED) x[i] = a % 2 ? -scale : scale;
+            else x[i] = scale * rng_float(-1, 1);
+        }
         quantize_activations_ref(tr->act, x, row, n);
         for (int i = 0; i < n; i++) c->a_abs[(size_t)a * n + i] = act_value(tr->act, row, i);
     }
@@ -123,11 +138,11 @@ static uint8_t *run_panels(const kernel_table *t, const gemm_case *c, int row0, 
 }
 
 /* gemm (row0 < 0) or gemm_panels from row row0 against the scalar dot. */
-static void check_case_from(const kernel_table *t, int n, int n_rows, int n_act, int extreme, int row0)
+static void check_case_from(const kernel_table *t, int n, int n_rows, int n_act, int mode, int row0)
 {
     const quant_traits *tr = quant_traits_of(cur_type);
     gemm_case c;
-    if (make_case(&c, n, n_rows, n_act, extreme) != 0) {
+    if (make_case(&c, n, n_rows, n_act, mode) != 0) {
         free_case(&c);
         REQUIRE(0, "out of memory");
     }
@@ -155,7 +170,8 @@ static void check_case_from(const kernel_table *t, int n, int n_rows, int n_act,
             if (!(isfinite(ref) && diff <= tol)) {
                 bad = 1;
                 EXPECT(0, "%s n=%d %dx%d%s: y[tok %d][row %d] = %.9g, ref %.9g, diff %.3g > tol %.3g", tr->name, n,
-                       n_rows, n_act, extreme ? " extreme" : "", a, r, got, ref, diff, tol);
+                       n_rows, n_act, mode == CASE_EXTREME ? " extreme" : mode == CASE_SATURATED ? " saturated" : "",
+                       a, r, got, ref, diff, tol);
             }
         }
     }
@@ -173,9 +189,13 @@ static void check_case_from(const kernel_table *t, int n, int n_rows, int n_act,
     free_case(&c);
 }
 
-static void check_case(const kernel_table *t, int n, int n_rows, int n_act, int extreme)
+/* The case through every product the table has for the type: gemm on GGUF rows, gemm_panels on packed ones. */
+static void check_case(const kernel_table *t, int n, int n_rows, int n_act, int mode)
 {
-    check_case_from(t, n, n_rows, n_act, extreme, -1);
+    const uint64_t seed = rng_state;
+    if (t->gemm[cur_type]) check_case_from(t, n, n_rows, n_act, mode, -1);
+    rng_state = seed; /* the same operands */
+    if (t->gemm_panels[cur_type]) check_case_from(t, n, n_rows, n_act, mode, 0);
 }
 
 static void test_gemm_type(void)
@@ -184,7 +204,7 @@ static void test_gemm_type(void)
     if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
     const quant_traits *tr = quant_traits_of(cur_type);
     REQUIRE(tr && tr->vec_dot_ref, "no scalar reference for type %u", cur_type);
-    if (!t.gemm[cur_type]) SKIP("no gemm for %s", tr->name);
+    if (!t.gemm[cur_type] && !t.gemm_panels[cur_type]) SKIP("no gemm for %s", tr->name);
     rng_state = 0x6E33 + cur_type * 131 + (uint64_t)cur_isa * 7;
     static const int shapes[][2] = {{1, 1}, {1, 5}, {3, 17}, {17, 3}, {4, 4}, {5, 9}, {64, 64}, {13, 64}, {64, 1}};
     /* block counts: a single block, odd counts (tail of the 2-block steps), a Qwen-like 896/32 = 28 */
@@ -197,32 +217,36 @@ static void test_gemm_type(void)
         for (int l = 0; l < 3; l++) {
             int big = shapes[s][0] * shapes[s][1] >= 64 * 13;
             if (big && l == 0) continue; /* keep the suite fast: big shapes only with real lengths */
-            check_case(&t, lengths[l], shapes[s][0], shapes[s][1], 0);
-            if (!big) check_case(&t, lengths[l], shapes[s][0], shapes[s][1], 1);
+            check_case(&t, lengths[l], shapes[s][0], shapes[s][1], CASE_RANDOM);
+            if (!big) check_case(&t, lengths[l], shapes[s][0], shapes[s][1], CASE_EXTREME);
         }
     /* Row counts around the 16-row panels (whole, +1, -1, three) against every
      * token count up to 20: 4-, 8- and 16-token groups and the 1..3 left over. */
     static const int panel_rows[] = {16, 17, 31, 48};
     for (size_t r = 0; r < sizeof panel_rows / sizeof panel_rows[0]; r++)
         for (int a = 1; a <= 20; a++) {
-            check_case(&t, lengths[1], panel_rows[r], a, a == 16);
-            if (bs == QK32 && (a == 5 || a == 16 || a == 20)) check_case(&t, lengths[2], panel_rows[r], a, 0);
+            check_case(&t, lengths[1], panel_rows[r], a, a == 16 ? CASE_EXTREME : CASE_RANDOM);
+            if (bs == QK32 && (a == 5 || a == 16 || a == 20)) check_case(&t, lengths[2], panel_rows[r], a, CASE_RANDOM);
             /* k-quant panels: one and three super-blocks (the first stores, the rest add) */
             if (bs == QK_K && (a == 1 || a == 6 || a == 13)) {
-                check_case(&t, lengths[0], panel_rows[r], a, a == 6);
-                check_case(&t, lengths[2], panel_rows[r], a, 0);
+                check_case(&t, lengths[0], panel_rows[r], a, a == 6 ? CASE_EXTREME : CASE_RANDOM);
+                check_case(&t, lengths[2], panel_rows[r], a, CASE_RANDOM);
             }
         }
     /* a Qwen-like ffn_down row (4864 = 19 super-blocks) in a 64-row x 32-token slice */
     if (bs == QK_K) {
-        check_case(&t, 19 * QK_K, 32, 7, 0);
-        check_case(&t, 19 * QK_K, 16, 5, 1);
+        check_case(&t, 19 * QK_K, 32, 7, CASE_RANDOM);
+        check_case(&t, 19 * QK_K, 16, 5, CASE_EXTREME);
     }
     /* rows longer than one 128-block activation table (several passes adding into y) */
     if (bs == QK32) {
-        check_case(&t, 131 * QK32, 32, 20, 0);
-        check_case(&t, 131 * QK32, 16, 16, 1);
+        check_case(&t, 131 * QK32, 32, 20, CASE_RANDOM);
+        check_case(&t, 131 * QK32, 16, 16, CASE_EXTREME);
     }
+    /* every quant at its maximum: the largest partial sums, whole and partial panels and tiles */
+    static const int saturated_shapes[][2] = {{17, 5}, {48, 20}, {5, 1}, {3, 4}};
+    for (size_t k = 0; k < sizeof saturated_shapes / sizeof saturated_shapes[0]; k++)
+        for (int l = 1; l < 3; l++) check_case(&t, lengths[l], saturated_shapes[k][0], saturated_shapes[k][1], CASE_SATURATED);
 }
 
 /* The panel kernels on weights repacked like model load does: whole and
@@ -242,11 +266,18 @@ static void test_gemm_panels(void)
     static const int tokens[] = {1, 2, 3, 4, 5, 8, 13, 16, 20};
     for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
         for (size_t a = 0; a < sizeof tokens / sizeof tokens[0]; a++) {
-            check_case_from(&t, 3 * QK32, rows[r], tokens[a], tokens[a] == 4, 0);
-            if (rows[r] > 16) check_case_from(&t, 28 * QK32, rows[r], tokens[a], 0, 16);
+            check_case_from(&t, 3 * QK32, rows[r], tokens[a], tokens[a] == 4 ? CASE_EXTREME : CASE_RANDOM, 0);
+            if (rows[r] > 16) check_case_from(&t, 28 * QK32, rows[r], tokens[a], CASE_RANDOM, 16);
         }
-    check_case_from(&t, 131 * QK32, 33, 1, 0, 16);
-    check_case_from(&t, 131 * QK32, 32, 17, 1, 0);
+    check_case_from(&t, 131 * QK32, 33, 1, CASE_RANDOM, 16);
+    check_case_from(&t, 131 * QK32, 32, 17, CASE_EXTREME, 0);
+    /* more tokens than one 32-token activation group (AVX2), whole and partial */
+    check_case_from(&t, 28 * QK32, 48, 45, CASE_RANDOM, 0);
+    check_case_from(&t, 3 * QK32, 33, 70, CASE_EXTREME, 16);
+    /* every quant at its maximum, decode and prefill */
+    static const int saturated_tokens[] = {1, 2, 4, 13, 45};
+    for (size_t a = 0; a < sizeof saturated_tokens / sizeof saturated_tokens[0]; a++)
+        check_case_from(&t, 3 * QK32, 31, saturated_tokens[a], CASE_SATURATED, 0);
 
     const int n = 5 * QK32, n_rows = 21;
     size_t row_bytes = quant_row_size(cur_type, n);
@@ -284,19 +315,31 @@ static void check_quantized_rows(const kernel_table *t, int n, int n_rows, int n
         else
             (tr->act == ACT_Q8_32 ? quantize_row_q8_32_ref : quantize_row_q8_K_ref)(xa, act + (size_t)a * act_bytes, n);
     }
-    t->gemm[cur_type](n, w, row_bytes, n_rows, act, act_bytes, n_act, y, (size_t)n_rows);
-    int bad = 0;
-    for (int r = 0; r < n_rows && !bad; r++) {
-        tr->dequantize_row(w + (size_t)r * row_bytes, wf, n);
-        for (int a = 0; a < n_act && !bad; a++) {
-            float ref = tr->vec_dot_ref(n, w + (size_t)r * row_bytes, act + (size_t)a * act_bytes);
-            double terms = 0;
-            for (int i = 0; i < n; i++) terms += fabs((double)wf[i] * af[(size_t)a * n + i]);
-            double diff = fabs((double)y[(size_t)a * n_rows + r] - ref);
-            if (!(diff <= 1e-4 * (terms + 1))) {
-                bad = 1;
-                EXPECT(0, "%s n=%d %dx%d quantized rows: y[tok %d][row %d] = %.7g, ref %.7g", tr->name, n, n_rows,
-                       n_act, a, r, y[(size_t)a * n_rows + r], ref);
+    /* through gemm on the rows and through gemm_panels on them packed, whichever the table has */
+    for (int packed = 0; packed < 2; packed++) {
+        if (packed ? !t->gemm_panels[cur_type] : !t->gemm[cur_type]) continue;
+        if (packed) {
+            uint8_t *panels = malloc(panels_size(cur_type, n, n_rows));
+            REQUIRE(panels, "out of memory");
+            panels_pack(cur_type, n, n_rows, w, panels);
+            t->gemm_panels[cur_type](n, panels, 0, n_rows, act, act_bytes, n_act, y, (size_t)n_rows);
+            free(panels);
+        } else {
+            t->gemm[cur_type](n, w, row_bytes, n_rows, act, act_bytes, n_act, y, (size_t)n_rows);
+        }
+        int bad = 0;
+        for (int r = 0; r < n_rows && !bad; r++) {
+            tr->dequantize_row(w + (size_t)r * row_bytes, wf, n);
+            for (int a = 0; a < n_act && !bad; a++) {
+                float ref = tr->vec_dot_ref(n, w + (size_t)r * row_bytes, act + (size_t)a * act_bytes);
+                double terms = 0;
+                for (int i = 0; i < n; i++) terms += fabs((double)wf[i] * af[(size_t)a * n + i]);
+                double diff = fabs((double)y[(size_t)a * n_rows + r] - ref);
+                if (!(diff <= 1e-4 * (terms + 1))) {
+                    bad = 1;
+                    EXPECT(0, "%s n=%d %dx%d quantized rows%s: y[tok %d][row %d] = %.7g, ref %.7g", tr->name, n, n_rows,
+                           n_act, packed ? " packed" : "", a, r, y[(size_t)a * n_rows + r], ref);
+                }
             }
         }
     }
@@ -308,14 +351,15 @@ static void test_gemm_quantized(void)
     kernel_table t;
     if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
     const quant_traits *tr = quant_traits_of(cur_type);
-    if (!t.gemm[cur_type]) SKIP("no gemm for %s", tr->name);
+    if (!t.gemm[cur_type] && !t.gemm_panels[cur_type]) SKIP("no gemm for %s", tr->name);
     rng_state = 0x51 + cur_type;
     int bs = tr->block_size == 1 ? 64 : tr->block_size;
     check_quantized_rows(&t, 2 * bs, 64, 27);
     check_quantized_rows(&t, 3 * bs, 17, 5);
 }
 
-/* Every type has a scalar gemm, and the SIMD levels really replace the ones prefill depends on. */
+/* Every type has a scalar gemm, and the SIMD levels really replace the ones
+ * prefill depends on (for a type with a panel layout, gemm_panels does). */
 static void test_gemm_coverage(void)
 {
     kernel_table scalar, simd;
@@ -328,9 +372,11 @@ static void test_gemm_coverage(void)
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         if (kernels_fill(&simd, isas[i]) != 0) continue;
         tested++;
-        for (size_t k = 0; k < sizeof fast / sizeof fast[0]; k++)
-            EXPECT(simd.gemm[fast[k]] && simd.gemm[fast[k]] != scalar.gemm[fast[k]], "%s gemm for %s is missing or scalar",
-                   simd.isa, quant_traits_of(fast[k])->name);
+        for (size_t k = 0; k < sizeof fast / sizeof fast[0]; k++) {
+            const int has_gemm = simd.gemm[fast[k]] && simd.gemm[fast[k]] != scalar.gemm[fast[k]];
+            EXPECT(has_gemm || simd.gemm_panels[fast[k]], "%s gemm for %s is missing or scalar", simd.isa,
+                   quant_traits_of(fast[k])->name);
+        }
     }
     if (!tested) SKIP("no x86 SIMD level on this CPU");
 }

@@ -1,26 +1,43 @@
 /*
- * gemm_avx2.c - prefill matrix-matrix products with AVX2 + FMA + F16C.
+ * gemm_avx2.c - quantized matrix products on row panels with AVX2 + FMA + F16C.
  *
- * Same idea as gemm_avx512.c, sized for 16 ymm registers: the output is cut
- * into tiles of a few weight rows x 4 tokens; each weight block is unpacked
- * into registers once per tile and multiplied by the 4 activation rows, every
- * (row, token) product accumulating in its own register. Edge tiles repeat
- * the last row/token and drop the extra results.
+ * Row panels, as in gemm_avx512.c but sized for 16 ymm registers: a ymm
+ * holds 4 consecutive weights of 8 rows (one int32 lane per row), and a
+ * 16-row panel is two of them. maddubs of such a ymm against a broadcast of
+ * a token's 4 matching activation bytes gives the 8 rows' int16 pair sums;
+ * both halves share the broadcast. Weights are made unsigned (maddubs wants
+ * one unsigned operand) and the products of several groups add up in int16
+ * as far as they provably cannot overflow (|a| <= 127: 4-bit weights 8
+ * groups = 30480, 5-bit 4 groups, 6-bit 2) before one madd widens them to
+ * int32 and, for the k-quants, applies the integer sub-block scales. A row
+ * of 32 weights then costs ~1.1 multiplier ops per token instead of the 2
+ * (maddubs + madd) of a row-per-ymm layout, there are no horizontal sums,
+ * and unpacking the weights is paid once for many tokens. On AMD Zen the
+ * integer multiplies, FMA and pshufb/psign share two pipes, so the multiplier
+ * count is what bounds these kernels; shifts, adds and converts are cheap.
  *
- * 32-element formats (Q4_0, Q5_0, Q8_0, IQ4_NL; 2 rows x 4 tokens): one block
- * per ymm. Weights are signed bytes w; maddubs needs one unsigned operand, so
- * the product is |w| x (a with w's sign), computed as in the vec_dot kernels,
- * then madd to int32 and one FMA per block with d_w * d_a.
+ * K-quants (Q4_K, Q5_K, Q6_K; GGUF rows, `gemm`, prefill only): each
+ * super-block of a 16-row panel is transposed once into a scratch panel and
+ * then serves every token of the call, 4 at a time. The Q4_K/Q5_K mins and
+ * the Q6_K -32 offset are madds of per-row int16 pairs against the token's
+ * bsums; the float work happens once per super-block and token.
  *
- * K-quants (Q4_K, Q5_K, Q6_K; 1 row x 4 tokens): 32 elements per ymm,
- * maddubs + madd with the sub-block's int16 scale, an exact int32 sum per
- * super-block, then one FMA. The Q4_K/Q5_K mins and the Q6_K -32 offset are
- * integer dot products of per-row coefficients with the tokens' bsums, done
- * with madd + hadd for all 4 tokens at once.
+ * 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; `gemm_panels`
+ * on the load-time layout of panels.h, prefill and decode): the 4/5-bit
+ * weights carry their format's offset (Q4_0 +8, Q5_0 +16); 8-bit weights
+ * (Q8_0, IQ4_NL's grid values) + 128 are split into two 4-bit planes, the
+ * high one weighted 16 by its madd, so every format takes the same unsigned
+ * path (the abs/sign trick would cost a psign and a madd per group). The
+ * offset goes as -offset * sum(a), the sum each q8_32 block carries. Prefill
+ * unpacks a record once into a scratch panel for a group of 32 tokens;
+ * decode (one token) decodes each record straight into registers, where the
+ * 16 rows' sums stay along the whole row.
  *
- * Integer parts are exact; only the float summation order differs from the
- * scalar reference (tests/test_gemm.c). Compiled with -mavx2 -mfma -mf16c on
- * x86_64 only; elsewhere the installer is empty.
+ * A last k-quant panel repeats its last row, packed panels are zero-padded;
+ * only real rows are stored. Integer parts are exact; only the float
+ * summation order differs from the scalar reference (tests/test_gemm.c).
+ * Compiled with -mavx2 -mfma -mf16c on x86_64 only; elsewhere the installer
+ * is empty.
  */
 #include "kernels.h"
 
@@ -29,19 +46,17 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "panels.h"
 #include "simd_x86.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 /* fully unroll the small tile loops so every accumulator stays in a register */
 #define UNROLL _Pragma("GCC unroll 16")
-/* An empty asm the value must pass through: keeps a running sum a chain of
- * adds (unrolled, GCC rebalances it into a tree whose products all stay live
- * at once and spill). */
-#define KEEP_CHAIN(v) __asm__("" : "+x"(v))
-#define TILE_A 4 /* tokens per tile; the reductions below assume 4 */
-#define MAX_TILE_R 2
-
-typedef void (*tile_fn)(int n, const uint8_t *const *w, const uint8_t *const a[TILE_A], float out[TILE_A][MAX_TILE_R]);
+/* acc += x in int16 lanes, as one in-place vpaddw the compiler cannot
+ * reorder: written as intrinsics, GCC rebalances a running sum of products
+ * into a tree, whose products are then all live at once and spill (measured:
+ * a third slower). */
+static inline void add_epi16_in_place(__m256i *acc, __m256i x) { __asm__("vpaddw %1, %0, %0" : "+x"(*acc) : "x"(x)); }
 
 static inline uint32_t read_u32(const uint8_t *p)
 {
@@ -50,129 +65,9 @@ static inline uint32_t read_u32(const uint8_t *p)
     return v;
 }
 
-/* 4 ymm -> one xmm of their 4 horizontal sums. */
-static inline __m128 hsum4_f32x8(__m256 v0, __m256 v1, __m256 v2, __m256 v3)
-{
-    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v0, v1), _mm256_hadd_ps(v2, v3));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
-/* Walks the output in tiles of tile_r rows x TILE_A tokens. */
-static void gemm_tiles(tile_fn tile, int tile_r, int n, const void *w, size_t w_stride, int n_rows, const void *act,
-                       size_t act_stride, int n_act, float *y, size_t y_stride)
-{
-    for (int r0 = 0; r0 < n_rows; r0 += tile_r) {
-        const uint8_t *wr[MAX_TILE_R];
-        const int nr = n_rows - r0 < tile_r ? n_rows - r0 : tile_r;
-        for (int r = 0; r < tile_r; r++) wr[r] = (const uint8_t *)w + (size_t)(r0 + (r < nr ? r : nr - 1)) * w_stride;
-        for (int a0 = 0; a0 < n_act; a0 += TILE_A) {
-            const uint8_t *ar[TILE_A];
-            const int na = n_act - a0 < TILE_A ? n_act - a0 : TILE_A;
-            for (int a = 0; a < TILE_A; a++)
-                ar[a] = (const uint8_t *)act + (size_t)(a0 + (a < na ? a : na - 1)) * act_stride;
-            float out[TILE_A][MAX_TILE_R];
-            tile(n, wr, ar, out);
-            for (int a = 0; a < na; a++)
-                for (int r = 0; r < nr; r++) y[(size_t)(a0 + a) * y_stride + r0 + r] = out[a][r];
-        }
-    }
-}
-
-/* ---- 32-element signed formats: 2 rows x 4 tokens ------------------------- */
-
-enum { B32_Q4_0, B32_Q5_0, B32_Q8_0, B32_IQ4_NL };
-#define B32_R 2
-
-static const size_t b32_size[] = {sizeof(block_q4_0), sizeof(block_q5_0), sizeof(block_q8_0), sizeof(block_iq4_nl)};
-
-/* One block's 32 weights as signed bytes. */
-ALWAYS_INLINE __m256i b32_signed(const int fmt, const uint8_t *blk)
-{
-    switch (fmt) {
-    case B32_Q4_0: return _mm256_sub_epi8(unpack_nibbles_32(((const block_q4_0 *)blk)->qs), _mm256_set1_epi8(8));
-    case B32_Q5_0: {
-        const block_q5_0 *b = (const block_q5_0 *)blk;
-        __m256i high_clear = _mm256_andnot_si256(bits_to_byte_mask(read_u32(b->qh)), _mm256_set1_epi8((char)0xF0));
-        return _mm256_or_si256(unpack_nibbles_32(b->qs), high_clear); /* nibble | bit4 << 4, minus 16 */
-    }
-    case B32_Q8_0: return load256(((const block_q8_0 *)blk)->qs);
-    default: {
-        const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4nl_values));
-        return _mm256_shuffle_epi8(table, unpack_nibbles_32(((const block_iq4_nl *)blk)->qs));
-    }
-    }
-}
-
-/* Every block struct of these formats starts with its f16 scale. */
-static inline float block_d(const uint8_t *blk)
-{
-    f16_t h;
-    memcpy(&h, blk, sizeof h);
-    return _cvtsh_ss(h);
-}
-
-ALWAYS_INLINE void b32_tile(const int fmt, int n, const uint8_t *const *w, const uint8_t *const a[TILE_A],
-                            float out[TILE_A][MAX_TILE_R])
-{
-    const int nb = n / QK32;
-    const size_t bs = b32_size[fmt];
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[B32_R][TILE_A];
-    UNROLL
-    for (int r = 0; r < B32_R; r++)
-        UNROLL
-        for (int t = 0; t < TILE_A; t++) acc[r][t] = _mm256_setzero_ps();
-    for (int i = 0; i < nb; i++) {
-        __m256i wabs[B32_R], wsgn[B32_R];
-        float dw[B32_R];
-        UNROLL
-        for (int r = 0; r < B32_R; r++) {
-            const uint8_t *blk = w[r] + (size_t)i * bs;
-            wsgn[r] = b32_signed(fmt, blk);
-            wabs[r] = _mm256_sign_epi8(wsgn[r], wsgn[r]);
-            dw[r] = block_d(blk);
-        }
-        UNROLL
-        for (int t = 0; t < TILE_A; t++) {
-            const block_q8_32 *y = (const block_q8_32 *)a[t] + i;
-            const __m256i q = load256(y->qs);
-            UNROLL
-            for (int r = 0; r < B32_R; r++) {
-                __m256i p = _mm256_maddubs_epi16(wabs[r], _mm256_sign_epi8(q, wsgn[r]));
-                __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-                acc[r][t] = _mm256_fmadd_ps(s, _mm256_set1_ps(dw[r] * y->d), acc[r][t]);
-            }
-        }
-    }
-    UNROLL
-    for (int r = 0; r < B32_R; r++) {
-        float v[4];
-        _mm_storeu_ps(v, hsum4_f32x8(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
-        UNROLL
-        for (int t = 0; t < TILE_A; t++) out[t][r] = v[t];
-    }
-}
-
-#define B32_GEMM(name, fmt)                                                                                        \
-    static void tile_##name(int n, const uint8_t *const *w, const uint8_t *const a[TILE_A],                        \
-                            float out[TILE_A][MAX_TILE_R])                                                         \
-    {                                                                                                              \
-        b32_tile(fmt, n, w, a, out);                                                                               \
-    }                                                                                                              \
-    static void gemm_##name(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,   \
-                            size_t ys)                                                                             \
-    {                                                                                                              \
-        gemm_tiles(tile_##name, B32_R, n, w, ws, nr, a, as, na, y, ys);                                            \
-    }
-
-B32_GEMM(q4_0_avx2, B32_Q4_0)
-B32_GEMM(q5_0_avx2, B32_Q5_0)
-B32_GEMM(q8_0_avx2, B32_Q8_0)
-B32_GEMM(iq4_nl_avx2, B32_IQ4_NL)
-
 /* ---- row panels ----------------------------------------------------------- */
 
-#define PANEL_R 16 /* weight rows per panel: two ymm of 8 int32 lanes (one row each) */
+#define PANEL_R PANEL_ROWS /* weight rows per panel (16, as the load-time layout): two ymm of 8 int32 lanes */
 #define PANEL_H 2  /* ymm per panel */
 
 /* 16 bytes at row[r] + off for r < 8 -> t[k] lane r = bytes 4k..4k+3 of row r. */
@@ -215,19 +110,34 @@ static inline __m256i byte_pair_widened(__m256i v, int j)
                            _mm256_and_si256(_mm256_slli_epi32(x, 8), _mm256_set1_epi32(0xFF0000)));
 }
 
-/* y[0..16) (or its first `keep` floats) = (add ? y : 0) + the panel's two halves. */
-static inline void store_panel(float *y, __m256 v0, __m256 v1, int add, int keep)
+/* The 16 floats at y (only the first `keep` are real rows) as two ymm; zero when !add. */
+static inline void load_panel(const float *y, int add, int keep, __m256 v[PANEL_H])
+{
+    if (!add) {
+        v[0] = v[1] = _mm256_setzero_ps();
+    } else if (keep == PANEL_R) {
+        v[0] = _mm256_loadu_ps(y);
+        v[1] = _mm256_loadu_ps(y + 8);
+    } else {
+        float part[PANEL_R] = {0};
+        memcpy(part, y, sizeof(float) * (size_t)keep);
+        v[0] = _mm256_loadu_ps(part);
+        v[1] = _mm256_loadu_ps(part + 8);
+    }
+}
+
+/* The first `keep` of the 16 floats in v -> y. */
+static inline void store_panel(float *y, const __m256 v[PANEL_H], int keep)
 {
     if (keep == PANEL_R) {
-        if (add) v0 = _mm256_add_ps(v0, _mm256_loadu_ps(y)), v1 = _mm256_add_ps(v1, _mm256_loadu_ps(y + 8));
-        _mm256_storeu_ps(y, v0);
-        _mm256_storeu_ps(y + 8, v1);
+        _mm256_storeu_ps(y, v[0]);
+        _mm256_storeu_ps(y + 8, v[1]);
         return;
     }
-    float v[PANEL_R];
-    _mm256_storeu_ps(v, v0);
-    _mm256_storeu_ps(v + 8, v1);
-    for (int r = 0; r < keep; r++) y[r] = add ? y[r] + v[r] : v[r];
+    float part[PANEL_R];
+    _mm256_storeu_ps(part, v[0]);
+    _mm256_storeu_ps(part + 8, v[1]);
+    memcpy(y, part, sizeof(float) * (size_t)keep);
 }
 
 /* ---- k-quants: row panels ------------------------------------------------- */
@@ -387,18 +297,15 @@ ALWAYS_INLINE void kq_tokens(const int fmt, const int na, const kq_panel *p, con
         for (int k0 = 0; k0 < 8; k0 += g16) {
             __m256i s16[KQ_TOKENS][PANEL_H];
             UNROLL
-            for (int j = 0; j < na; j++)
-                UNROLL
-                for (int h = 0; h < PANEL_H; h++) s16[j][h] = _mm256_setzero_si256();
-            UNROLL
             for (int k = k0; k < k0 + g16; k++) {
                 UNROLL
                 for (int j = 0; j < na; j++) {
                     const __m256i q = _mm256_set1_epi32((int)read_u32((const uint8_t *)a[j]->qs + 32 * c + 4 * k));
                     UNROLL
                     for (int h = 0; h < PANEL_H; h++) {
-                        s16[j][h] = _mm256_add_epi16(s16[j][h], _mm256_maddubs_epi16(p->u[c][k][h], q));
-                        KEEP_CHAIN(s16[j][h]);
+                        const __m256i prod = _mm256_maddubs_epi16(p->u[c][k][h], q);
+                        if (k == k0) s16[j][h] = prod;
+                        else add_epi16_in_place(&s16[j][h], prod);
                     }
                 }
             }
@@ -426,18 +333,20 @@ ALWAYS_INLINE void kq_tokens(const int fmt, const int na, const kq_panel *p, con
     UNROLL
     for (int j = 0; j < na; j++) {
         const __m256 da = _mm256_set1_ps(a[j]->d);
+        float *yt = y + (size_t)j * ys;
         __m256 v[PANEL_H];
+        load_panel(yt, add, keep, v);
         UNROLL
         for (int h = 0; h < PANEL_H; h++) {
             if (fmt == KQ_Q6_K) {
-                v[h] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[j][h], _mm256_slli_epi32(corr[j][h], 5))),
-                                     _mm256_mul_ps(p->d[h], da));
+                const __m256i offset_removed = _mm256_sub_epi32(acc[j][h], _mm256_slli_epi32(corr[j][h], 5));
+                v[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(offset_removed), _mm256_mul_ps(p->d[h], da), v[h]);
             } else {
-                v[h] = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[j][h]), _mm256_mul_ps(p->d[h], da));
+                v[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[j][h]), _mm256_mul_ps(p->d[h], da), v[h]);
                 v[h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr[j][h]), _mm256_mul_ps(p->dmin[h], da), v[h]);
             }
         }
-        store_panel(y + (size_t)j * ys, v[0], v[1], add, keep);
+        store_panel(yt, v, keep);
     }
 }
 
@@ -484,15 +393,274 @@ static void gemm_q6_K_avx2(int n, const void *w, size_t ws, int nr, const void *
     kq_panel_gemm(KQ_Q6_K, n, w, ws, nr, a, as, na, y, ys);
 }
 
+/* ---- 32-element formats: load-time row panels ---------------------------- */
+
+enum { P32_Q4_0, P32_Q4_1, P32_Q5_0, P32_Q5_1, P32_Q8_0, P32_IQ4_NL };
+
+static const size_t p32_block[] = {sizeof(block_q4_0), sizeof(block_q4_1), sizeof(block_q5_0),
+                                   sizeof(block_q5_1), sizeof(block_q8_0), sizeof(block_iq4_nl)};
+
+static inline int p32_has_min(const int fmt) { return fmt == P32_Q4_1 || fmt == P32_Q5_1; }
+static inline int p32_has_qh(const int fmt) { return fmt == P32_Q5_0 || fmt == P32_Q5_1; }
+/* 8-bit weights (Q8_0, IQ4_NL's grid values) go as two 4-bit planes: low and high nibble of w + 128 */
+static inline int p32_planes(const int fmt) { return fmt == P32_Q8_0 || fmt == P32_IQ4_NL ? 2 : 1; }
+
+/* log2 of the amount added to each weight to make it unsigned (removed as -offset * sum(a)); -1: none. */
+static inline int p32_offset_log2(const int fmt)
+{
+    switch (fmt) {
+    case P32_Q4_0: return 3;
+    case P32_Q5_0: return 4;
+    case P32_Q8_0:
+    case P32_IQ4_NL: return 7;
+    default: return -1;
+    }
+}
+
+/* Groups (4 weights) whose maddubs pairs add up in int16 without overflow: 4-bit 8 (30480), 5-bit 4 (31496). */
+static inline int p32_groups_per_sum(const int fmt) { return p32_has_qh(fmt) ? 4 : 8; }
+
+/* The fifth bits of weights 4g..4g+3 (bit 4g + b of each lane's qh) as 0x10 in byte b. */
+static inline __m256i fifth_bits(__m256i qh, int g)
+{
+    const char src = (char)(g / 2);
+    const __m256i pick = _mm256_setr_epi8(src, src, src, src, 4 + src, 4 + src, 4 + src, 4 + src, 8 + src, 8 + src,
+                                          8 + src, 8 + src, 12 + src, 12 + src, 12 + src, 12 + src, src, src, src, src,
+                                          4 + src, 4 + src, 4 + src, 4 + src, 8 + src, 8 + src, 8 + src, 8 + src,
+                                          12 + src, 12 + src, 12 + src, 12 + src);
+    const __m256i bits = _mm256_set1_epi32((g & 1) ? (int)0x80402010u : 0x08040201);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(qh, pick), bits), bits);
+    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+/* Plane `plane` of the unsigned weights 4g..4g+3 of rows 8h..8h+7, decoded
+ * from record rec (layout in panels.h): lane r = that row's 4 weights (plane
+ * 0: the weight itself, or the low nibble of w + 128; plane 1: its high
+ * nibble). Loads repeated across calls on one record are merged by the
+ * compiler. */
+ALWAYS_INLINE __m256i p32_weights(const int fmt, const uint8_t *rec, int plane, int g, int h)
+{
+    const int has_min = p32_has_min(fmt), has_qh = p32_has_qh(fmt);
+    const uint8_t *qs = rec + panel_rec_qs_at(has_min, has_qh);
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256i w;
+    if (fmt == P32_Q8_0) {
+        w = _mm256_xor_si256(load256(qs + 64 * g + 32 * h), _mm256_set1_epi8((char)0x80));
+    } else {
+        /* bytes 4k..4k+3 hold weights 4k.. in their low nibbles and 16 + 4k.. in their high ones */
+        const __m256i raw = load256(qs + 64 * (g % 4) + 32 * h);
+        w = g < 4 ? _mm256_and_si256(raw, low4) : _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+        if (has_qh) w = _mm256_or_si256(w, fifth_bits(load256(rec + panel_rec_qh_at(has_min) + 32 * h), g));
+        if (fmt != P32_IQ4_NL) return w;
+        const __m128i grid = _mm_xor_si128(_mm_loadu_si128((const __m128i *)iq4nl_values), _mm_set1_epi8((char)0x80));
+        w = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(grid), w); /* grid value + 128 */
+    }
+    return plane ? _mm256_and_si256(_mm256_srli_epi16(w, 4), low4) : _mm256_and_si256(w, low4);
+}
+
+/* The record's scales (mins) of rows 8h..8h+7. */
+static inline __m256 p32_scales(const uint8_t *rec, int h) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)rec + h)); }
+static inline __m256 p32_mins(const uint8_t *rec, int h)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rec + panel_rec_m_at()) + h));
+}
+
+/* One record unpacked for every token of a group: u[8p + g][h] =
+ * p32_weights(p, g, h); d, m = the rows' scales and mins. */
+typedef struct {
+    __m256i u[16][PANEL_H];
+    __m256 d[PANEL_H], m[PANEL_H];
+} p32_panel;
+
+ALWAYS_INLINE void p32_unpack(const int fmt, const uint8_t *rec, p32_panel *p)
+{
+    for (int h = 0; h < PANEL_H; h++) {
+        p->d[h] = p32_scales(rec, h);
+        if (p32_has_min(fmt)) p->m[h] = p32_mins(rec, h);
+        for (int plane = 0; plane < p32_planes(fmt); plane++)
+            for (int g = 0; g < 8; g++) p->u[8 * plane + g][h] = p32_weights(fmt, rec, plane, g, h);
+    }
+}
+
+#define P32_TOKENS_8BIT 2
+#define P32_TOKENS 4 /* most tokens per pass over an unpacked record */
+
+/* Tokens per pass: as many as keep their sums in the 16 ymm registers. */
+static inline int p32_tokens_per_pass(const int fmt) { return p32_planes(fmt) == 2 ? P32_TOKENS_8BIT : P32_TOKENS; }
+
+/* sumi[t][h] lane r = the exact integer dot of row 8h + r's block with
+ * token a[t]'s: sum_planes 16^p * u.a - offset * sum(a). Weights from the
+ * unpacked record p, or (p == NULL) decoded from rec on the spot. Per group
+ * of 4 weights, maddubs against a broadcast of the token's 4 matching bytes
+ * gives int16 pairs for 8 rows; they add up in int16 as far as they cannot
+ * overflow, then madd widens them to int32. */
+ALWAYS_INLINE void p32_sums(const int fmt, const int na, const p32_panel *p, const uint8_t *rec,
+                            const block_q8_32 *const a[], __m256i sumi[][PANEL_H])
+{
+    const int run = p32_groups_per_sum(fmt), planes = p32_planes(fmt);
+    UNROLL
+    for (int g0 = 0; g0 < 8; g0 += run) {
+        __m256i s16[2][P32_TOKENS][PANEL_H]; /* [plane] */
+        UNROLL
+        for (int g = g0; g < g0 + run; g++)
+            UNROLL
+            for (int j = 0; j < na; j++) {
+                const __m256i q = _mm256_set1_epi32((int)read_u32((const uint8_t *)a[j]->qs + 4 * g));
+                UNROLL
+                for (int plane = 0; plane < planes; plane++)
+                    UNROLL
+                    for (int h = 0; h < PANEL_H; h++) {
+                        const __m256i u = p ? p->u[8 * plane + g][h] : p32_weights(fmt, rec, plane, g, h);
+                        const __m256i prod = _mm256_maddubs_epi16(u, q);
+                        if (g == g0) s16[plane][j][h] = prod;
+                        else add_epi16_in_place(&s16[plane][j][h], prod);
+                    }
+            }
+        /* madd widens the int16 pairs and weighs the plane (the high nibbles count 16) */
+        UNROLL
+        for (int plane = 0; plane < planes; plane++) {
+            const __m256i weight = _mm256_set1_epi16(plane ? 16 : 1);
+            UNROLL
+            for (int j = 0; j < na; j++)
+                UNROLL
+                for (int h = 0; h < PANEL_H; h++) {
+                    const __m256i part = _mm256_madd_epi16(s16[plane][j][h], weight);
+                    sumi[j][h] = plane == 0 && g0 == 0 ? part : _mm256_add_epi32(sumi[j][h], part);
+                }
+        }
+    }
+    if (p32_offset_log2(fmt) >= 0)
+        UNROLL
+        for (int j = 0; j < na; j++) {
+            const __m256i offset_sum = _mm256_slli_epi32(_mm256_set1_epi32(a[j]->sum), p32_offset_log2(fmt));
+            UNROLL
+            for (int h = 0; h < PANEL_H; h++) sumi[j][h] = _mm256_sub_epi32(sumi[j][h], offset_sum);
+        }
+}
+
+/* acc[h] += d_w * d_a * sumi[h] (+ m_w * s_a for the formats with a minimum). */
+ALWAYS_INLINE void p32_scale_into(const int fmt, const __m256 d[PANEL_H], const __m256 m[PANEL_H],
+                                  const block_q8_32 *a, const __m256i sumi[PANEL_H], __m256 acc[PANEL_H])
+{
+    const __m256 da = _mm256_set1_ps(a->d);
+    UNROLL
+    for (int h = 0; h < PANEL_H; h++) {
+        acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[h]), _mm256_mul_ps(d[h], da), acc[h]);
+        if (p32_has_min(fmt)) acc[h] = _mm256_fmadd_ps(m[h], _mm256_set1_ps(a->s), acc[h]);
+    }
+}
+
+/* y[t] (16 rows, tokens t < na, ys floats apart) = (add ? y[t] : 0) + the
+ * unpacked record's contribution of tokens a[t]. */
+ALWAYS_INLINE void p32_tokens(const int fmt, const int na, const p32_panel *p, const block_q8_32 *const a[],
+                              float *y, size_t ys, int add, int keep)
+{
+    __m256i sumi[P32_TOKENS][PANEL_H];
+    p32_sums(fmt, na, p, NULL, a, sumi);
+    UNROLL
+    for (int j = 0; j < na; j++) {
+        float *yt = y + (size_t)j * ys;
+        __m256 v[PANEL_H];
+        load_panel(yt, add, keep, v);
+        p32_scale_into(fmt, p->d, p->m, a[j], sumi[j], v);
+        store_panel(yt, v, keep);
+    }
+}
+
+#define P32_GROUP 32 /* tokens whose activations stay in cache while the call's panels pass */
+
+/* Prefill: for each group of tokens, each panel, each block, the record is
+ * unpacked once and every token of the group (a few at a time, then singly)
+ * adds its part into y. */
+ALWAYS_INLINE void p32_gemm_tokens(const int fmt, int nb, const uint8_t *base, int n_rows, const void *act, size_t as,
+                                   int n_act, float *y, size_t ys)
+{
+    const size_t rec_bytes = PANEL_R * p32_block[fmt], panel_bytes = (size_t)nb * rec_bytes;
+    p32_panel p;
+    for (int a0 = 0; a0 < n_act; a0 += P32_GROUP) {
+        const int g = n_act - a0 < P32_GROUP ? n_act - a0 : P32_GROUP;
+        for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
+            const int keep = n_rows - r0 < PANEL_R ? n_rows - r0 : PANEL_R;
+            for (int b = 0; b < nb; b++) {
+                p32_unpack(fmt, base + (size_t)(r0 / PANEL_R) * panel_bytes + (size_t)b * rec_bytes, &p);
+                float *yb = y + (size_t)a0 * ys + r0;
+                const int tp = p32_tokens_per_pass(fmt);
+                int t = 0;
+                for (; t + tp <= g; t += tp) {
+                    const block_q8_32 *a[P32_TOKENS];
+                    for (int j = 0; j < tp; j++)
+                        a[j] = (const block_q8_32 *)((const uint8_t *)act + (size_t)(a0 + t + j) * as) + b;
+                    p32_tokens(fmt, tp, &p, a, yb + (size_t)t * ys, ys, b > 0, keep);
+                }
+                for (; t < g; t++) {
+                    const block_q8_32 *a[1] = {(const block_q8_32 *)((const uint8_t *)act + (size_t)(a0 + t) * as) + b};
+                    p32_tokens(fmt, 1, &p, a, yb + (size_t)t * ys, ys, b > 0, keep);
+                }
+            }
+        }
+    }
+}
+
+/* Decode (one token): each panel's records are decoded straight into
+ * registers and its 16 sums stay in registers across the row. */
+ALWAYS_INLINE void p32_gemm_one(const int fmt, int nb, const uint8_t *base, int n_rows, const void *act, float *y)
+{
+    const size_t rec_bytes = PANEL_R * p32_block[fmt];
+    const uint8_t *rec = base;
+    for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
+        __m256 acc[PANEL_H] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int b = 0; b < nb; b++, rec += rec_bytes) {
+            const block_q8_32 *a[1] = {(const block_q8_32 *)act + b};
+            __m256i sumi[1][PANEL_H];
+            p32_sums(fmt, 1, NULL, rec, a, sumi);
+            __m256 d[PANEL_H], m[PANEL_H];
+            UNROLL
+            for (int h = 0; h < PANEL_H; h++) {
+                d[h] = p32_scales(rec, h);
+                m[h] = p32_has_min(fmt) ? p32_mins(rec, h) : _mm256_setzero_ps();
+            }
+            p32_scale_into(fmt, d, m, a[0], sumi[0], acc);
+        }
+        store_panel(y + r0, acc, n_rows - r0 < PANEL_R ? n_rows - r0 : PANEL_R);
+    }
+}
+
+/* Rows [row0, row0 + n_rows) of the packed matrix (row0 a multiple of 16) against n_act tokens. */
+ALWAYS_INLINE void p32_gemm(const int fmt, int n, const void *panels, int row0, int n_rows, const void *act, size_t as,
+                            int n_act, float *y, size_t ys)
+{
+    const int nb = n / QK32;
+    const uint8_t *base = (const uint8_t *)panels + (size_t)(row0 / PANEL_R) * nb * PANEL_R * p32_block[fmt];
+    if (n_act == 1) p32_gemm_one(fmt, nb, base, n_rows, act, y);
+    else p32_gemm_tokens(fmt, nb, base, n_rows, act, as, n_act, y, ys);
+}
+
+#define P32_GEMM(name, fmt)                                                                                        \
+    static void gemm_packed_##name(int n, const void *panels, int row0, int nr, const void *a, size_t as, int na,  \
+                                   float *y, size_t ys)                                                            \
+    {                                                                                                              \
+        p32_gemm(fmt, n, panels, row0, nr, a, as, na, y, ys);                                                      \
+    }
+
+P32_GEMM(q4_0_avx2, P32_Q4_0)
+P32_GEMM(q4_1_avx2, P32_Q4_1)
+P32_GEMM(q5_0_avx2, P32_Q5_0)
+P32_GEMM(q5_1_avx2, P32_Q5_1)
+P32_GEMM(q8_0_avx2, P32_Q8_0)
+P32_GEMM(iq4_nl_avx2, P32_IQ4_NL)
+
 void kernels_install_gemm_avx2(kernel_table *t)
 {
-    t->gemm[QT_Q4_0] = gemm_q4_0_avx2;
-    t->gemm[QT_Q5_0] = gemm_q5_0_avx2;
-    t->gemm[QT_Q8_0] = gemm_q8_0_avx2;
-    t->gemm[QT_IQ4_NL] = gemm_iq4_nl_avx2;
     t->gemm[QT_Q4_K] = gemm_q4_K_avx2;
     t->gemm[QT_Q5_K] = gemm_q5_K_avx2;
     t->gemm[QT_Q6_K] = gemm_q6_K_avx2;
+    /* weights repacked at load (panels.h): decode and prefill */
+    t->gemm_panels[QT_Q4_0] = gemm_packed_q4_0_avx2;
+    t->gemm_panels[QT_Q4_1] = gemm_packed_q4_1_avx2;
+    t->gemm_panels[QT_Q5_0] = gemm_packed_q5_0_avx2;
+    t->gemm_panels[QT_Q5_1] = gemm_packed_q5_1_avx2;
+    t->gemm_panels[QT_Q8_0] = gemm_packed_q8_0_avx2;
+    t->gemm_panels[QT_IQ4_NL] = gemm_packed_iq4_nl_avx2;
 }
 
 #else
