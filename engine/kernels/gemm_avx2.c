@@ -358,11 +358,12 @@ ALWAYS_INLINE void kq_panel_gemm(const int fmt, int n, const void *w, size_t ws,
 {
     const int nb = n / QK_K;
     kq_panel p;
-    for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
-        const int keep = n_rows - r0 < PANEL_R ? n_rows - r0 : PANEL_R;
-        const uint8_t *row[PANEL_R];
-        for (int r = 0; r < PANEL_R; r++) row[r] = (const uint8_t *)w + (size_t)(r0 + (r < keep ? r : keep - 1)) * ws;
-        for (int i = 0; i < nb; i++) {
+    /* super-blocks outside: one super-block of every token stays in L1 while each panel uses it */
+    for (int i = 0; i < nb; i++)
+        for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
+            const int keep = n_rows - r0 < PANEL_R ? n_rows - r0 : PANEL_R;
+            const uint8_t *row[PANEL_R];
+            for (int r = 0; r < PANEL_R; r++) row[r] = (const uint8_t *)w + (size_t)(r0 + (r < keep ? r : keep - 1)) * ws;
             kq_unpack(fmt, row, i, &p);
             int t = 0;
             for (; t + KQ_TOKENS <= n_act; t += KQ_TOKENS) {
@@ -375,7 +376,6 @@ ALWAYS_INLINE void kq_panel_gemm(const int fmt, int n, const void *w, size_t ws,
                 kq_tokens(fmt, 1, &p, a, y + (size_t)t * ys + r0, ys, i > 0, keep);
             }
         }
-    }
 }
 
 static void gemm_q4_K_avx2(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y, size_t ys)
