@@ -50,7 +50,7 @@
 #include "simd_x86.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
-/* fully unroll the small tile loops so every accumulator stays in a register */
+/* fully unroll the small token / half / group loops so every accumulator stays in a register */
 #define UNROLL _Pragma("GCC unroll 16")
 /* acc += x in int16 lanes, as one in-place vpaddw the compiler cannot
  * reorder: written as intrinsics, GCC rebalances a running sum of products
@@ -152,7 +152,7 @@ static inline size_t kq_size(const int fmt)
 /* Weight groups (4 bytes each) whose maddubs pairs can be summed in int16
  * before one madd widens them: 4-bit 0..15 x 127 x 2 x 8 groups = 30480,
  * 5-bit 4 groups = 31496, 6-bit 2 groups = 32004, all below 32767. */
-static inline int kq_groups_per_madd(const int fmt) { return fmt == KQ_Q4_K ? 8 : fmt == KQ_Q5_K ? 4 : 2; }
+static inline int kq_groups_per_sum(const int fmt) { return fmt == KQ_Q4_K ? 8 : fmt == KQ_Q5_K ? 4 : 2; }
 
 /* int16 pairs of the correction (kq_panel.pair) per row. */
 static inline int kq_pairs(const int fmt) { return fmt == KQ_Q6_K ? 8 : 4; }
@@ -287,7 +287,7 @@ ALWAYS_INLINE void kq_unpack(const int fmt, const uint8_t *const row[PANEL_R], i
 ALWAYS_INLINE void kq_tokens(const int fmt, const int na, const kq_panel *p, const block_q8_K *const a[],
                              float *y, size_t ys, int add, int keep)
 {
-    const int g16 = kq_groups_per_madd(fmt);
+    const int g16 = kq_groups_per_sum(fmt);
     __m256i acc[KQ_TOKENS][PANEL_H], corr[KQ_TOKENS][PANEL_H];
     UNROLL
     for (int j = 0; j < na; j++)
@@ -482,11 +482,11 @@ ALWAYS_INLINE void p32_unpack(const int fmt, const uint8_t *rec, p32_panel *p)
     }
 }
 
-#define P32_TOKENS_8BIT 2
 #define P32_TOKENS 4 /* most tokens per pass over an unpacked record */
 
-/* Tokens per pass: as many as keep their sums in the 16 ymm registers. */
-static inline int p32_tokens_per_pass(const int fmt) { return p32_planes(fmt) == 2 ? P32_TOKENS_8BIT : P32_TOKENS; }
+/* Tokens per pass: as many as keep their int16 sums in the 16 ymm registers
+ * (two planes need twice the sums; measured: 4 and 2 beat 3 and 1, or 2 and 3). */
+static inline int p32_tokens_per_pass(const int fmt) { return p32_planes(fmt) == 2 ? 2 : P32_TOKENS; }
 
 /* sumi[t][h] lane r = the exact integer dot of row 8h + r's block with
  * token a[t]'s: sum_planes 16^p * u.a - offset * sum(a). Weights from the
