@@ -610,6 +610,7 @@ ALWAYS_INLINE void p32_gemm_one(const int fmt, int nb, const uint8_t *base, int 
     for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
         __m256 acc[PANEL_H] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int b = 0; b < nb; b++, rec += rec_bytes) {
+            prefetch_ahead(rec, rec_bytes);
             const block_q8_32 *a[1] = {(const block_q8_32 *)act + b};
             __m256i sumi[1][PANEL_H];
             p32_sums(fmt, 1, NULL, rec, a, sumi);

@@ -397,6 +397,7 @@ ALWAYS_INLINE void panel_tile(const int fmt, const int packed, const int na, con
     for (int b = 0; b < nblk; b++) {
         __m512i u[8];
         __m512 dw, mw = _mm512_setzero_ps();
+        if (packed && na == 1) prefetch_ahead(w0 + (size_t)(i0 + b) * PANEL_R * bs, PANEL_R * bs); /* decode */
         if (packed) panel_weights_packed(fmt, w0 + (size_t)(i0 + b) * PANEL_R * bs, u, &dw, &mw);
         else panel_weights(fmt, w0 + (size_t)(i0 + b) * bs, ws, row_offsets, u, &dw, &mw);
         /* four tokens at a time, their dot-product chains interleaved */

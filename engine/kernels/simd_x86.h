@@ -61,6 +61,18 @@ static inline __m256 silu_mul8(__m256 g, __m256 u)
     return _mm256_mul_ps(_mm256_div_ps(num, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
 }
 
+/* Decode streams every weight from memory once per token. Asking for the
+ * lines DECODE_PREFETCH_BYTES ahead of the ones being read keeps more of them
+ * in flight than the hardware prefetcher does alone (measured on Qwen2.5-0.5B
+ * Q4_0: +10% decode on one core, +13% on two at 83 GB/s). Prefetches past the
+ * end of the weights are harmless. */
+#define DECODE_PREFETCH_BYTES 8192
+static inline void prefetch_ahead(const void *p, size_t bytes)
+{
+    const char *ahead = (const char *)p + DECODE_PREFETCH_BYTES;
+    for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
+}
+
 static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 /* 16 packed bytes -> 32 bytes: the low nibbles (elements 0..15), then the high ones (16..31). */
