@@ -22,7 +22,8 @@
  * edges they hand to tiles or store partially; for the k-quants the same
  * rows run with 1, 2, 3 and 19 super-blocks. The load-time panel layout
  * (kernels/panels.h) also gets a start past the first panel, more tokens
- * than one 32-token group, and an exact pack/unpack round trip.
+ * than one 32-token group, and, for every type it has a form for, whatever
+ * the ISA, an exact pack/unpack round trip.
  */
 #include <math.h>
 #include <stdint.h>
@@ -252,8 +253,8 @@ static void test_gemm_type(void)
 /* The panel kernels on weights repacked like model load does: whole and
  * partial last panels (padding rows must not be stored), a start past the
  * first panel, one token (decode) and the 4/8/16-token groups, rows longer
- * than one 128-block activation table; and every row unpacks back to the
- * exact GGUF bytes. */
+ * than one 128-block activation table (32-element formats) or as long as
+ * Qwen2.5-Coder-1.5B's ffn_down rows (k-quants: 35 super-blocks). */
 static void test_gemm_panels(void)
 {
     kernel_table t;
@@ -262,24 +263,37 @@ static void test_gemm_panels(void)
     if (!t.gemm_panels[cur_type]) SKIP("no panel kernel for %s", tr->name);
     REQUIRE(panels_supported(cur_type), "%s has a panel kernel but no panel layout", tr->name);
     rng_state = 0x9A4E1 + cur_type;
+    const int bs = tr->block_size, kq = bs == QK_K;
+    const int few = 3 * bs, some = (kq ? 6 : 28) * bs, many = (kq ? 35 : 131) * bs;
     static const int rows[] = {16, 17, 31, 48, 5};
     static const int tokens[] = {1, 2, 3, 4, 5, 8, 13, 16, 20};
     for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
         for (size_t a = 0; a < sizeof tokens / sizeof tokens[0]; a++) {
-            check_case_from(&t, 3 * QK32, rows[r], tokens[a], tokens[a] == 4 ? CASE_EXTREME : CASE_RANDOM, 0);
-            if (rows[r] > 16) check_case_from(&t, 28 * QK32, rows[r], tokens[a], CASE_RANDOM, 16);
+            check_case_from(&t, few, rows[r], tokens[a], tokens[a] == 4 ? CASE_EXTREME : CASE_RANDOM, 0);
+            if (rows[r] > 16) check_case_from(&t, some, rows[r], tokens[a], CASE_RANDOM, 16);
         }
-    check_case_from(&t, 131 * QK32, 33, 1, CASE_RANDOM, 16);
-    check_case_from(&t, 131 * QK32, 32, 17, CASE_EXTREME, 0);
+    check_case_from(&t, bs, 17, 1, CASE_RANDOM, 0);
+    check_case_from(&t, bs, 33, 6, CASE_EXTREME, 16);
+    check_case_from(&t, many, 33, 1, CASE_RANDOM, 16);
+    check_case_from(&t, many, 32, 17, CASE_EXTREME, 0);
     /* more tokens than one 32-token activation group (AVX2), whole and partial */
-    check_case_from(&t, 28 * QK32, 48, 45, CASE_RANDOM, 0);
-    check_case_from(&t, 3 * QK32, 33, 70, CASE_EXTREME, 16);
+    check_case_from(&t, some, 48, 45, CASE_RANDOM, 0);
+    check_case_from(&t, few, 33, 70, CASE_EXTREME, 16);
     /* every quant at its maximum, decode and prefill */
     static const int saturated_tokens[] = {1, 2, 4, 13, 45};
-    for (size_t a = 0; a < sizeof saturated_tokens / sizeof saturated_tokens[0]; a++)
-        check_case_from(&t, 3 * QK32, 31, saturated_tokens[a], CASE_SATURATED, 0);
+    for (size_t a = 0; a < sizeof saturated_tokens / sizeof saturated_tokens[0]; a++) {
+        check_case_from(&t, few, 31, saturated_tokens[a], CASE_SATURATED, 0);
+        if (kq) check_case_from(&t, some, 17, saturated_tokens[a], CASE_SATURATED, 0);
+    }
+}
 
-    const int n = 5 * QK32, n_rows = 21;
+/* Every row of a packed matrix (random bytes, a partial last panel) unpacks
+ * to its exact GGUF bytes, whatever kernels this machine has. */
+static void test_panels_round_trip(void)
+{
+    const quant_traits *tr = quant_traits_of(cur_type);
+    rng_state = 0x2F17 + cur_type;
+    const int n = 5 * tr->block_size, n_rows = 21;
     size_t row_bytes = quant_row_size(cur_type, n);
     uint8_t *w = malloc(row_bytes * n_rows), *panels = malloc(panels_size(cur_type, n, n_rows)), *back = malloc(row_bytes);
     REQUIRE(w && panels && back, "out of memory");
@@ -386,6 +400,13 @@ int main(void)
     static const kernel_isa isas[] = {ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_NEON};
     static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon"};
     TEST_RUN(test_gemm_coverage);
+    for (size_t k = 0; k < N_TYPES; k++) {
+        cur_type = all_types[k];
+        if (!quant_traits_of(cur_type) || !panels_supported(cur_type)) continue;
+        char name[80];
+        snprintf(name, sizeof name, "panels_round_trip_%s", quant_traits_of(cur_type)->name);
+        TEST_RUN_AS(name, test_panels_round_trip);
+    }
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         cur_isa = isas[i];
         char name[80];

@@ -402,6 +402,20 @@ static const size_t p32_block[] = {sizeof(block_q4_0), sizeof(block_q4_1), sizeo
 
 static inline int p32_has_min(const int fmt) { return fmt == P32_Q4_1 || fmt == P32_Q5_1; }
 static inline int p32_has_qh(const int fmt) { return fmt == P32_Q5_0 || fmt == P32_Q5_1; }
+/* Where qs, qh and m start in each format's block (their record offsets: panel_field_at). */
+static inline size_t p32_qs_at(const int fmt)
+{
+    switch (fmt) {
+    case P32_Q4_1: return offsetof(block_q4_1, qs);
+    case P32_Q5_0: return offsetof(block_q5_0, qs);
+    case P32_Q5_1: return offsetof(block_q5_1, qs);
+    case P32_Q8_0: return offsetof(block_q8_0, qs);
+    case P32_IQ4_NL: return offsetof(block_iq4_nl, qs);
+    default: return offsetof(block_q4_0, qs);
+    }
+}
+static inline size_t p32_qh_at(const int fmt) { return fmt == P32_Q5_0 ? offsetof(block_q5_0, qh) : offsetof(block_q5_1, qh); }
+#define P32_M_AT offsetof(block_q4_1, m) /* Q5_1 alike */
 /* 8-bit weights (Q8_0, IQ4_NL's grid values) go as two 4-bit planes: low and high nibble of w + 128 */
 static inline int p32_planes(const int fmt) { return fmt == P32_Q8_0 || fmt == P32_IQ4_NL ? 2 : 1; }
 
@@ -440,8 +454,8 @@ static inline __m256i fifth_bits(__m256i qh, int g)
  * compiler. */
 ALWAYS_INLINE __m256i p32_weights(const int fmt, const uint8_t *rec, int plane, int g, int h)
 {
-    const int has_min = p32_has_min(fmt), has_qh = p32_has_qh(fmt);
-    const uint8_t *qs = rec + panel_rec_qs_at(has_min, has_qh);
+    const int has_qh = p32_has_qh(fmt);
+    const uint8_t *qs = rec + panel_field_at(p32_qs_at(fmt));
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     __m256i w;
     if (fmt == P32_Q8_0) {
@@ -450,7 +464,7 @@ ALWAYS_INLINE __m256i p32_weights(const int fmt, const uint8_t *rec, int plane, 
         /* bytes 4k..4k+3 hold weights 4k.. in their low nibbles and 16 + 4k.. in their high ones */
         const __m256i raw = load256(qs + 64 * (g % 4) + 32 * h);
         w = g < 4 ? _mm256_and_si256(raw, low4) : _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
-        if (has_qh) w = _mm256_or_si256(w, fifth_bits(load256(rec + panel_rec_qh_at(has_min) + 32 * h), g));
+        if (has_qh) w = _mm256_or_si256(w, fifth_bits(load256(rec + panel_field_at(p32_qh_at(fmt)) + 32 * h), g));
         if (fmt != P32_IQ4_NL) return w;
         const __m128i grid = _mm_xor_si128(_mm_loadu_si128((const __m128i *)iq4nl_values), _mm_set1_epi8((char)0x80));
         w = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(grid), w); /* grid value + 128 */
@@ -462,7 +476,7 @@ ALWAYS_INLINE __m256i p32_weights(const int fmt, const uint8_t *rec, int plane, 
 static inline __m256 p32_scales(const uint8_t *rec, int h) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)rec + h)); }
 static inline __m256 p32_mins(const uint8_t *rec, int h)
 {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rec + panel_rec_m_at()) + h));
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rec + panel_field_at(P32_M_AT)) + h));
 }
 
 /* One record unpacked for every token of a group: u[8p + g][h] =

@@ -372,9 +372,9 @@ ALWAYS_INLINE void panel_weights_packed(const int fmt, const uint8_t *rec, __m51
 {
     const int has_qh = fmt == B32_Q5_0 || fmt == B32_Q5_1;
     *dw = _mm512_cvtph_ps(load256(rec));
-    if (b32_has_min(fmt)) *mw = _mm512_cvtph_ps(load256(rec + panel_rec_m_at()));
-    const __m512i qh = has_qh ? _mm512_loadu_si512(rec + panel_rec_qh_at(b32_has_min(fmt))) : _mm512_setzero_si512();
-    const uint8_t *qs = rec + panel_rec_qs_at(b32_has_min(fmt), has_qh);
+    if (b32_has_min(fmt)) *mw = _mm512_cvtph_ps(load256(rec + panel_field_at(offsetof(block_q4_1, m))));
+    const __m512i qh = has_qh ? load512(rec + panel_field_at(b32_qh_at(fmt))) : _mm512_setzero_si512();
+    const uint8_t *qs = rec + panel_field_at(b32_qs_at(fmt));
     __m512i raw[8];
     UNROLL
     for (int k = 0; k < 8; k++)

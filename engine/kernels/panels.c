@@ -1,10 +1,12 @@
 /*
  * panels.c - packing GGUF rows into 16-row panels and back (layout in panels.h).
  *
- * Plain byte moves driven by where each field sits in its block type, so one
- * pair of functions serves all six 32-element formats. Packing runs once per
- * matrix at load; unpacking one row serves the token-embedding lookup when
- * the embedding matrix is also the (packed) output matrix.
+ * Each type with a panel layout is a list of its block's fields (where, how
+ * long, in which group size); one pair of loops moves every field of every
+ * block in and out of its record, so the 32-element formats and the k-quants
+ * share all the code. Packing runs once per matrix at load; unpacking one
+ * row serves the token-embedding lookup when the embedding matrix is also
+ * the (packed) output matrix.
  */
 #include "panels.h"
 
@@ -14,83 +16,108 @@
 #include "../quant.h"
 
 typedef struct {
-    size_t block;     /* bytes of one GGUF block */
-    int has_min;      /* m field (f16) after d */
-    int has_qh;       /* 4 bytes of fifth bits */
-    size_t m_at, qh_at, qs_at, qs_bytes;
-} block_fields;
+    size_t at, len; /* bytes into the block, bytes long */
+    size_t group;   /* bytes kept together per row: 2 for f16 values, else 4 */
+} block_field;
 
-static int fields_of(uint32_t type, block_fields *f)
+#define MAX_FIELDS 5
+
+typedef struct {
+    size_t block;  /* bytes of one GGUF block */
+    int elements;  /* weights per block */
+    int n_fields;
+    block_field field[MAX_FIELDS];
+} block_layout;
+
+#define F16(type, name) {offsetof(type, name), 2, 2}
+#define BYTES(type, name) {offsetof(type, name), sizeof(((type *)0)->name), 4}
+
+static int layout_of(uint32_t type, block_layout *l)
 {
-    memset(f, 0, sizeof *f);
     switch (type) {
-    case QT_Q4_0: *f = (block_fields){sizeof(block_q4_0), 0, 0, 0, 0, offsetof(block_q4_0, qs), QK32 / 2}; return 0;
+    case QT_Q4_0: *l = (block_layout){sizeof(block_q4_0), QK32, 2, {F16(block_q4_0, d), BYTES(block_q4_0, qs)}}; return 0;
     case QT_IQ4_NL:
-        *f = (block_fields){sizeof(block_iq4_nl), 0, 0, 0, 0, offsetof(block_iq4_nl, qs), QK32 / 2};
+        *l = (block_layout){sizeof(block_iq4_nl), QK32, 2, {F16(block_iq4_nl, d), BYTES(block_iq4_nl, qs)}};
         return 0;
     case QT_Q4_1:
-        *f = (block_fields){sizeof(block_q4_1), 1, 0, offsetof(block_q4_1, m), 0, offsetof(block_q4_1, qs), QK32 / 2};
+        *l = (block_layout){sizeof(block_q4_1), QK32, 3,
+                            {F16(block_q4_1, d), F16(block_q4_1, m), BYTES(block_q4_1, qs)}};
         return 0;
     case QT_Q5_0:
-        *f = (block_fields){sizeof(block_q5_0), 0, 1, 0, offsetof(block_q5_0, qh), offsetof(block_q5_0, qs), QK32 / 2};
+        *l = (block_layout){sizeof(block_q5_0), QK32, 3,
+                            {F16(block_q5_0, d), BYTES(block_q5_0, qh), BYTES(block_q5_0, qs)}};
         return 0;
     case QT_Q5_1:
-        *f = (block_fields){sizeof(block_q5_1), 1, 1, offsetof(block_q5_1, m), offsetof(block_q5_1, qh),
-                            offsetof(block_q5_1, qs), QK32 / 2};
+        *l = (block_layout){sizeof(block_q5_1), QK32, 4,
+                            {F16(block_q5_1, d), F16(block_q5_1, m), BYTES(block_q5_1, qh), BYTES(block_q5_1, qs)}};
         return 0;
-    case QT_Q8_0: *f = (block_fields){sizeof(block_q8_0), 0, 0, 0, 0, offsetof(block_q8_0, qs), QK32}; return 0;
+    case QT_Q8_0: *l = (block_layout){sizeof(block_q8_0), QK32, 2, {F16(block_q8_0, d), BYTES(block_q8_0, qs)}}; return 0;
+    case QT_Q4_K:
+        *l = (block_layout){sizeof(block_q4_K), QK_K, 4,
+                            {F16(block_q4_K, d), F16(block_q4_K, dmin), BYTES(block_q4_K, scales), BYTES(block_q4_K, qs)}};
+        return 0;
+    case QT_Q5_K:
+        *l = (block_layout){sizeof(block_q5_K), QK_K, 5,
+                            {F16(block_q5_K, d), F16(block_q5_K, dmin), BYTES(block_q5_K, scales),
+                             BYTES(block_q5_K, qh), BYTES(block_q5_K, qs)}};
+        return 0;
+    case QT_Q6_K:
+        *l = (block_layout){sizeof(block_q6_K), QK_K, 4,
+                            {BYTES(block_q6_K, ql), BYTES(block_q6_K, qh), BYTES(block_q6_K, scales), F16(block_q6_K, d)}};
+        return 0;
     default: return -1;
     }
 }
 
-/* Where each field of row r lives inside a record. */
-static size_t rec_d(int r) { return 2 * (size_t)r; }
-static size_t rec_m(int r) { return panel_rec_m_at() + 2 * (size_t)r; }
-static size_t rec_qh(const block_fields *f, int r) { return panel_rec_qh_at(f->has_min) + 4 * (size_t)r; }
-static size_t rec_qs(const block_fields *f, int r, int k)
-{
-    return panel_rec_qs_at(f->has_min, f->has_qh) + ((size_t)k * PANEL_ROWS + (size_t)r) * 4;
-}
+#undef F16
+#undef BYTES
 
 int panels_supported(uint32_t type)
 {
-    block_fields f;
-    return fields_of(type, &f) == 0;
+    block_layout l;
+    return layout_of(type, &l) == 0;
 }
 
 size_t panels_record_size(uint32_t type)
 {
-    block_fields f;
-    return fields_of(type, &f) ? 0 : PANEL_ROWS * f.block;
+    block_layout l;
+    return layout_of(type, &l) ? 0 : PANEL_ROWS * l.block;
 }
 
 size_t panels_size(uint32_t type, int n, int n_rows)
 {
+    block_layout l;
+    if (layout_of(type, &l)) return 0;
     size_t n_panels = ((size_t)n_rows + PANEL_ROWS - 1) / PANEL_ROWS;
-    return n_panels * (size_t)(n / QK32) * panels_record_size(type);
+    return n_panels * (size_t)(n / l.elements) * PANEL_ROWS * l.block;
+}
+
+/* Copies the `group`-byte groups of one field of row r between block and record. */
+static inline void move_groups(const size_t group, const block_field *fd, int r, uint8_t *rec, uint8_t *blk, int pack)
+{
+    uint8_t *in_rec = rec + panel_field_at(fd->at) + (size_t)r * group, *in_blk = blk + fd->at;
+    for (size_t k = 0; k < fd->len / group; k++, in_rec += PANEL_ROWS * group, in_blk += group) {
+        if (pack) memcpy(in_rec, in_blk, group);
+        else memcpy(in_blk, in_rec, group);
+    }
 }
 
 /* Copies one block of row r into (pack) or out of (!pack) its record. */
-static inline void move_block(const block_fields *f, int r, uint8_t *rec, uint8_t *blk, int pack)
+static void move_block(const block_layout *l, int r, uint8_t *rec, uint8_t *blk, int pack)
 {
-#define MOVE(rec_off, blk_off, len)                                                                          \
-    do {                                                                                                     \
-        if (pack) memcpy(rec + (rec_off), blk + (blk_off), (len));                                           \
-        else memcpy(blk + (blk_off), rec + (rec_off), (len));                                                \
-    } while (0)
-    MOVE(rec_d(r), 0, 2);
-    if (f->has_min) MOVE(rec_m(r), f->m_at, 2);
-    if (f->has_qh) MOVE(rec_qh(f, r), f->qh_at, 4);
-    for (int k = 0; k < (int)f->qs_bytes / 4; k++) MOVE(rec_qs(f, r, k), f->qs_at + 4 * (size_t)k, 4);
-#undef MOVE
+    for (int f = 0; f < l->n_fields; f++) {
+        /* constant group sizes: each memcpy becomes one load and one store */
+        if (l->field[f].group == 2) move_groups(2, &l->field[f], r, rec, blk, pack);
+        else move_groups(4, &l->field[f], r, rec, blk, pack);
+    }
 }
 
 void panels_pack(uint32_t type, int n, int n_rows, const void *rows, void *panels)
 {
-    block_fields f;
-    if (fields_of(type, &f)) return;
-    const int nb = n / QK32, n_panels = (n_rows + PANEL_ROWS - 1) / PANEL_ROWS;
-    const size_t rec_size = PANEL_ROWS * f.block, row_bytes = (size_t)nb * f.block;
+    block_layout l;
+    if (layout_of(type, &l)) return;
+    const int nb = n / l.elements, n_panels = (n_rows + PANEL_ROWS - 1) / PANEL_ROWS;
+    const size_t rec_size = PANEL_ROWS * l.block, row_bytes = (size_t)nb * l.block;
     for (int p = 0; p < n_panels; p++) {
         uint8_t *panel = (uint8_t *)panels + (size_t)p * nb * rec_size;
         const int n_here = n_rows - p * PANEL_ROWS < PANEL_ROWS ? n_rows - p * PANEL_ROWS : PANEL_ROWS;
@@ -98,19 +125,19 @@ void panels_pack(uint32_t type, int n, int n_rows, const void *rows, void *panel
         /* row by row: reads stream, writes stay inside this panel's few KB */
         for (int r = 0; r < n_here; r++) {
             uint8_t *row = (uint8_t *)rows + (size_t)(p * PANEL_ROWS + r) * row_bytes;
-            for (int b = 0; b < nb; b++) move_block(&f, r, panel + (size_t)b * rec_size, row + (size_t)b * f.block, 1);
+            for (int b = 0; b < nb; b++) move_block(&l, r, panel + (size_t)b * rec_size, row + (size_t)b * l.block, 1);
         }
     }
 }
 
 void panels_unpack_row(uint32_t type, int n, const void *panels, int row, void *out)
 {
-    block_fields f;
-    if (fields_of(type, &f)) return;
-    const int nb = n / QK32, p = row / PANEL_ROWS, r = row % PANEL_ROWS;
-    const size_t rec_size = PANEL_ROWS * f.block;
+    block_layout l;
+    if (layout_of(type, &l)) return;
+    const int nb = n / l.elements, p = row / PANEL_ROWS, r = row % PANEL_ROWS;
+    const size_t rec_size = PANEL_ROWS * l.block;
     for (int b = 0; b < nb; b++) {
         uint8_t *rec = (uint8_t *)panels + ((size_t)p * nb + b) * rec_size;
-        move_block(&f, r, rec, (uint8_t *)out + (size_t)b * f.block, 0);
+        move_block(&l, r, rec, (uint8_t *)out + (size_t)b * l.block, 0);
     }
 }

@@ -1,25 +1,38 @@
 /*
  * panels.h - the 16-row panel layout weights are repacked into at load time.
  *
- * GGUF stores a matrix row after row, each row a run of 32-element blocks.
- * The VNNI kernels want something else: one vpdpbusd that serves 16 rows at
- * once needs, in one zmm, bytes 4k..4k+3 of the same block of 16 rows (one
- * int32 lane per row). Building that on the fly costs a transpose and a
- * gather per block, which decode (one token) cannot amortise. So at load time
- * the rows are cut into panels of PANEL_ROWS rows, and block b of a panel
- * becomes one record of 16 x the block size, in this order:
+ * GGUF stores a matrix row after row, each row a run of blocks. The panel
+ * kernels want something else: one multiply that serves 16 rows at once
+ * needs, in one vector, the same 4 bytes of 16 rows' blocks (one int32 lane
+ * per row; AVX2 takes rows 0..7 and 8..15 as two halves). Building that on
+ * the fly costs a transpose per block, which decode (one token) cannot
+ * amortise. So at load time the rows are cut into panels of PANEL_ROWS rows,
+ * and block b of a panel (a super-block for the k-quants) becomes one record:
+ * the 16 rows' blocks with every field transposed in place. A field that
+ * sits at byte `at` of the block and is `len` bytes long occupies bytes
+ * [16 at, 16 (at + len)) of the record, cut into groups of g bytes (2 for an
+ * f16 field, 4 otherwise):
  *
- *   d[16]   f16 scales of the 16 rows                       32 bytes
- *   m[16]   f16 minimums (Q4_1, Q5_1 only)                  32 bytes
- *   qh[16]  u32 fifth bits (Q5_0, Q5_1 only)                64 bytes
- *   qs      for k < qs_bytes / 4, for row r < 16:
- *           bytes 4k..4k+3 of row r's qs                    16 x qs_bytes
+ *   group k of row r  ->  record byte 16 at + (16 k + r) g
+ *
+ * so a record is exactly 16 blocks long. For example
+ *
+ *   Q4_0   d[16] f16 | qs: 4 groups x 16 rows x 4 bytes
+ *   Q5_1   d[16] | m[16] | qh: 16 rows x u32 | qs: 4 groups x 16 rows x 4 bytes
+ *   Q4_K   d[16] | dmin[16] | scales: 3 groups x 16 rows x 4 bytes (the packed
+ *          6-bit scales and mins) | qs: 32 groups x 16 rows x 4 bytes  = 2304
+ *   Q5_K   as Q4_K with qh (8 groups x 16 rows x 4 bytes) before qs  = 2816
+ *   Q6_K   ql: 32 groups | qh: 16 groups | scales: 4 groups (16 rows x 4
+ *          bytes each) | d[16] f16                                    = 3360
  *
  * Records of a panel follow each other (block 0, 1, ...) and panels follow
  * each other, so a kernel streams the matrix front to back. A last panel with
  * fewer than 16 rows is padded with zero rows (scale 0 contributes nothing).
- * Only the 32-element formats have a panel layout; the bytes are the same
- * bytes GGUF had, moved, so unpacking a row gives it back exactly.
+ * The bytes are the same bytes GGUF had, moved, so the packed matrix is as
+ * big as the file's and unpacking a row gives it back exactly. The k-quant
+ * scales stay packed: unpacking them takes ~20 vector ops per record for 16
+ * rows, while unpacked bytes would make every record 1.5-3% larger, and
+ * decode is bound by the bytes it streams.
  */
 #ifndef PRBOT_PANELS_H
 #define PRBOT_PANELS_H
@@ -29,17 +42,12 @@
 
 #define PANEL_ROWS 16
 
-/* Offsets inside a record (one definition for packer and kernels). */
-static inline size_t panel_rec_m_at(void) { return 2 * PANEL_ROWS; }
-static inline size_t panel_rec_qh_at(int has_min) { return (has_min ? 4 : 2) * PANEL_ROWS; }
-static inline size_t panel_rec_qs_at(int has_min, int has_qh)
-{
-    return panel_rec_qh_at(has_min) + (has_qh ? 4 * PANEL_ROWS : 0);
-}
+/* Where the field at byte `at` of a block starts inside a record (one rule for packer and kernels). */
+static inline size_t panel_field_at(size_t at) { return PANEL_ROWS * at; }
 
 /* 1 when `type` has a panel layout. */
 int panels_supported(uint32_t type);
-/* Bytes of the panel form of an n_rows x n matrix (n a multiple of 32). */
+/* Bytes of the panel form of an n_rows x n matrix (n a multiple of the block size). */
 size_t panels_size(uint32_t type, int n, int n_rows);
 /* Bytes of one record (one block of one panel). */
 size_t panels_record_size(uint32_t type);
