@@ -1,5 +1,6 @@
 /*
- * gemm_avx512.c - prefill matrix-matrix products with AVX-512 (+VNNI).
+ * gemm_avx512.c - quantized matrix products with AVX-512 VNNI: prefill on
+ * GGUF rows, prefill and decode on the load-time panels (panels.h).
  *
  * gemm[type](n, w, ..., act, ..., y) computes every dot product of n_rows
  * weight rows with n_act activation rows. The vec_dot loop it replaces
@@ -26,23 +27,23 @@
  * n_rows % 16 rows and n_act % 4 tokens go to 4 x 4 tiles where one zmm holds
  * two blocks of one row.
  *
- * K-quants (Q4_K, Q5_K, Q6_K) with VNNI also use 16-row panels: each
- * super-block of the panel is unpacked and transposed once (64 zmm of
- * unsigned weights, Q6_K as q + 32, plus per-sub-block scale vectors) and then
- * serves every token of the call. Per sub-block, vpdpbusd against broadcast
- * activation bytes gives the 16 rows' integer dots; vpmulld by the rows' integer
- * sub-block scales adds them into an exact int32 super-block sum. The Q4_K/Q5_K
- * min terms and the Q6_K -32 offset come from the activation bsums (vpdpwssd
- * of int16 pairs against bsum pairs), so the float work (convert, scale by
- * d_w * d_a, add into y) happens once per super-block and token. Rows past the
- * last multiple of 16 use the tiles below.
- *
- * K-quant tiles (for edge rows): one zmm holds 64 elements (two sub-blocks);
- * maddubs gives int16 pairs and vpdpwssd applies the integer sub-block
- * scales, so the super-block's sum stays an exact int32. The Q4_K/Q5_K min terms and the Q6_K -32 offset are a
- * small integer matrix product (per-row 16 int16 coefficients x per-token 16
- * bsums) done once per tile and super-block with madd + hadd, kept in a
- * separate float tile.
+ * K-quants (Q4_K, Q5_K, Q6_K; VNNI) run on the load-time panels of
+ * panels.h, whose record holds a super-block of 16 rows with every field in
+ * 4-byte groups per row: one load gives 4 weights (or scale bytes) of all 16
+ * rows. Per sub-block, vpdpbusd of the rows' unsigned weights (Q6_K as
+ * stored, q + 32) against a broadcast of the token's 4 matching activation
+ * bytes gives the 16 rows' integer dots, with no horizontal sums; vpmulld by
+ * the rows' integer sub-block scales (unpacked from the record's 6-bit or
+ * int8 scales for 16 rows at once) adds them into an exact int32 sum. The
+ * Q4_K/Q5_K mins and the Q6_K -32 offset come from the activation bsums
+ * (vpdpwssd of int16 pairs against bsum pairs), so the float work happens
+ * once per super-block and token. Decode streams each record once straight
+ * into registers (prefetching 8 KiB ahead), its 16 sums in one zmm along the
+ * row: the row-per-call dot product it replaces spent a horizontal sum and a
+ * scalar scale unpack per row and super-block and ran at ~30 GB/s per core
+ * against ~40 that memory gives. Prefill unpacks each super-block of a panel
+ * once for a group of 32 tokens (their activations and outputs stay in L2)
+ * and runs 4 tokens per pass over it.
  *
  * AVX-512 without VNNI installs nothing here: the AVX2 row panels
  * (gemm_avx2.c) measured faster than zmm tiles built on maddubs + madd.
@@ -536,7 +537,10 @@ PANEL_GEMM(q5_1_vnni, B32_Q5_1)
 PANEL_GEMM(q8_0_vnni, B32_Q8_0)
 PANEL_GEMM(iq4_nl_vnni, B32_IQ4_NL)
 
-/* ---- k-quants ------------------------------------------------------------- */
+/* ---- k-quants: load-time panels (VNNI) ------------------------------------ */
+
+/* The lanes of the first `left` rows of a panel (all 16 when left >= 16). */
+static inline __mmask16 first_rows(int left) { return left >= PANEL_R ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
 enum { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K };
 
@@ -545,391 +549,279 @@ static inline size_t kq_size(const int fmt)
     return fmt == KQ_Q4_K ? sizeof(block_q4_K) : fmt == KQ_Q5_K ? sizeof(block_q5_K) : sizeof(block_q6_K);
 }
 
-/* int16 index vector for vpermw: 16 lanes of word a, then 16 lanes of word b. */
-static inline __m512i halves_of_words(int a, int b)
-{
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)a)), _mm256_set1_epi16((short)b), 1);
-}
+/* A | (B & C), bit by bit, as one vpternlogd. */
+static inline __m512i or_masked(__m512i a, __m512i b, __m512i c) { return _mm512_ternarylogic_epi32(a, b, c, 0xF8); }
 
-/* int16 index vector: 8 lanes each of words k, k+1, k+2, k+3. */
-static inline __m512i quarters_of_words(int k)
-{
-    return _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16((short)(k + 1)), _mm_set1_epi16((short)k))),
-        _mm256_set_m128i(_mm_set1_epi16((short)(k + 3)), _mm_set1_epi16((short)(k + 2))), 1);
-}
-
-/* Per row and super-block: float scale, correction coefficient, int16 scales and correction weights. */
-typedef struct {
-    float d;       /* multiplies the scaled integer sum */
-    float coef;    /* multiplies the correction sum (dmin, or 32 * d for Q6_K) */
-    __m512i sc16;  /* sub-block scales as int16 in the low lanes */
-    __m256i corr;  /* 16 int16 correction weights against the 16 bsums */
-} kq_row;
-
-ALWAYS_INLINE kq_row kq_row_setup(const int fmt, const uint8_t *blk)
-{
-    kq_row k;
-    if (fmt == KQ_Q6_K) {
-        const block_q6_K *b = (const block_q6_K *)blk;
-        k.d = _cvtsh_ss(b->d);
-        k.coef = 32.0f * k.d;
-        k.corr = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
-        k.sc16 = _mm512_castsi256_si512(k.corr);
-    } else {
-        const block_q4_K *b = (const block_q4_K *)blk; /* Q5_K starts with the same d, dmin, scales */
-        uint32_t sc[2], mn[2];
-        unpack_scales_k4(b->scales, sc, mn);
-        k.d = _cvtsh_ss(b->d);
-        k.coef = _cvtsh_ss(b->dmin);
-        k.sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc[1], (int)sc[0])));
-        __m128i mins8 = _mm_set_epi32(0, 0, (int)mn[1], (int)mn[0]);
-        k.corr = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins8, mins8)); /* m0 m0 m1 m1 ... */
-    }
-    return k;
-}
-
-/* Quarter q (64 elements) of a super-block's weights as unsigned bytes, matching kq_act_quarter. */
-ALWAYS_INLINE __m512i kq_weights(const int fmt, const uint8_t *blk, int q)
+/* Unsigned weights 32c + 4k .. 32c + 4k + 3 of the record's 16 rows (lane r
+ * = row r's 4 bytes; Q6_K as stored, q + 32), from the record's 4-byte
+ * groups (panels.h). Q4_K/Q5_K: qs byte 32j + l holds element 64j + l in
+ * its low nibble and 64j + 32 + l in its high one; bit c of qh byte l is the
+ * fifth bit of element 32c + l. Q4_K's high nibbles stay where they are, as
+ * 16 q (one and instead of a shift and an and: decode +7% on one core);
+ * kq_record_scales makes up for it. Q6_K: element 128h + 32g + l has its
+ * low 4 bits in ql byte 64h + 32(g & 1) + l (nibble g >> 1) and its high 2
+ * bits at bit 2g of qh byte 32h + l. */
+ALWAYS_INLINE __m512i kq_weights(const int fmt, const uint8_t *rec, int c, int k)
 {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     if (fmt == KQ_Q6_K) {
-        const block_q6_K *b = (const block_q6_K *)blk;
-        const int half = q >> 1;
-        __m512i l = load512(b->ql + 64 * half);
-        __m512i h = _mm512_broadcast_i64x4(load256(b->qh + 32 * half));
-        const __m512i bits45 = _mm512_set1_epi8(0x30);
-        if ((q & 1) == 0)
-            return _mm512_or_si512(_mm512_and_si512(l, low4),
-                                   _mm512_and_si512(_mm512_sllv_epi16(h, halves_of_words(4, 2)), bits45));
-        return _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), low4),
-                               _mm512_and_si512(_mm512_srlv_epi16(h, halves_of_words(0, 2)), bits45));
+        const int h = c / 4, g = c % 4;
+        const __m512i ql = load512(rec + panel_field_at(offsetof(block_q6_K, ql)) + 64 * (16 * h + 8 * (g & 1) + k));
+        const __m512i qh = load512(rec + panel_field_at(offsetof(block_q6_K, qh)) + 64 * (8 * h + k));
+        const __m512i low = _mm512_and_si512(g >> 1 ? _mm512_srli_epi16(ql, 4) : ql, low4);
+        const __m512i high = g <= 2 ? _mm512_slli_epi16(qh, 4 - 2 * g) : _mm512_srli_epi16(qh, 2); /* bits 2g.. -> 4.. */
+        return or_masked(low, high, _mm512_set1_epi8(0x30));
     }
-    const uint8_t *qs = fmt == KQ_Q4_K ? ((const block_q4_K *)blk)->qs : ((const block_q5_K *)blk)->qs;
-    const int jj = q >> 1;
-    __m512i v = load512(qs + 64 * jj);
-    __m512i u = (q & 1) ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low4) : _mm512_and_si512(v, low4);
-    if (fmt == KQ_Q5_K) {
-        /* bit 2j of qh[l] is the fifth bit of element 64j+l, bit 2j+1 that of 64j+32+l */
-        __m512i qh = _mm512_broadcast_i64x4(load256(((const block_q5_K *)blk)->qh));
-        __m512i h = _mm512_srlv_epi16(qh, jj ? halves_of_words(4, 6) : halves_of_words(0, 2));
-        h = (q & 1) ? _mm512_slli_epi16(h, 3) : _mm512_slli_epi16(h, 4);
-        u = _mm512_or_si512(u, _mm512_and_si512(h, _mm512_set1_epi8(0x10)));
-    }
-    return u;
+    const size_t qs_at = fmt == KQ_Q5_K ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
+    const __m512i qs = load512(rec + panel_field_at(qs_at) + 64 * (8 * (c / 2) + k));
+    if (fmt == KQ_Q4_K) return _mm512_and_si512(qs, c & 1 ? _mm512_set1_epi8((char)0xF0) : low4);
+    const __m512i u = _mm512_and_si512(c & 1 ? _mm512_srli_epi16(qs, 4) : qs, low4);
+    const __m512i qh = load512(rec + panel_field_at(offsetof(block_q5_K, qh)) + 64 * k);
+    const __m512i fifth = c <= 4 ? _mm512_slli_epi16(qh, 4 - c) : _mm512_srli_epi16(qh, c - 4); /* bit c -> 4 */
+    return or_masked(u, fifth, _mm512_set1_epi8(0x10));
 }
 
-/* int16 scale vector for quarter q (one word per maddubs pair). */
-ALWAYS_INLINE __m512i kq_scales(const int fmt, const kq_row *k, int q)
-{
-    if (fmt == KQ_Q6_K) return _mm512_permutexvar_epi16(quarters_of_words(4 * q), k->sc16);
-    static const int sub[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
-    return _mm512_permutexvar_epi16(halves_of_words(sub[q][0], sub[q][1]), k->sc16);
-}
-
-/* Activations matching quarter q. */
-ALWAYS_INLINE __m512i kq_act_quarter(const int fmt, const int8_t *q8, int q)
-{
-    if (fmt == KQ_Q6_K) return load512(q8 + 64 * q);
-    const int base = 128 * (q >> 1) + 32 * (q & 1);
-    return load_two_256(q8 + base, q8 + base + 64);
-}
-
-/* corr_acc[r] (lanes = tokens) += coef_r * d_a * sum(corr_r . bsums_a) */
-ALWAYS_INLINE void kq_correction(const kq_row k[TILE_R], const block_q8_K *const y[TILE_A], __m128 corr_acc[TILE_R])
-{
-    __m256i bs[TILE_A];
-    UNROLL
-    for (int t = 0; t < TILE_A; t++) bs[t] = load256(y[t]->bsums);
-    const __m128 da = _mm_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d);
-    UNROLL
-    for (int r = 0; r < TILE_R; r++) {
-        __m256i p0 = _mm256_madd_epi16(k[r].corr, bs[0]), p1 = _mm256_madd_epi16(k[r].corr, bs[1]);
-        __m256i p2 = _mm256_madd_epi16(k[r].corr, bs[2]), p3 = _mm256_madd_epi16(k[r].corr, bs[3]);
-        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
-        __m128i m = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-        corr_acc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(m), _mm_mul_ps(_mm_set1_ps(k[r].coef), da), corr_acc[r]);
-    }
-}
-
-ALWAYS_INLINE void kq_tile(const int fmt, int n, const uint8_t *const w[TILE_R],
-                           const uint8_t *const a[TILE_A], float out[TILE_A][TILE_R])
-{
-    const int nb = n / QK_K;
-    const size_t bs = kq_size(fmt);
-    __m512 acc[TILE_R][TILE_A];
-    __m128 corr_acc[TILE_R];
-    UNROLL
-    for (int r = 0; r < TILE_R; r++) {
-        corr_acc[r] = _mm_setzero_ps();
-        UNROLL
-        for (int t = 0; t < TILE_A; t++) acc[r][t] = _mm512_setzero_ps();
-    }
-    for (int i = 0; i < nb; i++) {
-        const block_q8_K *y[TILE_A];
-        UNROLL
-        for (int t = 0; t < TILE_A; t++) y[t] = (const block_q8_K *)a[t] + i;
-        kq_row k[TILE_R];
-        UNROLL
-        for (int r = 0; r < TILE_R; r++) k[r] = kq_row_setup(fmt, w[r] + (size_t)i * bs);
-        kq_correction(k, y, corr_acc);
-        __m512i sumi[TILE_R][TILE_A];
-        UNROLL
-        for (int r = 0; r < TILE_R; r++)
-            UNROLL
-            for (int t = 0; t < TILE_A; t++) sumi[r][t] = _mm512_setzero_si512();
-        UNROLL
-        for (int q = 0; q < 4; q++) {
-            __m512i u[TILE_R], s[TILE_R];
-            UNROLL
-            for (int r = 0; r < TILE_R; r++) {
-                u[r] = kq_weights(fmt, w[r] + (size_t)i * bs, q);
-                s[r] = kq_scales(fmt, &k[r], q);
-            }
-            UNROLL
-            for (int t = 0; t < TILE_A; t++) {
-                __m512i x = kq_act_quarter(fmt, y[t]->qs, q);
-                UNROLL
-                for (int r = 0; r < TILE_R; r++) {
-                    __m512i p = _mm512_maddubs_epi16(u[r], x);
-                    sumi[r][t] = _mm512_dpwssd_epi32(sumi[r][t], p, s[r]);
-                }
-            }
-        }
-        UNROLL
-        for (int r = 0; r < TILE_R; r++)
-            UNROLL
-            for (int t = 0; t < TILE_A; t++)
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r][t]), _mm512_set1_ps(k[r].d * y[t]->d), acc[r][t]);
-    }
-    store_tile(acc, corr_acc, out);
-}
-
-#define KQ_TILE(name, fmt)                                                                                         \
-    static void tile_##name(int n, const uint8_t *const w[TILE_R], const uint8_t *const a[TILE_A],                 \
-                            float out[TILE_A][TILE_R])                                                            \
-    {                                                                                                              \
-        kq_tile(fmt, n, w, a, out);                                                                                \
-    }
-
-KQ_TILE(q4_K_vnni, KQ_Q4_K)
-KQ_TILE(q5_K_vnni, KQ_Q5_K)
-KQ_TILE(q6_K_vnni, KQ_Q6_K)
-
-/* ---- k-quants: row panels (VNNI) ------------------------------------------- */
-
-/* One super-block of a 16-row panel, unpacked once and shared by every token:
- * u[c][k] lane r = unsigned weights 32c + 4k .. 32c + 4k + 3 of row r (Q6_K:
- * q + 32), sc[s] lane r = row r's integer scale of sub-block s (8 of 32 for
- * Q4_K, 16 of 16 for Q6_K), pair[k] lane r = two int16 weights against the
- * activation's bsums[2k], bsums[2k + 1] (Q4_K: min_k twice; Q6_K: scale_2k,
- * scale_2k+1), d (and dmin) the rows' float scales. */
+/* The record's per-row scales as the kernels use them: sc[s] lane r = row
+ * r's integer scale of sub-block s (Q4_K/Q5_K: 8 sub-blocks of 32, Q6_K: 16
+ * of 16); pair[k] lane r = two int16 weights against the token's int16 pair
+ * kq_act_pairs()[k] (Q4_K/Q5_K: min_2k, min_2k+1, k < 4; Q6_K: scale_2k,
+ * scale_2k+1, k < 8); d and dmin the rows' float scales. */
 typedef struct {
-    __m512i u[8][8];
     __m512i sc[16];
     __m512i pair[8];
     __m512 d, dmin;
-} kq_panel;
+} kq_scales;
 
-/* 8 unsigned bytes of lane r (held as two dwords lo, hi) -> sc[j] lane r = byte j. */
-static inline void spread_bytes8(__m512i lo, __m512i hi, __m512i sc[8])
+static inline int kq_pairs(const int fmt) { return fmt == KQ_Q6_K ? 8 : 4; }
+
+/* Byte b of dword d of a 128-bit lane as a vpshufb index (b < 0: a zero byte). */
+static inline uint32_t shuffle_index(int b, int d) { return b < 0 ? 0x80u : (uint32_t)(4 * d + b); }
+
+/* Each int32 lane of v -> its bytes b0, b1, b2, b3 (< 0: zero) in that order. */
+static inline __m512i pick_bytes(__m512i v, int b0, int b1, int b2, int b3)
 {
-    const __m512i byte = _mm512_set1_epi32(0xFF);
-    for (int j = 0; j < 4; j++) {
-        sc[j] = _mm512_and_si512(_mm512_srli_epi32(lo, 8 * j), byte);
-        sc[4 + j] = _mm512_and_si512(_mm512_srli_epi32(hi, 8 * j), byte);
-    }
+    uint32_t ctl[4];
+    for (int d = 0; d < 4; d++)
+        ctl[d] = shuffle_index(b0, d) | shuffle_index(b1, d) << 8 | shuffle_index(b2, d) << 16 | shuffle_index(b3, d) << 24;
+    return _mm512_shuffle_epi8(v, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)ctl)));
 }
 
-/* Q4_K and Q5_K (same d, dmin, scales; Q5_K adds a fifth bit from qh). */
-ALWAYS_INLINE void kq_panel_k4(const int fmt, const uint8_t *blk, size_t ws, kq_panel *p)
+ALWAYS_INLINE void kq_record_scales(const int fmt, const uint8_t *rec, kq_scales *s)
 {
-    __m512i t[4];
-    transpose_rows16x16(blk, ws, t); /* d | dmin << 16, then the 12 scale bytes */
-    p->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(t[0]));
-    p->dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(t[0], 16)));
-    /* the 6-bit scale/min unpacking of unpack_scales_k4, 16 rows at once */
+    if (fmt == KQ_Q6_K) {
+        s->d = _mm512_cvtph_ps(load256(rec + panel_field_at(offsetof(block_q6_K, d))));
+        UNROLL
+        for (int g = 0; g < 4; g++) {
+            /* lane r = int8 scales 4g..4g+3 of row r */
+            const __m512i t = load512(rec + panel_field_at(offsetof(block_q6_K, scales)) + 64 * g);
+            s->sc[4 * g + 0] = _mm512_srai_epi32(pick_bytes(t, -1, -1, -1, 0), 24);
+            s->sc[4 * g + 1] = _mm512_srai_epi32(pick_bytes(t, -1, -1, -1, 1), 24);
+            s->sc[4 * g + 2] = _mm512_srai_epi32(pick_bytes(t, -1, -1, -1, 2), 24);
+            s->sc[4 * g + 3] = _mm512_srai_epi32(t, 24);
+            s->pair[2 * g] = _mm512_srai_epi16(pick_bytes(t, -1, 0, -1, 1), 8);
+            s->pair[2 * g + 1] = _mm512_srai_epi16(pick_bytes(t, -1, 2, -1, 3), 8);
+        }
+        return;
+    }
+    s->d = _mm512_cvtph_ps(load256(rec + panel_field_at(offsetof(block_q4_K, d))));
+    s->dmin = _mm512_cvtph_ps(load256(rec + panel_field_at(offsetof(block_q4_K, dmin))));
+    /* the 12 bytes of 6-bit scales and mins as 3 groups, unpacked as unpack_scales_k4 does, 16 rows at once */
+    const uint8_t *packed = rec + panel_field_at(offsetof(block_q4_K, scales));
+    const __m512i t0 = load512(packed), t1 = load512(packed + 64), t2 = load512(packed + 128);
     const __m512i m6 = _mm512_set1_epi32(0x3f3f3f3f), m4 = _mm512_set1_epi32(0x0f0f0f0f),
                   hi2 = _mm512_set1_epi32(0x30303030);
-    __m512i sc_lo = _mm512_and_si512(t[1], m6);
-    __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(t[3], m4), _mm512_and_si512(_mm512_srli_epi32(t[1], 2), hi2));
-    __m512i mn_lo = _mm512_and_si512(t[2], m6);
-    __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(t[3], 4), m4),
-                                    _mm512_and_si512(_mm512_srli_epi32(t[2], 2), hi2));
-    spread_bytes8(sc_lo, sc_hi, p->sc);
-    spread_bytes8(mn_lo, mn_hi, p->pair);
-    for (int j = 0; j < 8; j++) p->pair[j] = _mm512_or_si512(p->pair[j], _mm512_slli_epi32(p->pair[j], 16));
-    /* qs[32j + l]: low nibble = element 64j + l, high nibble = element 64j + 32 + l */
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
-    const uint8_t *qs = blk + (fmt == KQ_Q5_K ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs));
-    for (int j = 0; j < 4; j++)
-        for (int h = 0; h < 2; h++) {
-            transpose_rows16x16(qs + 32 * j + 16 * h, ws, t);
-            for (int k = 0; k < 4; k++) {
-                p->u[2 * j][4 * h + k] = _mm512_and_si512(t[k], low4);
-                p->u[2 * j + 1][4 * h + k] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), low4);
-            }
-        }
-    if (fmt != KQ_Q5_K) return;
-    /* bit c of qh[l] is the fifth bit of element 32c + l: move it to bit 4 */
-    const __m512i bit4 = _mm512_set1_epi8(0x10);
-    for (int h = 0; h < 2; h++) {
-        transpose_rows16x16(blk + offsetof(block_q5_K, qh) + 16 * h, ws, t);
-        for (int k = 0; k < 4; k++)
-            for (int c = 0; c < 8; c++) {
-                __m512i bit = c <= 4 ? _mm512_slli_epi16(t[k], 4 - c) : _mm512_srli_epi16(t[k], c - 4);
-                p->u[c][4 * h + k] = _mm512_or_si512(p->u[c][4 * h + k], _mm512_and_si512(bit, bit4));
-            }
-    }
+    const __m512i sc_lo = _mm512_and_si512(t0, m6), mn_lo = _mm512_and_si512(t1, m6);
+    const __m512i sc_hi = or_masked(_mm512_and_si512(t2, m4), _mm512_srli_epi32(t0, 2), hi2);
+    const __m512i mn_hi = or_masked(_mm512_and_si512(_mm512_srli_epi32(t2, 4), m4), _mm512_srli_epi32(t1, 2), hi2);
+    s->sc[0] = pick_bytes(sc_lo, 0, -1, -1, -1);
+    s->sc[1] = pick_bytes(sc_lo, 1, -1, -1, -1);
+    s->sc[2] = pick_bytes(sc_lo, 2, -1, -1, -1);
+    s->sc[3] = _mm512_srli_epi32(sc_lo, 24);
+    s->sc[4] = pick_bytes(sc_hi, 0, -1, -1, -1);
+    s->sc[5] = pick_bytes(sc_hi, 1, -1, -1, -1);
+    s->sc[6] = pick_bytes(sc_hi, 2, -1, -1, -1);
+    s->sc[7] = _mm512_srli_epi32(sc_hi, 24);
+    if (fmt == KQ_Q4_K) /* the odd sub-blocks' weights come as 16 q (kq_weights): the even ones' scales x 16 */
+        for (int c = 0; c < 8; c += 2) s->sc[c] = _mm512_slli_epi32(s->sc[c], 4);
+    s->pair[0] = pick_bytes(mn_lo, 0, -1, 1, -1);
+    s->pair[1] = pick_bytes(mn_lo, 2, -1, 3, -1);
+    s->pair[2] = pick_bytes(mn_hi, 0, -1, 1, -1);
+    s->pair[3] = pick_bytes(mn_hi, 2, -1, 3, -1);
 }
 
-static inline void kq_panel_q6_K(const uint8_t *blk, size_t ws, __m512i row_offsets, kq_panel *p)
+/* The token's activation sums the pairs weigh, as int16 pairs in int32 lanes:
+ * Q6_K's bsums as they are, Q4_K/Q5_K's per sub-block of 32. */
+ALWAYS_INLINE void kq_act_pairs(const int fmt, const block_q8_K *a, int32_t pairs[8])
 {
-    /* d is the block's last 2 bytes: gather the dword ending there */
-    const __m512i tail = _mm512_i32gather_epi32(row_offsets, blk + offsetof(block_q6_K, d) - 2, 1);
-    p->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(tail, 16)));
-    __m512i t[4];
-    transpose_rows16x16(blk + offsetof(block_q6_K, scales), ws, t);
-    for (int g = 0; g < 4; g++) {
-        /* t[g] lane r = int8 scales 4g..4g+3 of row r */
-        __m512i even = _mm512_srai_epi16(_mm512_slli_epi16(t[g], 8), 8); /* words: s0, s2 */
-        __m512i odd = _mm512_srai_epi16(t[g], 8);                         /* words: s1, s3 */
-        p->pair[2 * g] = _mm512_mask_blend_epi16(0xAAAAAAAA, even, _mm512_slli_epi32(odd, 16));
-        p->pair[2 * g + 1] = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_srli_epi32(even, 16), odd);
-        for (int b = 0; b < 4; b++) p->sc[4 * g + b] = _mm512_srai_epi32(_mm512_slli_epi32(t[g], 24 - 8 * b), 24);
-    }
-    /* half h, group g (elements 128h + 32g + l): low 4 bits in ql[64h + 32(g & 1) + l]
-     * (nibble g >> 1), high 2 bits at bit 2g of qh[32h + l] */
-    const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
-    for (int h = 0; h < 2; h++)
-        for (int part = 0; part < 2; part++) {
-            __m512i qa[4], qb[4], qh[4];
-            const uint8_t *ql = blk + offsetof(block_q6_K, ql) + 64 * h + 16 * part;
-            transpose_rows16x16(ql, ws, qa);
-            transpose_rows16x16(ql + 32, ws, qb);
-            transpose_rows16x16(blk + offsetof(block_q6_K, qh) + 32 * h + 16 * part, ws, qh);
-            for (int k = 0; k < 4; k++) {
-                const int e = 4 * part + k;
-                __m512i a_hi = _mm512_srli_epi16(qa[k], 4), b_hi = _mm512_srli_epi16(qb[k], 4);
-                p->u[4 * h + 0][e] = _mm512_or_si512(_mm512_and_si512(qa[k], low4),
-                                                     _mm512_and_si512(_mm512_slli_epi16(qh[k], 4), bits45));
-                p->u[4 * h + 1][e] = _mm512_or_si512(_mm512_and_si512(qb[k], low4),
-                                                     _mm512_and_si512(_mm512_slli_epi16(qh[k], 2), bits45));
-                p->u[4 * h + 2][e] = _mm512_or_si512(_mm512_and_si512(a_hi, low4), _mm512_and_si512(qh[k], bits45));
-                p->u[4 * h + 3][e] = _mm512_or_si512(_mm512_and_si512(b_hi, low4),
-                                                     _mm512_and_si512(_mm512_srli_epi16(qh[k], 2), bits45));
-            }
-        }
+    if (fmt == KQ_Q6_K) memcpy(pairs, a->bsums, 8 * sizeof(int32_t));
+    else
+        _mm_storeu_si128((__m128i *)pairs, _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)a->bsums),
+                                                          _mm_loadu_si128((const __m128i *)a->bsums + 1)));
 }
 
-/* y[t] (16 rows, tokens t = 0..na-1, ys floats apart) = (add ? y[t] : 0) + the
- * super-block's contribution of tokens a[t]. Q4_K: d_a * (d * sum_s sc_s * dot_s
- * - dmin * sum_s min_s * bsum_s); Q6_K: d_a * d * sum_s sc_s * (dot_s - 32 * bsum_s),
- * where dot_s of the unsigned Q6_K weights includes the +32. All sums exact int32. */
-ALWAYS_INLINE void kq_panel_tokens(const int fmt, const int na, const kq_panel *p, const block_q8_K *const a[4],
-                                   float *y, size_t ys, int add)
+/* One super-block of 16 rows with its weights unpacked once for a prefill
+ * call's tokens: u[c][k] = kq_weights(c, k). */
+typedef struct {
+    __m512i u[8][8];
+    kq_scales s;
+} kq_unpacked;
+
+ALWAYS_INLINE void kq_unpack(const int fmt, const uint8_t *rec, kq_unpacked *p)
 {
-    __m512i isum[4], icorr[4];
+    UNROLL
+    for (int c = 0; c < 8; c++)
+        UNROLL
+        for (int k = 0; k < 8; k++) p->u[c][k] = kq_weights(fmt, rec, c, k);
+    kq_record_scales(fmt, rec, &p->s);
+}
+
+#define KQ_TOKENS 4 /* tokens per pass over an unpacked super-block */
+
+/* v[j] lane r = the contribution of the super-block to row r of token a[j]
+ * (j < na): Q4_K/Q5_K d_a * (d * sum_s sc_s * dot_s - dmin * sum_s min_s *
+ * sum_s(a)); Q6_K d_a * d * sum_s sc_s * (dot_s - 32 * sum_s(a)), dot_s of
+ * the stored (q + 32) weights. Q4_K's integer sum comes 16 times too large
+ * (at most 16 * 63 * 8 * 32 * 15 * 127, well inside int32) and d / 16 takes
+ * it back exactly. Per sub-block, vpdpbusd of the rows' weights
+ * against a broadcast of the token's 4 matching bytes gives the 16 rows' dots
+ * at once; vpmulld by the rows' integer scales adds them into an exact int32
+ * sum; the mins and Q6_K's -32 go through the activation sums as int16 pairs
+ * (vpdpwssd); one convert and scale per super-block. Weights come from the
+ * unpacked super-block p, or (p == NULL, decode) straight from the record. */
+ALWAYS_INLINE void kq_tokens(const int fmt, const int na, const kq_unpacked *p, const uint8_t *rec,
+                             const kq_scales *s, const block_q8_K *const a[], __m512 v[])
+{
+    __m512i isum[KQ_TOKENS], icorr[KQ_TOKENS];
     UNROLL
     for (int j = 0; j < na; j++) isum[j] = icorr[j] = _mm512_setzero_si512();
     UNROLL
     for (int c = 0; c < 8; c++) {
-        __m512i s0[4], s1[4];
+        __m512i half[KQ_TOKENS][2]; /* Q6_K: elements 32c..32c+15, 32c+16..; else all 32 in half[j][0] */
         UNROLL
-        for (int j = 0; j < na; j++) s0[j] = s1[j] = _mm512_setzero_si512();
+        for (int j = 0; j < na; j++) half[j][0] = half[j][1] = _mm512_setzero_si512();
         UNROLL
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < 8; k++) {
+            const __m512i u = p ? p->u[c][k] : kq_weights(fmt, rec, c, k);
             UNROLL
-            for (int j = 0; j < na; j++) {
-                const uint8_t *q = (const uint8_t *)a[j]->qs + 32 * c;
-                s0[j] = _mm512_dpbusd_epi32(s0[j], p->u[c][k], _mm512_set1_epi32((int)read_u32(q + 4 * k)));
-                s1[j] = _mm512_dpbusd_epi32(s1[j], p->u[c][4 + k], _mm512_set1_epi32((int)read_u32(q + 16 + 4 * k)));
-            }
+            for (int j = 0; j < na; j++)
+                dpbusd_broadcast(&half[j][fmt == KQ_Q6_K ? k / 4 : 0], u, (const uint8_t *)a[j]->qs + 32 * c + 4 * k);
+        }
         UNROLL
         for (int j = 0; j < na; j++) {
             if (fmt == KQ_Q6_K)
-                isum[j] = _mm512_add_epi32(isum[j], _mm512_add_epi32(_mm512_mullo_epi32(s0[j], p->sc[2 * c]),
-                                                                     _mm512_mullo_epi32(s1[j], p->sc[2 * c + 1])));
+                isum[j] = _mm512_add_epi32(isum[j], _mm512_add_epi32(_mm512_mullo_epi32(half[j][0], s->sc[2 * c]),
+                                                                     _mm512_mullo_epi32(half[j][1], s->sc[2 * c + 1])));
             else
-                isum[j] = _mm512_add_epi32(isum[j], _mm512_mullo_epi32(_mm512_add_epi32(s0[j], s1[j]), p->sc[c]));
+                isum[j] = _mm512_add_epi32(isum[j], _mm512_mullo_epi32(half[j][0], s->sc[c]));
         }
     }
-    UNROLL
-    for (int k = 0; k < 8; k++)
-        UNROLL
-        for (int j = 0; j < na; j++)
-            icorr[j] = _mm512_dpwssd_epi32(icorr[j], p->pair[k],
-                                           _mm512_set1_epi32((int)read_u32((const uint8_t *)a[j]->bsums + 4 * k)));
     UNROLL
     for (int j = 0; j < na; j++) {
+        int32_t pairs[8];
+        kq_act_pairs(fmt, a[j], pairs);
+        UNROLL
+        for (int k = 0; k < kq_pairs(fmt); k++) icorr[j] = _mm512_dpwssd_epi32(icorr[j], s->pair[k], _mm512_set1_epi32(pairs[k]));
         const __m512 da = _mm512_set1_ps(a[j]->d);
-        __m512 v;
         if (fmt == KQ_Q6_K) {
-            v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(isum[j], _mm512_slli_epi32(icorr[j], 5))),
-                              _mm512_mul_ps(p->d, da));
+            v[j] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(isum[j], _mm512_slli_epi32(icorr[j], 5))),
+                                 _mm512_mul_ps(s->d, da));
         } else {
-            v = _mm512_mul_ps(_mm512_cvtepi32_ps(isum[j]), _mm512_mul_ps(p->d, da));
-            v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(icorr[j]), _mm512_mul_ps(p->dmin, da), v);
+            const __m512 d = fmt == KQ_Q4_K ? _mm512_mul_ps(s->d, _mm512_set1_ps(1.0f / 16)) : s->d;
+            v[j] = _mm512_mul_ps(_mm512_cvtepi32_ps(isum[j]), _mm512_mul_ps(d, da));
+            v[j] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(icorr[j]), _mm512_mul_ps(s->dmin, da), v[j]);
         }
-        float *yt = y + (size_t)j * ys;
-        _mm512_storeu_ps(yt, add ? _mm512_add_ps(_mm512_loadu_ps(yt), v) : v);
     }
 }
 
-/* Rows in panels of 16: for each super-block the panel is unpacked once, then
- * every token (4 at a time, then singly) adds its part into y. The last
- * n_rows % 16 rows go to the 4 x 4 tiles. */
-ALWAYS_INLINE void kq_panel_gemm(const int fmt, tile_fn fallback, int n, const void *w, size_t ws, int n_rows,
-                                 const void *act, size_t as, int n_act, float *y, size_t ys)
+/* Decode: the panel's records stream through registers; its 16 sums stay in one zmm along the row. */
+ALWAYS_INLINE void kq_decode_panel(const int fmt, int nb, const uint8_t *rec, const block_q8_K *act, float *y,
+                                   __mmask16 keep)
 {
-    const int nb = n / QK_K, rows16 = n_rows / PANEL_R * PANEL_R;
-    if (nb == 0 || rows16 == 0 || ws > (size_t)INT32_MAX / PANEL_R) {
-        gemm_tiles(fallback, n, w, ws, n_rows, act, as, n_act, y, ys);
+    const size_t rec_bytes = PANEL_R * kq_size(fmt);
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < nb; i++, rec += rec_bytes) {
+        prefetch_ahead(rec, rec_bytes);
+        kq_scales s;
+        kq_record_scales(fmt, rec, &s);
+        const block_q8_K *a[1] = {act + i};
+        __m512 v[1];
+        kq_tokens(fmt, 1, NULL, rec, &s, a, v);
+        acc = _mm512_add_ps(acc, v[0]);
+    }
+    _mm512_mask_storeu_ps(y, keep, acc);
+}
+
+/* y[t] (16 rows, tokens t < na, ys floats apart) += (or = when !add) the unpacked super-block's part. */
+ALWAYS_INLINE void kq_add_tokens(const int fmt, const int na, const kq_unpacked *p, const block_q8_K *const a[],
+                                 float *y, size_t ys, int add, __mmask16 keep)
+{
+    __m512 v[KQ_TOKENS];
+    kq_tokens(fmt, na, p, NULL, &p->s, a, v);
+    UNROLL
+    for (int j = 0; j < na; j++) {
+        float *yt = y + (size_t)j * ys;
+        _mm512_mask_storeu_ps(yt, keep, add ? _mm512_add_ps(_mm512_maskz_loadu_ps(keep, yt), v[j]) : v[j]);
+    }
+}
+
+#define KQ_GROUP 32 /* tokens whose activations and outputs stay in cache while a panel passes */
+
+/* Prefill: for each group of tokens and each panel, every super-block is
+ * unpacked once and every token of the group (4 at a time, then singly)
+ * adds its part into y. */
+ALWAYS_INLINE void kq_prefill(const int fmt, int nb, const uint8_t *base, int n_rows, const void *act, size_t as,
+                              int n_act, float *y, size_t ys)
+{
+    const size_t rec_bytes = PANEL_R * kq_size(fmt);
+    kq_unpacked p;
+    for (int a0 = 0; a0 < n_act; a0 += KQ_GROUP) {
+        const int g = n_act - a0 < KQ_GROUP ? n_act - a0 : KQ_GROUP;
+        for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
+            const __mmask16 keep = first_rows(n_rows - r0);
+            float *yg = y + (size_t)a0 * ys + r0;
+            for (int i = 0; i < nb; i++) {
+                kq_unpack(fmt, base + ((size_t)(r0 / PANEL_R) * nb + i) * rec_bytes, &p);
+                int t = 0;
+                for (; t + KQ_TOKENS <= g; t += KQ_TOKENS) {
+                    const block_q8_K *a[KQ_TOKENS];
+                    for (int j = 0; j < KQ_TOKENS; j++)
+                        a[j] = (const block_q8_K *)((const uint8_t *)act + (size_t)(a0 + t + j) * as) + i;
+                    kq_add_tokens(fmt, KQ_TOKENS, &p, a, yg + (size_t)t * ys, ys, i > 0, keep);
+                }
+                for (; t < g; t++) {
+                    const block_q8_K *a[1] = {(const block_q8_K *)((const uint8_t *)act + (size_t)(a0 + t) * as) + i};
+                    kq_add_tokens(fmt, 1, &p, a, yg + (size_t)t * ys, ys, i > 0, keep);
+                }
+            }
+        }
+    }
+}
+
+/* Rows [row0, row0 + n_rows) of the packed matrix (row0 a multiple of 16). */
+ALWAYS_INLINE void kq_gemm(const int fmt, int n, const void *panels, int row0, int n_rows, const void *act, size_t as,
+                           int n_act, float *y, size_t ys)
+{
+    const int nb = n / QK_K;
+    const size_t panel_bytes = (size_t)nb * PANEL_R * kq_size(fmt);
+    const uint8_t *base = (const uint8_t *)panels + (size_t)(row0 / PANEL_R) * panel_bytes;
+    if (n_act > 1) {
+        kq_prefill(fmt, nb, base, n_rows, act, as, n_act, y, ys);
         return;
     }
-    const __m512i row_index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i row_offsets = _mm512_mullo_epi32(row_index, _mm512_set1_epi32((int)ws));
-    kq_panel p;
-    for (int r0 = 0; r0 < rows16; r0 += PANEL_R) {
-        for (int i = 0; i < nb; i++) {
-            const uint8_t *blk = (const uint8_t *)w + (size_t)r0 * ws + (size_t)i * kq_size(fmt);
-            if (fmt == KQ_Q6_K) kq_panel_q6_K(blk, ws, row_offsets, &p);
-            else kq_panel_k4(fmt, blk, ws, &p);
-            int t = 0;
-            for (; t + 4 <= n_act; t += 4) {
-                const block_q8_K *a[4];
-                for (int j = 0; j < 4; j++) a[j] = (const block_q8_K *)((const uint8_t *)act + (size_t)(t + j) * as) + i;
-                kq_panel_tokens(fmt, 4, &p, a, y + (size_t)t * ys + r0, ys, i > 0);
-            }
-            for (; t < n_act; t++) {
-                const block_q8_K *a[4];
-                a[0] = a[1] = a[2] = a[3] = (const block_q8_K *)((const uint8_t *)act + (size_t)t * as) + i;
-                kq_panel_tokens(fmt, 1, &p, a, y + (size_t)t * ys + r0, ys, i > 0);
-            }
-        }
+    for (int r0 = 0; r0 < n_rows; r0 += PANEL_R)
+        kq_decode_panel(fmt, nb, base + (size_t)(r0 / PANEL_R) * panel_bytes, act, y + r0, first_rows(n_rows - r0));
+}
+
+#define KQ_GEMM(name, fmt)                                                                                         \
+    static void gemm_packed_##name(int n, const void *panels, int row0, int nr, const void *a, size_t as, int na,  \
+                                   float *y, size_t ys)                                                            \
+    {                                                                                                              \
+        kq_gemm(fmt, n, panels, row0, nr, a, as, na, y, ys);                                                       \
     }
-    if (rows16 < n_rows)
-        gemm_tiles(fallback, n, (const uint8_t *)w + (size_t)rows16 * ws, ws, n_rows - rows16, act, as, n_act,
-                   y + rows16, ys);
-}
 
-static void gemm_panel_q4_K_vnni(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,
-                                 size_t ys)
-{
-    kq_panel_gemm(KQ_Q4_K, tile_q4_K_vnni, n, w, ws, nr, a, as, na, y, ys);
-}
-
-static void gemm_panel_q5_K_vnni(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,
-                                 size_t ys)
-{
-    kq_panel_gemm(KQ_Q5_K, tile_q5_K_vnni, n, w, ws, nr, a, as, na, y, ys);
-}
-
-static void gemm_panel_q6_K_vnni(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,
-                                 size_t ys)
-{
-    kq_panel_gemm(KQ_Q6_K, tile_q6_K_vnni, n, w, ws, nr, a, as, na, y, ys);
-}
+KQ_GEMM(q4_K_vnni, KQ_Q4_K)
+KQ_GEMM(q5_K_vnni, KQ_Q5_K)
+KQ_GEMM(q6_K_vnni, KQ_Q6_K)
 
 void kernels_install_gemm_avx512(kernel_table *t, int vnni)
 {
@@ -937,9 +829,6 @@ void kernels_install_gemm_avx512(kernel_table *t, int vnni)
      * (Qwen2.5-Coder-1.5B Q4_K_M prefill, 2 threads) 187 tok/s against 142 for
      * the AVX-512 k-quant tiles that used to serve this level. */
     if (!vnni) return;
-    t->gemm[QT_Q4_K] = gemm_panel_q4_K_vnni;
-    t->gemm[QT_Q5_K] = gemm_panel_q5_K_vnni;
-    t->gemm[QT_Q6_K] = gemm_panel_q6_K_vnni;
     t->gemm[QT_Q4_0] = gemm_panel_q4_0_vnni;
     t->gemm[QT_Q4_1] = gemm_panel_q4_1_vnni;
     t->gemm[QT_Q5_0] = gemm_panel_q5_0_vnni;
@@ -953,6 +842,9 @@ void kernels_install_gemm_avx512(kernel_table *t, int vnni)
     t->gemm_panels[QT_Q5_1] = gemm_packed_q5_1_vnni;
     t->gemm_panels[QT_Q8_0] = gemm_packed_q8_0_vnni;
     t->gemm_panels[QT_IQ4_NL] = gemm_packed_iq4_nl_vnni;
+    t->gemm_panels[QT_Q4_K] = gemm_packed_q4_K_vnni;
+    t->gemm_panels[QT_Q5_K] = gemm_packed_q5_K_vnni;
+    t->gemm_panels[QT_Q6_K] = gemm_packed_q6_K_vnni;
 }
 
 #else
