@@ -16,11 +16,17 @@
  * integer multiplies, FMA and pshufb/psign share two pipes, so the multiplier
  * count is what bounds these kernels; shifts, adds and converts are cheap.
  *
- * K-quants (Q4_K, Q5_K, Q6_K; GGUF rows, `gemm`, prefill only): each
- * super-block of a 16-row panel is transposed once into a scratch panel and
- * then serves every token of the call, 4 at a time. The Q4_K/Q5_K mins and
- * the Q6_K -32 offset are madds of per-row int16 pairs against the token's
- * bsums; the float work happens once per super-block and token.
+ * K-quants (Q4_K, Q5_K, Q6_K) run on the load-time panels too: a record is
+ * a super-block of 16 rows with every field in 4-byte groups per row, so one
+ * 32-byte load gives 4 weights (or scale bytes) of 8 rows, and the rows'
+ * 6-bit or int8 sub-block scales unpack with a few shifts and one pshufb per
+ * scale for 8 rows at once. The Q4_K/Q5_K mins and the Q6_K -32 offset are
+ * madds of per-row int16 pairs against the token's bsums; the float work
+ * happens once per super-block and token. Decode decodes each record
+ * straight into registers (the row-per-call dot product it replaces paid a
+ * horizontal sum and a scalar scale unpack per row and super-block);
+ * prefill unpacks a record once for a group of 32 tokens and runs 4 tokens
+ * per pass over it.
  *
  * 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; `gemm_panels`
  * on the load-time layout of panels.h, prefill and decode): the 4/5-bit
@@ -33,11 +39,10 @@
  * decode (one token) decodes each record straight into registers, where the
  * 16 rows' sums stay along the whole row.
  *
- * A last k-quant panel repeats its last row, packed panels are zero-padded;
- * only real rows are stored. Integer parts are exact; only the float
- * summation order differs from the scalar reference (tests/test_gemm.c).
- * Compiled with -mavx2 -mfma -mf16c on x86_64 only; elsewhere the installer
- * is empty.
+ * Packed panels are zero-padded; only real rows are stored. Integer parts
+ * are exact; only the float summation order differs from the scalar
+ * reference (tests/test_gemm.c). Compiled with -mavx2 -mfma -mf16c on x86_64
+ * only; elsewhere the installer is empty.
  */
 #include "kernels.h"
 
@@ -70,46 +75,6 @@ static inline uint32_t read_u32(const uint8_t *p)
 #define PANEL_R PANEL_ROWS /* weight rows per panel (16, as the load-time layout): two ymm of 8 int32 lanes */
 #define PANEL_H 2  /* ymm per panel */
 
-/* 16 bytes at row[r] + off for r < 8 -> t[k] lane r = bytes 4k..4k+3 of row r. */
-ALWAYS_INLINE void transpose_rows8x16(const uint8_t *const row[8], size_t off, __m256i t[4])
-{
-    __m256i z[4];
-    UNROLL
-    for (int j = 0; j < 4; j++)
-        z[j] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row[j] + off))),
-                                       _mm_loadu_si128((const __m128i *)(row[j + 4] + off)), 1);
-    /* z[j] 128-bit lane l = row j + 4l; a 4x4 dword transpose inside each lane */
-    __m256i a0 = _mm256_unpacklo_epi32(z[0], z[1]), a1 = _mm256_unpackhi_epi32(z[0], z[1]);
-    __m256i a2 = _mm256_unpacklo_epi32(z[2], z[3]), a3 = _mm256_unpackhi_epi32(z[2], z[3]);
-    t[0] = _mm256_unpacklo_epi64(a0, a2);
-    t[1] = _mm256_unpackhi_epi64(a0, a2);
-    t[2] = _mm256_unpacklo_epi64(a1, a3);
-    t[3] = _mm256_unpackhi_epi64(a1, a3);
-}
-
-/* The low (high) 16 bits of each int32 lane as 8 f16 -> 8 floats. */
-static inline __m256 f16_lanes_low(__m256i v)
-{
-    v = _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF));
-    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
-}
-static inline __m256 f16_lanes_high(__m256i v) { return f16_lanes_low(_mm256_srli_epi32(v, 16)); }
-
-/* Byte j of each int32 lane (unsigned) as the int16 pair (b, b): a madd operand scaling both halves. */
-static inline __m256i byte_pair(__m256i v, int j)
-{
-    __m256i b = _mm256_and_si256(_mm256_srli_epi32(v, 8 * j), _mm256_set1_epi32(0xFF));
-    return _mm256_or_si256(b, _mm256_slli_epi32(b, 16));
-}
-
-/* Bytes 2j and 2j + 1 of each int32 lane (unsigned) as two int16. */
-static inline __m256i byte_pair_widened(__m256i v, int j)
-{
-    __m256i x = j ? _mm256_srli_epi32(v, 16) : v;
-    return _mm256_or_si256(_mm256_and_si256(x, _mm256_set1_epi32(0xFF)),
-                           _mm256_and_si256(_mm256_slli_epi32(x, 8), _mm256_set1_epi32(0xFF0000)));
-}
-
 /* The 16 floats at y (only the first `keep` are real rows) as two ymm; zero when !add. */
 static inline void load_panel(const float *y, int add, int keep, __m256 v[PANEL_H])
 {
@@ -140,7 +105,7 @@ static inline void store_panel(float *y, const __m256 v[PANEL_H], int keep)
     memcpy(y, part, sizeof(float) * (size_t)keep);
 }
 
-/* ---- k-quants: row panels ------------------------------------------------- */
+/* ---- k-quants: load-time panels ------------------------------------------ */
 
 enum { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K };
 
@@ -154,244 +119,296 @@ static inline size_t kq_size(const int fmt)
  * 5-bit 4 groups = 31496, 6-bit 2 groups = 32004, all below 32767. */
 static inline int kq_groups_per_sum(const int fmt) { return fmt == KQ_Q4_K ? 8 : fmt == KQ_Q5_K ? 4 : 2; }
 
-/* int16 pairs of the correction (kq_panel.pair) per row. */
+/* int16 pairs of the correction (kq_scales.pair) per row. */
 static inline int kq_pairs(const int fmt) { return fmt == KQ_Q6_K ? 8 : 4; }
 
-/* One super-block of a 16-row panel, unpacked once and shared by every
- * token: u[c][k][h] lane r = unsigned weights 32c + 4k .. 32c + 4k + 3 of row
- * 8h + r (Q6_K: q + 32); sc[s][h] lane r = that row's integer scale of
- * sub-block s as an int16 pair (Q4_K/Q5_K: 8 sub-blocks of 32, Q6_K: 16 of
- * 16); pair[k][h] lane r = two int16 weights against two sums of
- * activations (Q4_K/Q5_K: min_2k, min_2k+1 against sub-blocks 2k, 2k + 1,
- * k < 4; Q6_K: scale_2k, scale_2k+1 against bsums[2k], bsums[2k + 1]); d
- * (and dmin) the rows' float scales. */
+/* Unsigned weights 32c + 4k .. 32c + 4k + 3 of rows 8h..8h+7 of the record
+ * (lane r = row 8h + r; Q6_K as stored, q + 32), from its 4-byte groups
+ * (panels.h). Q4_K/Q5_K: qs byte 32j + l holds element 64j + l in its low
+ * nibble and 64j + 32 + l in its high one; bit c of qh byte l is the fifth
+ * bit of element 32c + l. Q6_K: element 128h' + 32g + l has its low 4 bits
+ * in ql byte 64h' + 32(g & 1) + l (nibble g >> 1) and its high 2 bits at
+ * bit 2g of qh byte 32h' + l. */
+ALWAYS_INLINE __m256i kq_weights(const int fmt, const uint8_t *rec, int c, int k, int h)
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    if (fmt == KQ_Q6_K) {
+        const int half = c / 4, g = c % 4;
+        const __m256i ql =
+            load256(rec + panel_field_at(offsetof(block_q6_K, ql)) + 64 * (16 * half + 8 * (g & 1) + k) + 32 * h);
+        const __m256i qh = load256(rec + panel_field_at(offsetof(block_q6_K, qh)) + 64 * (8 * half + k) + 32 * h);
+        const __m256i low = _mm256_and_si256(g >> 1 ? _mm256_srli_epi16(ql, 4) : ql, low4);
+        const __m256i high = g <= 2 ? _mm256_slli_epi16(qh, 4 - 2 * g) : _mm256_srli_epi16(qh, 2); /* bits 2g.. -> 4.. */
+        return _mm256_or_si256(low, _mm256_and_si256(high, _mm256_set1_epi8(0x30)));
+    }
+    const size_t qs_at = fmt == KQ_Q5_K ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
+    const __m256i qs = load256(rec + panel_field_at(qs_at) + 64 * (8 * (c / 2) + k) + 32 * h);
+    const __m256i u = _mm256_and_si256(c & 1 ? _mm256_srli_epi16(qs, 4) : qs, low4);
+    if (fmt != KQ_Q5_K) return u;
+    const __m256i qh = load256(rec + panel_field_at(offsetof(block_q5_K, qh)) + 64 * k + 32 * h);
+    const __m256i fifth = c <= 4 ? _mm256_slli_epi16(qh, 4 - c) : _mm256_srli_epi16(qh, c - 4); /* bit c -> 4 */
+    return _mm256_or_si256(u, _mm256_and_si256(fifth, _mm256_set1_epi8(0x10)));
+}
+
+/* The record's per-row scales as the kernels use them, rows 8h..8h+7 in
+ * [h]: sc[s] lane r = row r's integer scale of sub-block s as an int16 pair
+ * (Q4_K/Q5_K: 8 sub-blocks of 32, Q6_K: 16 of 16), a madd operand scaling
+ * both halves; pair[k] lane r = two int16 weights against the token's int16
+ * pair kq_act_pairs()[k] (Q4_K/Q5_K: min_2k, min_2k+1 against sub-blocks 2k,
+ * 2k + 1, k < 4; Q6_K: scale_2k, scale_2k+1 against bsums[2k], bsums[2k +
+ * 1]); d and dmin the rows' float scales. */
 typedef struct {
-    __m256i u[8][8][PANEL_H];
     __m256i sc[16][PANEL_H];
     __m256i pair[8][PANEL_H];
     __m256 d[PANEL_H], dmin[PANEL_H];
-} kq_panel;
+} kq_scales;
 
-/* Q4_K and Q5_K (same d, dmin, scales; Q5_K adds a fifth bit from qh); rows[r] = row r's block. */
-ALWAYS_INLINE void kq_unpack_k4(const int fmt, const uint8_t *const rows[8], int h, kq_panel *p)
+ALWAYS_INLINE void kq_record_scales(const int fmt, const uint8_t *rec, int h, kq_scales *s)
 {
-    __m256i t[4];
-    transpose_rows8x16(rows, 0, t); /* d | dmin << 16, then the 12 scale bytes */
-    p->d[h] = f16_lanes_low(t[0]);
-    p->dmin[h] = f16_lanes_high(t[0]);
-    /* the 6-bit scale/min unpacking of unpack_scales_k4, 8 rows at once */
+    if (fmt == KQ_Q6_K) {
+        s->d[h] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rec + panel_field_at(offsetof(block_q6_K, d))) + h));
+        UNROLL
+        for (int g = 0; g < 4; g++) {
+            /* lane r = int8 scales 4g..4g+3 of row r, sign-extended from the high byte of each int16 */
+            const __m256i t = load256(rec + panel_field_at(offsetof(block_q6_K, scales)) + 64 * g + 32 * h);
+            s->sc[4 * g + 0][h] = _mm256_srai_epi16(pick_bytes256(t, -1, 0, -1, 0), 8);
+            s->sc[4 * g + 1][h] = _mm256_srai_epi16(pick_bytes256(t, -1, 1, -1, 1), 8);
+            s->sc[4 * g + 2][h] = _mm256_srai_epi16(pick_bytes256(t, -1, 2, -1, 2), 8);
+            s->sc[4 * g + 3][h] = _mm256_srai_epi16(pick_bytes256(t, -1, 3, -1, 3), 8);
+            s->pair[2 * g][h] = _mm256_srai_epi16(pick_bytes256(t, -1, 0, -1, 1), 8);
+            s->pair[2 * g + 1][h] = _mm256_srai_epi16(pick_bytes256(t, -1, 2, -1, 3), 8);
+        }
+        return;
+    }
+    const __m128i *d = (const __m128i *)(rec + panel_field_at(offsetof(block_q4_K, d))); /* Q5_K alike */
+    const __m128i *dmin = (const __m128i *)(rec + panel_field_at(offsetof(block_q4_K, dmin)));
+    s->d[h] = _mm256_cvtph_ps(_mm_loadu_si128(d + h));
+    s->dmin[h] = _mm256_cvtph_ps(_mm_loadu_si128(dmin + h));
+    /* the 12 bytes of 6-bit scales and mins as 3 groups, unpacked as unpack_scales_k4 does, 8 rows at once */
+    const uint8_t *packed = rec + panel_field_at(offsetof(block_q4_K, scales)) + 32 * h;
+    const __m256i t0 = load256(packed), t1 = load256(packed + 64), t2 = load256(packed + 128);
     const __m256i m6 = _mm256_set1_epi32(0x3f3f3f3f), m4 = _mm256_set1_epi32(0x0f0f0f0f),
                   hi2 = _mm256_set1_epi32(0x30303030);
-    __m256i sc_lo = _mm256_and_si256(t[1], m6);
-    __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(t[3], m4), _mm256_and_si256(_mm256_srli_epi32(t[1], 2), hi2));
-    __m256i mn_lo = _mm256_and_si256(t[2], m6);
-    __m256i mn_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(t[3], 4), m4),
-                                    _mm256_and_si256(_mm256_srli_epi32(t[2], 2), hi2));
+    const __m256i sc_lo = _mm256_and_si256(t0, m6), mn_lo = _mm256_and_si256(t1, m6);
+    const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(t2, m4), _mm256_and_si256(_mm256_srli_epi32(t0, 2), hi2));
+    const __m256i mn_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(t2, 4), m4),
+                                          _mm256_and_si256(_mm256_srli_epi32(t1, 2), hi2));
+    UNROLL
     for (int j = 0; j < 4; j++) {
-        p->sc[j][h] = byte_pair(sc_lo, j);
-        p->sc[4 + j][h] = byte_pair(sc_hi, j);
+        s->sc[j][h] = pick_bytes256(sc_lo, j, -1, j, -1);
+        s->sc[4 + j][h] = pick_bytes256(sc_hi, j, -1, j, -1);
     }
-    for (int j = 0; j < 2; j++) {
-        p->pair[j][h] = byte_pair_widened(mn_lo, j);
-        p->pair[2 + j][h] = byte_pair_widened(mn_hi, j);
-    }
-    /* qs[32j + l]: low nibble = element 64j + l, high nibble = element 64j + 32 + l */
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const size_t qs = fmt == KQ_Q5_K ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
-    for (int j = 0; j < 4; j++)
-        for (int half = 0; half < 2; half++) {
-            transpose_rows8x16(rows, qs + 32 * j + 16 * half, t);
-            for (int k = 0; k < 4; k++) {
-                p->u[2 * j][4 * half + k][h] = _mm256_and_si256(t[k], low4);
-                p->u[2 * j + 1][4 * half + k][h] = _mm256_and_si256(_mm256_srli_epi16(t[k], 4), low4);
-            }
-        }
-    if (fmt != KQ_Q5_K) return;
-    /* bit c of qh[l] is the fifth bit of element 32c + l: move it to bit 4 */
-    const __m256i bit4 = _mm256_set1_epi8(0x10);
-    for (int half = 0; half < 2; half++) {
-        transpose_rows8x16(rows, offsetof(block_q5_K, qh) + 16 * half, t);
-        for (int k = 0; k < 4; k++)
-            for (int c = 0; c < 8; c++) {
-                __m256i bit = c <= 4 ? _mm256_slli_epi16(t[k], 4 - c) : _mm256_srli_epi16(t[k], c - 4);
-                p->u[c][4 * half + k][h] = _mm256_or_si256(p->u[c][4 * half + k][h], _mm256_and_si256(bit, bit4));
-            }
-    }
+    s->pair[0][h] = pick_bytes256(mn_lo, 0, -1, 1, -1);
+    s->pair[1][h] = pick_bytes256(mn_lo, 2, -1, 3, -1);
+    s->pair[2][h] = pick_bytes256(mn_hi, 0, -1, 1, -1);
+    s->pair[3][h] = pick_bytes256(mn_hi, 2, -1, 3, -1);
 }
 
-static inline void kq_unpack_q6_K(const uint8_t *const rows[8], int h, kq_panel *p)
+/* The token's activation sums the pairs weigh, as int16 pairs in int32 lanes:
+ * Q6_K's bsums as they are, Q4_K/Q5_K's per sub-block of 32. */
+ALWAYS_INLINE void kq_act_pairs(const int fmt, const block_q8_K *a, int32_t pairs[8])
 {
-    f16_t d[8];
-    for (int r = 0; r < 8; r++) memcpy(&d[r], rows[r] + offsetof(block_q6_K, d), sizeof d[r]);
-    p->d[h] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d));
-    __m256i t[4];
-    transpose_rows8x16(rows, offsetof(block_q6_K, scales), t);
-    const __m256i low16 = _mm256_set1_epi32(0xFFFF);
-    for (int g = 0; g < 4; g++) {
-        /* t[g] lane r = int8 scales 4g..4g+3 of row r */
-        __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(t[g], 8), 8); /* words: s0, s2 */
-        __m256i odd = _mm256_srai_epi16(t[g], 8);                         /* words: s1, s3 */
-        p->pair[2 * g][h] = _mm256_blend_epi16(even, _mm256_slli_epi32(odd, 16), 0xAA);
-        p->pair[2 * g + 1][h] = _mm256_blend_epi16(_mm256_srli_epi32(even, 16), odd, 0xAA);
-        for (int b = 0; b < 4; b++) {
-            __m256i s = _mm256_srai_epi32(_mm256_slli_epi32(t[g], 24 - 8 * b), 24);
-            p->sc[4 * g + b][h] = _mm256_or_si256(_mm256_and_si256(s, low16), _mm256_slli_epi32(s, 16));
-        }
-    }
-    /* half hh, group g (elements 128hh + 32g + l): low 4 bits in ql[64hh + 32(g & 1) + l]
-     * (nibble g >> 1), high 2 bits at bit 2g of qh[32hh + l] */
-    const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
-    for (int hh = 0; hh < 2; hh++)
-        for (int part = 0; part < 2; part++) {
-            __m256i qa[4], qb[4], qh[4];
-            const size_t ql = offsetof(block_q6_K, ql) + 64 * hh + 16 * part;
-            transpose_rows8x16(rows, ql, qa);
-            transpose_rows8x16(rows, ql + 32, qb);
-            transpose_rows8x16(rows, offsetof(block_q6_K, qh) + 32 * hh + 16 * part, qh);
-            for (int k = 0; k < 4; k++) {
-                const int e = 4 * part + k;
-                __m256i a_hi = _mm256_srli_epi16(qa[k], 4), b_hi = _mm256_srli_epi16(qb[k], 4);
-                p->u[4 * hh + 0][e][h] = _mm256_or_si256(_mm256_and_si256(qa[k], low4),
-                                                         _mm256_and_si256(_mm256_slli_epi16(qh[k], 4), bits45));
-                p->u[4 * hh + 1][e][h] = _mm256_or_si256(_mm256_and_si256(qb[k], low4),
-                                                         _mm256_and_si256(_mm256_slli_epi16(qh[k], 2), bits45));
-                p->u[4 * hh + 2][e][h] = _mm256_or_si256(_mm256_and_si256(a_hi, low4), _mm256_and_si256(qh[k], bits45));
-                p->u[4 * hh + 3][e][h] = _mm256_or_si256(_mm256_and_si256(b_hi, low4),
-                                                         _mm256_and_si256(_mm256_srli_epi16(qh[k], 2), bits45));
-            }
-        }
+    if (fmt == KQ_Q6_K) memcpy(pairs, a->bsums, 8 * sizeof(int32_t));
+    else
+        _mm_storeu_si128((__m128i *)pairs, _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)a->bsums),
+                                                          _mm_loadu_si128((const __m128i *)a->bsums + 1)));
 }
 
-/* Super-block i of the panel's 16 rows (row[r] = start of row r). */
-ALWAYS_INLINE void kq_unpack(const int fmt, const uint8_t *const row[PANEL_R], int i, kq_panel *p)
+/* One super-block of 16 rows with its weights unpacked once for a group of
+ * prefill tokens: u[c][k][h] = kq_weights(c, k, h). */
+typedef struct {
+    __m256i u[8][8][PANEL_H];
+    kq_scales s;
+} kq_unpacked;
+
+ALWAYS_INLINE void kq_unpack(const int fmt, const uint8_t *rec, kq_unpacked *p)
 {
-    const size_t at = (size_t)i * kq_size(fmt);
+    UNROLL
     for (int h = 0; h < PANEL_H; h++) {
-        const uint8_t *blk[8];
-        for (int r = 0; r < 8; r++) blk[r] = row[8 * h + r] + at;
-        if (fmt == KQ_Q6_K) kq_unpack_q6_K(blk, h, p);
-        else kq_unpack_k4(fmt, blk, h, p);
+        UNROLL
+        for (int c = 0; c < 8; c++)
+            UNROLL
+            for (int k = 0; k < 8; k++) p->u[c][k][h] = kq_weights(fmt, rec, c, k, h);
+        kq_record_scales(fmt, rec, h, &p->s);
     }
 }
 
 #define KQ_TOKENS 4 /* tokens per pass over an unpacked super-block */
 
-/* y[t] (16 rows, tokens t < na, ys floats apart) = (add ? y[t] : 0) + the
- * super-block's contribution of tokens a[t]. Per sub-block, maddubs of the
+/* acc[j][h] += sub-block c's (Q6_K: sub-blocks 2c, 2c + 1) sc_s * dot_s of
+ * rows 8h..8h+7 against token a[j]. Per group of 4 weights, maddubs of the
  * rows' unsigned weights against a broadcast of the token's 4 matching bytes
  * gives int16 pairs, summed in int16 as far as they cannot overflow, then
- * madd by the rows' scale pairs into an exact int32 sum. Q4_K: d_a * (d *
- * sum_s sc_s * dot_s - dmin * sum_s min_s * bsum_s); Q6_K: d_a * d * sum_s
- * sc_s * (dot_s - 32 * bsum_s), dot_s of the unsigned Q6_K weights including
- * the +32. */
-ALWAYS_INLINE void kq_tokens(const int fmt, const int na, const kq_panel *p, const block_q8_K *const a[],
-                             float *y, size_t ys, int add, int keep)
+ * madd by the rows' scale pairs widens them. Weights come from the unpacked
+ * super-block p, or (p == NULL, decode) straight from the record. */
+ALWAYS_INLINE void kq_sub_block(const int fmt, const int na, const kq_unpacked *p, const uint8_t *rec,
+                                const kq_scales *s, const block_q8_K *const a[], int c, __m256i acc[][PANEL_H])
 {
     const int g16 = kq_groups_per_sum(fmt);
-    __m256i acc[KQ_TOKENS][PANEL_H], corr[KQ_TOKENS][PANEL_H];
+    for (int k0 = 0; k0 < 8; k0 += g16) { /* not forced to unroll: Q6_K decode measured faster (35 vs 29 GB/s) */
+        __m256i s16[KQ_TOKENS][PANEL_H];
+        UNROLL
+        for (int k = k0; k < k0 + g16; k++) {
+            UNROLL
+            for (int j = 0; j < na; j++) {
+                const __m256i q = _mm256_set1_epi32((int)read_u32((const uint8_t *)a[j]->qs + 32 * c + 4 * k));
+                UNROLL
+                for (int h = 0; h < PANEL_H; h++) {
+                    const __m256i u = p ? p->u[c][k][h] : kq_weights(fmt, rec, c, k, h);
+                    const __m256i prod = _mm256_maddubs_epi16(u, q);
+                    if (k == k0) s16[j][h] = prod;
+                    else add_epi16_in_place(&s16[j][h], prod);
+                }
+            }
+        }
+        const int sub = fmt == KQ_Q6_K ? 2 * c + k0 / 4 : c;
+        UNROLL
+        for (int j = 0; j < na; j++)
+            UNROLL
+            for (int h = 0; h < PANEL_H; h++)
+                acc[j][h] = _mm256_add_epi32(acc[j][h], _mm256_madd_epi16(s16[j][h], s->sc[sub][h]));
+    }
+}
+
+/* acc[j][h] lane r = sum_s sc_s * dot_s and corr[j][h] lane r = the
+ * correction sum (Q4_K/Q5_K: sum_s min_s * sum_s(a); Q6_K: sum_s sc_s *
+ * sum_s(a)) of row 8h + r against token a[j], exact int32. */
+ALWAYS_INLINE void kq_sums(const int fmt, const int na, const kq_unpacked *p, const uint8_t *rec,
+                           const kq_scales *s, const block_q8_K *const a[], __m256i acc[][PANEL_H],
+                           __m256i corr[][PANEL_H])
+{
     UNROLL
     for (int j = 0; j < na; j++)
         UNROLL
         for (int h = 0; h < PANEL_H; h++) acc[j][h] = corr[j][h] = _mm256_setzero_si256();
-    for (int c = 0; c < 8; c++)
-        for (int k0 = 0; k0 < 8; k0 += g16) {
-            __m256i s16[KQ_TOKENS][PANEL_H];
-            UNROLL
-            for (int k = k0; k < k0 + g16; k++) {
-                UNROLL
-                for (int j = 0; j < na; j++) {
-                    const __m256i q = _mm256_set1_epi32((int)read_u32((const uint8_t *)a[j]->qs + 32 * c + 4 * k));
-                    UNROLL
-                    for (int h = 0; h < PANEL_H; h++) {
-                        const __m256i prod = _mm256_maddubs_epi16(p->u[c][k][h], q);
-                        if (k == k0) s16[j][h] = prod;
-                        else add_epi16_in_place(&s16[j][h], prod);
-                    }
-                }
-            }
-            const int s = fmt == KQ_Q6_K ? 2 * c + k0 / 4 : c;
-            UNROLL
-            for (int j = 0; j < na; j++)
-                UNROLL
-                for (int h = 0; h < PANEL_H; h++)
-                    acc[j][h] = _mm256_add_epi32(acc[j][h], _mm256_madd_epi16(s16[j][h], p->sc[s][h]));
-        }
-    UNROLL
-    for (int j = 0; j < na; j++) {
-        /* the activation sums the pairs weigh, as int16 pairs: Q6_K's bsums as they are, Q4_K/Q5_K's per 32 */
-        int32_t sums[8];
-        if (fmt == KQ_Q6_K) memcpy(sums, a[j]->bsums, sizeof sums);
-        else _mm_storeu_si128((__m128i *)sums, _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)a[j]->bsums),
-                                                              _mm_loadu_si128((const __m128i *)a[j]->bsums + 1)));
+    if (p) { /* prefill: a loop over the unpacked sub-blocks keeps the code small */
+        for (int c = 0; c < 8; c++) kq_sub_block(fmt, na, p, NULL, s, a, c, acc);
+    } else { /* decode: unrolled, so that every record offset and shift is a constant */
         UNROLL
-        for (int k = 0; k < kq_pairs(fmt); k++) {
-            const __m256i b = _mm256_set1_epi32(sums[k]);
-            UNROLL
-            for (int h = 0; h < PANEL_H; h++) corr[j][h] = _mm256_add_epi32(corr[j][h], _mm256_madd_epi16(p->pair[k][h], b));
-        }
+        for (int c = 0; c < 8; c++) kq_sub_block(fmt, na, NULL, rec, s, a, c, acc);
     }
     UNROLL
     for (int j = 0; j < na; j++) {
-        const __m256 da = _mm256_set1_ps(a[j]->d);
+        int32_t pairs[8];
+        kq_act_pairs(fmt, a[j], pairs);
+        UNROLL
+        for (int k = 0; k < kq_pairs(fmt); k++) {
+            const __m256i b = _mm256_set1_epi32(pairs[k]);
+            UNROLL
+            for (int h = 0; h < PANEL_H; h++) corr[j][h] = _mm256_add_epi32(corr[j][h], _mm256_madd_epi16(s->pair[k][h], b));
+        }
+    }
+}
+
+/* v[h] += the super-block's contribution of token a to the 16 rows: Q4_K/Q5_K
+ * d_a * (d * acc - dmin * corr); Q6_K d_a * d * (acc - 32 corr), acc of the
+ * stored (q + 32) weights. */
+ALWAYS_INLINE void kq_scale_into(const int fmt, const kq_scales *s, const block_q8_K *a, const __m256i acc[PANEL_H],
+                                 const __m256i corr[PANEL_H], __m256 v[PANEL_H])
+{
+    const __m256 da = _mm256_set1_ps(a->d);
+    UNROLL
+    for (int h = 0; h < PANEL_H; h++) {
+        if (fmt == KQ_Q6_K) {
+            const __m256i offset_removed = _mm256_sub_epi32(acc[h], _mm256_slli_epi32(corr[h], 5));
+            v[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(offset_removed), _mm256_mul_ps(s->d[h], da), v[h]);
+        } else {
+            v[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[h]), _mm256_mul_ps(s->d[h], da), v[h]);
+            v[h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr[h]), _mm256_mul_ps(s->dmin[h], da), v[h]);
+        }
+    }
+}
+
+/* y[t] (16 rows, tokens t < na, ys floats apart) = (add ? y[t] : 0) + the unpacked super-block's part. */
+ALWAYS_INLINE void kq_tokens(const int fmt, const int na, const kq_unpacked *p, const block_q8_K *const a[],
+                             float *y, size_t ys, int add, int keep)
+{
+    __m256i acc[KQ_TOKENS][PANEL_H], corr[KQ_TOKENS][PANEL_H];
+    kq_sums(fmt, na, p, NULL, &p->s, a, acc, corr);
+    UNROLL
+    for (int j = 0; j < na; j++) {
         float *yt = y + (size_t)j * ys;
         __m256 v[PANEL_H];
         load_panel(yt, add, keep, v);
-        UNROLL
-        for (int h = 0; h < PANEL_H; h++) {
-            if (fmt == KQ_Q6_K) {
-                const __m256i offset_removed = _mm256_sub_epi32(acc[j][h], _mm256_slli_epi32(corr[j][h], 5));
-                v[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(offset_removed), _mm256_mul_ps(p->d[h], da), v[h]);
-            } else {
-                v[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[j][h]), _mm256_mul_ps(p->d[h], da), v[h]);
-                v[h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr[j][h]), _mm256_mul_ps(p->dmin[h], da), v[h]);
-            }
-        }
+        kq_scale_into(fmt, &p->s, a[j], acc[j], corr[j], v);
         store_panel(yt, v, keep);
     }
 }
 
-/* Rows in panels of 16 (the last one repeats its last row and stores only
- * the real ones): each super-block of a panel is unpacked once, then every
- * token (KQ_TOKENS at a time, then singly) adds its part into y. */
-ALWAYS_INLINE void kq_panel_gemm(const int fmt, int n, const void *w, size_t ws, int n_rows, const void *act,
-                                 size_t as, int n_act, float *y, size_t ys)
+#define KQ_GROUP 32 /* tokens whose activations and outputs stay in cache while the call's panels pass */
+
+/* Prefill: for each group of tokens and each super-block, every panel's
+ * record is unpacked once and every token of the group (KQ_TOKENS at a time,
+ * then singly) adds its part into y. Super-blocks outside the panels: one
+ * super-block of the group's tokens stays in L1 while each panel uses it. */
+ALWAYS_INLINE void kq_prefill(const int fmt, int nb, const uint8_t *base, int n_rows, const void *act, size_t as,
+                              int n_act, float *y, size_t ys)
+{
+    const size_t rec_bytes = PANEL_R * kq_size(fmt);
+    kq_unpacked p;
+    for (int a0 = 0; a0 < n_act; a0 += KQ_GROUP) {
+        const int g = n_act - a0 < KQ_GROUP ? n_act - a0 : KQ_GROUP;
+        for (int i = 0; i < nb; i++)
+            for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
+                const int keep = n_rows - r0 < PANEL_R ? n_rows - r0 : PANEL_R;
+                kq_unpack(fmt, base + ((size_t)(r0 / PANEL_R) * nb + i) * rec_bytes, &p);
+                float *yg = y + (size_t)a0 * ys + r0;
+                int t = 0;
+                for (; t + KQ_TOKENS <= g; t += KQ_TOKENS) {
+                    const block_q8_K *a[KQ_TOKENS];
+                    for (int j = 0; j < KQ_TOKENS; j++)
+                        a[j] = (const block_q8_K *)((const uint8_t *)act + (size_t)(a0 + t + j) * as) + i;
+                    kq_tokens(fmt, KQ_TOKENS, &p, a, yg + (size_t)t * ys, ys, i > 0, keep);
+                }
+                for (; t < g; t++) {
+                    const block_q8_K *a[1] = {(const block_q8_K *)((const uint8_t *)act + (size_t)(a0 + t) * as) + i};
+                    kq_tokens(fmt, 1, &p, a, yg + (size_t)t * ys, ys, i > 0, keep);
+                }
+            }
+    }
+}
+
+/* Decode (one token): each panel's records are decoded straight into
+ * registers and its 16 sums stay in registers along the row. */
+ALWAYS_INLINE void kq_decode(const int fmt, int nb, const uint8_t *rec, int n_rows, const block_q8_K *act, float *y)
+{
+    const size_t rec_bytes = PANEL_R * kq_size(fmt);
+    for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
+        __m256 v[PANEL_H] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int i = 0; i < nb; i++, rec += rec_bytes) {
+            prefetch_ahead(rec, rec_bytes);
+            kq_scales s;
+            UNROLL
+            for (int h = 0; h < PANEL_H; h++) kq_record_scales(fmt, rec, h, &s);
+            const block_q8_K *a[1] = {act + i};
+            __m256i acc[1][PANEL_H], corr[1][PANEL_H];
+            kq_sums(fmt, 1, NULL, rec, &s, a, acc, corr);
+            kq_scale_into(fmt, &s, a[0], acc[0], corr[0], v);
+        }
+        store_panel(y + r0, v, n_rows - r0 < PANEL_R ? n_rows - r0 : PANEL_R);
+    }
+}
+
+/* Rows [row0, row0 + n_rows) of the packed matrix (row0 a multiple of 16) against n_act tokens. */
+ALWAYS_INLINE void kq_gemm(const int fmt, int n, const void *panels, int row0, int n_rows, const void *act, size_t as,
+                           int n_act, float *y, size_t ys)
 {
     const int nb = n / QK_K;
-    kq_panel p;
-    /* super-blocks outside: one super-block of every token stays in L1 while each panel uses it */
-    for (int i = 0; i < nb; i++)
-        for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
-            const int keep = n_rows - r0 < PANEL_R ? n_rows - r0 : PANEL_R;
-            const uint8_t *row[PANEL_R];
-            for (int r = 0; r < PANEL_R; r++) row[r] = (const uint8_t *)w + (size_t)(r0 + (r < keep ? r : keep - 1)) * ws;
-            kq_unpack(fmt, row, i, &p);
-            int t = 0;
-            for (; t + KQ_TOKENS <= n_act; t += KQ_TOKENS) {
-                const block_q8_K *a[KQ_TOKENS];
-                for (int j = 0; j < KQ_TOKENS; j++) a[j] = (const block_q8_K *)((const uint8_t *)act + (size_t)(t + j) * as) + i;
-                kq_tokens(fmt, KQ_TOKENS, &p, a, y + (size_t)t * ys + r0, ys, i > 0, keep);
-            }
-            for (; t < n_act; t++) {
-                const block_q8_K *a[1] = {(const block_q8_K *)((const uint8_t *)act + (size_t)t * as) + i};
-                kq_tokens(fmt, 1, &p, a, y + (size_t)t * ys + r0, ys, i > 0, keep);
-            }
-        }
+    const uint8_t *base = (const uint8_t *)panels + (size_t)(row0 / PANEL_R) * nb * PANEL_R * kq_size(fmt);
+    if (n_act == 1) kq_decode(fmt, nb, base, n_rows, act, y);
+    else kq_prefill(fmt, nb, base, n_rows, act, as, n_act, y, ys);
 }
 
-static void gemm_q4_K_avx2(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y, size_t ys)
-{
-    kq_panel_gemm(KQ_Q4_K, n, w, ws, nr, a, as, na, y, ys);
-}
+#define KQ_GEMM(name, fmt)                                                                                         \
+    static void gemm_packed_##name(int n, const void *panels, int row0, int nr, const void *a, size_t as, int na,  \
+                                   float *y, size_t ys)                                                            \
+    {                                                                                                              \
+        kq_gemm(fmt, n, panels, row0, nr, a, as, na, y, ys);                                                       \
+    }
 
-static void gemm_q5_K_avx2(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y, size_t ys)
-{
-    kq_panel_gemm(KQ_Q5_K, n, w, ws, nr, a, as, na, y, ys);
-}
-
-static void gemm_q6_K_avx2(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y, size_t ys)
-{
-    kq_panel_gemm(KQ_Q6_K, n, w, ws, nr, a, as, na, y, ys);
-}
+KQ_GEMM(q4_K_avx2, KQ_Q4_K)
+KQ_GEMM(q5_K_avx2, KQ_Q5_K)
+KQ_GEMM(q6_K_avx2, KQ_Q6_K)
 
 /* ---- 32-element formats: load-time row panels ---------------------------- */
 
@@ -666,10 +683,10 @@ P32_GEMM(iq4_nl_avx2, P32_IQ4_NL)
 
 void kernels_install_gemm_avx2(kernel_table *t)
 {
-    t->gemm[QT_Q4_K] = gemm_q4_K_avx2;
-    t->gemm[QT_Q5_K] = gemm_q5_K_avx2;
-    t->gemm[QT_Q6_K] = gemm_q6_K_avx2;
     /* weights repacked at load (panels.h): decode and prefill */
+    t->gemm_panels[QT_Q4_K] = gemm_packed_q4_K_avx2;
+    t->gemm_panels[QT_Q5_K] = gemm_packed_q5_K_avx2;
+    t->gemm_panels[QT_Q6_K] = gemm_packed_q6_K_avx2;
     t->gemm_panels[QT_Q4_0] = gemm_packed_q4_0_avx2;
     t->gemm_panels[QT_Q4_1] = gemm_packed_q4_1_avx2;
     t->gemm_panels[QT_Q5_0] = gemm_packed_q5_0_avx2;

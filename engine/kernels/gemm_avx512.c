@@ -594,18 +594,6 @@ typedef struct {
 
 static inline int kq_pairs(const int fmt) { return fmt == KQ_Q6_K ? 8 : 4; }
 
-/* Byte b of dword d of a 128-bit lane as a vpshufb index (b < 0: a zero byte). */
-static inline uint32_t shuffle_index(int b, int d) { return b < 0 ? 0x80u : (uint32_t)(4 * d + b); }
-
-/* Each int32 lane of v -> its bytes b0, b1, b2, b3 (< 0: zero) in that order. */
-static inline __m512i pick_bytes(__m512i v, int b0, int b1, int b2, int b3)
-{
-    uint32_t ctl[4];
-    for (int d = 0; d < 4; d++)
-        ctl[d] = shuffle_index(b0, d) | shuffle_index(b1, d) << 8 | shuffle_index(b2, d) << 16 | shuffle_index(b3, d) << 24;
-    return _mm512_shuffle_epi8(v, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)ctl)));
-}
-
 ALWAYS_INLINE void kq_record_scales(const int fmt, const uint8_t *rec, kq_scales *s)
 {
     if (fmt == KQ_Q6_K) {
@@ -614,12 +602,12 @@ ALWAYS_INLINE void kq_record_scales(const int fmt, const uint8_t *rec, kq_scales
         for (int g = 0; g < 4; g++) {
             /* lane r = int8 scales 4g..4g+3 of row r */
             const __m512i t = load512(rec + panel_field_at(offsetof(block_q6_K, scales)) + 64 * g);
-            s->sc[4 * g + 0] = _mm512_srai_epi32(pick_bytes(t, -1, -1, -1, 0), 24);
-            s->sc[4 * g + 1] = _mm512_srai_epi32(pick_bytes(t, -1, -1, -1, 1), 24);
-            s->sc[4 * g + 2] = _mm512_srai_epi32(pick_bytes(t, -1, -1, -1, 2), 24);
+            s->sc[4 * g + 0] = _mm512_srai_epi32(pick_bytes512(t, -1, -1, -1, 0), 24);
+            s->sc[4 * g + 1] = _mm512_srai_epi32(pick_bytes512(t, -1, -1, -1, 1), 24);
+            s->sc[4 * g + 2] = _mm512_srai_epi32(pick_bytes512(t, -1, -1, -1, 2), 24);
             s->sc[4 * g + 3] = _mm512_srai_epi32(t, 24);
-            s->pair[2 * g] = _mm512_srai_epi16(pick_bytes(t, -1, 0, -1, 1), 8);
-            s->pair[2 * g + 1] = _mm512_srai_epi16(pick_bytes(t, -1, 2, -1, 3), 8);
+            s->pair[2 * g] = _mm512_srai_epi16(pick_bytes512(t, -1, 0, -1, 1), 8);
+            s->pair[2 * g + 1] = _mm512_srai_epi16(pick_bytes512(t, -1, 2, -1, 3), 8);
         }
         return;
     }
@@ -633,20 +621,20 @@ ALWAYS_INLINE void kq_record_scales(const int fmt, const uint8_t *rec, kq_scales
     const __m512i sc_lo = _mm512_and_si512(t0, m6), mn_lo = _mm512_and_si512(t1, m6);
     const __m512i sc_hi = or_masked(_mm512_and_si512(t2, m4), _mm512_srli_epi32(t0, 2), hi2);
     const __m512i mn_hi = or_masked(_mm512_and_si512(_mm512_srli_epi32(t2, 4), m4), _mm512_srli_epi32(t1, 2), hi2);
-    s->sc[0] = pick_bytes(sc_lo, 0, -1, -1, -1);
-    s->sc[1] = pick_bytes(sc_lo, 1, -1, -1, -1);
-    s->sc[2] = pick_bytes(sc_lo, 2, -1, -1, -1);
+    s->sc[0] = pick_bytes512(sc_lo, 0, -1, -1, -1);
+    s->sc[1] = pick_bytes512(sc_lo, 1, -1, -1, -1);
+    s->sc[2] = pick_bytes512(sc_lo, 2, -1, -1, -1);
     s->sc[3] = _mm512_srli_epi32(sc_lo, 24);
-    s->sc[4] = pick_bytes(sc_hi, 0, -1, -1, -1);
-    s->sc[5] = pick_bytes(sc_hi, 1, -1, -1, -1);
-    s->sc[6] = pick_bytes(sc_hi, 2, -1, -1, -1);
+    s->sc[4] = pick_bytes512(sc_hi, 0, -1, -1, -1);
+    s->sc[5] = pick_bytes512(sc_hi, 1, -1, -1, -1);
+    s->sc[6] = pick_bytes512(sc_hi, 2, -1, -1, -1);
     s->sc[7] = _mm512_srli_epi32(sc_hi, 24);
     if (fmt == KQ_Q4_K) /* the odd sub-blocks' weights come as 16 q (kq_weights): the even ones' scales x 16 */
         for (int c = 0; c < 8; c += 2) s->sc[c] = _mm512_slli_epi32(s->sc[c], 4);
-    s->pair[0] = pick_bytes(mn_lo, 0, -1, 1, -1);
-    s->pair[1] = pick_bytes(mn_lo, 2, -1, 3, -1);
-    s->pair[2] = pick_bytes(mn_hi, 0, -1, 1, -1);
-    s->pair[3] = pick_bytes(mn_hi, 2, -1, 3, -1);
+    s->pair[0] = pick_bytes512(mn_lo, 0, -1, 1, -1);
+    s->pair[1] = pick_bytes512(mn_lo, 2, -1, 3, -1);
+    s->pair[2] = pick_bytes512(mn_hi, 0, -1, 1, -1);
+    s->pair[3] = pick_bytes512(mn_hi, 2, -1, 3, -1);
 }
 
 /* The token's activation sums the pairs weigh, as int16 pairs in int32 lanes:

@@ -95,6 +95,29 @@ static inline __m256i bits_to_byte_mask(uint32_t bits)
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
+/* vpshufb index of byte b (< 0: a zero byte) of the int32 lane at byte 4 d of a 128-bit lane. */
+static inline __attribute__((always_inline)) uint32_t lane_byte_index(int b, int d)
+{
+    return b < 0 ? 0x80u : (uint32_t)(4 * d + b);
+}
+
+/* vpshufb control (one 128-bit lane's worth) that gives every int32 lane its
+ * own bytes b0, b1, b2, b3 in that order; constant-folded for constant b. */
+static inline __attribute__((always_inline)) __m128i lane_bytes_control(int b0, int b1, int b2, int b3)
+{
+#define LANE_DWORD(d)                                                                                        \
+    (int)(lane_byte_index(b0, d) | lane_byte_index(b1, d) << 8 | lane_byte_index(b2, d) << 16 |                \
+          lane_byte_index(b3, d) << 24)
+    return _mm_setr_epi32(LANE_DWORD(0), LANE_DWORD(1), LANE_DWORD(2), LANE_DWORD(3));
+#undef LANE_DWORD
+}
+
+/* Each int32 lane of v -> its bytes b0, b1, b2, b3 (< 0: zero), one vpshufb. */
+static inline __attribute__((always_inline)) __m256i pick_bytes256(__m256i v, int b0, int b1, int b2, int b3)
+{
+    return _mm256_shuffle_epi8(v, _mm256_broadcastsi128_si256(lane_bytes_control(b0, b1, b2, b3)));
+}
+
 /* The 12-byte 6-bit scale/min field of Q4_K/Q5_K -> 8 scale bytes and 8 min
  * bytes, packed as two u32 each. */
 static inline void unpack_scales_k4(const uint8_t *packed, uint32_t sc[2], uint32_t mn[2])
@@ -158,6 +181,11 @@ static inline __m512 silu_mul16(__m512 g, __m512 u)
 }
 
 static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
+
+static inline __attribute__((always_inline)) __m512i pick_bytes512(__m512i v, int b0, int b1, int b2, int b3)
+{
+    return _mm512_shuffle_epi8(v, _mm512_broadcast_i32x4(lane_bytes_control(b0, b1, b2, b3)));
+}
 
 #if defined(__AVX512VNNI__)
 /* acc += u . (the 4 signed bytes at q, in every lane): vpdpbusd with the
