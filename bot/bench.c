@@ -24,10 +24,16 @@
  * vector loads the CPU has over a buffer far larger than the last-level cache
  * (1 GiB by default, in 2 MiB pages as the repacked weights are), each thread
  * its own slice as four interleaved streams. (A first version, 16-byte loads
- * in one stream, read up to 10% less than decode itself streamed.) A shared VM's bandwidth drifts from minute to minute, so the
- * passes are interleaved with the repetitions (two before each) and the
- * ceiling uses their median: decode and its bound are measured in the same
- * minutes. The spread of the passes is reported too. Random weights run exactly as fast as trained ones, which
+ * in one stream, read up to 10% less than decode itself streamed.)
+ *
+ * A shared VM's bandwidth drifts, and this one flips between two levels
+ * (about 50 and 83 GB/s here) from one minute to the next, sometimes within
+ * one model's repetitions. So every decode run is bracketed by a pass just
+ * before and just after it, and its share of the ceiling uses the mean of
+ * those two: a run and its bound are measured in the same second. The shares
+ * reported are the medians of those per-run shares; the ceiling in tok/s uses
+ * the median of all passes, whose spread is reported too. Random weights run
+ * exactly as fast as trained ones, which
  * is why tests/bench.sh can use generated models (tests/tools/gen_model.c).
  */
 #include <jansson.h>
@@ -45,7 +51,7 @@
 #include "cli_options.h"
 #include "commands.h"
 
-#define BANDWIDTH_PASSES_PER_REP 2
+#define BANDWIDTH_PASSES_PER_REP 4 /* one before the prefill, three around the two decode runs */
 #define HUGE_PAGE ((size_t)2 << 20)
 #define MAX_REPS 100
 #define MAX_PASSES (BANDWIDTH_PASSES_PER_REP * MAX_REPS + 1)
@@ -59,6 +65,7 @@ typedef struct {
 typedef struct {
     double prefill_tps, decode_tps, after_prompt_tps; /* medians */
     double prefill_runs[MAX_REPS], decode_runs[MAX_REPS], after_prompt_runs[MAX_REPS];
+    double decode_bw_runs[MAX_REPS], after_prompt_bw_runs[MAX_REPS]; /* passes around each run */
     double bandwidth_gb_s;              /* median, 1e9 bytes per second */
     double bandwidth_min, bandwidth_max;
     double bandwidth_passes[MAX_PASSES];
@@ -246,10 +253,12 @@ static double bandwidth_pass(bandwidth_probe *b)
     return dt > 0 ? (double)(b->n_lines * sizeof(u64x8)) / dt / 1e9 : 0;
 }
 
-static void bandwidth_passes(bandwidth_probe *b, bench_result *r)
+/* A pass recorded for the median; returns its GB/s. */
+static double recorded_pass(bandwidth_probe *b, bench_result *r)
 {
-    for (int i = 0; i < BANDWIDTH_PASSES_PER_REP && r->n_passes < MAX_PASSES; i++)
-        r->bandwidth_passes[r->n_passes++] = bandwidth_pass(b);
+    double gb_s = bandwidth_pass(b);
+    if (r->n_passes < MAX_PASSES) r->bandwidth_passes[r->n_passes++] = gb_s;
+    return gb_s;
 }
 
 static void bandwidth_summary(bench_result *r)
@@ -281,17 +290,24 @@ static double decode_run(engine *e, const int32_t *tokens, int n, char *err, siz
     return n / (now_s() - t0);
 }
 
-/* One repetition: prefill p tokens and decode n after them; then decode n from an empty cache. */
-static int run_once(engine *e, const int32_t *tokens, const bench_options *o, bench_result *r, int rep, char *err,
-                    size_t errlen)
+/* One repetition: prefill p tokens and decode n after them; then decode n
+ * from an empty cache. Each decode run lies between two bandwidth passes. */
+static int run_once(engine *e, bandwidth_probe *probe, const int32_t *tokens, const bench_options *o,
+                    bench_result *r, int rep, char *err, size_t errlen)
 {
+    recorded_pass(probe, r);
     engine_reset(e);
     double t0 = now_s();
     if (engine_eval(e, tokens, o->n_prompt, NULL, err, errlen)) return -1;
     r->prefill_runs[rep] = o->n_prompt / (now_s() - t0);
+    double before = recorded_pass(probe, r);
     if ((r->after_prompt_runs[rep] = decode_run(e, tokens + o->n_prompt, o->n_gen, err, errlen)) < 0) return -1;
+    double between = recorded_pass(probe, r);
     engine_reset(e);
     if ((r->decode_runs[rep] = decode_run(e, tokens + o->n_prompt, o->n_gen, err, errlen)) < 0) return -1;
+    double after = recorded_pass(probe, r);
+    r->after_prompt_bw_runs[rep] = 0.5 * (before + between);
+    r->decode_bw_runs[rep] = 0.5 * (between + after);
     return 0;
 }
 
@@ -313,10 +329,8 @@ static int run_bench(engine *e, bandwidth_probe *probe, const bench_options *o, 
     int n_warm = o->n_prompt < 16 ? o->n_prompt : 16;
     if (engine_eval(e, tokens, n_warm, NULL, err, errlen) || engine_eval(e, tokens + n_warm, 1, NULL, err, errlen))
         goto done;
-    for (int i = 0; i < o->reps; i++) {
-        bandwidth_passes(probe, r);
-        if (run_once(e, tokens, o, r, i, err, errlen)) goto done;
-    }
+    for (int i = 0; i < o->reps; i++)
+        if (run_once(e, probe, tokens, o, r, i, err, errlen)) goto done;
     bandwidth_summary(r);
     r->prefill_tps = median(r->prefill_runs, o->reps);
     r->decode_tps = median(r->decode_runs, o->reps);
@@ -345,15 +359,40 @@ static double after_prompt_ceiling_tps(const bench_options *o, const bench_resul
     return r->bandwidth_gb_s * 1e9 / after_prompt_bytes(o, info);
 }
 
+/* Median over the runs of each run's share of the ceiling set by its own bracketing passes. */
+static double paired_share(const double *tps, const double *bw_gb_s, int n, double bytes_per_token)
+{
+    double share[MAX_REPS];
+    for (int i = 0; i < n; i++) share[i] = bw_gb_s[i] > 0 ? tps[i] * bytes_per_token / (bw_gb_s[i] * 1e9) : 0;
+    return median(share, n);
+}
+
+typedef struct {
+    double decode, after_prompt, after_prompt_with_kv;
+} ceiling_shares;
+
+static ceiling_shares shares_of(const bench_options *o, const bench_result *r, const engine_info *info)
+{
+    return (ceiling_shares){
+        .decode = paired_share(r->decode_runs, r->decode_bw_runs, o->reps, (double)info->weight_bytes),
+        .after_prompt = paired_share(r->after_prompt_runs, r->after_prompt_bw_runs, o->reps, (double)info->weight_bytes),
+        .after_prompt_with_kv =
+            paired_share(r->after_prompt_runs, r->after_prompt_bw_runs, o->reps, after_prompt_bytes(o, info)),
+    };
+}
+
+static json_t *json_runs(const double *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(a, json_real(v[i]));
+    return a;
+}
+
 static void print_json(const bench_options *o, const engine_info *info, uint64_t model_bytes, const bench_result *r)
 {
     double ceiling = ceiling_tps(r, info), after_ceiling = after_prompt_ceiling_tps(o, r, info);
-    json_t *j = json_object(), *pre = json_array(), *dec = json_array(), *after = json_array();
-    for (int i = 0; i < o->reps; i++) {
-        json_array_append_new(pre, json_real(r->prefill_runs[i]));
-        json_array_append_new(dec, json_real(r->decode_runs[i]));
-        json_array_append_new(after, json_real(r->after_prompt_runs[i]));
-    }
+    ceiling_shares share = shares_of(o, r, info);
+    json_t *j = json_object();
     json_object_set_new(j, "model", json_string(o->model));
     json_object_set_new(j, "name", json_string(info->name));
     json_object_set_new(j, "arch", json_string(info->arch));
@@ -365,23 +404,23 @@ static void print_json(const bench_options *o, const engine_info *info, uint64_t
     json_object_set_new(j, "reps", json_integer(o->reps));
     json_object_set_new(j, "prefill_tokens_per_s", json_real(r->prefill_tps));
     json_object_set_new(j, "decode_tokens_per_s", json_real(r->decode_tps));
-    json_object_set_new(j, "prefill_runs", pre);
-    json_object_set_new(j, "decode_runs", dec);
+    json_object_set_new(j, "prefill_runs", json_runs(r->prefill_runs, o->reps));
+    json_object_set_new(j, "decode_runs", json_runs(r->decode_runs, o->reps));
     json_object_set_new(j, "decode_after_prompt_tokens_per_s", json_real(r->after_prompt_tps));
-    json_object_set_new(j, "decode_after_prompt_runs", after);
+    json_object_set_new(j, "decode_after_prompt_runs", json_runs(r->after_prompt_runs, o->reps));
     json_object_set_new(j, "model_bytes", json_integer((json_int_t)model_bytes));
     json_object_set_new(j, "weight_bytes", json_integer((json_int_t)info->weight_bytes));
     json_object_set_new(j, "mem_bandwidth_gb_s", json_real(r->bandwidth_gb_s));
     json_object_set_new(j, "mem_bandwidth_min_gb_s", json_real(r->bandwidth_min));
     json_object_set_new(j, "mem_bandwidth_max_gb_s", json_real(r->bandwidth_max));
     json_object_set_new(j, "bandwidth_ceiling_tokens_per_s", json_real(ceiling));
-    json_object_set_new(j, "decode_fraction_of_ceiling", json_real(ceiling > 0 ? r->decode_tps / ceiling : 0));
+    json_object_set_new(j, "decode_bandwidth_runs_gb_s", json_runs(r->decode_bw_runs, o->reps));
+    json_object_set_new(j, "decode_after_prompt_bandwidth_runs_gb_s", json_runs(r->after_prompt_bw_runs, o->reps));
+    json_object_set_new(j, "decode_fraction_of_ceiling", json_real(share.decode));
     json_object_set_new(j, "kv_bytes_per_position", json_integer((json_int_t)info->kv_bytes_per_position));
     json_object_set_new(j, "decode_after_prompt_ceiling_tokens_per_s", json_real(after_ceiling));
-    json_object_set_new(j, "decode_after_prompt_fraction_of_ceiling",
-                        json_real(ceiling > 0 ? r->after_prompt_tps / ceiling : 0));
-    json_object_set_new(j, "decode_after_prompt_fraction_of_ceiling_with_kv",
-                        json_real(after_ceiling > 0 ? r->after_prompt_tps / after_ceiling : 0));
+    json_object_set_new(j, "decode_after_prompt_fraction_of_ceiling", json_real(share.after_prompt));
+    json_object_set_new(j, "decode_after_prompt_fraction_of_ceiling_with_kv", json_real(share.after_prompt_with_kv));
     json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
     fputc('\n', stdout);
     json_decref(j);
@@ -390,6 +429,7 @@ static void print_json(const bench_options *o, const engine_info *info, uint64_t
 static void print_table(const bench_options *o, const engine_info *info, uint64_t model_bytes, const bench_result *r)
 {
     double ceiling = ceiling_tps(r, info), after_ceiling = after_prompt_ceiling_tps(o, r, info);
+    ceiling_shares share = shares_of(o, r, info);
     printf("model     %s (%s, mostly %s)\n", info->name, info->arch, info->file_type);
     printf("file      %.1f MB, %.1f MB of weights read per token\n", model_bytes / 1e6, info->weight_bytes / 1e6);
     printf("machine   %d threads, kernels %s, memory %.1f GB/s (passes %.1f..%.1f)\n", info->n_threads,
@@ -399,11 +439,12 @@ static void print_table(const bench_options *o, const engine_info *info, uint64_
     printf("\n%-18s %7s %10s\n", "phase", "tokens", "tok/s");
     printf("%-18s %7d %10.1f\n", "prefill", o->n_prompt, r->prefill_tps);
     printf("%-18s %7d %10.1f   (ceiling %.1f tok/s: %.0f%%)\n", "decode", o->n_gen, r->decode_tps, ceiling,
-           ceiling > 0 ? 100.0 * r->decode_tps / ceiling : 0.0);
+           100.0 * share.decode);
     printf("%-18s %7d %10.1f   (%.0f%% of that; counting the KV cache it reads, ceiling %.1f tok/s: %.0f%%)\n",
-           after_label, o->n_gen, r->after_prompt_tps, ceiling > 0 ? 100.0 * r->after_prompt_tps / ceiling : 0.0,
-           after_ceiling, 100.0 * r->after_prompt_tps / after_ceiling);
-    printf("\nmedians of %d repetitions\n", o->reps);
+           after_label, o->n_gen, r->after_prompt_tps, 100.0 * share.after_prompt, after_ceiling,
+           100.0 * share.after_prompt_with_kv);
+    printf("\nmedians of %d repetitions; each decode run's share of the ceiling uses the passes around it\n",
+           o->reps);
 }
 
 int cmd_bench(int argc, char **argv)

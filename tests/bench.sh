@@ -7,9 +7,11 @@
 # 2. Runs `prbot bench -p 512 -n 64 --threads 2 --reps 3 --json` on each and
 #    prints a markdown table beside the reference figures of DESIGN.md
 #    (llama.cpp on this workplace's Xeon, same files), with the ratio and the
-#    share of the memory-bandwidth ceiling that decode reaches; decode is
-#    measured from an empty cache (llama-bench's tg, what the reference
-#    figures are) and again right after the 512-token prompt.
+#    share of the memory-bandwidth ceiling that decode reaches (each run
+#    against the bandwidth measured just before and after it, since this VM's
+#    bandwidth flips between two levels); decode is measured from an empty
+#    cache (llama-bench's tg, what the reference figures are) and again right
+#    after the 512-token prompt.
 # 3. Times an end-to-end `prbot review --dry-run` (about 3000 prompt tokens,
 #    256 generated) on the Qwen2.5-0.5B Q4_K_M shape: median wall time of 3
 #    runs and peak RSS, against the targets.
@@ -118,9 +120,10 @@ for r in rows:
 if rows and "error" not in rows[0]:
     r = rows[0]
     print(f"\n{r['threads']} threads, kernels {r['isa']}, measured memory bandwidth {r['mem_bandwidth_gb_s']:.1f} GB/s "
-          f"(first row; each row uses its own measurement), prefill {r['p']} tokens, decode {r['n']} tokens from an "
+          f"(first row's median; each row uses its own), prefill {r['p']} tokens, decode {r['n']} tokens from an "
           f"empty cache (as llama-bench's tg, which the reference figures are) and after the prompt, medians of "
-          f"{r['reps']} runs.")
+          f"{r['reps']} runs. % of ceiling: the median over runs of each run's share of the ceiling set by "
+          f"bandwidth passes just before and after it.")
 EOF
 
 # ------------------------------------------------------ end-to-end review

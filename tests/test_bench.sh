@@ -105,9 +105,16 @@ if isinstance(r, dict):
               (r["model_bytes"], r["weight_bytes"], size))
         ceiling = r["mem_bandwidth_gb_s"] * 1e9 / r["weight_bytes"]
         check("bench_json_ceiling_consistent",
-              abs(r["bandwidth_ceiling_tokens_per_s"] - ceiling) <= 1e-6 * ceiling and
-              abs(r["decode_fraction_of_ceiling"] - r["decode_tokens_per_s"] / ceiling) <= 1e-6,
-              (r["bandwidth_ceiling_tokens_per_s"], ceiling, r["decode_fraction_of_ceiling"]))
+              abs(r["bandwidth_ceiling_tokens_per_s"] - ceiling) <= 1e-6 * ceiling,
+              (r["bandwidth_ceiling_tokens_per_s"], ceiling))
+        # each decode run's share uses the bandwidth passes around it; the median of 2 is their mean
+        def paired(runs, bws, bytes_per_token):
+            return sum(t * bytes_per_token / (bw * 1e9) for t, bw in zip(runs, bws)) / len(runs)
+        bws = r.get("decode_bandwidth_runs_gb_s", [])
+        check("bench_json_share_paired",
+              len(bws) == 2 and all(b > 0 for b in bws) and
+              abs(r["decode_fraction_of_ceiling"] - paired(r["decode_runs"], bws, r["weight_bytes"])) <= 1e-6,
+              (bws, r["decode_runs"], r["decode_fraction_of_ceiling"]))
         check("bench_json_runs_recorded", len(r.get("prefill_runs", [])) == 2 and len(r.get("decode_runs", [])) == 2
               and min(r["prefill_runs"]) <= r["prefill_tokens_per_s"] <= max(r["prefill_runs"]),
               (r.get("prefill_runs"), r["prefill_tokens_per_s"]))
@@ -117,11 +124,14 @@ if isinstance(r, dict):
         after = r.get("decode_after_prompt_tokens_per_s")
         kv = r.get("kv_bytes_per_position")
         with_kv = r["mem_bandwidth_gb_s"] * 1e9 / (r["weight_bytes"] + (kv or 0) * (16 + 0.5 * 4))
+        after_bws = r.get("decode_after_prompt_bandwidth_runs_gb_s", [])
         check("bench_json_after_prompt",
               isinstance(after, (int, float)) and after > 0 and len(r.get("decode_after_prompt_runs", [])) == 2
-              and kv == 2 * 2 * 64 * 2 * 2
+              and kv == 2 * 2 * 64 * 2 * 2 and len(after_bws) == 2
               and abs(r.get("decode_after_prompt_ceiling_tokens_per_s", 0) - with_kv) <= 1e-6 * with_kv
-              and abs(r.get("decode_after_prompt_fraction_of_ceiling_with_kv", 0) - after / with_kv) <= 1e-6,
+              and abs(r.get("decode_after_prompt_fraction_of_ceiling_with_kv", 0)
+                      - paired(r["decode_after_prompt_runs"], after_bws,
+                               r["weight_bytes"] + kv * (16 + 0.5 * 4))) <= 1e-6,
               {k: r.get(k) for k in r if "after" in k or k == "kv_bytes_per_position"})
 EOF
 else
