@@ -517,7 +517,7 @@ static void rows_scores16(int n_q, int hd, const float *q, const f16_t *k, size_
 static void attention_scores_avx512(int n_q, int n, int hd, const float *q, const f16_t *k, size_t kv_stride,
                                     float scale, float *scores, size_t s_stride)
 {
-    if (hd % 16 || hd > BLOCK_MAX_HD) {
+    if (hd % 8 || hd > BLOCK_MAX_HD) { /* rows_scores16 masks a last half vector */
         attention_scores_ref(n_q, n, hd, q, k, kv_stride, scale, scores, s_stride);
         return;
     }
@@ -587,13 +587,30 @@ ALWAYS_INLINE void rows_values(const int rows, const int vecs, const float *p, s
         for (int c = 0; c < vecs; c++) _mm512_storeu_ps(out + (size_t)r * out_stride + 16 * c, acc[r][c]);
 }
 
-/* Up to 4 rows (ROWS_V) x up to 64 columns per pass over the keys (n_cols a multiple of 16). */
+/* The last 8 columns of a head whose size is 8 more than a multiple of 16 (8, 24, 40, ...). */
+static void values_last8(int n_q, int n, const float *p, size_t p_stride, const f16_t *v, size_t kv_stride,
+                         float *out, size_t out_stride)
+{
+    for (int r = 0; r < n_q; r++) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int j = 0; j < n; j++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(p[(size_t)r * p_stride + j]),
+                                  _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + (size_t)j * kv_stride))), acc);
+        _mm256_storeu_ps(out + (size_t)r * out_stride, acc);
+    }
+}
+
+/* Up to 4 rows (ROWS_V) x up to 64 columns per pass over the keys (n_cols a multiple of 8). */
 static void attention_values_avx512(int n_q, int n, int n_cols, const float *p, size_t p_stride, const f16_t *v,
                                     size_t kv_stride, float *out, size_t out_stride)
 {
-    if (n_cols % 16) {
+    if (n_cols % 8) {
         attention_values_ref(n_q, n, n_cols, p, p_stride, v, kv_stride, out, out_stride);
         return;
+    }
+    if (n_cols % 16) {
+        n_cols -= 8;
+        values_last8(n_q, n, p, p_stride, v + n_cols, kv_stride, out + n_cols, out_stride);
     }
     for (int r0 = 0; r0 < n_q; r0 += ROWS_V) {
         const int rows = n_q - r0 < ROWS_V ? n_q - r0 : ROWS_V;
