@@ -362,7 +362,7 @@ static double after_prompt_ceiling_tps(const bench_options *o, const bench_resul
 /* Median over the runs of each run's share of the ceiling set by its own bracketing passes. */
 static double paired_share(const double *tps, const double *bw_gb_s, int n, double bytes_per_token)
 {
-    double share[MAX_REPS];
+    double share[MAX_REPS] = {0};
     for (int i = 0; i < n; i++) share[i] = bw_gb_s[i] > 0 ? tps[i] * bytes_per_token / (bw_gb_s[i] * 1e9) : 0;
     return median(share, n);
 }
