@@ -37,8 +37,6 @@
 
 #include "simd_x86.h"
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
 enum {
     SCORE_TILE = 32,    /* keys per K tile: 4 vectors */
     SCORE_ROWS = 3,     /* query rows per register block of a score tile (12 accumulators) */

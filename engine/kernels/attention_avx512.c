@@ -46,8 +46,6 @@
 
 #include "simd_x86.h"
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
 enum {
     ROW_BATCH = 32,     /* rows per pass over K and V: two vectors of rows */
     MAX_ROW_VECS = ROW_BATCH / 16,

@@ -53,8 +53,6 @@
 
 #include "panels.h"
 #include "simd_x86.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 /* fully unroll the small token / half / group loops so every accumulator stays in a register */
 #define UNROLL _Pragma("GCC unroll 16")
 /* acc += x in int16 lanes, as one in-place vpaddw the compiler cannot
@@ -107,20 +105,10 @@ static inline void store_panel(float *y, const __m256 v[PANEL_H], int keep)
 
 /* ---- k-quants: load-time panels ------------------------------------------ */
 
-enum { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K };
-
-static inline size_t kq_size(const int fmt)
-{
-    return fmt == KQ_Q4_K ? sizeof(block_q4_K) : fmt == KQ_Q5_K ? sizeof(block_q5_K) : sizeof(block_q6_K);
-}
-
 /* Weight groups (4 bytes each) whose maddubs pairs can be summed in int16
  * before one madd widens them: 4-bit 0..15 x 127 x 2 x 8 groups = 30480,
  * 5-bit 4 groups = 31496, 6-bit 2 groups = 32004, all below 32767. */
 static inline int kq_groups_per_sum(const int fmt) { return fmt == KQ_Q4_K ? 8 : fmt == KQ_Q5_K ? 4 : 2; }
-
-/* int16 pairs of the correction (kq_scales.pair) per row. */
-static inline int kq_pairs(const int fmt) { return fmt == KQ_Q6_K ? 8 : 4; }
 
 /* Unsigned weights 32c + 4k .. 32c + 4k + 3 of rows 8h..8h+7 of the record
  * (lane r = row 8h + r; Q6_K as stored, q + 32), from its 4-byte groups
@@ -202,16 +190,6 @@ ALWAYS_INLINE void kq_record_scales(const int fmt, const uint8_t *rec, int h, kq
     s->pair[1][h] = pick_bytes256(mn_lo, 2, -1, 3, -1);
     s->pair[2][h] = pick_bytes256(mn_hi, 0, -1, 1, -1);
     s->pair[3][h] = pick_bytes256(mn_hi, 2, -1, 3, -1);
-}
-
-/* The token's activation sums the pairs weigh, as int16 pairs in int32 lanes:
- * Q6_K's bsums as they are, Q4_K/Q5_K's per sub-block of 32. */
-ALWAYS_INLINE void kq_act_pairs(const int fmt, const block_q8_K *a, int32_t pairs[8])
-{
-    if (fmt == KQ_Q6_K) memcpy(pairs, a->bsums, 8 * sizeof(int32_t));
-    else
-        _mm_storeu_si128((__m128i *)pairs, _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)a->bsums),
-                                                          _mm_loadu_si128((const __m128i *)a->bsums + 1)));
 }
 
 /* One super-block of 16 rows with its weights unpacked once for a group of

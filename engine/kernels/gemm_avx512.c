@@ -62,8 +62,6 @@
 
 #include "panels.h"
 #include "simd_x86.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 /* fully unroll the small tile loops so every accumulator stays in a register */
 #define UNROLL _Pragma("GCC unroll 16")
 #define TILE_R 4 /* weight rows per tile */
@@ -542,13 +540,6 @@ PANEL_GEMM(iq4_nl_vnni, B32_IQ4_NL)
 /* The lanes of the first `left` rows of a panel (all 16 when left >= 16). */
 static inline __mmask16 first_rows(int left) { return left >= PANEL_R ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
-enum { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K };
-
-static inline size_t kq_size(const int fmt)
-{
-    return fmt == KQ_Q4_K ? sizeof(block_q4_K) : fmt == KQ_Q5_K ? sizeof(block_q5_K) : sizeof(block_q6_K);
-}
-
 /* A | (B & C), bit by bit, as one vpternlogd. */
 static inline __m512i or_masked(__m512i a, __m512i b, __m512i c) { return _mm512_ternarylogic_epi32(a, b, c, 0xF8); }
 
@@ -592,8 +583,6 @@ typedef struct {
     __m512 d, dmin;
 } kq_scales;
 
-static inline int kq_pairs(const int fmt) { return fmt == KQ_Q6_K ? 8 : 4; }
-
 ALWAYS_INLINE void kq_record_scales(const int fmt, const uint8_t *rec, kq_scales *s)
 {
     if (fmt == KQ_Q6_K) {
@@ -635,16 +624,6 @@ ALWAYS_INLINE void kq_record_scales(const int fmt, const uint8_t *rec, kq_scales
     s->pair[1] = pick_bytes512(mn_lo, 2, -1, 3, -1);
     s->pair[2] = pick_bytes512(mn_hi, 0, -1, 1, -1);
     s->pair[3] = pick_bytes512(mn_hi, 2, -1, 3, -1);
-}
-
-/* The token's activation sums the pairs weigh, as int16 pairs in int32 lanes:
- * Q6_K's bsums as they are, Q4_K/Q5_K's per sub-block of 32. */
-ALWAYS_INLINE void kq_act_pairs(const int fmt, const block_q8_K *a, int32_t pairs[8])
-{
-    if (fmt == KQ_Q6_K) memcpy(pairs, a->bsums, 8 * sizeof(int32_t));
-    else
-        _mm_storeu_si128((__m128i *)pairs, _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)a->bsums),
-                                                          _mm_loadu_si128((const __m128i *)a->bsums + 1)));
 }
 
 /* One super-block of 16 rows with its weights unpacked once for a prefill

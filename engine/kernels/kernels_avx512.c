@@ -28,8 +28,6 @@
 
 #include "simd_x86.h"
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
 static inline float hsum_f32x4(__m128 s)
 {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

@@ -13,6 +13,9 @@
 
 #include "../quant.h"
 
+/* For helpers whose constant arguments must fold away where they are expanded. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
 static inline float hsum_f32x8(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -69,10 +72,32 @@ static inline __m256 silu_mul8(__m256 g, __m256 u)
  * in the big kernels, found that a function doing nothing but prefetches has
  * no effect, and deleted every call. */
 #define DECODE_PREFETCH_BYTES 8192
-static inline __attribute__((always_inline)) void prefetch_ahead(const void *p, size_t bytes)
+ALWAYS_INLINE void prefetch_ahead(const void *p, size_t bytes)
 {
     const char *ahead = (const char *)p + DECODE_PREFETCH_BYTES;
     for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
+}
+
+/* ---- k-quant panels (AVX2 and AVX-512 alike) ---------------------------- */
+
+enum { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K };
+
+static inline size_t kq_size(const int fmt)
+{
+    return fmt == KQ_Q4_K ? sizeof(block_q4_K) : fmt == KQ_Q5_K ? sizeof(block_q5_K) : sizeof(block_q6_K);
+}
+
+/* int16 pairs of the correction (kq_scales.pair) per row. */
+static inline int kq_pairs(const int fmt) { return fmt == KQ_Q6_K ? 8 : 4; }
+
+/* The token's activation sums the pairs weigh, as int16 pairs in int32 lanes:
+ * Q6_K's bsums as they are, Q4_K/Q5_K's per sub-block of 32. */
+ALWAYS_INLINE void kq_act_pairs(const int fmt, const block_q8_K *a, int32_t pairs[8])
+{
+    if (fmt == KQ_Q6_K) memcpy(pairs, a->bsums, 8 * sizeof(int32_t));
+    else
+        _mm_storeu_si128((__m128i *)pairs, _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)a->bsums),
+                                                          _mm_loadu_si128((const __m128i *)a->bsums + 1)));
 }
 
 static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
