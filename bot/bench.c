@@ -70,6 +70,8 @@ typedef struct {
     double bandwidth_min, bandwidth_max;
     double bandwidth_passes[MAX_PASSES];
     int n_passes;
+    double handoff_ns; /* one empty parallel region on the pool, median of the repetitions */
+    double handoff_runs[MAX_REPS];
 } bench_result;
 
 static const char bench_usage[] =
@@ -253,6 +255,19 @@ static double bandwidth_pass(bandwidth_probe *b)
     return dt > 0 ? (double)(b->n_lines * sizeof(u64x8)) / dt / 1e9 : 0;
 }
 
+static void empty_task(void *ctx, int ith, int nth) { (void)ctx, (void)ith, (void)nth; }
+
+/* What handing a region to the other threads and waiting for them costs, in
+ * ns: decode pays it hundreds of times per token, and on a VM it tells
+ * whether the threads share a core complex (~100 ns) or not (~500 ns). */
+static double handoff_ns(bandwidth_probe *b)
+{
+    enum { RUNS = 20000 };
+    double t0 = now_s();
+    for (int i = 0; i < RUNS; i++) threads_run(b->pool, empty_task, NULL);
+    return (now_s() - t0) / RUNS * 1e9;
+}
+
 /* A pass recorded for the median; returns its GB/s. */
 static double recorded_pass(bandwidth_probe *b, bench_result *r)
 {
@@ -300,6 +315,7 @@ static int run_once(engine *e, bandwidth_probe *probe, const int32_t *tokens, co
     double t0 = now_s();
     if (engine_eval(e, tokens, o->n_prompt, NULL, err, errlen)) return -1;
     r->prefill_runs[rep] = o->n_prompt / (now_s() - t0);
+    r->handoff_runs[rep] = handoff_ns(probe);
     double before = recorded_pass(probe, r);
     if ((r->after_prompt_runs[rep] = decode_run(e, tokens + o->n_prompt, o->n_gen, err, errlen)) < 0) return -1;
     double between = recorded_pass(probe, r);
@@ -334,6 +350,7 @@ static int run_bench(engine *e, bandwidth_probe *probe, const bench_options *o, 
     bandwidth_summary(r);
     r->prefill_tps = median(r->prefill_runs, o->reps);
     r->decode_tps = median(r->decode_runs, o->reps);
+    r->handoff_ns = median(r->handoff_runs, o->reps);
     r->after_prompt_tps = median(r->after_prompt_runs, o->reps);
     rc = 0;
 done:
@@ -413,6 +430,7 @@ static void print_json(const bench_options *o, const engine_info *info, uint64_t
     json_object_set_new(j, "mem_bandwidth_gb_s", json_real(r->bandwidth_gb_s));
     json_object_set_new(j, "mem_bandwidth_min_gb_s", json_real(r->bandwidth_min));
     json_object_set_new(j, "mem_bandwidth_max_gb_s", json_real(r->bandwidth_max));
+    json_object_set_new(j, "thread_handoff_ns", json_real(r->handoff_ns));
     json_object_set_new(j, "bandwidth_ceiling_tokens_per_s", json_real(ceiling));
     json_object_set_new(j, "decode_bandwidth_runs_gb_s", json_runs(r->decode_bw_runs, o->reps));
     json_object_set_new(j, "decode_after_prompt_bandwidth_runs_gb_s", json_runs(r->after_prompt_bw_runs, o->reps));
@@ -432,8 +450,9 @@ static void print_table(const bench_options *o, const engine_info *info, uint64_
     ceiling_shares share = shares_of(o, r, info);
     printf("model     %s (%s, mostly %s)\n", info->name, info->arch, info->file_type);
     printf("file      %.1f MB, %.1f MB of weights read per token\n", model_bytes / 1e6, info->weight_bytes / 1e6);
-    printf("machine   %d threads, kernels %s, memory %.1f GB/s (passes %.1f..%.1f)\n", info->n_threads,
-           kernels.isa ? kernels.isa : "?", r->bandwidth_gb_s, r->bandwidth_min, r->bandwidth_max);
+    printf("machine   %d threads, kernels %s, memory %.1f GB/s (passes %.1f..%.1f), thread hand-off %.0f ns\n",
+           info->n_threads, kernels.isa ? kernels.isa : "?", r->bandwidth_gb_s, r->bandwidth_min, r->bandwidth_max,
+           r->handoff_ns);
     char after_label[48];
     snprintf(after_label, sizeof after_label, "decode after %d", o->n_prompt);
     printf("\n%-18s %7s %10s\n", "phase", "tokens", "tok/s");

@@ -104,23 +104,24 @@ def ratio(ours, ref):
     return "—" if ref is None or ours is None else f"{ours / ref:.2f}×"
 print()
 p = rows[0].get("p", 512) if "error" not in rows[0] else 512
-print(f"| shape | type | file MB | prefill tok/s | ref | ratio | decode tok/s | ref | ratio | memory GB/s | ceiling tok/s "
-      f"| % of ceiling | decode after {p} | % of ceiling with KV |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print(f"| shape | type | file MB | prefill tok/s | ref | ratio | decode tok/s | ref | ratio | memory GB/s | hand-off ns "
+      f"| ceiling tok/s | % of ceiling | decode after {p} | % of ceiling with KV |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     if "error" in r:
-        print(f"| {r['shape']} | {r['type']} | failed | | | | | | | | | | | |")
+        print(f"| {r['shape']} | {r['type']} | failed | | | | | | | | | | | | |")
         continue
     pp, dd = r["prefill_tokens_per_s"], r["decode_tokens_per_s"]
     rp, rd = r["ref_prefill_tokens_per_s"], r["ref_decode_tokens_per_s"]
     print(f"| {r['shape']} | {r['type']} | {r['model_bytes'] / 1e6:.0f} | {pp:.0f} | {fmt(rp)} | {ratio(pp, rp)} "
-          f"| {dd:.1f} | {fmt(rd)} | {ratio(dd, rd)} | {r['mem_bandwidth_gb_s']:.0f} "
+          f"| {dd:.1f} | {fmt(rd)} | {ratio(dd, rd)} | {r['mem_bandwidth_gb_s']:.0f} | {r['thread_handoff_ns']:.0f} "
           f"| {r['bandwidth_ceiling_tokens_per_s']:.1f} "
           f"| {100 * r['decode_fraction_of_ceiling']:.0f}% | {r['decode_after_prompt_tokens_per_s']:.1f} "
           f"| {100 * r['decode_after_prompt_fraction_of_ceiling_with_kv']:.0f}% |")
 if rows and "error" not in rows[0]:
     r = rows[0]
     print(f"\n{r['threads']} threads, kernels {r['isa']}, memory GB/s: the median of the row's bandwidth passes, "
+          f"hand-off ns: one empty parallel region (median), "
           f"prefill {r['p']} tokens, decode {r['n']} tokens from an "
           f"empty cache (as llama-bench's tg, which the reference figures are) and after the prompt, medians of "
           f"{r['reps']} runs. % of ceiling: the median over runs of each run's share of the ceiling set by "

@@ -92,7 +92,7 @@ except ValueError:
 check("bench_json_one_object", isinstance(r, dict), lines[:2])
 if isinstance(r, dict):
     num = ["prefill_tokens_per_s", "decode_tokens_per_s", "mem_bandwidth_gb_s", "bandwidth_ceiling_tokens_per_s",
-           "decode_fraction_of_ceiling", "model_bytes", "weight_bytes"]
+           "decode_fraction_of_ceiling", "model_bytes", "weight_bytes", "thread_handoff_ns"]
     missing = [k for k in num + ["threads", "isa", "p", "n", "reps", "name", "arch"] if k not in r]
     check("bench_json_fields", not missing, missing)
     if not missing:
