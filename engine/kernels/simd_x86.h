@@ -121,13 +121,13 @@ static inline __m256i bits_to_byte_mask(uint32_t bits)
 }
 
 /* vpshufb index of byte b (< 0: a zero byte) of the int32 lane at byte 4 d of a 128-bit lane. */
-static inline __attribute__((always_inline)) uint32_t lane_byte_index(int b, int d)
+ALWAYS_INLINE uint32_t lane_byte_index(int b, int d)
 {
     return b < 0 ? 0x80u : (uint32_t)(4 * d + b);
 }
 
 /* vpshufb indices that give that int32 lane its own bytes b0, b1, b2, b3 in that order. */
-static inline __attribute__((always_inline)) int lane_dword_control(int b0, int b1, int b2, int b3, int d)
+ALWAYS_INLINE int lane_dword_control(int b0, int b1, int b2, int b3, int d)
 {
     return (int)(lane_byte_index(b0, d) | lane_byte_index(b1, d) << 8 | lane_byte_index(b2, d) << 16 |
                  lane_byte_index(b3, d) << 24);
@@ -135,14 +135,14 @@ static inline __attribute__((always_inline)) int lane_dword_control(int b0, int 
 
 /* The same for a whole 128-bit lane; constant-folded for constant b (a control
  * built in an array was not, and cost 60% of AVX2 k-quant decode). */
-static inline __attribute__((always_inline)) __m128i lane_bytes_control(int b0, int b1, int b2, int b3)
+ALWAYS_INLINE __m128i lane_bytes_control(int b0, int b1, int b2, int b3)
 {
     return _mm_setr_epi32(lane_dword_control(b0, b1, b2, b3, 0), lane_dword_control(b0, b1, b2, b3, 1),
                           lane_dword_control(b0, b1, b2, b3, 2), lane_dword_control(b0, b1, b2, b3, 3));
 }
 
 /* Each int32 lane of v -> its bytes b0, b1, b2, b3 (< 0: zero), one vpshufb. */
-static inline __attribute__((always_inline)) __m256i pick_bytes256(__m256i v, int b0, int b1, int b2, int b3)
+ALWAYS_INLINE __m256i pick_bytes256(__m256i v, int b0, int b1, int b2, int b3)
 {
     return _mm256_shuffle_epi8(v, _mm256_broadcastsi128_si256(lane_bytes_control(b0, b1, b2, b3)));
 }
@@ -212,7 +212,7 @@ static inline __m512 silu_mul16(__m512 g, __m512 u)
 static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
 
 /* pick_bytes256 for a zmm. */
-static inline __attribute__((always_inline)) __m512i pick_bytes512(__m512i v, int b0, int b1, int b2, int b3)
+ALWAYS_INLINE __m512i pick_bytes512(__m512i v, int b0, int b1, int b2, int b3)
 {
     return _mm512_shuffle_epi8(v, _mm512_broadcast_i32x4(lane_bytes_control(b0, b1, b2, b3)));
 }
