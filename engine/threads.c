@@ -20,9 +20,14 @@
  * at least one of them sees the other's write.
  *
  * threads_barrier() lets one task run in phases without handing back to the
- * caller: the last thread to arrive resets the arrival count and then bumps
- * the round number the others spin on (yielding after a while, as the caller
- * does when it waits for workers), so a barrier costs one cache-line round trip.
+ * caller. Each thread counts the barriers it has reached on a line of its
+ * own and then waits until every other thread's count has caught up
+ * (yielding after a while, as the caller does when it waits for workers).
+ * Arriving is a store that does not wait for anything, so a barrier costs one
+ * cache-line transfer after the last thread arrives; a shared arrival counter
+ * costs two (the last arrival must take the line, the waiters re-read it).
+ * Each thread reads every other thread's line: fine for the few threads of a
+ * CI runner, O(n) reads per barrier on very wide pools.
  *
  * When the pool has no more threads than the CPUs we may run on, each
  * thread is pinned to its own CPU (the caller to the first). Unpinned, the
@@ -55,6 +60,11 @@
 #define THREADS_MAX 512
 #define CACHE_LINE 64
 
+/* Barriers one thread has reached, on a line no other thread writes. */
+typedef struct {
+    _Alignas(CACHE_LINE) atomic_uint reached;
+} barrier_count;
+
 struct thread_pool {
     int n_threads;
     int pinned;            /* threads pinned one per CPU; the caller's own mask saved in caller_cpus */
@@ -73,8 +83,7 @@ struct thread_pool {
     /* Finished tasks over all generations: after generation g it reaches
      * g * (n_threads - 1), so the caller never has to reset it. */
     _Alignas(CACHE_LINE) atomic_uint n_done;
-    _Alignas(CACHE_LINE) atomic_int barrier_arrived; /* threads_barrier: threads waiting in this round */
-    atomic_uint barrier_round;
+    barrier_count *barriers; /* one per thread */
 };
 
 typedef struct {
@@ -380,18 +389,20 @@ thread_pool *threads_new(int n_threads)
     atomic_init(&p->stop, 0);
     atomic_init(&p->n_sleeping, 0);
     atomic_init(&p->n_done, 0);
-    atomic_init(&p->barrier_arrived, 0);
-    atomic_init(&p->barrier_round, 0);
     if (n_threads == 1) return p;
     p->workers = calloc((size_t)(n_threads - 1), sizeof *p->workers);
-    if (!p->workers || pthread_mutex_init(&p->mutex, NULL) != 0) {
+    p->barriers = aligned_alloc(CACHE_LINE, (size_t)n_threads * sizeof *p->barriers);
+    if (!p->workers || !p->barriers || pthread_mutex_init(&p->mutex, NULL) != 0) {
         free(p->workers);
+        free(p->barriers);
         free(p);
         return NULL;
     }
+    for (int i = 0; i < n_threads; i++) atomic_init(&p->barriers[i].reached, 0);
     if (pthread_cond_init(&p->wake, NULL) != 0) {
         pthread_mutex_destroy(&p->mutex);
         free(p->workers);
+        free(p->barriers);
         free(p);
         return NULL;
     }
@@ -404,6 +415,7 @@ thread_pool *threads_new(int n_threads)
             pthread_cond_destroy(&p->wake);
             pthread_mutex_destroy(&p->mutex);
             free(p->workers);
+            free(p->barriers);
             free(p);
             return NULL;
         }
@@ -422,6 +434,7 @@ void threads_free(thread_pool *p)
         pthread_mutex_destroy(&p->mutex);
     }
     free(p->workers);
+    free(p->barriers);
     free(p);
 }
 
@@ -449,17 +462,17 @@ static void spin_wait_step(spin_wait *w)
     }
 }
 
-void threads_barrier(thread_pool *p)
+void threads_barrier(thread_pool *p, int ith)
 {
     if (!p || p->n_threads == 1) return;
-    unsigned round = atomic_load_explicit(&p->barrier_round, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&p->barrier_arrived, 1, memory_order_acq_rel) == p->n_threads - 1) {
-        atomic_store_explicit(&p->barrier_arrived, 0, memory_order_relaxed);
-        atomic_store_explicit(&p->barrier_round, round + 1, memory_order_release);
-        return;
+    unsigned reached = atomic_load_explicit(&p->barriers[ith].reached, memory_order_relaxed) + 1;
+    atomic_store_explicit(&p->barriers[ith].reached, reached, memory_order_release);
+    for (int j = 0; j < p->n_threads; j++) {
+        spin_wait w = {0, 0};
+        /* counts wrap: compare by difference */
+        while ((int)(atomic_load_explicit(&p->barriers[j].reached, memory_order_acquire) - reached) < 0)
+            spin_wait_step(&w);
     }
-    spin_wait w = {0, 0};
-    while (atomic_load_explicit(&p->barrier_round, memory_order_acquire) == round) spin_wait_step(&w);
 }
 
 void threads_run(thread_pool *p, thread_task_fn fn, void *ctx)

@@ -32,9 +32,10 @@ thread_pool *threads_new(int n_threads);
 void threads_free(thread_pool *p);
 int threads_count(const thread_pool *p);
 void threads_run(thread_pool *p, thread_task_fn fn, void *ctx);
-/* Inside a task: returns once every thread of the pool has called it (the
- * task's phases before it are done everywhere). Every thread must call it
- * the same number of times. A no-op on a one-thread pool. */
-void threads_barrier(thread_pool *p);
+/* Inside a task, called by thread ith: returns once every thread of the
+ * pool has called it (the task's phases before it are done everywhere).
+ * Every thread must call it the same number of times. A no-op on a
+ * one-thread pool. */
+void threads_barrier(thread_pool *p, int ith);
 
 #endif

@@ -123,10 +123,10 @@ static void barrier_task(void *arg, int ith, int nth)
     barrier_ctx *b = arg;
     for (int k = 1; k <= b->phases; k++) {
         atomic_store(&b->slot[ith], k);
-        threads_barrier(b->pool);
+        threads_barrier(b->pool, ith);
         for (int i = 0; i < nth; i++)
             if (atomic_load(&b->slot[i]) != k) atomic_fetch_add(&b->mismatches, 1);
-        threads_barrier(b->pool);
+        threads_barrier(b->pool, ith);
     }
 }
 
