@@ -329,6 +329,14 @@ typedef struct {
     _Alignas(64) _Atomic uint64_t span;
 } owned_share;
 
+/* What one thread keeps to itself while decoding a token (see decode_token). */
+typedef struct {
+    float *x;     /* the residual stream */
+    float *in;    /* a product's input before quantization (a norm, or SwiGLU) */
+    float *q;     /* the query, with bias and RoPE, rounded to f16 values */
+    uint8_t *act; /* `in` quantized */
+} decode_scratch;
+
 struct model_state {
     const model *m;
     thread_pool *pool;
@@ -339,7 +347,9 @@ struct model_state {
     float *x, *h, *q, *k, *v, *att, *gate, *up, *logits;
     float *scores;             /* per thread: score rows, query rows, output rows, key counts */
     float *decode_scores;      /* decode: [n_head][n_ctx] scores, then probabilities, shared by the threads */
-    owned_share *shares;       /* decode: each thread's share of a matmul's panels */
+    owned_share *shares;       /* decode: [product][thread] shares of each product's panels */
+    decode_scratch *decode;    /* decode: one per thread, in decode_mem */
+    uint8_t *decode_mem;
     size_t att_scratch_floats; /* per thread */
     int *n_keys;               /* per thread: att_rows key counts */
     int att_rows;
@@ -359,18 +369,21 @@ static f16_t *kv_head_rows(const model_state *s, f16_t *cache, int il, int kvh)
     return cache + ((size_t)il * s->m->n_head_kv + kvh) * s->n_ctx * s->m->head_dim;
 }
 
+/* Stores one token's K or V row (f32, kv_dim) at position pos of layer il of the cache. */
+static void kv_store_row(model_state *s, f16_t *cache, int il, int pos, const float *row)
+{
+    int hd = s->m->head_dim;
+    for (int kvh = 0; kvh < s->m->n_head_kv; kvh++)
+        kernels.f32_to_f16_row(hd, row + (size_t)kvh * hd, kv_head_rows(s, cache, il, kvh) + (size_t)pos * hd);
+}
+
 /* Stores n tokens' K and V (f32, [n][kv_dim]) at positions pos0.. of layer il. */
 static void kv_cache_store(model_state *s, int il, int pos0, int n)
 {
-    const model *m = s->m;
-    int hd = m->head_dim, kv_dim = kv_dim_of(m);
-    for (int kvh = 0; kvh < m->n_head_kv; kvh++) {
-        f16_t *kc = kv_head_rows(s, s->k_cache, il, kvh) + (size_t)pos0 * hd;
-        f16_t *vc = kv_head_rows(s, s->v_cache, il, kvh) + (size_t)pos0 * hd;
-        for (int t = 0; t < n; t++) {
-            kernels.f32_to_f16_row(hd, s->k + (size_t)t * kv_dim + (size_t)kvh * hd, kc + (size_t)t * hd);
-            kernels.f32_to_f16_row(hd, s->v + (size_t)t * kv_dim + (size_t)kvh * hd, vc + (size_t)t * hd);
-        }
+    size_t kv_dim = (size_t)kv_dim_of(s->m);
+    for (int t = 0; t < n; t++) {
+        kv_store_row(s, s->k_cache, il, pos0 + t, s->k + t * kv_dim);
+        kv_store_row(s, s->v_cache, il, pos0 + t, s->v + t * kv_dim);
     }
 }
 
@@ -414,6 +427,57 @@ static int model_has_float_weights(const model *m)
     return 0;
 }
 
+/* Decode runs each layer's products in this order, then the output matrix. */
+enum { DECODE_QKV, DECODE_O, DECODE_FFN_IN, DECODE_DOWN, DECODE_PER_LAYER };
+
+static int decode_products(const model *m) { return m->n_layer * DECODE_PER_LAYER + 1; }
+static int decode_step(int il, int product) { return il * DECODE_PER_LAYER + product; }
+
+/* The matrices of decode product `step` (one input, up to three outputs); returns how many. */
+static int decode_product(const model *m, int step, const matrix *w[3])
+{
+    if (step == m->n_layer * DECODE_PER_LAYER) {
+        w[0] = &m->output;
+        return 1;
+    }
+    const layer_weights *L = &m->layers[step / DECODE_PER_LAYER];
+    switch (step % DECODE_PER_LAYER) {
+    case DECODE_QKV:
+        w[0] = &L->wq, w[1] = &L->wk, w[2] = &L->wv;
+        return 3;
+    case DECODE_O:
+        w[0] = &L->wo;
+        return 1;
+    case DECODE_FFN_IN:
+        w[0] = &L->w_gate, w[1] = &L->w_up;
+        return 2;
+    default:
+        w[0] = &L->w_down;
+        return 1;
+    }
+}
+
+static size_t cache_lines(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+/* One decode_scratch per thread, each field on its own cache lines. */
+static int decode_scratch_new(model_state *s, size_t widest)
+{
+    const model *m = s->m;
+    int nth = threads_count(s->pool);
+    size_t x = cache_lines((size_t)m->n_embd * sizeof(float)), in = cache_lines(widest * sizeof(float));
+    size_t q = cache_lines((size_t)m->n_head * m->head_dim * sizeof(float));
+    size_t act = cache_lines(2 * act_row_size(ACT_F32, (int)widest)); /* both quantized formats */
+    size_t per_thread = x + in + q + act;
+    s->decode = calloc((size_t)nth, sizeof *s->decode);
+    s->decode_mem = aligned_alloc(64, (size_t)nth * per_thread);
+    if (!s->decode || !s->decode_mem) return -1;
+    for (int i = 0; i < nth; i++) {
+        uint8_t *base = s->decode_mem + (size_t)i * per_thread;
+        s->decode[i] = (decode_scratch){(float *)base, (float *)(base + x), (float *)(base + x + in), base + x + in + q};
+    }
+    return 0;
+}
+
 int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, thread_pool *pool, char *err,
                     size_t errlen)
 {
@@ -449,7 +513,10 @@ int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, t
     s->scores = malloc((size_t)threads_count(pool) * s->att_scratch_floats * sizeof(float));
     s->n_keys = malloc((size_t)threads_count(pool) * att_rows * sizeof(int));
     s->decode_scores = malloc((size_t)m->n_head * n_ctx * sizeof(float));
-    s->shares = aligned_alloc(_Alignof(owned_share), (size_t)threads_count(pool) * sizeof(owned_share));
+    size_t n_shares = (size_t)decode_products(m) * threads_count(pool);
+    s->shares = aligned_alloc(_Alignof(owned_share), n_shares * sizeof(owned_share));
+    if (s->shares) memset(s->shares, 0, n_shares * sizeof(owned_share)); /* all empty */
+    if (decode_scratch_new(s, widest) != 0) goto oom;
     s->act = malloc(s->act_cap);
     s->embd_row = malloc(quant_row_size(m->tok_embd.t->type, m->n_embd));
     if (model_has_float_weights(m)) { /* only F16/BF16/F32 matrices need the sgemm tiles */
@@ -490,6 +557,8 @@ void model_state_free(model_state *s)
     free(s->n_keys);
     free(s->decode_scores);
     free(s->shares);
+    free(s->decode);
+    free(s->decode_mem);
     free(s->act);
     free(s->embd_row);
     free(s->wtile);
@@ -727,43 +796,42 @@ static void matmul_worker(void *ctx, int ith, int nth)
             matmul_panels(t, first, n, wtile);
 }
 
-/* y_i[n_tok][n_out_i] = x[n_tok][n_in] · W_i^T for each of up to three
- * matrices W_i (stored as n_out_i rows of n_in) sharing the input x. */
+/* The task for y_i[n_tok][n_out_i] = x[n_tok][n_in] · W_i^T, for each of up
+ * to three matrices W_i (stored as n_out_i rows of n_in) sharing the input x,
+ * whose quantized rows go to act_buf. */
+static void matmul_task_init(matmul_task *t, const model_state *s, int n_mats, const matrix *const *w, float *const *y,
+                             const float *x, int n_tok, const row_prep *prep, uint8_t *act_buf)
+{
+    *t = (matmul_task){.n_mats = n_mats, .n_tok = n_tok, .n_in = (int)w[0]->t->ne[0], .x = x, .prep = prep,
+                       .wtile = s->wtile, .wtile_floats = s->wtile_floats,
+                       .tile_rows = n_tok == 1 ? MATVEC_ROW_TILE : MATMUL_ROW_TILE};
+    for (int m = 0; m < n_mats; m++) {
+        t->w[m] = w[m];
+        t->y[m] = y[m];
+        t->total_rows += padded_rows(w[m]);
+        t->need[quant_traits_of(w[m]->t->type)->act] = 1;
+    }
+    t->act[ACT_F32] = (const uint8_t *)x;
+    t->act_stride[ACT_F32] = (size_t)t->n_in * sizeof(float);
+    for (int fmt = ACT_Q8_32; fmt <= ACT_Q8_K; fmt++)
+        if (t->need[fmt]) {
+            t->act[fmt] = act_buf;
+            t->act_stride[fmt] = act_row_size((act_format)fmt, t->n_in);
+            act_buf += t->act_stride[fmt] * (size_t)n_tok;
+        }
+    atomic_init(&t->next_chunk, 0);
+}
+
+static int needs_quantize(const matmul_task *t) { return t->need[ACT_Q8_32] || t->need[ACT_Q8_K] || t->prep; }
+
+/* Prefill: the group as two parallel regions, quantizing the input rows and
+ * then taking 64-row tiles of the outputs. */
 static void matmul_group(model_state *s, int n_mats, const matrix *const *w, float *const *y, const float *x,
                          int n_tok, const row_prep *prep)
 {
-    matmul_task t = {.n_mats = n_mats, .n_tok = n_tok, .n_in = (int)w[0]->t->ne[0], .x = x, .prep = prep,
-                     .wtile = s->wtile, .wtile_floats = s->wtile_floats};
-    for (int m = 0; m < n_mats; m++) {
-        t.w[m] = w[m];
-        t.y[m] = y[m];
-        t.total_rows += padded_rows(w[m]);
-        t.need[quant_traits_of(w[m]->t->type)->act] = 1;
-    }
-    t.act[ACT_F32] = (const uint8_t *)x;
-    t.act_stride[ACT_F32] = (size_t)t.n_in * sizeof(float);
-    uint8_t *buf = s->act;
-    for (int fmt = ACT_Q8_32; fmt <= ACT_Q8_K; fmt++)
-        if (t.need[fmt]) {
-            t.act[fmt] = buf;
-            t.act_stride[fmt] = act_row_size((act_format)fmt, t.n_in);
-            buf += t.act_stride[fmt] * (size_t)n_tok;
-        }
-    if (t.need[ACT_Q8_32] || t.need[ACT_Q8_K] || prep) {
-        if (n_tok > 1)
-            threads_run(s->pool, matmul_quantize_worker, &t);
-        else
-            matmul_quantize_worker(&t, 0, 1);
-    }
-    t.tile_rows = n_tok == 1 ? MATVEC_ROW_TILE : MATMUL_ROW_TILE;
-    atomic_init(&t.next_chunk, 0);
-    if (n_tok == 1) { /* decode: equal contiguous shares of the panels */
-        int nth = threads_count(s->pool), n_panels = t.total_rows / MATVEC_ROW_TILE;
-        t.shares = s->shares;
-        for (int i = 0; i < nth; i++)
-            atomic_init(&t.shares[i].span, span_of((uint32_t)((long long)n_panels * i / nth),
-                                                   (uint32_t)((long long)n_panels * (i + 1) / nth)));
-    }
+    matmul_task t;
+    matmul_task_init(&t, s, n_mats, w, y, x, n_tok, prep, s->act);
+    if (needs_quantize(&t)) threads_run(s->pool, matmul_quantize_worker, &t);
     threads_run(s->pool, matmul_worker, &t);
 }
 
@@ -851,6 +919,7 @@ static void attention_worker(void *ctx, int ith, int nth)
 
 typedef struct {
     model_state *s;
+    const float *q; /* every head's query, rounded to f16 values */
     int il, n_keys;
 } decode_attention_task;
 
@@ -869,7 +938,7 @@ static void decode_scores(const decode_attention_task *t, int ith, int nth)
     if (j0 >= j1) return;
     float scale = 1.0f / sqrtf((float)hd);
     for (int kvh = 0; kvh < m->n_head_kv; kvh++)
-        kernels.attention_scores(group, j1 - j0, hd, s->q + (size_t)kvh * group * hd,
+        kernels.attention_scores(group, j1 - j0, hd, t->q + (size_t)kvh * group * hd,
                                  kv_head_rows(s, s->k_cache, t->il, kvh) + (size_t)j0 * hd, (size_t)hd, scale,
                                  s->decode_scores + (size_t)kvh * group * s->n_ctx + j0, (size_t)s->n_ctx);
 }
@@ -892,30 +961,23 @@ static void decode_values(const decode_attention_task *t, int ith, int nth)
     }
 }
 
-static void decode_attention_worker(void *ctx, int ith, int nth)
+/* Thread ith's part of the three phases; returns when all are done. */
+static void decode_attention(const decode_attention_task *t, int ith, int nth)
 {
-    decode_attention_task *t = ctx;
     model_state *s = t->s;
     decode_scores(t, ith, nth);
-    threads_barrier(s->pool);
+    threads_barrier(s->pool, ith);
     for (int h = split_point(s->m->n_head, ith, nth); h < split_point(s->m->n_head, ith + 1, nth); h++)
         kernels.attention_softmax(t->n_keys, s->decode_scores + (size_t)h * s->n_ctx);
-    threads_barrier(s->pool);
+    threads_barrier(s->pool, ith);
     decode_values(t, ith, nth);
+    threads_barrier(s->pool, ith);
 }
 
+/* Prefill attention: n tokens at positions pos0.. against the cache. */
 static void attention(model_state *s, int il, int n, int pos0)
 {
-    const model *m = s->m;
-    if (n == 1) {
-        /* queries meet the F16 cache as f16 values */
-        int q_dim = m->n_head * m->head_dim;
-        for (int i = 0; i < q_dim; i += m->head_dim) round_to_f16(s->q + i, m->head_dim, s->q + i);
-        decode_attention_task dt = {s, il, pos0 + 1};
-        threads_run(s->pool, decode_attention_worker, &dt);
-        return;
-    }
-    attention_task at = {s, il, n, pos0, attention_block_tokens(m)};
+    attention_task at = {s, il, n, pos0, attention_block_tokens(s->m)};
     threads_run(s->pool, attention_worker, &at);
 }
 
@@ -1000,12 +1062,145 @@ static void layer_forward(model_state *s, int il, int n, int pos0)
     add_rows(s->x, s->h, (size_t)n * E);
 }
 
+/* ---------------------------------------------------------------- decode */
+
+/*
+ * Decode (one token) is one parallel region for the whole forward pass, not
+ * one per product: with ~5 products per layer, handing each to the threads
+ * and waiting for them cost two cache-line transfers each, with the serial
+ * steps between them (norms, RoPE, SwiGLU, quantizing the next input) run by
+ * one thread while the others waited. Here every thread keeps its own copy
+ * of the residual stream and does those small steps itself, redundantly,
+ * from the shared outputs of the last product, so the threads meet only at a
+ * barrier after each product and between the attention phases. Each
+ * product's panels are split into the threads' shares as before (stealing
+ * included). Each thread lays out its own share of the next product as soon
+ * as it is done with the current one, before the barrier that lets anyone
+ * look at it, so the line is in its own cache for its first claim (laid out
+ * by the caller, every first claim was a miss to another core). The caller
+ * lays out the first product's shares, so that a worker that starts late
+ * (woken from sleep) can still be helped.
+ *
+ * After the q/k/v product, every thread adds the bias to its own copy of q
+ * and rotates it; K goes to the cache from the last thread, whose range of
+ * keys holds the new position, and V from thread 0 (the values phase is two
+ * barriers later). Every thread computes the same values in the same order,
+ * so the result does not depend on the number of threads.
+ */
+typedef struct {
+    model_state *s;
+    float *logits;
+} decode_task;
+
+static int group_panels(const matrix *const *w, int n_mats)
+{
+    int rows = 0;
+    for (int i = 0; i < n_mats; i++) rows += padded_rows(w[i]);
+    return rows / MATVEC_ROW_TILE;
+}
+
+/* Thread ith's equal contiguous share of the panels of decode product `step`. */
+static void decode_share_init(model_state *s, int step, int ith, int nth)
+{
+    const matrix *w[3];
+    int n_panels = group_panels(w, decode_product(s->m, step, w));
+    atomic_store_explicit(&s->shares[(size_t)step * nth + ith].span,
+                          span_of((uint32_t)split_point(n_panels, ith, nth), (uint32_t)split_point(n_panels, ith + 1, nth)),
+                          memory_order_relaxed);
+}
+
+/* Thread ith's part of decode product `step` on input x (quantized into its own buffer). */
+static void decode_matmul(model_state *s, const decode_scratch *me, int step, int ith, int nth, float *const *y,
+                          const float *x)
+{
+    const matrix *w[3];
+    int n_mats = decode_product(s->m, step, w);
+    matmul_task t;
+    matmul_task_init(&t, s, n_mats, w, y, x, 1, NULL, me->act);
+    t.shares = s->shares + (size_t)step * nth;
+    if (needs_quantize(&t)) matmul_quantize_worker(&t, 0, 1);
+    matmul_worker(&t, ith, nth);
+    if (step + 1 < decode_products(s->m)) decode_share_init(s, step + 1, ith, nth);
+}
+
+/* After the q/k/v product: this thread's query, and the new K and V into the cache. */
+static void decode_qkv_finish(model_state *s, decode_scratch *me, int il, int ith, int nth)
+{
+    const model *m = s->m;
+    const layer_weights *L = &m->layers[il];
+    int q_dim = m->n_head * m->head_dim, kv_dim = kv_dim_of(m);
+    memcpy(me->q, s->q, (size_t)q_dim * sizeof(float));
+    add_bias_rows(me->q, L->bq, 1, q_dim);
+    rope_apply(s, me->q, m->n_head, s->pos);
+    for (int i = 0; i < q_dim; i += m->head_dim) round_to_f16(me->q + i, m->head_dim, me->q + i);
+    if (ith == nth - 1) {
+        add_bias_rows(s->k, L->bk, 1, kv_dim);
+        rope_apply(s, s->k, m->n_head_kv, s->pos);
+        kv_store_row(s, s->k_cache, il, s->pos, s->k);
+    }
+    if (ith == 0) {
+        add_bias_rows(s->v, L->bv, 1, kv_dim);
+        kv_store_row(s, s->v_cache, il, s->pos, s->v);
+    }
+}
+
+static void decode_layer(model_state *s, decode_scratch *me, int il, int ith, int nth)
+{
+    const model *m = s->m;
+    const layer_weights *L = &m->layers[il];
+    int E = m->n_embd;
+    rmsnorm(me->in, me->x, L->attn_norm, E, m->norm_eps);
+    decode_matmul(s, me, decode_step(il, DECODE_QKV), ith, nth, (float *[]){s->q, s->k, s->v}, me->in);
+    threads_barrier(s->pool, ith);
+    decode_qkv_finish(s, me, il, ith, nth);
+    decode_attention(&(decode_attention_task){s, me->q, il, s->pos + 1}, ith, nth);
+
+    decode_matmul(s, me, decode_step(il, DECODE_O), ith, nth, (float *[]){s->h}, s->att);
+    threads_barrier(s->pool, ith);
+    add_rows(me->x, s->h, (size_t)E);
+
+    rmsnorm(me->in, me->x, L->ffn_norm, E, m->norm_eps);
+    decode_matmul(s, me, decode_step(il, DECODE_FFN_IN), ith, nth, (float *[]){s->gate, s->up}, me->in);
+    threads_barrier(s->pool, ith);
+    memcpy(me->in, s->gate, (size_t)m->n_ff * sizeof(float));
+    kernels.silu_mul_row(m->n_ff, me->in, s->up);
+    decode_matmul(s, me, decode_step(il, DECODE_DOWN), ith, nth, (float *[]){s->h}, me->in);
+    threads_barrier(s->pool, ith);
+    add_rows(me->x, s->h, (size_t)E);
+}
+
+static void decode_worker(void *ctx, int ith, int nth)
+{
+    decode_task *d = ctx;
+    model_state *s = d->s;
+    const model *m = s->m;
+    decode_scratch *me = &s->decode[ith];
+    memcpy(me->x, s->x, (size_t)m->n_embd * sizeof(float));
+    for (int il = 0; il < m->n_layer; il++) decode_layer(s, me, il, ith, nth);
+    rmsnorm(me->in, me->x, m->output_norm, m->n_embd, m->norm_eps);
+    decode_matmul(s, me, decode_step(m->n_layer, 0), ith, nth, &d->logits, me->in);
+}
+
+/* The token at position s->pos, already embedded in s->x: logits into `logits`. */
+static void decode_token(model_state *s, float *logits)
+{
+    int nth = threads_count(s->pool);
+    for (int i = 0; i < nth; i++) decode_share_init(s, 0, i, nth);
+    threads_run(s->pool, decode_worker, &(decode_task){s, logits});
+}
+
 /* One chunk of at most n_batch tokens. */
 static void forward_chunk(model_state *s, const int32_t *tokens, int n, float *logits_all)
 {
     const model *m = s->m;
     int E = m->n_embd, pos0 = s->pos;
     embed_tokens(s, tokens, n);
+    if (n == 1) {
+        decode_token(s, logits_all ? logits_all : s->logits);
+        if (logits_all) memcpy(s->logits, logits_all, (size_t)m->n_vocab * sizeof(float));
+        s->pos++;
+        return;
+    }
     for (int il = 0; il < m->n_layer; il++) layer_forward(s, il, n, pos0);
     s->pos += n;
 

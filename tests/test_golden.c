@@ -7,7 +7,8 @@
  * standard deviation, by weight type); greedy decoding reproduces the golden
  * continuation up to the first near-tie (margin < 0.1), and where no near-tie
  * occurs the decoded text matches byte for byte. stories260K must reproduce
- * its first 45 tokens and their text exactly.
+ * its first 45 tokens and their text exactly. Decoding gives the same logits,
+ * bit for bit, on 1, 2 and 3 threads.
  */
 #include <jansson.h>
 #include <math.h>
@@ -116,15 +117,17 @@ static void golden_free(golden *g)
     free(g->positions);
 }
 
-static engine *open_model(const char *name)
+static engine *open_model_threads(const char *name, int n_threads)
 {
     char rel[256], err[512];
     snprintf(rel, sizeof rel, "models/%s.gguf", name);
-    engine_params p = {.n_threads = 2};
+    engine_params p = {.n_threads = n_threads};
     engine *e = NULL;
     if (engine_open(&e, test_data_path(rel), &p, err, sizeof err)) test_fail_at(__FILE__, __LINE__, "%s", err);
     return e;
 }
+
+static engine *open_model(const char *name) { return open_model_threads(name, 2); }
 
 static void test_prompt_tokens(void)
 {
@@ -242,6 +245,44 @@ out:
     golden_free(&g);
 }
 
+/* The prompt, then DECODE_STEPS greedy tokens one at a time on n_threads;
+ * the logits of every decode step into out ([DECODE_STEPS][n_vocab]). */
+#define DECODE_STEPS 12
+static int decode_logits(const golden *g, int n_threads, float *out)
+{
+    char err[512];
+    engine *e = open_model_threads(current, n_threads);
+    int ok = e && engine_eval(e, g->prompt, g->n_prompt, NULL, err, sizeof err) == 0;
+    for (int i = 0; ok && i < DECODE_STEPS; i++) {
+        int32_t id = argmax(engine_last_logits(e), g->n_vocab);
+        ok = engine_eval(e, &id, 1, out + (size_t)i * g->n_vocab, err, sizeof err) == 0;
+    }
+    if (e && !ok) EXPECT(0, "%d threads: %s", n_threads, err);
+    engine_close(e);
+    return ok ? 0 : -1;
+}
+
+/* Every decode value is computed by one thread in a fixed order (model.c),
+ * so the thread count must not change a single bit. */
+static void test_decode_threads(void)
+{
+    golden g;
+    REQUIRE(golden_load(&g, current) == 0, "cannot read golden/%s.json", current);
+    size_t n = (size_t)DECODE_STEPS * g.n_vocab;
+    float *one = malloc(n * sizeof *one), *more = malloc(n * sizeof *more);
+    if (one && more && decode_logits(&g, 1, one) == 0)
+        for (int threads = 2; threads <= 3; threads++) {
+            if (decode_logits(&g, threads, more) != 0) break;
+            size_t i = 0;
+            while (i < n && memcmp(&one[i], &more[i], sizeof *one) == 0) i++;
+            EXPECT(i == n, "%d threads: step %zu token %zu is %.9g, one thread %.9g", threads, i / g.n_vocab,
+                   i % g.n_vocab, (double)more[i < n ? i : 0], (double)one[i < n ? i : 0]);
+        }
+    free(one);
+    free(more);
+    golden_free(&g);
+}
+
 int main(void)
 {
     char name[256];
@@ -253,6 +294,8 @@ int main(void)
         TEST_RUN_AS(name, test_logits);
         snprintf(name, sizeof name, "greedy_%s", current);
         TEST_RUN_AS(name, test_greedy);
+        snprintf(name, sizeof name, "decode_threads_%s", current);
+        TEST_RUN_AS(name, test_decode_threads);
     }
     return test_exit_code();
 }
