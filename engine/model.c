@@ -625,7 +625,7 @@ static void rope_apply(const model_state *s, float *vec, int n_heads, int pos)
  * Several products that share one input (q/k/v, or gate/up) run as one
  * parallel region: the input is quantized once per activation format, and
  * the output rows of all matrices form one range, so a decode step pays one
- * thread hand-off per group, not per matrix. Each matrix's part of the range
+ * barrier per group, not per matrix. Each matrix's part of the range
  * is padded to a multiple of 16 rows, so every piece starts on a weight panel.
  *
  * Prefill takes 64-row tiles from an atomic counter (each tile is plenty of
@@ -637,7 +637,7 @@ static void rope_apply(const model_state *s, float *vec, int n_heads, int pos)
  * an equal contiguous share of the range and walks it front to back a few
  * panels at a time; a thread that finishes first (a vCPU that was slower
  * this millisecond, or started later) takes panels from the back of the
- * share with the most left. Owner and thief claim from opposite ends of one
+ * others' shares. Owner and thief claim from opposite ends of one
  * atomic word (front | back << 32), so a claim is one compare-and-swap on a
  * line only the owner touches until the end.
  */
@@ -651,7 +651,7 @@ typedef struct {
     const void *ctx;
 } row_prep;
 
-#define OWNER_STEP_PANELS 16 /* decode: most panels an owner claims at once (half of what is left, at most this) */
+#define OWNER_STEP_PANELS 64 /* decode: most panels an owner claims at once (3/4 of what is left, at most this) */
 
 typedef struct {
     const matrix *w[MATMUL_MAX];
@@ -750,9 +750,10 @@ static void matmul_range(const matmul_task *t, int g0, int g1, float *wtile)
 
 static uint64_t span_of(uint32_t front, uint32_t back) { return front | (uint64_t)back << 32; }
 
-/* Claims panels from the front of a share (its owner: half of what is left,
+/* Claims panels from the front of a share (its owner: 3/4 of what is left,
  * at most OWNER_STEP_PANELS, so the last claims are small enough to leave
- * something to take) or half of what is left from its back (a thread done
+ * something to take; each claim is a locked instruction, which waits for the
+ * loads in flight, so claims are few) or half of what is left from its back (a thread done
  * with its own: each steal is a compare-and-swap on a line the owner keeps
  * using, ~0.3 us when the two are on different core complexes, so a thief
  * takes enough to be worth it; one panel at a time lost 2-4 points of the
@@ -764,8 +765,8 @@ static int share_claim(owned_share *sh, int from_back, int *first)
     for (;;) {
         uint32_t front = (uint32_t)span, back = (uint32_t)(span >> 32);
         if (front >= back) return 0;
-        int left = (int)(back - front), half = (left + 1) / 2;
-        int n = from_back ? (left / 2 > 0 ? left / 2 : 1) : half < OWNER_STEP_PANELS ? half : OWNER_STEP_PANELS;
+        int left = (int)(back - front), most = (3 * left + 3) / 4;
+        int n = from_back ? (left / 2 > 0 ? left / 2 : 1) : most < OWNER_STEP_PANELS ? most : OWNER_STEP_PANELS;
         uint64_t claimed = from_back ? span_of(front, back - (uint32_t)n) : span_of(front + (uint32_t)n, back);
         if (atomic_compare_exchange_weak_explicit(&sh->span, &span, claimed, memory_order_relaxed,
                                                   memory_order_relaxed)) {
