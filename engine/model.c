@@ -459,6 +459,14 @@ static int decode_product(const model *m, int step, const matrix *w[3])
 
 static size_t cache_lines(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
+/* The next `bytes` of a buffer being cut into pieces. */
+static void *carve(uint8_t **cursor, size_t bytes)
+{
+    void *piece = *cursor;
+    *cursor += bytes;
+    return piece;
+}
+
 /* One decode_scratch per thread, each field on its own cache lines. */
 static int decode_scratch_new(model_state *s, size_t widest)
 {
@@ -471,9 +479,13 @@ static int decode_scratch_new(model_state *s, size_t widest)
     s->decode = calloc((size_t)nth, sizeof *s->decode);
     s->decode_mem = aligned_alloc(64, (size_t)nth * per_thread);
     if (!s->decode || !s->decode_mem) return -1;
+    uint8_t *cursor = s->decode_mem;
     for (int i = 0; i < nth; i++) {
-        uint8_t *base = s->decode_mem + (size_t)i * per_thread;
-        s->decode[i] = (decode_scratch){(float *)base, (float *)(base + x), (float *)(base + x + in), base + x + in + q};
+        decode_scratch *d = &s->decode[i];
+        d->x = carve(&cursor, x);
+        d->in = carve(&cursor, in);
+        d->q = carve(&cursor, q);
+        d->act = carve(&cursor, act);
     }
     return 0;
 }
@@ -1109,9 +1121,8 @@ static void decode_share_init(model_state *s, int step, int ith, int nth)
 {
     const matrix *w[3];
     int n_panels = group_panels(w, decode_product(s->m, step, w));
-    atomic_store_explicit(&s->shares[(size_t)step * nth + ith].span,
-                          span_of((uint32_t)split_point(n_panels, ith, nth), (uint32_t)split_point(n_panels, ith + 1, nth)),
-                          memory_order_relaxed);
+    uint32_t front = (uint32_t)split_point(n_panels, ith, nth), back = (uint32_t)split_point(n_panels, ith + 1, nth);
+    atomic_store_explicit(&s->shares[(size_t)step * nth + ith].span, span_of(front, back), memory_order_relaxed);
 }
 
 /* Thread ith's part of decode product `step` on input x (quantized into its own buffer). */
