@@ -53,8 +53,6 @@
 
 #include "panels.h"
 #include "simd_x86.h"
-/* fully unroll the small token / half / group loops so every accumulator stays in a register */
-#define UNROLL _Pragma("GCC unroll 16")
 /* acc += x in int16 lanes, as one in-place vpaddw the compiler cannot
  * reorder: written as intrinsics, GCC rebalances a running sum of products
  * into a tree, whose products are then all live at once and spill (measured:

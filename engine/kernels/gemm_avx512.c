@@ -62,8 +62,6 @@
 
 #include "panels.h"
 #include "simd_x86.h"
-/* fully unroll the small tile loops so every accumulator stays in a register */
-#define UNROLL _Pragma("GCC unroll 16")
 #define TILE_R 4 /* weight rows per tile */
 #define TILE_A 4 /* activation rows (tokens) per tile; the reductions below assume 4 */
 

@@ -15,6 +15,8 @@
 
 /* For helpers whose constant arguments must fold away where they are expanded. */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* fully unroll a small loop over accumulators so every one stays in a register */
+#define UNROLL _Pragma("GCC unroll 16")
 
 static inline float hsum_f32x8(__m256 v)
 {
