@@ -108,16 +108,30 @@ static inline void prefetch_rows(const f16_t *x, size_t kv_stride, int j0, int j
         for (int d = 0; d < hd; d += 32) _mm_prefetch((const char *)(x + (size_t)j * kv_stride + d), _MM_HINT_T0);
 }
 
-static float dot_q_k(int hd, const float *q, const f16_t *k)
+/* v[8] -> one vector whose lane i is the sum of v[i]'s lanes. */
+static inline __m256 sum8_transposed(const __m256 v[8])
 {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int d = 0;
-    for (; d + 16 <= hd; d += 16) {
-        acc0 = _mm256_fmadd_ps(load_f16x8(k + d), _mm256_loadu_ps(q + d), acc0);
-        acc1 = _mm256_fmadd_ps(load_f16x8(k + d + 8), _mm256_loadu_ps(q + d + 8), acc1);
+    const __m256 a = _mm256_hadd_ps(v[0], v[1]), b = _mm256_hadd_ps(v[2], v[3]);
+    const __m256 c = _mm256_hadd_ps(v[4], v[5]), d = _mm256_hadd_ps(v[6], v[7]);
+    const __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d); /* halves: keys 0-3 | 4-7 of each */
+    return _mm256_add_ps(_mm256_permute2f128_ps(ab, cd, 0x20), _mm256_permute2f128_ps(ab, cd, 0x31));
+}
+
+/* Row q's scores of the 8 keys from k (nk valid; inlined with nk = 8 for whole
+ * blocks): one accumulator per key over the head's vectors, the 8 summed across
+ * lanes together (one horizontal sum per key took ~7 of its ~25 operations). */
+ALWAYS_INLINE __m256 row_scores8(const float *q, int hd, const f16_t *k, size_t kv_stride, int nk)
+{
+    __m256 acc[8];
+    UNROLL
+    for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
+    for (int d = 0; d < hd; d += 8) {
+        const __m256 a = _mm256_loadu_ps(q + d);
+        UNROLL
+        for (int j = 0; j < 8; j++)
+            if (j < nk) acc[j] = _mm256_fmadd_ps(a, load_f16x8(k + (size_t)j * kv_stride + d), acc[j]);
     }
-    for (; d < hd; d += 8) acc0 = _mm256_fmadd_ps(load_f16x8(k + d), _mm256_loadu_ps(q + d), acc0);
-    return hsum_f32x8(_mm256_add_ps(acc0, acc1));
+    return sum8_transposed(acc);
 }
 
 static void attention_scores_avx2(int n_q, int n, int hd, const float *q, const f16_t *k, size_t kv_stride,
@@ -127,12 +141,23 @@ static void attention_scores_avx2(int n_q, int n, int hd, const float *q, const 
         attention_scores_ref(n_q, n, hd, q, k, kv_stride, scale, scores, s_stride);
         return;
     }
+    const __m256 vscale = _mm256_set1_ps(scale);
     for (int j0 = 0; j0 < n; j0 += DECODE_KEYS) {
         const int j1 = j0 + DECODE_KEYS < n ? j0 + DECODE_KEYS : n;
         prefetch_rows(k, kv_stride, j0 + DECODE_PREFETCH, j1 + DECODE_PREFETCH < n ? j1 + DECODE_PREFETCH : n, hd);
         for (int r = 0; r < n_q; r++)
-            for (int j = j0; j < j1; j++)
-                scores[(size_t)r * s_stride + j] = dot_q_k(hd, q + (size_t)r * hd, k + (size_t)j * kv_stride) * scale;
+            for (int j = j0; j < j1; j += 8) {
+                const f16_t *kj = k + (size_t)j * kv_stride;
+                float *out = scores + (size_t)r * s_stride + j;
+                const float *qr = q + (size_t)r * hd;
+                if (j1 - j >= 8) {
+                    _mm256_storeu_ps(out, _mm256_mul_ps(row_scores8(qr, hd, kj, kv_stride, 8), vscale));
+                } else {
+                    float part[8];
+                    _mm256_storeu_ps(part, _mm256_mul_ps(row_scores8(qr, hd, kj, kv_stride, j1 - j), vscale));
+                    memcpy(out, part, (size_t)(j1 - j) * sizeof *part);
+                }
+            }
     }
 }
 
