@@ -455,8 +455,6 @@ static void attention_block_avx512(int n_q, const int *n_keys, int hd, const flo
 /* ---- decode: a few query rows over the same keys ------------------------- */
 
 enum { ROWS_V = 4, ROWS_KEYS = 16, ROWS_PREFETCH = 64 /* keys ahead */ };
-/* every accumulator array below must live in registers: unroll their loops fully */
-#define ROWS_UNROLL _Pragma("GCC unroll 16")
 
 /* v[i] (16 vectors) -> one vector whose lane i is the sum of v[i]'s lanes. */
 static inline __m512 sum16_transposed(__m512 v[16])
@@ -467,10 +465,10 @@ static inline __m512 sum16_transposed(__m512 v[16])
     static const int32_t d_lo[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
     const int32_t *lo[4] = {a_lo, b_lo, c_lo, d_lo};
     const int shift[4] = {8, 4, 2, 1}; /* the hi index is lo + shift */
-    ROWS_UNROLL
+    UNROLL
     for (int level = 0; level < 4; level++) {
         const __m512i il = _mm512_loadu_si512(lo[level]), ih = _mm512_add_epi32(il, _mm512_set1_epi32(shift[level]));
-        ROWS_UNROLL
+        UNROLL
         for (int i = 0; i < 8 >> level; i++)
             v[i] = _mm512_add_ps(_mm512_permutex2var_ps(v[2 * i], il, v[2 * i + 1]),
                                  _mm512_permutex2var_ps(v[2 * i], ih, v[2 * i + 1]));
@@ -499,12 +497,12 @@ static void rows_scores16(int n_q, int hd, const float *q, const f16_t *k, size_
     for (int r = 0; r < n_q; r++) {
         const float *qr = q + (size_t)r * hd;
         __m512 acc[ROWS_KEYS];
-        ROWS_UNROLL
+        UNROLL
         for (int j = 0; j < ROWS_KEYS; j++) acc[j] = _mm512_setzero_ps();
         for (int d = 0; d < hd; d += 16) {
             const __mmask16 m = first_lanes(hd - d);
             const __m512 qd = _mm512_maskz_loadu_ps(m, qr + d);
-            ROWS_UNROLL
+            UNROLL
             for (int j = 0; j < ROWS_KEYS; j++)
                 acc[j] = _mm512_fmadd_ps(qd, _mm512_maskz_loadu_ps(m, kf + (size_t)j * hd + d), acc[j]);
         }
@@ -532,11 +530,11 @@ ALWAYS_INLINE __m512 key_chunk(const f16_t *k, size_t kv_stride, int j, int nk, 
 ALWAYS_INLINE __m512 pair_scores8(const float *q0, const float *q1, int hd, const f16_t *k, size_t kv_stride, int nk)
 {
     __m512 acc[16];
-    ROWS_UNROLL
+    UNROLL
     for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_ps();
     for (int d = 0; d < hd; d += 16) {
         const __m512 a = _mm512_loadu_ps(q0 + d), b = _mm512_loadu_ps(q1 + d);
-        ROWS_UNROLL
+        UNROLL
         for (int j = 0; j < 8; j++) {
             const __m512 x = key_chunk(k, kv_stride, j, nk, d);
             acc[j] = _mm512_fmadd_ps(a, x, acc[j]);
@@ -550,11 +548,11 @@ ALWAYS_INLINE __m512 pair_scores8(const float *q0, const float *q1, int hd, cons
 ALWAYS_INLINE __m512 row_scores16(const float *q, int hd, const f16_t *k, size_t kv_stride, int nk)
 {
     __m512 acc[16];
-    ROWS_UNROLL
+    UNROLL
     for (int j = 0; j < 16; j++) acc[j] = _mm512_setzero_ps();
     for (int d = 0; d < hd; d += 16) {
         const __m512 a = _mm512_loadu_ps(q + d);
-        ROWS_UNROLL
+        UNROLL
         for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(a, key_chunk(k, kv_stride, j, nk, d), acc[j]);
     }
     return sum16_transposed(acc);
@@ -643,29 +641,29 @@ ALWAYS_INLINE void rows_values(const int rows, const int vecs, const float *p, s
                                size_t kv_stride, int n, float *out, size_t out_stride)
 {
     __m512 acc[ROWS_V][4];
-    ROWS_UNROLL
+    UNROLL
     for (int r = 0; r < rows; r++)
-        ROWS_UNROLL
+        UNROLL
         for (int c = 0; c < vecs; c++) acc[r][c] = _mm512_setzero_ps();
     for (int j = 0; j < n; j++) {
         const f16_t *vj = v + (size_t)j * kv_stride;
         if (j + ROWS_PREFETCH < n)
-            ROWS_UNROLL
+            UNROLL
             for (int c = 0; c < vecs; c += 2)
                 _mm_prefetch((const char *)(vj + (size_t)ROWS_PREFETCH * kv_stride + 16 * c), _MM_HINT_T0);
         __m512 x[4];
-        ROWS_UNROLL
+        UNROLL
         for (int c = 0; c < vecs; c++) x[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vj + 16 * c)));
-        ROWS_UNROLL
+        UNROLL
         for (int r = 0; r < rows; r++) {
             const __m512 pj = _mm512_set1_ps(p[(size_t)r * p_stride + j]);
-            ROWS_UNROLL
+            UNROLL
             for (int c = 0; c < vecs; c++) acc[r][c] = _mm512_fmadd_ps(pj, x[c], acc[r][c]);
         }
     }
-    ROWS_UNROLL
+    UNROLL
     for (int r = 0; r < rows; r++)
-        ROWS_UNROLL
+        UNROLL
         for (int c = 0; c < vecs; c++) _mm512_storeu_ps(out + (size_t)r * out_stride + 16 * c, acc[r][c]);
 }
 
