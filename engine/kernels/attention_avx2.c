@@ -101,13 +101,6 @@ static void normalize_round_f16(float *p, int n, float inv_sum)
  * fixed distance ahead asked for. */
 enum { DECODE_KEYS = 16, DECODE_PREFETCH = 64 /* keys ahead */ };
 
-/* The cache rows [j0, j1) (hd f16 each) on their way to L1. */
-static inline void prefetch_rows(const f16_t *x, size_t kv_stride, int j0, int j1, int hd)
-{
-    for (int j = j0; j < j1; j++)
-        for (int d = 0; d < hd; d += 32) _mm_prefetch((const char *)(x + (size_t)j * kv_stride + d), _MM_HINT_T0);
-}
-
 /* v[8] -> one vector whose lane i is the sum of v[i]'s lanes. */
 static inline __m256 sum8_transposed(const __m256 v[8])
 {
@@ -144,7 +137,7 @@ static void attention_scores_avx2(int n_q, int n, int hd, const float *q, const 
     const __m256 vscale = _mm256_set1_ps(scale);
     for (int j0 = 0; j0 < n; j0 += DECODE_KEYS) {
         const int j1 = j0 + DECODE_KEYS < n ? j0 + DECODE_KEYS : n;
-        prefetch_rows(k, kv_stride, j0 + DECODE_PREFETCH, j1 + DECODE_PREFETCH < n ? j1 + DECODE_PREFETCH : n, hd);
+        prefetch_kv_rows(k, kv_stride, j0 + DECODE_PREFETCH, j1 + DECODE_PREFETCH, n, hd);
         for (int r = 0; r < n_q; r++)
             for (int j = j0; j < j1; j += 8) {
                 const f16_t *kj = k + (size_t)j * kv_stride;

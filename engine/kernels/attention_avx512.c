@@ -146,19 +146,11 @@ ALWAYS_INLINE void score_block(int rv, int kb, int hd, lane_layout l, const floa
     }
 }
 
-/* Asks for cache rows [j0, j1) (clipped to n_max) of a head of hd f16 to be fetched. */
-static inline void prefetch_rows(const f16_t *x, size_t kv_stride, int j0, int j1, int n_max, int hd)
-{
-    if (j1 > n_max) j1 = n_max;
-    for (int j = j0; j < j1; j++)
-        for (int d = 0; d < hd; d += 32) _mm_prefetch((const char *)(x + (size_t)j * kv_stride + d), _MM_HINT_T0);
-}
-
 /* kf[i * hd + d] = k_{j0+i}[d] for the n keys of a block of kb; missing keys are 0. The next
  * block is prefetched: the cache comes from L3 or memory. */
 static void convert_keys(const f16_t *k, size_t kv_stride, int j0, int n, int kb, int hd, int n_max, float *kf)
 {
-    prefetch_rows(k, kv_stride, j0 + kb, j0 + 2 * kb, n_max, hd);
+    prefetch_kv_rows(k, kv_stride, j0 + kb, j0 + 2 * kb, n_max, hd);
     for (int i = 0; i < n; i++) convert_row(k + (size_t)(j0 + i) * kv_stride, hd, kf + (size_t)i * hd);
     if (n < kb) memset(kf + (size_t)n * hd, 0, (size_t)(kb - n) * hd * sizeof *kf);
 }
@@ -366,7 +358,7 @@ static void block_values(const row_batch *b, const int *n_keys, const f16_t *v, 
     memset(out, 0, (size_t)b->n_q * hd * sizeof *out);
     for (int j0 = 0; j0 < b->n_max; j0 += tile) {
         int n = b->n_max - j0 < tile ? b->n_max - j0 : tile;
-        prefetch_rows(v, kv_stride, j0 + n, j0 + 2 * n, b->n_max, hd);
+        prefetch_kv_rows(v, kv_stride, j0 + n, j0 + 2 * n, b->n_max, hd);
         round_probabilities(b, st, j0, n, inv_sum);
         for (int g = 0, r0 = 0; g < n_groups; g++) {
             int rows = b->n_q / n_groups + (g < b->n_q % n_groups);
@@ -476,20 +468,12 @@ static inline __m512 sum16_transposed(__m512 v[16])
     return v[0];
 }
 
-/* The cache rows of keys [j0, j1) (hd f16 each) on their way to L1: the KV cache is
- * read once per token, from memory, and a row's first use follows its load at once. */
-static inline void prefetch_kv_rows(const f16_t *x, size_t kv_stride, int j0, int j1, int hd)
-{
-    for (int j = j0; j < j1; j++)
-        for (int d = 0; d < hd; d += 32) _mm_prefetch((const char *)(x + (size_t)j * kv_stride + d), _MM_HINT_T0);
-}
-
 /* scores[r][j] = scale * q_r . k_j for 16 keys from j0 (nk valid) converted into kf. */
 static void rows_scores16(int n_q, int hd, const float *q, const f16_t *k, size_t kv_stride, int j0, int nk, int n,
                           float scale, float *scores, size_t stride, float *kf)
 {
     const int p0 = j0 + ROWS_PREFETCH;
-    prefetch_kv_rows(k, kv_stride, p0 < n ? p0 : n, p0 + ROWS_KEYS < n ? p0 + ROWS_KEYS : n, hd);
+    prefetch_kv_rows(k, kv_stride, p0, p0 + ROWS_KEYS, n, hd);
     for (int j = 0; j < ROWS_KEYS; j++) {
         if (j < nk) convert_row(k + (size_t)(j0 + j) * kv_stride, hd, kf + (size_t)j * hd);
         else memset(kf + (size_t)j * hd, 0, (size_t)hd * sizeof *kf);
@@ -563,7 +547,7 @@ static void block_scores16(int n_q, int hd, const float *q, const f16_t *k, size
                            const __m512 scale, float *scores, size_t stride)
 {
     const int p0 = j0 + ROWS_PREFETCH;
-    prefetch_kv_rows(k, kv_stride, p0 < n ? p0 : n, p0 + ROWS_KEYS < n ? p0 + ROWS_KEYS : n, hd);
+    prefetch_kv_rows(k, kv_stride, p0, p0 + ROWS_KEYS, n, hd);
     const f16_t *kb = k + (size_t)j0 * kv_stride;
     int r = 0;
     for (; r + 2 <= n_q; r += 2) {
@@ -594,15 +578,14 @@ static void attention_scores_avx512(int n_q, int n, int hd, const float *q, cons
         attention_scores_ref(n_q, n, hd, q, k, kv_stride, scale, scores, s_stride);
         return;
     }
+    prefetch_kv_rows(k, kv_stride, 0, ROWS_PREFETCH, n, hd);
     if (hd % 16 == 0) {
-        prefetch_kv_rows(k, kv_stride, 0, n < ROWS_PREFETCH ? n : ROWS_PREFETCH, hd);
         for (int j0 = 0; j0 < n; j0 += ROWS_KEYS)
             block_scores16(n_q, hd, q, k, kv_stride, j0, n - j0 < ROWS_KEYS ? n - j0 : ROWS_KEYS, n,
                            _mm512_set1_ps(scale), scores, s_stride);
         return;
     }
     _Alignas(64) float kf[ROWS_KEYS * BLOCK_MAX_HD];
-    prefetch_kv_rows(k, kv_stride, 0, n < ROWS_PREFETCH ? n : ROWS_PREFETCH, hd);
     for (int j0 = 0; j0 < n; j0 += ROWS_KEYS)
         rows_scores16(n_q, hd, q, k, kv_stride, j0, n - j0 < ROWS_KEYS ? n - j0 : ROWS_KEYS, n, scale, scores,
                       s_stride, kf);

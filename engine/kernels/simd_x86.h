@@ -80,6 +80,16 @@ ALWAYS_INLINE void prefetch_ahead(const void *p, size_t bytes)
     for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
 }
 
+/* KV-cache rows [j0, j1), clipped to the first n, of a head of hd f16 asked
+ * to come to L1: attention reads the cache once per token, from memory, and
+ * uses a row as soon as it arrives. */
+static inline void prefetch_kv_rows(const f16_t *x, size_t kv_stride, int j0, int j1, int n, int hd)
+{
+    if (j1 > n) j1 = n;
+    for (int j = j0; j < j1; j++)
+        for (int d = 0; d < hd; d += 32) _mm_prefetch((const char *)(x + (size_t)j * kv_stride + d), _MM_HINT_T0);
+}
+
 /* ---- k-quant panels (AVX2 and AVX-512 alike) ---------------------------- */
 
 enum { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K };
