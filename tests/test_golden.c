@@ -8,7 +8,8 @@
  * continuation up to the first near-tie (margin < 0.1), and where no near-tie
  * occurs the decoded text matches byte for byte. stories260K must reproduce
  * its first 45 tokens and their text exactly. Decoding gives the same logits,
- * bit for bit, on 1, 2 and 3 threads.
+ * bit for bit, on 1, 2 and 3 threads, and within the tolerance the logits of
+ * the same tokens evaluated in one batch, over 300 positions.
  */
 #include <jansson.h>
 #include <math.h>
@@ -148,6 +149,18 @@ static void test_prompt_tokens(void)
     golden_free(&g);
 }
 
+/* max_i |got[i] - want[i]| in units of want's standard deviation (infinite for NaN). */
+static double row_error_std(const float *want, const float *got, int n)
+{
+    double mean = 0, var = 0, maxdiff = 0;
+    for (int i = 0; i < n; i++) mean += want[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) var += (want[i] - mean) * (want[i] - mean);
+    double sd = sqrt(var / n);
+    for (int i = 0; i < n; i++) maxdiff = fmax(maxdiff, fabs((double)got[i] - want[i]));
+    return isnan(maxdiff) || isnan(got[0]) ? INFINITY : maxdiff / sd;
+}
+
 static void test_logits(void)
 {
     golden g;
@@ -169,14 +182,8 @@ static void test_logits(void)
         int worst_pos = -1, n_checked = 0;
         for (int r = 0; r < g.n_positions; r++) {
             if (!row_is_checked(current, g.positions[r])) continue;
-            const float *w = want + (size_t)r * g.n_vocab, *o = got + (size_t)g.positions[r] * g.n_vocab;
-            double mean = 0, var = 0, maxdiff = 0;
-            for (int i = 0; i < g.n_vocab; i++) mean += w[i];
-            mean /= g.n_vocab;
-            for (int i = 0; i < g.n_vocab; i++) var += (w[i] - mean) * (w[i] - mean);
-            double sd = sqrt(var / g.n_vocab);
-            for (int i = 0; i < g.n_vocab; i++) maxdiff = fmax(maxdiff, fabs((double)o[i] - w[i]));
-            double rel_err = isnan(maxdiff) || isnan(o[0]) ? INFINITY : maxdiff / sd;
+            double rel_err = row_error_std(want + (size_t)r * g.n_vocab, got + (size_t)g.positions[r] * g.n_vocab,
+                                           g.n_vocab);
             errs[n_checked++] = rel_err;
             if (rel_err > worst) worst = rel_err, worst_pos = g.positions[r];
         }
@@ -283,6 +290,43 @@ static void test_decode_threads(void)
     golden_free(&g);
 }
 
+/* Decoding one token at a time must give what evaluating all of them in one
+ * batch gives (two different attention and matmul paths), well past the 64
+ * keys where decode attention starts cutting the keys into chunks: the
+ * prompt, then its greedy continuation repeated up to LONG_TOKENS tokens. */
+#define LONG_TOKENS 300
+static void test_decode_matches_batch(void)
+{
+    golden g;
+    REQUIRE(golden_load(&g, current) == 0, "cannot read golden/%s.json", current);
+    char err[512];
+    engine *batch = open_model(current), *step = open_model(current);
+    int n = LONG_TOKENS, ok = batch && step && g.n_greedy > 0;
+    if (ok && engine_get_info(batch)->n_ctx < n) n = engine_get_info(batch)->n_ctx;
+    int32_t *tokens = malloc(sizeof *tokens * LONG_TOKENS);
+    float *all = malloc(sizeof *all * (size_t)LONG_TOKENS * g.n_vocab);
+    REQUIRE(tokens && all, "out of memory");
+    for (int i = 0; i < n; i++) tokens[i] = i < g.n_prompt ? g.prompt[i] : g.greedy[(i - g.n_prompt) % g.n_greedy];
+    ok = ok && engine_eval(batch, tokens, n, all, err, sizeof err) == 0;
+    ok = ok && engine_eval(step, tokens, g.n_prompt, NULL, err, sizeof err) == 0;
+    double worst = 0;
+    int worst_pos = -1;
+    for (int i = g.n_prompt; ok && i < n; i++) {
+        ok = engine_eval(step, &tokens[i], 1, NULL, err, sizeof err) == 0;
+        double rel_err = ok ? row_error_std(all + (size_t)i * g.n_vocab, engine_last_logits(step), g.n_vocab) : 0;
+        if (rel_err > worst) worst = rel_err, worst_pos = i;
+    }
+    EXPECT(ok, "%s", err);
+    EXPECT(worst <= tolerance_for(current), "position %d: decode vs batch max |diff| = %.4f std (tolerance %.3f std)",
+           worst_pos, worst, tolerance_for(current));
+    printf("# %s: decode vs batch over %d positions: worst %.4f std\n", current, n - g.n_prompt, worst);
+    free(tokens);
+    free(all);
+    engine_close(batch);
+    engine_close(step);
+    golden_free(&g);
+}
+
 int main(void)
 {
     char name[256];
@@ -296,6 +340,8 @@ int main(void)
         TEST_RUN_AS(name, test_greedy);
         snprintf(name, sizeof name, "decode_threads_%s", current);
         TEST_RUN_AS(name, test_decode_threads);
+        snprintf(name, sizeof name, "decode_matches_batch_%s", current);
+        TEST_RUN_AS(name, test_decode_matches_batch);
     }
     return test_exit_code();
 }
