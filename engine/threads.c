@@ -27,7 +27,9 @@
  * cache-line transfer after the last thread arrives; a shared arrival counter
  * costs two (the last arrival must take the line, the waiters re-read it).
  * Each thread reads every other thread's line: fine for the few threads of a
- * CI runner, O(n) reads per barrier on very wide pools.
+ * CI runner, O(n) reads per barrier on very wide pools. The barrier also
+ * comes in halves (threads_arrive, then threads_wait_arrivals), so that a
+ * thread can do something useful between them while the others arrive.
  *
  * When the pool has no more threads than the CPUs we may run on, each
  * thread is pinned to its own CPU (the caller to the first). Unpinned, the
@@ -462,18 +464,38 @@ static void spin_wait_step(spin_wait *w)
     }
 }
 
-void threads_barrier(thread_pool *p, int ith)
+unsigned threads_arrive(thread_pool *p, int ith)
 {
-    if (!p || p->n_threads == 1) return;
+    if (!p || p->n_threads == 1) return 0;
     unsigned reached = atomic_load_explicit(&p->barriers[ith].reached, memory_order_relaxed) + 1;
     atomic_store_explicit(&p->barriers[ith].reached, reached, memory_order_release);
+    return reached;
+}
+
+/* Thread j has reached barrier `ticket` (counts wrap: compare by difference). */
+static int has_reached(const thread_pool *p, int j, unsigned ticket)
+{
+    return (int)(atomic_load_explicit(&p->barriers[j].reached, memory_order_acquire) - ticket) >= 0;
+}
+
+int threads_all_arrived(const thread_pool *p, unsigned ticket)
+{
+    if (!p || p->n_threads == 1) return 1;
+    for (int j = 0; j < p->n_threads; j++)
+        if (!has_reached(p, j, ticket)) return 0;
+    return 1;
+}
+
+void threads_wait_arrivals(thread_pool *p, unsigned ticket)
+{
+    if (!p || p->n_threads == 1) return;
     for (int j = 0; j < p->n_threads; j++) {
         spin_wait w = {0, 0};
-        /* counts wrap: compare by difference */
-        while ((int)(atomic_load_explicit(&p->barriers[j].reached, memory_order_acquire) - reached) < 0)
-            spin_wait_step(&w);
+        while (!has_reached(p, j, ticket)) spin_wait_step(&w);
     }
 }
+
+void threads_barrier(thread_pool *p, int ith) { threads_wait_arrivals(p, threads_arrive(p, ith)); }
 
 void threads_run(thread_pool *p, thread_task_fn fn, void *ctx)
 {

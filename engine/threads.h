@@ -37,5 +37,12 @@ void threads_run(thread_pool *p, thread_task_fn fn, void *ctx);
  * Every thread must call it the same number of times. A no-op on a
  * one-thread pool. */
 void threads_barrier(thread_pool *p, int ith);
+/* The same barrier in halves, for a thread with something useful to do while
+ * the others arrive: threads_arrive() counts thread ith in and returns its
+ * ticket; threads_all_arrived() says, without waiting, whether every thread
+ * has arrived; threads_wait_arrivals() returns once they have. */
+unsigned threads_arrive(thread_pool *p, int ith);
+int threads_all_arrived(const thread_pool *p, unsigned ticket);
+void threads_wait_arrivals(thread_pool *p, unsigned ticket);
 
 #endif

@@ -130,6 +130,45 @@ static void barrier_task(void *arg, int ith, int nth)
     }
 }
 
+/* The barrier in halves: thread 0 arrives, sees that the last thread has not (it holds back
+ * until told), tells it to go, and only then may threads_all_arrived say yes. Whoever
+ * arrived waits in threads_wait_arrivals until all have. */
+typedef struct {
+    thread_pool *pool;
+    atomic_int go, early_yes, late_no, rounds;
+} arrive_ctx;
+
+static void arrive_task(void *arg, int ith, int nth)
+{
+    arrive_ctx *a = arg;
+    for (int r = 1; r <= a->rounds; r++) {
+        if (ith == nth - 1)
+            while (atomic_load(&a->go) != r) continue;
+        unsigned ticket = threads_arrive(a->pool, ith);
+        if (ith == 0) {
+            if (threads_all_arrived(a->pool, ticket)) atomic_fetch_add(&a->early_yes, 1);
+            atomic_store(&a->go, r);
+        }
+        threads_wait_arrivals(a->pool, ticket);
+        if (!threads_all_arrived(a->pool, ticket)) atomic_fetch_add(&a->late_no, 1);
+    }
+}
+
+static void barrier_in_halves(void)
+{
+    for (int n = 2; n <= 3; n++) {
+        thread_pool *p = threads_new(n);
+        REQUIRE(p, "threads_new(%d) failed", n);
+        arrive_ctx a = {.pool = p, .rounds = 2000};
+        threads_run(p, arrive_task, &a);
+        EXPECT(atomic_load(&a.early_yes) == 0, "n=%d: all arrived before the last thread did, %d times", n,
+               atomic_load(&a.early_yes));
+        EXPECT(atomic_load(&a.late_no) == 0, "n=%d: not all arrived after waiting, %d times", n,
+               atomic_load(&a.late_no));
+        threads_free(p);
+    }
+}
+
 static void barrier_separates_phases(void)
 {
     for (int n = 1; n <= 3; n++) {
@@ -300,6 +339,7 @@ int main(void)
     TEST_RUN(pool_work_split_sums_correctly);
     TEST_RUN(pool_of_one_runs_on_the_caller);
     TEST_RUN(barrier_separates_phases);
+    TEST_RUN(barrier_in_halves);
     TEST_RUN(pool_pins_one_thread_per_cpu);
     TEST_RUN(pool_free_without_any_run);
     TEST_RUN(available_is_within_affinity);
