@@ -239,10 +239,13 @@ static void test_gemm_type(void)
         check_case(&t, 19 * QK_K, 32, 7, CASE_RANDOM);
         check_case(&t, 19 * QK_K, 16, 5, CASE_EXTREME);
     }
-    /* rows longer than one 128-block activation table (several passes adding into y) */
+    /* rows longer than one 128-block activation table (several passes adding into y; one
+     * token, and the single token left after a group of 16, go in one pass) */
     if (bs == QK32) {
         check_case(&t, 131 * QK32, 32, 20, CASE_RANDOM);
         check_case(&t, 131 * QK32, 16, 16, CASE_EXTREME);
+        check_case(&t, 131 * QK32, 48, 1, CASE_RANDOM);
+        check_case(&t, 280 * QK32, 17, 17, CASE_RANDOM);
     }
     /* every quant at its maximum: the largest partial sums, whole and partial panels and tiles */
     static const int saturated_shapes[][2] = {{17, 5}, {48, 20}, {5, 1}, {3, 4}};
