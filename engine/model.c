@@ -1228,6 +1228,22 @@ static const char *share_front(const model_state *s, int step, int ith, int nth,
     return NULL;
 }
 
+/* Before the barrier after q/k/v: the cache rows (positions before pos, up to
+ * SHARE_PREFETCH_MAX bytes of each) that attention will read for thread ith's
+ * KV heads when it goes by heads. The cache is small next to the weights
+ * streamed since the last token, so these rows come from memory. */
+static void prefetch_own_kv(const model_state *s, int il, int ith, int nth)
+{
+    const model *m = s->m;
+    if (!decode_attention_by_heads(m, s->pos + 1, nth)) return;
+    size_t bytes = (size_t)s->pos * m->head_dim * sizeof(f16_t);
+    for (int kvh = split_point(m->n_head_kv, ith, nth); kvh < split_point(m->n_head_kv, ith + 1, nth); kvh++)
+        for (size_t o = 0; o < bytes && o < SHARE_PREFETCH_MAX; o += 64) {
+            __builtin_prefetch((const char *)kv_head_rows(s, s->k_cache, il, kvh) + o, 0, 3);
+            __builtin_prefetch((const char *)kv_head_rows(s, s->v_cache, il, kvh) + o, 0, 3);
+        }
+}
+
 /* The barrier after a decode phase; while waiting, the front of this thread's share of product `next` (-1: none). */
 static void decode_barrier(model_state *s, int next, int ith, int nth)
 {
@@ -1273,6 +1289,7 @@ static void decode_layer(model_state *s, decode_scratch *me, int il, int ith, in
     int E = m->n_embd;
     rmsnorm(me->in, me->x, L->attn_norm, E, m->norm_eps);
     decode_matmul(s, me, decode_step(il, DECODE_QKV), ith, nth, (float *[]){s->q, s->k, s->v}, me->in);
+    prefetch_own_kv(s, il, ith, nth);
     decode_barrier(s, -1, ith, nth);
     decode_query(s, me, il);
     decode_attention(&(decode_attention_task){s, me->q, il, s->pos + 1}, ith, nth);
