@@ -1237,11 +1237,15 @@ static void prefetch_own_kv(const model_state *s, int il, int ith, int nth)
     const model *m = s->m;
     if (!decode_attention_by_heads(m, s->pos + 1, nth)) return;
     size_t bytes = (size_t)s->pos * m->head_dim * sizeof(f16_t);
-    for (int kvh = split_point(m->n_head_kv, ith, nth); kvh < split_point(m->n_head_kv, ith + 1, nth); kvh++)
-        for (size_t o = 0; o < bytes && o < SHARE_PREFETCH_MAX; o += 64) {
-            __builtin_prefetch((const char *)kv_head_rows(s, s->k_cache, il, kvh) + o, 0, 3);
-            __builtin_prefetch((const char *)kv_head_rows(s, s->v_cache, il, kvh) + o, 0, 3);
+    if (bytes > SHARE_PREFETCH_MAX) bytes = SHARE_PREFETCH_MAX;
+    for (int kvh = split_point(m->n_head_kv, ith, nth); kvh < split_point(m->n_head_kv, ith + 1, nth); kvh++) {
+        const char *k = (const char *)kv_head_rows(s, s->k_cache, il, kvh);
+        const char *v = (const char *)kv_head_rows(s, s->v_cache, il, kvh);
+        for (size_t o = 0; o < bytes; o += 64) {
+            __builtin_prefetch(k + o, 0, 3);
+            __builtin_prefetch(v + o, 0, 3);
         }
+    }
 }
 
 /* The barrier after a decode phase; while waiting, the front of this thread's share of product `next` (-1: none). */
@@ -1249,7 +1253,7 @@ static void decode_barrier(model_state *s, int next, int ith, int nth)
 {
     unsigned ticket = threads_arrive(s->pool, ith);
     size_t bytes = 0, done = 0;
-    const char *front = next >= 0 && next < decode_products(s->m) ? share_front(s, next, ith, nth, &bytes) : NULL;
+    const char *front = next >= 0 ? share_front(s, next, ith, nth, &bytes) : NULL;
     for (; done < bytes && done < SHARE_PREFETCH_L1; done += 64) __builtin_prefetch(front + done, 0, 3);
     while (done < bytes && done < SHARE_PREFETCH_MAX && !threads_all_arrived(s->pool, ticket))
         for (size_t step_end = done + SHARE_PREFETCH_STEP; done < step_end; done += 64)
