@@ -297,17 +297,17 @@ static uint64_t next_random(uint64_t *s)
 }
 
 /* n single-token evaluations of tokens[0, n); returns tokens per second, or -1. */
-static double decode_run(engine *e, const int32_t *tokens, int n, char *err, size_t errlen)
+static double decode_run(engine_session *ses, const int32_t *tokens, int n, char *err, size_t errlen)
 {
     double t0 = now_s();
     for (int i = 0; i < n; i++)
-        if (engine_eval(e, &tokens[i], 1, NULL, err, errlen)) return -1;
+        if (engine_eval(ses, &tokens[i], 1, NULL, err, errlen)) return -1;
     return n / (now_s() - t0);
 }
 
 /* One repetition: prefill p tokens and decode n after them; then decode n
  * from an empty cache. Each decode run lies between two bandwidth passes. */
-static int run_once(engine *e, bandwidth_probe *probe, const int32_t *tokens, const bench_options *o,
+static int run_once(engine_session *e, bandwidth_probe *probe, const int32_t *tokens, const bench_options *o,
                     bench_result *r, int rep, char *err, size_t errlen)
 {
     recorded_pass(probe, r);
@@ -327,10 +327,10 @@ static int run_once(engine *e, bandwidth_probe *probe, const int32_t *tokens, co
     return 0;
 }
 
-static int run_bench(engine *e, bandwidth_probe *probe, const bench_options *o, bench_result *r, char *err,
+static int run_bench(engine_session *e, bandwidth_probe *probe, const bench_options *o, bench_result *r, char *err,
                      size_t errlen)
 {
-    const engine_info *info = engine_get_info(e);
+    const engine_info *info = engine_get_info(engine_session_model(e));
     int n_tokens = o->n_prompt + o->n_gen;
     int32_t *tokens = malloc((size_t)n_tokens * sizeof *tokens);
     if (!tokens) {
@@ -486,8 +486,11 @@ int cmd_bench(int argc, char **argv)
     const engine_info *info = engine_get_info(e);
     bench_result r = {0};
     rc = 1;
-    bandwidth_probe *probe = bandwidth_probe_new(info->n_threads, o.bandwidth_mib, err, sizeof err);
-    if (!probe || run_bench(e, probe, &o, &r, err, sizeof err)) {
+    engine_session *ses = NULL;
+    bandwidth_probe *probe = NULL;
+    if (engine_session_new(&ses, e, 0, err, sizeof err) ||
+        !(probe = bandwidth_probe_new(info->n_threads, o.bandwidth_mib, err, sizeof err)) ||
+        run_bench(ses, probe, &o, &r, err, sizeof err)) {
         fprintf(stderr, "prbot bench: %s\n", err);
     } else {
         if (o.json)
@@ -497,6 +500,7 @@ int cmd_bench(int argc, char **argv)
         rc = 0;
     }
     bandwidth_probe_free(probe);
+    engine_session_free(ses);
     engine_close(e);
     return rc;
 }

@@ -29,6 +29,18 @@ static engine *open_engine(const char *cmd, const char *model_path, const engine
     return e;
 }
 
+/* A session of e for subcommand `cmd`; on failure says why on stderr and returns NULL. */
+static engine_session *open_session(const char *cmd, engine *e)
+{
+    char err[512];
+    engine_session *s;
+    if (engine_session_new(&s, e, 0, err, sizeof err)) {
+        fprintf(stderr, "prbot %s: %s\n", cmd, err);
+        return NULL;
+    }
+    return s;
+}
+
 /* ------------------------------------------------------------- generate */
 
 typedef struct {
@@ -169,6 +181,11 @@ int cmd_generate(int argc, char **argv)
     engine_params params = {.n_threads = o.threads, .n_ctx = o.n_ctx};
     engine *e = open_engine("generate", o.model, &params);
     if (!e) return 1;
+    engine_session *ses = open_session("generate", e);
+    if (!ses) {
+        engine_close(e);
+        return 1;
+    }
     char err[512];
     int32_t *prompt = NULL, *gen = NULL;
     text_sink sink = {.stream = !o.json};
@@ -183,7 +200,8 @@ int cmd_generate(int argc, char **argv)
     int cap = o.sampling.max_tokens > 0 ? o.sampling.max_tokens : 1;
     if (!(gen = malloc((size_t)cap * sizeof *gen))) goto done;
     engine_stats st;
-    if (engine_generate(e, prompt, n_prompt, &o.sampling, on_token, &sink, gen, cap, &st, err, sizeof err)) goto done;
+    if (engine_generate(ses, prompt, n_prompt, &o.sampling, on_token, &sink, gen, cap, &st, err, sizeof err))
+        goto done;
     if (o.json)
         print_generate_json(prompt, n_prompt, gen, st.generated_tokens, sink.text ? sink.text : "", &st);
     else
@@ -198,6 +216,7 @@ done:
     free(prompt);
     free(gen);
     free(sink.text);
+    engine_session_free(ses);
     engine_close(e);
     return rc;
 }
@@ -229,8 +248,15 @@ int cmd_chat(int argc, char **argv)
     engine_params params = {.n_threads = threads};
     engine *e = open_engine("chat", model_path, &params);
     if (!e) return 1;
+    engine_session *ses = open_session("chat", e);
+    if (!ses) {
+        engine_close(e);
+        return 1;
+    }
     char err[512];
-    /* The conversation is re-rendered each turn; simple and always template-exact. */
+    /* The conversation is re-rendered each turn, always template-exact; the
+     * session's cache already holds all of it but the new turn, which is all
+     * that gets prefilled. */
     engine_chat_msg msgs[64];
     char *owned[64];
     int n_msgs = 0, n_owned = 0;
@@ -249,7 +275,7 @@ int cmd_chat(int argc, char **argv)
         int n = -1;
         if (engine_chat_format(e, msgs, n_msgs, 1, &text, err, sizeof err) == 0)
             n = tokenize_text(e, text, strlen(text), engine_get_info(e)->add_bos, 1, &ids);
-        if (n < 0 || engine_generate(e, ids, n, &s, on_token, &sink, NULL, 0, &st, err, sizeof err)) {
+        if (n < 0 || engine_generate(ses, ids, n, &s, on_token, &sink, NULL, 0, &st, err, sizeof err)) {
             fprintf(stderr, "prbot chat: %s\n", err);
             free(text);
             free(ids);
@@ -264,6 +290,7 @@ int cmd_chat(int argc, char **argv)
         free(ids);
     }
     for (int i = 0; i < n_owned; i++) free(owned[i]);
+    engine_session_free(ses);
     engine_close(e);
     return rc;
 }
@@ -333,6 +360,11 @@ int cmd_logits(int argc, char **argv)
     engine_params params = {.n_threads = threads};
     engine *e = open_engine("logits", model_path, &params);
     if (!e) return 1;
+    engine_session *ses = open_session("logits", e);
+    if (!ses) {
+        engine_close(e);
+        return 1;
+    }
     char err[512];
     int32_t *ids = NULL;
     float *logits = NULL;
@@ -349,7 +381,7 @@ int cmd_logits(int argc, char **argv)
         snprintf(err, sizeof err, "out of memory for %d x %zu logits", n, n_vocab);
         goto done;
     }
-    if (engine_eval(e, ids, n, logits, err, sizeof err) ||
+    if (engine_eval(ses, ids, n, logits, err, sizeof err) ||
         write_file_atomic(out_path, logits, (size_t)n * n_vocab * sizeof *logits, err, sizeof err))
         goto done;
     fprintf(stderr, "prbot logits: %d tokens x %zu logits written to %s\n", n, n_vocab, out_path);
@@ -358,6 +390,7 @@ done:
     if (rc) fprintf(stderr, "prbot logits: %s\n", err);
     free(ids);
     free(logits);
+    engine_session_free(ses);
     engine_close(e);
     return rc;
 }

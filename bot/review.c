@@ -429,8 +429,11 @@ static int generate(review_state *s, token_counter *tc, char *err, size_t errlen
     }
     log_line(&s->log, "prefilling %d prompt tokens, then generating up to %d tokens", n, sp.max_tokens);
     generated_text g = {0};
-    engine_set_progress(s->e, on_prefill_progress, &s->log);
-    int rc = engine_generate(s->e, tc->ids, n, &sp, on_token, &g, NULL, 0, &s->stats, err, errlen);
+    engine_session *ses;
+    if (engine_session_new(&ses, s->e, 0, err, errlen) < 0) return -1;
+    engine_set_progress(ses, on_prefill_progress, &s->log);
+    int rc = engine_generate(ses, tc->ids, n, &sp, on_token, &g, NULL, 0, &s->stats, err, errlen);
+    engine_session_free(ses);
     fputs("\n--------------------------\n", stderr);
     if (rc < 0 || g.failed) {
         if (g.failed) snprintf(err, errlen, "out of memory collecting the generated text");

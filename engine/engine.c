@@ -2,13 +2,26 @@
  * engine.c - the public engine API (engine.h) over the GGUF file, model,
  * tokenizer, chat templates, sampler and thread pool.
  *
- * It owns the lifetime of those pieces and the generation loop: prefill the
- * prompt in batches, then sample one token at a time, streaming complete
- * UTF-8 text to the caller and stopping on end-of-generation, the token
- * limit, the time budget, a full context, or the caller's say-so.
+ * An engine owns what every session shares and never changes after
+ * engine_open: the mapped file, the (repacked) weights, the tokenizer and
+ * the thread pool. A session owns a model_state (KV cache and scratch), the
+ * ids of the tokens its cache holds, and the generation under way.
+ *
+ * Generation is a small state machine so that a caller can run it a step at
+ * a time: engine_start keeps the longest prefix the cache shares with the new
+ * prompt (as far as the model can rewind) and creates the sampler; each
+ * engine_step then either evaluates one prefill chunk or samples one token,
+ * streams its complete UTF-8 text and evaluates it. It stops on
+ * end-of-generation, the token limit, the time budget, a full context, or
+ * the caller's say-so. engine_generate is that loop run to the end.
+ *
+ * The pool runs one parallel region at a time, so evaluation on two sessions
+ * of one model at once would interleave their work on the same workers: an
+ * atomic flag on the engine turns such a call into an error instead.
  */
 #include "engine.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,20 +46,38 @@ struct engine {
     tokenizer *tok;
     model model;
     int model_loaded;
-    model_state *state;
     thread_pool *pool;
     engine_info info;
     char name[128];
     char file_type[16];
     int n_batch;
-    engine_progress_cb progress;
-    void *progress_user;
+    atomic_int busy; /* a session is evaluating on the pool */
 };
 
-void engine_set_progress(engine *e, engine_progress_cb cb, void *user)
+typedef enum { GEN_NONE, GEN_PREFILL, GEN_DECODE, GEN_DONE } gen_phase;
+
+struct engine_session {
+    engine *e;
+    model_state *state;
+    int n_ctx;
+    int32_t *tokens; /* [n_ctx]: the ids at cache positions [0, model_state_pos) */
+    engine_progress_cb progress;
+    void *progress_user;
+    /* the generation under way */
+    gen_phase phase;
+    int32_t *prompt; /* [n_ctx] */
+    int n_prompt, n_prefilled; /* prompt tokens in the cache so far */
+    engine_sampling sp;
+    sampler *smp;
+    tokenizer_stream stream;
+    engine_stats stats;
+    double t0, t1;
+};
+
+void engine_set_progress(engine_session *s, engine_progress_cb cb, void *user)
 {
-    e->progress = cb;
-    e->progress_user = user;
+    s->progress = cb;
+    s->progress_user = user;
 }
 
 static double now_s(void)
@@ -115,10 +146,7 @@ static int open_model(engine *e, const engine_params *params, char *err, size_t 
     }
     if (model_pack_weights(&e->model, e->pool, err, errlen)) return -1;
     int n_ctx = choose_n_ctx(params, e->model.n_ctx_train);
-    int n_batch = params && params->n_batch > 0 ? params->n_batch : DEFAULT_N_BATCH;
-    if (n_batch > n_ctx) n_batch = n_ctx;
-    e->n_batch = n_batch;
-    if (model_state_new(&e->state, &e->model, n_ctx, n_batch, e->pool, err, errlen)) return -1;
+    e->n_batch = params && params->n_batch > 0 ? params->n_batch : DEFAULT_N_BATCH;
     e->info.n_threads = threads_count(e->pool);
     e->info.n_ctx = n_ctx;
     e->info.n_ctx_train = e->model.n_ctx_train;
@@ -166,7 +194,6 @@ fail:
 void engine_close(engine *e)
 {
     if (!e) return;
-    model_state_free(e->state);
     if (e->model_loaded) model_free(&e->model);
     threads_free(e->pool);
     tokenizer_free(e->tok);
@@ -207,107 +234,218 @@ int engine_chat_format(engine *e, const engine_chat_msg *msgs, int n_msgs, int a
     return 0;
 }
 
-static int require_model(engine *e, char *err, size_t errlen)
-{
-    if (e->state) return 0;
-    snprintf(err, errlen, "%s: opened vocabulary-only, cannot evaluate", e->file->path);
-    return -1;
-}
+int engine_token_is_eog(engine *e, int32_t id) { return tokenizer_is_eog(e->tok, id); }
 
-void engine_reset(engine *e)
-{
-    if (e->state) model_state_reset(e->state);
-}
+/* ---- sessions ------------------------------------------------------------ */
 
-int engine_eval(engine *e, const int32_t *tokens, int n, float *logits, char *err, size_t errlen)
+int engine_session_new(engine_session **out, engine *e, int n_ctx, char *err, size_t errlen)
 {
-    if (require_model(e, err, errlen)) return -1;
-    return model_forward(e->state, tokens, n, logits, err, errlen);
-}
-
-const float *engine_last_logits(const engine *e) { return e->state ? model_state_logits(e->state) : NULL; }
-
-/* Streams one token's text; returns the callback's verdict (non-zero = stop). */
-static int emit_token(engine *e, tokenizer_stream *stream, int32_t id, engine_token_cb cb, void *user)
-{
-    char text[256];
-    tokenizer_stream_feed(e->tok, stream, id, text, sizeof text);
-    return cb ? cb(id, text, user) : 0;
-}
-
-static void emit_tail(tokenizer_stream *stream, engine_token_cb cb, void *user)
-{
-    char text[64];
-    if (tokenizer_stream_flush(stream, text, sizeof text) > 0 && cb) cb(-1, text, user);
-}
-
-int engine_generate(engine *e, const int32_t *prompt, int n_prompt, const engine_sampling *s, engine_token_cb cb,
-                    void *user, int32_t *out_tokens, int out_cap, engine_stats *stats, char *err, size_t errlen)
-{
-    memset(stats, 0, sizeof *stats);
-    if (require_model(e, err, errlen)) return -1;
-    int n_ctx = model_state_n_ctx(e->state);
-    if (n_prompt >= n_ctx) {
-        snprintf(err, errlen, "prompt of %d tokens does not fit the context of %d tokens", n_prompt, n_ctx);
+    *out = NULL;
+    if (!e->pool) {
+        snprintf(err, errlen, "%s: opened vocabulary-only, cannot evaluate", e->file->path);
         return -1;
     }
-    sampler *smp = sampler_new(s, e->model.n_vocab);
-    if (!smp) {
+    if (n_ctx <= 0) n_ctx = e->info.n_ctx;
+    engine_session *s = calloc(1, sizeof *s);
+    if (s) {
+        s->e = e;
+        s->n_ctx = n_ctx;
+        s->tokens = malloc((size_t)n_ctx * sizeof *s->tokens);
+        s->prompt = malloc((size_t)n_ctx * sizeof *s->prompt);
+    }
+    if (!s || !s->tokens || !s->prompt) {
+        engine_session_free(s);
+        snprintf(err, errlen, "out of memory for a session of %d tokens", n_ctx);
+        return -1;
+    }
+    int n_batch = e->n_batch < n_ctx ? e->n_batch : n_ctx;
+    if (model_state_new(&s->state, &e->model, n_ctx, n_batch, e->pool, err, errlen)) {
+        engine_session_free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void engine_session_free(engine_session *s)
+{
+    if (!s) return;
+    sampler_free(s->smp);
+    model_state_free(s->state);
+    free(s->tokens);
+    free(s->prompt);
+    free(s);
+}
+
+engine *engine_session_model(const engine_session *s) { return s->e; }
+int engine_session_n_ctx(const engine_session *s) { return s->n_ctx; }
+int engine_session_n_past(const engine_session *s) { return model_state_pos(s->state); }
+
+void engine_reset(engine_session *s) { model_state_reset(s->state); }
+
+int engine_eval(engine_session *s, const int32_t *tokens, int n, float *logits, char *err, size_t errlen)
+{
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&s->e->busy, &idle, 1)) {
+        snprintf(err, errlen, "another session of this model is evaluating (sessions of one model take turns)");
+        return -1;
+    }
+    int pos0 = model_state_pos(s->state);
+    int rc = model_forward(s->state, tokens, n, logits, err, errlen);
+    atomic_store(&s->e->busy, 0);
+    if (rc == 0) memcpy(s->tokens + pos0, tokens, (size_t)n * sizeof *tokens);
+    return rc;
+}
+
+const float *engine_last_logits(const engine_session *s) { return model_state_logits(s->state); }
+
+/* ---- generation ---------------------------------------------------------- */
+
+int engine_session_common_prefix(const engine_session *s, const int32_t *tokens, int n)
+{
+    int n_past = model_state_pos(s->state), k = 0;
+    while (k < n_past && k < n - 1 && s->tokens[k] == tokens[k]) k++;
+    return k;
+}
+
+int engine_start(engine_session *s, const int32_t *prompt, int n_prompt, const engine_sampling *sp, char *err,
+                 size_t errlen)
+{
+    memset(&s->stats, 0, sizeof s->stats);
+    s->phase = GEN_NONE;
+    sampler_free(s->smp);
+    s->smp = NULL;
+    if (n_prompt <= 0) {
+        snprintf(err, errlen, "the prompt is empty (0 tokens)");
+        return -1;
+    }
+    if (n_prompt >= s->n_ctx) {
+        snprintf(err, errlen, "prompt of %d tokens does not fit the context of %d tokens", n_prompt, s->n_ctx);
+        return -1;
+    }
+    if (!(s->smp = sampler_new(sp, s->e->model.n_vocab))) {
         snprintf(err, errlen, "out of memory creating the sampler");
         return -1;
     }
-    engine_reset(e);
-    double t0 = now_s();
-    for (int done = 0; done < n_prompt; done += e->n_batch) {
-        int chunk = n_prompt - done < e->n_batch ? n_prompt - done : e->n_batch;
-        if (engine_eval(e, prompt + done, chunk, NULL, err, errlen)) {
-            sampler_free(smp);
-            return -1;
-        }
-        if (e->progress) e->progress(done + chunk, n_prompt, now_s() - t0, e->progress_user);
-    }
-    double t1 = now_s();
-    for (int i = 0; i < n_prompt; i++) sampler_accept(smp, prompt[i]);
+    memcpy(s->prompt, prompt, (size_t)n_prompt * sizeof *prompt);
+    s->n_prompt = n_prompt;
+    s->n_prefilled = model_state_rewind(s->state, engine_session_common_prefix(s, prompt, n_prompt));
+    s->sp = *sp;
+    s->stats.prompt_tokens = n_prompt;
+    s->stats.cached_tokens = s->n_prefilled;
+    s->stats.stop_reason = "max_tokens";
+    tokenizer_stream_init(&s->stream);
+    s->t0 = s->t1 = now_s();
+    s->phase = GEN_PREFILL;
+    return 0;
+}
 
-    tokenizer_stream stream;
-    tokenizer_stream_init(&stream);
-    int n_gen = 0, rc = 0;
-    stats->stop_reason = "max_tokens";
-    while (n_gen < s->max_tokens) {
-        int32_t id = sampler_sample(smp, model_state_logits(e->state));
-        if (tokenizer_is_eog(e->tok, id)) {
-            stats->stop_reason = "eos";
-            break;
-        }
-        sampler_accept(smp, id);
-        if (out_tokens && n_gen < out_cap) out_tokens[n_gen] = id;
-        n_gen++;
-        if (emit_token(e, &stream, id, cb, user)) {
-            stats->stop_reason = "callback";
-            break;
-        }
-        if (n_gen >= s->max_tokens) break;
-        if (s->time_budget_s > 0 && now_s() - t0 >= s->time_budget_s) {
-            stats->stop_reason = "time_budget";
-            break;
-        }
-        if (model_state_pos(e->state) >= n_ctx) {
-            stats->stop_reason = "context_full";
-            break;
-        }
-        if (engine_eval(e, &id, 1, NULL, err, errlen)) {
-            rc = -1;
-            break;
-        }
-    }
-    emit_tail(&stream, cb, user);
+static void finish(engine_session *s, engine_token_cb cb, void *user)
+{
+    char text[64];
+    if (tokenizer_stream_flush(&s->stream, text, sizeof text) > 0 && cb) cb(-1, text, user);
     double t2 = now_s();
-    sampler_free(smp);
-    stats->prompt_tokens = n_prompt;
-    stats->generated_tokens = n_gen;
-    stats->prefill_s = t1 - t0;
-    stats->decode_s = t2 - t1;
-    stats->prefill_tokens_per_s = stats->prefill_s > 0 ? n_prompt / stats->prefill_s : 0;
-    stats->decode_tokens_per_s = stats->decode_s > 0 && n_gen > 1 ? (n_gen - 1) / stats->decode_s : 0;
-    return rc;
+    engine_stats *st = &s->stats;
+    st->prefill_s = s->t1 - s->t0;
+    st->decode_s = t2 - s->t1;
+    int n_evaluated = st->prompt_tokens - st->cached_tokens;
+    st->prefill_tokens_per_s = st->prefill_s > 0 ? n_evaluated / st->prefill_s : 0;
+    st->decode_tokens_per_s = st->decode_s > 0 && st->generated_tokens > 1 ? (st->generated_tokens - 1) / st->decode_s : 0;
+    sampler_free(s->smp);
+    s->smp = NULL;
+    s->phase = GEN_DONE;
+}
+
+static int prefill_step(engine_session *s, char *err, size_t errlen)
+{
+    int left = s->n_prompt - s->n_prefilled;
+    int chunk = left < s->e->n_batch ? left : s->e->n_batch;
+    if (engine_eval(s, s->prompt + s->n_prefilled, chunk, NULL, err, errlen)) return -1;
+    s->n_prefilled += chunk;
+    if (s->progress) s->progress(s->n_prefilled, s->n_prompt, now_s() - s->t0, s->progress_user);
+    if (s->n_prefilled == s->n_prompt) {
+        s->t1 = now_s();
+        for (int i = 0; i < s->n_prompt; i++) sampler_accept(s->smp, s->prompt[i]);
+        s->phase = GEN_DECODE;
+    }
+    return 0;
+}
+
+/* Samples one token, streams it and evaluates it; returns 1 to go on, 0 when done, -1 on error. */
+static int decode_step(engine_session *s, engine_token_cb cb, void *user, char *err, size_t errlen)
+{
+    engine_stats *st = &s->stats;
+    if (st->generated_tokens >= s->sp.max_tokens) return 0;
+    int32_t id = sampler_sample(s->smp, model_state_logits(s->state));
+    if (tokenizer_is_eog(s->e->tok, id)) {
+        st->stop_reason = "eos";
+        return 0;
+    }
+    sampler_accept(s->smp, id);
+    st->generated_tokens++;
+    char text[256];
+    tokenizer_stream_feed(s->e->tok, &s->stream, id, text, sizeof text);
+    if (cb && cb(id, text, user)) {
+        st->stop_reason = "callback";
+        return 0;
+    }
+    if (st->generated_tokens >= s->sp.max_tokens) return 0;
+    if (s->sp.time_budget_s > 0 && now_s() - s->t0 >= s->sp.time_budget_s) {
+        st->stop_reason = "time_budget";
+        return 0;
+    }
+    if (model_state_pos(s->state) >= s->n_ctx) {
+        st->stop_reason = "context_full";
+        return 0;
+    }
+    return engine_eval(s, &id, 1, NULL, err, errlen) ? -1 : 1;
+}
+
+int engine_step(engine_session *s, engine_token_cb cb, void *user, char *err, size_t errlen)
+{
+    int rc;
+    switch (s->phase) {
+    case GEN_PREFILL:
+        rc = prefill_step(s, err, errlen);
+        if (rc < 0) finish(s, cb, user);
+        return rc < 0 ? -1 : 1;
+    case GEN_DECODE:
+        rc = decode_step(s, cb, user, err, errlen);
+        if (rc <= 0) finish(s, cb, user);
+        return rc;
+    case GEN_DONE:
+        return 0;
+    default:
+        snprintf(err, errlen, "engine_step before engine_start");
+        return -1;
+    }
+}
+
+void engine_session_stats(const engine_session *s, engine_stats *stats) { *stats = s->stats; }
+
+typedef struct {
+    engine_token_cb cb;
+    void *user;
+    int32_t *out;
+    int cap, n;
+} collect_ctx;
+
+static int collect_token(int32_t id, const char *text, void *user)
+{
+    collect_ctx *c = user;
+    if (id >= 0 && c->out && c->n < c->cap) c->out[c->n++] = id;
+    return c->cb ? c->cb(id, text, c->user) : 0;
+}
+
+int engine_generate(engine_session *s, const int32_t *prompt, int n_prompt, const engine_sampling *sp,
+                    engine_token_cb cb, void *user, int32_t *out_tokens, int out_cap, engine_stats *stats, char *err,
+                    size_t errlen)
+{
+    collect_ctx c = {cb, user, out_tokens, out_cap, 0};
+    int rc = engine_start(s, prompt, n_prompt, sp, err, errlen);
+    if (rc == 0) do
+            rc = engine_step(s, collect_token, &c, err, errlen);
+        while (rc == 1);
+    *stats = s->stats;
+    return rc < 0 ? -1 : 0;
 }

@@ -1,14 +1,35 @@
 /*
  * engine.h - the one public interface of the inference engine.
  *
- * bot/ uses only this header. An engine is a loaded model plus its KV cache,
- * thread pool and tokenizer. Typical use:
+ * bot/ uses only this header. Two kinds of handle, as curl has a share
+ * handle and per-transfer handles:
  *
- *   engine *e; engine_open(&e, "model.gguf", &params, err, sizeof err);
+ *   engine          a loaded model: weights, tokenizer, chat template and the
+ *                   thread pool. Read-only once open; shared by its sessions.
+ *   engine_session  one conversation's state: KV cache, the tokens it holds,
+ *                   the generation under way. Cheap next to the model.
+ *
+ *   engine *e;          engine_open(&e, "model.gguf", &params, err, sizeof err);
+ *   engine_session *s;  engine_session_new(&s, e, 0, err, sizeof err);
  *   engine_chat_format(e, msgs, n, 1, &prompt);         // model's own template
  *   n = engine_tokenize(e, prompt, strlen(prompt), 1, 1, ids, cap);
- *   engine_generate(e, ids, n, &sampling, on_token, user, &stats, err, sizeof err);
+ *   engine_generate(s, ids, n, &sampling, on_token, user, NULL, 0, &stats, err, sizeof err);
+ *   engine_session_free(s);
  *   engine_close(e);
+ *
+ * A session keeps its cache between calls: engine_generate evaluates only
+ * the part of a prompt after the longest prefix it shares with the tokens
+ * the session already holds, so a chat that continues (or a request that
+ * repeats an earlier prompt and adds to it) skips the prefill of what it has
+ * in common. How far back a cache can be cut is the model's to say
+ * (model_state_rewind): a sliding-window cache may only keep recent
+ * positions, and then less (or nothing) is reused.
+ *
+ * Generation also runs one step at a time (engine_start, engine_step), so a
+ * server can interleave several sessions token by token on one thread pool.
+ * The sessions of one model share its pool: calls that evaluate (eval,
+ * generate, step) on sessions of the same model must not overlap in time; a
+ * second one that tries fails with an error instead of corrupting the pool.
  *
  * All functions return 0 (or a count) on success and -1 on error with one
  * line in `err`; nothing here exits or prints.
@@ -20,10 +41,11 @@
 #include <stdint.h>
 
 typedef struct engine engine;
+typedef struct engine_session engine_session;
 
 typedef struct {
     int n_threads; /* 0 = what this process may use (affinity and cgroup quota) */
-    int n_ctx;     /* 0 = min(model's training context, 4096) */
+    int n_ctx;     /* sessions' default context; 0 = min(model's training context, 4096) */
     int n_batch;   /* prompt tokens per forward chunk; 0 = 512 */
     int vocab_only; /* load only the tokenizer (tokenize works, eval/generate fail) */
 } engine_params;
@@ -32,7 +54,7 @@ typedef struct {
     const char *arch;      /* "llama", "qwen2" */
     const char *name;      /* general.name or the file's base name */
     const char *file_type; /* dominant weight type, e.g. "Q4_K" */
-    int n_vocab, n_ctx, n_ctx_train, n_layer, n_embd;
+    int n_vocab, n_ctx, n_ctx_train, n_layer, n_embd; /* n_ctx: sessions' default */
     int n_threads;
     uint64_t file_bytes;
     uint64_t weight_bytes; /* bytes of weights read per decoded token */
@@ -56,6 +78,7 @@ typedef struct {
 
 typedef struct {
     int prompt_tokens, generated_tokens;
+    int cached_tokens; /* of prompt_tokens, how many the session's cache already held (not prefilled) */
     double prefill_s, decode_s;
     double prefill_tokens_per_s, decode_tokens_per_s;
     const char *stop_reason; /* "eos", "max_tokens", "time_budget", "context_full", "callback" */
@@ -76,9 +99,11 @@ typedef int (*engine_token_cb)(int32_t id, const char *text, void *user);
 typedef void (*engine_progress_cb)(int done, int total, double seconds, void *user);
 
 void engine_sampling_defaults(engine_sampling *s);
-void engine_set_progress(engine *e, engine_progress_cb cb, void *user);
+
+/* ---- the model (shared) ----------------------------------------------- */
 
 int engine_open(engine **out, const char *model_path, const engine_params *params, char *err, size_t errlen);
+/* Frees the model; its sessions must be freed first. */
 void engine_close(engine *e);
 const engine_info *engine_get_info(const engine *e);
 
@@ -86,23 +111,57 @@ const engine_info *engine_get_info(const engine *e);
 int engine_tokenize(engine *e, const char *text, size_t len, int add_bos, int parse_special, int32_t *out, int cap);
 /* Raw bytes of one token (see tokenizer_piece); returns length. */
 int engine_token_piece(engine *e, int32_t id, char *buf, int cap);
+/* 1 when id ends a generation (end of turn, end of text). */
+int engine_token_is_eog(engine *e, int32_t id);
 /* Applies the model's chat template (ChatML when it has none it recognises).
  * *out is malloc'ed and NUL-terminated. */
 int engine_chat_format(engine *e, const engine_chat_msg *msgs, int n_msgs, int add_assistant, char **out,
                        char *err, size_t errlen);
 
+/* ---- sessions ------------------------------------------------------------ */
+
+/* A session of model e with n_ctx positions of KV cache (0 = info.n_ctx).
+ * Fails on a vocabulary-only engine. */
+int engine_session_new(engine_session **out, engine *e, int n_ctx, char *err, size_t errlen);
+void engine_session_free(engine_session *s);
+engine *engine_session_model(const engine_session *s);
+int engine_session_n_ctx(const engine_session *s);
+/* Tokens the cache holds (the evaluated positions). */
+int engine_session_n_past(const engine_session *s);
+/* How many of tokens[0..n) engine_start would find in the cache already (at
+ * most n - 1: the last prompt token is evaluated again for its logits), for
+ * a caller choosing among several sessions. Cheap: compares ids only. */
+int engine_session_common_prefix(const engine_session *s, const int32_t *tokens, int n);
+void engine_set_progress(engine_session *s, engine_progress_cb cb, void *user);
+
 /* Clears the KV cache. */
-void engine_reset(engine *e);
+void engine_reset(engine_session *s);
 /* Evaluates tokens[0..n) at positions [n_past, n_past+n) in one batch, appending
  * to the KV cache. If logits != NULL it receives n rows of n_vocab floats (all
  * positions); otherwise only the last row is kept internally for sampling. */
-int engine_eval(engine *e, const int32_t *tokens, int n, float *logits, char *err, size_t errlen);
+int engine_eval(engine_session *s, const int32_t *tokens, int n, float *logits, char *err, size_t errlen);
 /* Logits of the last evaluated position (n_vocab floats), valid until the next eval. */
-const float *engine_last_logits(const engine *e);
+const float *engine_last_logits(const engine_session *s);
 
-/* Resets the cache, prefills the prompt, then samples up to max_tokens,
- * stopping at an end-of-generation token, the time budget, or the callback. */
-int engine_generate(engine *e, const int32_t *prompt, int n_prompt, const engine_sampling *s, engine_token_cb cb,
-                    void *user, int32_t *out_tokens, int out_cap, engine_stats *stats, char *err, size_t errlen);
+/* Prefills the prompt (reusing the longest prefix the cache already holds),
+ * then samples up to max_tokens, stopping at an end-of-generation token, the
+ * time budget, a full context, or the callback. out_tokens (may be NULL)
+ * receives up to out_cap generated ids. */
+int engine_generate(engine_session *s, const int32_t *prompt, int n_prompt, const engine_sampling *sp,
+                    engine_token_cb cb, void *user, int32_t *out_tokens, int out_cap, engine_stats *stats, char *err,
+                    size_t errlen);
+
+/* The same generation one step at a time. engine_start checks the prompt,
+ * keeps what the cache shares with it and sets the sampler up; each
+ * engine_step then evaluates one prefill chunk or produces one token
+ * (calling cb as engine_generate does). engine_step returns 1 while there is
+ * more to do, 0 once finished (the stats are final; the callback has had the
+ * UTF-8 tail), -1 on error. A caller may stop stepping at any time (a client
+ * that went away): the next engine_start starts over, keeping the cache. */
+int engine_start(engine_session *s, const int32_t *prompt, int n_prompt, const engine_sampling *sp, char *err,
+                 size_t errlen);
+int engine_step(engine_session *s, engine_token_cb cb, void *user, char *err, size_t errlen);
+/* The current (or last) generation's figures so far. */
+void engine_session_stats(const engine_session *s, engine_stats *stats);
 
 #endif

@@ -584,6 +584,14 @@ void model_state_free(model_state *s)
 }
 
 void model_state_reset(model_state *s) { s->pos = 0; }
+/* Every position of this cache stays where it was written until overwritten
+ * by a later forward call at that position, so any prefix can be kept. */
+int model_state_rewind(model_state *s, int pos)
+{
+    if (pos < 0) pos = 0;
+    if (pos < s->pos) s->pos = pos;
+    return s->pos;
+}
 int model_state_pos(const model_state *s) { return s->pos; }
 int model_state_n_ctx(const model_state *s) { return s->n_ctx; }
 float *model_state_logits(model_state *s) { return s->logits; }

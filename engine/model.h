@@ -60,6 +60,12 @@ int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, t
                     size_t errlen);
 void model_state_free(model_state *s);
 void model_state_reset(model_state *s);
+/* Drops the cache positions from pos on, keeping [0, pos) for the next
+ * forward call to continue from, and returns the position it now stands at:
+ * min(pos, current position) for a cache that keeps every position. A cache
+ * that cannot go back that far (a sliding window that has overwritten the
+ * positions it would need) returns less, down to 0 (everything dropped). */
+int model_state_rewind(model_state *s, int pos);
 int model_state_pos(const model_state *s);
 int model_state_n_ctx(const model_state *s);
 

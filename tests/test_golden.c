@@ -118,26 +118,39 @@ static void golden_free(golden *g)
     free(g->positions);
 }
 
-static engine *open_model_threads(const char *name, int n_threads)
+/* The model with one session (what these tests evaluate on); NULL after a FAIL. */
+static engine_session *open_model_threads(const char *name, int n_threads)
 {
     char rel[256], err[512];
     snprintf(rel, sizeof rel, "models/%s.gguf", name);
     engine_params p = {.n_threads = n_threads};
     engine *e = NULL;
-    if (engine_open(&e, test_data_path(rel), &p, err, sizeof err)) test_fail_at(__FILE__, __LINE__, "%s", err);
-    return e;
+    engine_session *s = NULL;
+    if (engine_open(&e, test_data_path(rel), &p, err, sizeof err) || engine_session_new(&s, e, 0, err, sizeof err)) {
+        test_fail_at(__FILE__, __LINE__, "%s", err);
+        engine_close(e);
+    }
+    return s;
 }
 
-static engine *open_model(const char *name) { return open_model_threads(name, 2); }
+static engine_session *open_model(const char *name) { return open_model_threads(name, 2); }
+
+static void close_model(engine_session *s)
+{
+    if (!s) return;
+    engine *e = engine_session_model(s);
+    engine_session_free(s);
+    engine_close(e);
+}
 
 static void test_prompt_tokens(void)
 {
     golden g;
     REQUIRE(golden_load(&g, current) == 0, "cannot read golden/%s.json", current);
-    engine *e = open_model(current);
+    engine_session *e = open_model(current);
     if (e) {
         int32_t ids[1024];
-        int n = engine_tokenize(e, g.prompt_text, strlen(g.prompt_text), g.add_bos, g.parse_special, ids, 1024);
+        int n = engine_tokenize(engine_session_model(e), g.prompt_text, strlen(g.prompt_text), g.add_bos, g.parse_special, ids, 1024);
         EXPECT(n == g.n_prompt, "%d tokens, golden has %d", n, g.n_prompt);
         for (int i = 0; i < n && i < g.n_prompt; i++)
             if (ids[i] != g.prompt[i]) {
@@ -145,7 +158,7 @@ static void test_prompt_tokens(void)
                 break;
             }
     }
-    engine_close(e);
+    close_model(e);
     golden_free(&g);
 }
 
@@ -169,10 +182,10 @@ static void test_logits(void)
     snprintf(rel, sizeof rel, "golden/%s.logits.f32", current);
     size_t len;
     float *want = (float *)test_read_file(test_data_path(rel), &len);
-    engine *e = open_model(current);
+    engine_session *e = open_model(current);
     if (!want || !e) goto out;
     EXPECT(len == (size_t)g.n_positions * g.n_vocab * sizeof(float), "golden logits file has %zu bytes", len);
-    EXPECT(engine_get_info(e)->n_vocab == g.n_vocab, "n_vocab %d", engine_get_info(e)->n_vocab);
+    EXPECT(engine_get_info(engine_session_model(e))->n_vocab == g.n_vocab, "n_vocab %d", engine_get_info(engine_session_model(e))->n_vocab);
     float *got = malloc((size_t)g.n_prompt * g.n_vocab * sizeof *got);
     if (engine_eval(e, g.prompt, g.n_prompt, got, err, sizeof err)) {
         EXPECT(0, "%s", err);
@@ -196,7 +209,7 @@ static void test_logits(void)
     free(got);
 out:
     free(want);
-    engine_close(e);
+    close_model(e);
     golden_free(&g);
 }
 
@@ -216,7 +229,7 @@ static void test_greedy(void)
     snprintf(rel, sizeof rel, "golden/%s.greedy.txt", current);
     size_t want_len;
     char *want_text = test_read_file(test_data_path(rel), &want_len);
-    engine *e = open_model(current);
+    engine_session *e = open_model(current);
     if (!e || !want_text) goto out;
     /* compare up to the first near-tie */
     int n_check = 0;
@@ -226,13 +239,13 @@ static void test_greedy(void)
     char text[8192];
     size_t text_len = 0;
     for (int i = 0; ok && i < n_check; i++) {
-        int32_t id = argmax(engine_last_logits(e), engine_get_info(e)->n_vocab);
+        int32_t id = argmax(engine_last_logits(e), engine_get_info(engine_session_model(e))->n_vocab);
         if (id != g.greedy[i]) {
             EXPECT(0, "step %d: token %d, golden %d (margin %.3f)", i, id, g.greedy[i], g.margins[i]);
             break;
         }
         matched++;
-        int n = engine_token_piece(e, id, text + text_len, (int)(sizeof text - text_len));
+        int n = engine_token_piece(engine_session_model(e), id, text + text_len, (int)(sizeof text - text_len));
         if (n > 0 && text_len + (size_t)n < sizeof text) text_len += (size_t)n;
         ok = engine_eval(e, &id, 1, NULL, err, sizeof err) == 0;
     }
@@ -248,7 +261,7 @@ static void test_greedy(void)
     }
 out:
     free(want_text);
-    engine_close(e);
+    close_model(e);
     golden_free(&g);
 }
 
@@ -266,14 +279,14 @@ static int32_t golden_token(const golden *g, int i)
 static int decode_logits(const golden *g, int n_threads, float *out)
 {
     char err[512];
-    engine *e = open_model_threads(current, n_threads);
+    engine_session *e = open_model_threads(current, n_threads);
     int ok = e && engine_eval(e, g->prompt, g->n_prompt, NULL, err, sizeof err) == 0;
     for (int i = g->n_prompt; ok && i < DECODE_END; i++) {
         int32_t id = golden_token(g, i);
         ok = engine_eval(e, &id, 1, out + (size_t)(i - g->n_prompt) * g->n_vocab, err, sizeof err) == 0;
     }
     if (e && !ok) EXPECT(0, "%d threads: %s", n_threads, err);
-    engine_close(e);
+    close_model(e);
     return ok ? 0 : -1;
 }
 
@@ -311,9 +324,9 @@ static void test_decode_matches_batch(void)
     golden g;
     REQUIRE(golden_load(&g, current) == 0, "cannot read golden/%s.json", current);
     char err[512];
-    engine *batch = open_model(current), *step = open_model(current);
+    engine_session *batch = open_model(current), *step = open_model(current);
     int n = LONG_TOKENS, ok = batch && step && g.n_greedy > 0;
-    if (ok && engine_get_info(batch)->n_ctx < n) n = engine_get_info(batch)->n_ctx;
+    if (ok && engine_get_info(engine_session_model(batch))->n_ctx < n) n = engine_get_info(engine_session_model(batch))->n_ctx;
     int32_t *tokens = malloc(sizeof *tokens * LONG_TOKENS);
     float *all = malloc(sizeof *all * (size_t)LONG_TOKENS * g.n_vocab);
     REQUIRE(tokens && all, "out of memory");
@@ -333,8 +346,8 @@ static void test_decode_matches_batch(void)
     printf("# %s: decode vs batch over %d positions: worst %.4f std\n", current, n - g.n_prompt, worst);
     free(tokens);
     free(all);
-    engine_close(batch);
-    engine_close(step);
+    close_model(batch);
+    close_model(step);
     golden_free(&g);
 }
 
