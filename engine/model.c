@@ -811,7 +811,8 @@ static void matmul_panels(const matmul_task *t, int first, int n, float *wtile)
 static void matmul_worker(void *ctx, int ith, int nth)
 {
     matmul_task *t = ctx;
-    float *wtile = t->wtile + (size_t)ith * t->wtile_floats;
+    /* no tiles at all when no matrix is F16/BF16/F32 (an offset on NULL is undefined) */
+    float *wtile = t->wtile ? t->wtile + (size_t)ith * t->wtile_floats : NULL;
     if (!t->shares) {
         for (;;) {
             int g0 = atomic_fetch_add_explicit(&t->next_chunk, 1, memory_order_relaxed) * t->tile_rows;
