@@ -21,6 +21,7 @@
  */
 #include "engine.h"
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,9 +384,18 @@ static int decode_step(engine_session *s, engine_token_cb cb, void *user, char *
     }
     sampler_accept(s->smp, id);
     st->generated_tokens++;
-    char text[256];
-    tokenizer_stream_feed(s->e->tok, &s->stream, id, text, sizeof text);
-    if (cb && cb(id, text, user)) {
+    /* a piece can be of any length, and each of its bytes and of the
+     * held-back ones may come out as a 3-byte U+FFFD */
+    char small[256], *text = small;
+    size_t cap = 3 * ((size_t)tokenizer_piece(s->e->tok, id, 0, NULL, 0) + sizeof s->stream.pending) + 1;
+    if (cap > INT_MAX || (cap > sizeof small && !(text = malloc(cap)))) {
+        snprintf(err, errlen, "out of memory streaming token %d", (int)id);
+        return -1;
+    }
+    tokenizer_stream_feed(s->e->tok, &s->stream, id, text, (int)cap);
+    int stop = cb && cb(id, text, user);
+    if (text != small) free(text);
+    if (stop) {
         st->stop_reason = "callback";
         return 0;
     }
