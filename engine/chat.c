@@ -261,16 +261,22 @@ int chat_template_apply(chat_template_kind k, const engine_chat_msg *msgs, int n
  * After an occurrence of "<|im_start|>system" followed by a newline (real, or
  * the two characters \n of a Jinja string escape), reads up to "<|im_end|>".
  * The text counts only if it is one string literal: no quote or brace on the
- * way, which would mean the content comes from a variable.
+ * way, which would mean the content comes from a variable. *stop is where the
+ * scan ended: a later occurrence before that point would read a suffix of the
+ * same text to the same stop, so it can only fail too (the scan from p has
+ * already consumed at least its marker, so the text was not empty); the
+ * caller resumes the search at *stop, which keeps the whole search linear.
  */
-static int literal_system_text(const char *p, const char *end, text_buffer *b)
+static int literal_system_text(const char *p, const char *end, text_buffer *b, const char **stop)
 {
     static const char im_end[] = "<|im_end|>";
     size_t im_end_len = sizeof im_end - 1;
+    *stop = p;
     if (p < end && *p == '\n') p++;
     else if (end - p >= 2 && p[0] == '\\' && p[1] == 'n') p += 2;
     else return 0;
     for (; p < end; p++) {
+        *stop = p;
         if ((size_t)(end - p) >= im_end_len && memcmp(p, im_end, im_end_len) == 0) return b->len > 0;
         if (*p == '\'' || *p == '"' || *p == '{' || *p == '}') return 0;
         if (*p == '\\' && p + 1 < end) {
@@ -281,6 +287,7 @@ static int literal_system_text(const char *p, const char *end, text_buffer *b)
             buffer_append_n(b, p, 1);
         }
     }
+    *stop = end;
     return 0;
 }
 
@@ -291,10 +298,14 @@ int chat_template_default_system(const char *template_text, size_t len, char **o
     *out = NULL;
     if (!template_text) return 0;
     const char *end = template_text + len;
-    for (const char *p = template_text; (size_t)(end - p) >= marker_len; p++) {
-        if (memcmp(p, marker, marker_len) != 0) continue;
+    for (const char *p = template_text; (size_t)(end - p) >= marker_len;) {
+        if (memcmp(p, marker, marker_len) != 0) {
+            p++;
+            continue;
+        }
         text_buffer b = {0};
-        int found = literal_system_text(p + marker_len, end, &b);
+        const char *stop;
+        int found = literal_system_text(p + marker_len, end, &b, &stop);
         if (b.failed) {
             free(b.data);
             return -1;
@@ -304,6 +315,7 @@ int chat_template_default_system(const char *template_text, size_t len, char **o
             return 1;
         }
         free(b.data);
+        p = stop > p + marker_len ? stop : p + marker_len;
     }
     return 0;
 }

@@ -11,10 +11,12 @@
 #define PRBOT_TEST_H
 
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int test_cur_failed, test_cur_skipped, test_n_failed;
 static char test_cur_msg[512];
@@ -73,6 +75,29 @@ static void test_run_named(const char *name, void (*fn)(void))
 #define TEST_RUN_AS(name, fn) test_run_named(name, fn)
 
 static inline int test_exit_code(void) { return test_n_failed ? 1 : 0; }
+
+/* A hang detector for worst-case inputs: if the program is still running
+ * `seconds` after this call, it prints "FAIL NAME: ..." and exits. A test of
+ * an adversarial input that should take milliseconds would otherwise run for
+ * minutes when a quadratic or exponential path comes back; this is not a
+ * speed assertion, so give it a margin of 100x or more (sanitizer builds are
+ * slow). test_watchdog(NULL, 0) disarms it. */
+static const char *test_watchdog_name;
+static void test_watchdog_fire(int sig)
+{
+    static const char why[] = ": still running when the watchdog fired (a worst case is no longer bounded)\n";
+    (void)sig;
+    if (write(1, "FAIL ", 5) < 0 || write(1, test_watchdog_name, strlen(test_watchdog_name)) < 0 ||
+        write(1, why, sizeof why - 1) < 0)
+        _exit(2);
+    _exit(1);
+}
+static inline void test_watchdog(const char *name, unsigned seconds)
+{
+    test_watchdog_name = name;
+    if (name) signal(SIGALRM, test_watchdog_fire);
+    alarm(name ? seconds : 0);
+}
 
 /* ../shared/testdata, or $PRBOT_TESTDATA. */
 static inline const char *test_data_dir(void)

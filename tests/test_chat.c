@@ -226,6 +226,43 @@ static void default_system_prompts(void)
     expect_default_system(NULL, NULL, "NULL");
 }
 
+/* Worst case of the default-system search: every byte of a 1 MiB template
+ * belongs to an occurrence of "<|im_start|>system\n", so a search that
+ * rescans the rest of the template from each occurrence is quadratic (it
+ * took minutes). The search is linear; the results must be what the
+ * definition gives: no closing <|im_end|>, nothing found; with one at the
+ * end, the first occurrence's text runs to it, later markers included. */
+static void default_system_worst_case(void)
+{
+    static const char unit[] = "<|im_start|>system\n";
+    size_t unit_len = sizeof unit - 1, n_units = ((size_t)1 << 20) / unit_len;
+    size_t len = n_units * unit_len;
+    char *tmpl = malloc(len + sizeof "<|im_end|>");
+    REQUIRE(tmpl, "out of memory");
+    for (size_t i = 0; i < n_units; i++) memcpy(tmpl + i * unit_len, unit, unit_len);
+    tmpl[len] = 0;
+    test_watchdog("default_system_worst_case", 60);
+    char *got = NULL;
+    int rc = chat_template_default_system(tmpl, len, &got);
+    EXPECT(rc == 0 && !got, "unterminated: rc %d", rc);
+    free(got);
+
+    memcpy(tmpl + len, "<|im_end|>", sizeof "<|im_end|>");
+    got = NULL;
+    rc = chat_template_default_system(tmpl, strlen(tmpl), &got);
+    EXPECT(rc == 1 && got && strlen(got) == len - unit_len && memcmp(got, tmpl + unit_len, len - unit_len) == 0,
+           "terminated: rc %d, %zu bytes", rc, got ? strlen(got) : 0);
+    free(got);
+
+    const engine_chat_msg user_only[] = {{"user", "Hi"}};
+    tmpl[len] = 0; /* unterminated again: rendered as plain ChatML */
+    REQUIRE(chat_template_render(tmpl, len, user_only, 1, 1, "", &got) == 0, "render failed");
+    EXPECT(strcmp(got, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n") == 0, "got \"%.80s\"", got);
+    free(got);
+    test_watchdog(NULL, 0);
+    free(tmpl);
+}
+
 static void render_from_template_text(void)
 {
     const engine_chat_msg user_only[] = {{"user", "Hi"}};
@@ -287,6 +324,7 @@ int main(void)
     TEST_RUN(detect_unknown_falls_back_to_chatml);
     TEST_RUN(names);
     TEST_RUN(default_system_prompts);
+    TEST_RUN(default_system_worst_case);
     TEST_RUN(render_from_template_text);
     TEST_RUN(empty_conversation);
     return test_exit_code();
