@@ -11,6 +11,7 @@
  *   other 403                         -> GH_ERR_FORBIDDEN (read-only token)
  *   anything else                     -> GH_ERR_API
  *
+ * The rules are retry.h's, which the review backend client follows too.
  * Waits grow as 1, 2, 4, ... seconds plus up to 50% jitter, each capped by
  * PRBOT_RETRY_MAX_WAIT (default 60 s), for at most PRBOT_RETRY_ATTEMPTS
  * attempts (default 5): a request can never loop forever.
@@ -40,21 +41,16 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "retry.h"
 
 #define MAX_PAGES 1000 /* 100,000 comments: far beyond any real PR */
-#define DEFAULT_ATTEMPTS 5
-#define DEFAULT_MAX_WAIT 60.0
-#define DEFAULT_TIMEOUT_S 60L
 
 struct gh_client {
     char *api;         /* base URL without trailing slash, e.g. https://api.github.com */
     char *repo;        /* "owner/name" */
     char *token;       /* kept only to redact it from messages; "" when anonymous */
     char *auth_header; /* "Authorization: Bearer ..." or NULL */
-    int max_attempts;
-    double max_wait;
-    long timeout_s;
-    unsigned jitter_seed;
+    retry_rules retry;
 };
 
 typedef enum { RETRY_ALL, RETRY_RATE_LIMIT_ONLY } retry_policy;
@@ -78,15 +74,6 @@ static int repo_name_valid(const char *repo)
     for (const char *p = repo; *p; p++)
         if (!isalnum((unsigned char)*p) && !strchr("-_./", *p)) return 0;
     return 1;
-}
-
-static double env_double(const char *name, double fallback)
-{
-    const char *v = getenv(name);
-    if (!v || !*v) return fallback;
-    char *end;
-    double d = strtod(v, &end);
-    return end != v && d >= 0 ? d : fallback;
 }
 
 int gh_client_new(gh_client **out, const char *api_url, const char *token, const char *repo,
@@ -122,13 +109,7 @@ int gh_client_new(gh_client **out, const char *api_url, const char *token, const
         if (!c->auth_header) goto oom;
         snprintf(c->auth_header, len, "Authorization: Bearer %s", token);
     }
-    c->max_attempts = (int)env_double("PRBOT_RETRY_ATTEMPTS", DEFAULT_ATTEMPTS);
-    if (c->max_attempts < 1) c->max_attempts = 1;
-    if (c->max_attempts > 20) c->max_attempts = 20;
-    c->max_wait = env_double("PRBOT_RETRY_MAX_WAIT", DEFAULT_MAX_WAIT);
-    if (c->max_wait > 3600) c->max_wait = 3600;
-    c->timeout_s = (long)env_double("PRBOT_HTTP_TIMEOUT", DEFAULT_TIMEOUT_S);
-    c->jitter_seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
+    retry_rules_from_env(&c->retry);
     *out = c;
     return 0;
 oom:
@@ -182,48 +163,6 @@ static char *url_printf(const char *fmt, ...)
 
 /* ---------------------------------------------------------------- one call */
 
-static int is_rate_limited(const http_response *r)
-{
-    char v[64];
-    if (r->status == 429) return 1;
-    if (r->status != 403) return 0;
-    if (http_header_get(r->headers, "retry-after", v, sizeof v)) return 1;
-    if (http_header_get(r->headers, "x-ratelimit-remaining", v, sizeof v) && !strcmp(v, "0")) return 1;
-    return strcasestr(r->body, "rate limit") != NULL;
-}
-
-/* Seconds to wait before attempt `attempt + 1`; r may be NULL (transport error). */
-static double retry_wait_seconds(gh_client *c, const http_response *r, int attempt)
-{
-    char v[64];
-    double wait = -1;
-    if (r && http_header_get(r->headers, "retry-after", v, sizeof v)) {
-        char *end;
-        double s = strtod(v, &end);
-        if (end != v && s >= 0) wait = s; /* an HTTP-date form falls back to backoff */
-    }
-    if (wait < 0 && r && http_header_get(r->headers, "x-ratelimit-remaining", v, sizeof v) && !strcmp(v, "0") &&
-        http_header_get(r->headers, "x-ratelimit-reset", v, sizeof v)) {
-        double reset = strtod(v, NULL);
-        double now = (double)time(NULL);
-        wait = reset > now ? reset - now + 1 : 1;
-    }
-    if (wait < 0) {
-        double base = (double)(1u << (attempt - 1 < 10 ? attempt - 1 : 10));
-        double jitter = (double)(rand_r(&c->jitter_seed) % 1000) / 1000.0;
-        wait = base + base * 0.5 * jitter;
-    }
-    return wait > c->max_wait ? c->max_wait : wait;
-}
-
-static void sleep_seconds(double s)
-{
-    if (s <= 0) return;
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
-    }
-}
-
 /* Writes "HTTP 403: <GitHub's message>" describing a failed response. */
 static void describe_failure(const http_response *r, char *out, size_t cap)
 {
@@ -262,10 +201,10 @@ static int gh_call(gh_client *c, const char *method, const char *url, const char
     const char *shown = url_for_message(c, url);
     for (int attempt = 1;; attempt++) {
         char why[300];
-        int transport_failed = http_request(method, url, headers, body, c->timeout_s, resp, why, sizeof why);
+        int transport_failed = http_request(method, url, headers, body, c->retry.timeout_s, resp, why, sizeof why);
         if (!transport_failed && resp->status >= 200 && resp->status < 300) return GH_OK;
 
-        int rate_limited = !transport_failed && is_rate_limited(resp);
+        int rate_limited = !transport_failed && retry_is_rate_limited(resp);
         int server_error = transport_failed || resp->status >= 500;
         if (!transport_failed) describe_failure(resp, why, sizeof why);
         redact_token(c, why);
@@ -288,17 +227,17 @@ static int gh_call(gh_client *c, const char *method, const char *url, const char
             if (retryable) *retryable = 1;
             return GH_ERR_API;
         }
-        if (attempt >= c->max_attempts) {
+        if (attempt >= c->retry.max_attempts) {
             http_response_free(resp);
             snprintf(err, errlen, "GitHub API %s %s: %s (gave up after %d attempts)", method, shown, why,
                      attempt);
             return GH_ERR_API;
         }
-        double wait = retry_wait_seconds(c, transport_failed ? NULL : resp, attempt);
+        double wait = retry_wait_seconds(&c->retry, transport_failed ? NULL : resp, attempt);
         http_response_free(resp);
         fprintf(stderr, "prbot: GitHub API %s %s: %s%s, retry %d/%d in %.3g s\n", method, shown, why,
-                rate_limited ? " (rate limited)" : "", attempt + 1, c->max_attempts, wait);
-        sleep_seconds(wait);
+                rate_limited ? " (rate limited)" : "", attempt + 1, c->retry.max_attempts, wait);
+        retry_sleep(wait);
     }
 }
 
@@ -627,7 +566,7 @@ int gh_comment_upsert(gh_client *c, long number, const char *marker, const char 
         return GH_ERR_API;
     }
     int rc = GH_ERR_API;
-    for (int round = 1; round <= c->max_attempts; round++) {
+    for (int round = 1; round <= c->retry.max_attempts; round++) {
         long long id = 0;
         rc = find_marked_comment(c, number, marker, &id, err, errlen);
         if (rc != GH_OK) break;
@@ -653,11 +592,11 @@ int gh_comment_upsert(gh_client *c, long number, const char *marker, const char 
         free(url);
         int comment_vanished = id && rc == GH_ERR_NOT_FOUND; /* deleted between list and PATCH */
         if (!retryable && !comment_vanished) break;
-        if (round < c->max_attempts) {
-            double wait = retry_wait_seconds(c, NULL, round);
+        if (round < c->retry.max_attempts) {
+            double wait = retry_wait_seconds(&c->retry, NULL, round);
             fprintf(stderr, "prbot: %s; searching for the comment again in %.3g s (%d/%d)\n", err, wait,
-                    round + 1, c->max_attempts);
-            sleep_seconds(wait);
+                    round + 1, c->retry.max_attempts);
+            retry_sleep(wait);
         }
     }
     free(payload_text);

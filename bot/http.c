@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "textbuf.h"
 
@@ -79,8 +80,57 @@ void http_debug_attach(CURL *curl)
     curl_easy_setopt(curl, CURLOPT_VERBOSE, 1L);
 }
 
-int http_request(const char *method, const char *url, const char *const *headers, const char *body,
-                 long timeout_s, http_response *resp, char *err, size_t errlen)
+/* Where a body goes: into `body`, or (2xx, streaming) to on_data. */
+typedef struct {
+    CURL *curl;
+    textbuf body;
+    http_data_fn on_data;
+    void *user;
+    int aborted;
+    long idle_s;           /* 0 = no idle limit */
+    curl_off_t last_bytes; /* bytes received when last seen moving */
+    time_t last_move;
+    int stalled;
+} body_sink;
+
+/* The idle limit: curl's own low-speed check averages over several seconds
+ * and counts the request upload, so a server that accepts a request and
+ * then says nothing would get longer than asked; this counts received bytes. */
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)ultotal, (void)ulnow;
+    body_sink *s = user;
+    time_t now = time(NULL);
+    if (dlnow != s->last_bytes || s->last_move == 0) {
+        s->last_bytes = dlnow;
+        s->last_move = now;
+        return 0;
+    }
+    if (now - s->last_move >= s->idle_s) {
+        s->stalled = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static size_t on_body_sink(char *ptr, size_t size, size_t nmemb, void *user)
+{
+    body_sink *s = user;
+    size_t n = size * nmemb;
+    long status = 0;
+    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (s->on_data && status >= 200 && status < 300) {
+        if (s->on_data(ptr, n, s->user)) {
+            s->aborted = 1;
+            return 0;
+        }
+        return n;
+    }
+    return on_body(ptr, size, nmemb, &s->body);
+}
+
+static int perform(const char *method, const char *url, const char *const *headers, const char *body, long idle_s,
+                   long timeout_s, http_data_fn on_data, void *user, http_response *resp, char *err, size_t errlen)
 {
     memset(resp, 0, sizeof *resp);
     CURL *curl = curl_easy_init();
@@ -99,7 +149,8 @@ int http_request(const char *method, const char *url, const char *const *headers
         }
         list = next;
     }
-    textbuf body_buf = {0}, head_buf = {0};
+    body_sink sink = {.curl = curl, .on_data = on_data, .user = user};
+    textbuf head_buf = {0};
     char curl_err[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
@@ -110,13 +161,19 @@ int http_request(const char *method, const char *url, const char *const *headers
         curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
     }
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body_buf);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body_sink);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, &head_buf);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 15L);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_s > 0 ? timeout_s : 60L);
+    if (idle_s > 0) {
+        sink.idle_s = idle_s;
+        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &sink);
+        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    }
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, ""); /* whatever libcurl can decode */
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the string form replaced the bitmask */
@@ -131,21 +188,36 @@ int http_request(const char *method, const char *url, const char *const *headers
     curl_slist_free_all(list);
     curl_easy_cleanup(curl);
 
-    resp->body = body_buf.data ? body_buf.data : strdup("");
-    resp->body_len = body_buf.len;
+    resp->body = sink.body.data ? sink.body.data : strdup("");
+    resp->body_len = sink.body.len;
     resp->headers = head_buf.data ? head_buf.data : strdup("");
     resp->headers_len = head_buf.len;
-    if (!resp->body || !resp->headers || body_buf.failed || head_buf.failed) {
+    if (!resp->body || !resp->headers || sink.body.failed || head_buf.failed) {
         http_response_free(resp);
         snprintf(err, errlen, "out of memory reading the response");
         return -1;
     }
     if (rc != CURLE_OK) {
-        snprintf(err, errlen, "%s", curl_err[0] ? curl_err : curl_easy_strerror(rc));
+        if (sink.aborted) snprintf(err, errlen, "aborted");
+        else if (sink.stalled) snprintf(err, errlen, "timed out: nothing received for %ld s", idle_s);
+        else snprintf(err, errlen, "%s", curl_err[0] ? curl_err : curl_easy_strerror(rc));
         resp->status = 0;
         return -1;
     }
     return 0;
+}
+
+int http_request(const char *method, const char *url, const char *const *headers, const char *body,
+                 long timeout_s, http_response *resp, char *err, size_t errlen)
+{
+    return perform(method, url, headers, body, 0, timeout_s, NULL, NULL, resp, err, errlen);
+}
+
+int http_request_stream(const char *method, const char *url, const char *const *headers, const char *body,
+                        long idle_s, long timeout_s, http_data_fn on_data, void *user, http_response *resp, char *err,
+                        size_t errlen)
+{
+    return perform(method, url, headers, body, idle_s, timeout_s, on_data, user, resp, err, errlen);
 }
 
 void http_response_free(http_response *resp)

@@ -32,6 +32,18 @@ int http_request(const char *method, const char *url, const char *const *headers
                  long timeout_s, http_response *resp, char *err, size_t errlen);
 void http_response_free(http_response *resp);
 
+/* Receives a 2xx response's body piece by piece as it arrives; returns 0 to
+ * go on, non-zero to abort the transfer. */
+typedef int (*http_data_fn)(const char *data, size_t len, void *user);
+
+/* As http_request, but a 2xx body goes to on_data as it arrives instead of
+ * into resp->body (other statuses' bodies are collected as usual, for their
+ * error message). idle_s bounds the wait for the next byte (then err says
+ * "timed out"), timeout_s the whole transfer. An abort by on_data returns -1 with err "aborted". */
+int http_request_stream(const char *method, const char *url, const char *const *headers, const char *body,
+                        long idle_s, long timeout_s, http_data_fn on_data, void *user, http_response *resp, char *err,
+                        size_t errlen);
+
 /* Copies the value of the first header named `name` (case-insensitive,
  * surrounding blanks trimmed) from a raw header block into out. Returns 1
  * when found, 0 otherwise (out set to ""). */
