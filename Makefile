@@ -12,13 +12,13 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 BUILD   ?= build
 SAN     ?=
-PKGS    := libcurl jansson libgit2 openblas
+PKGS    := libcurl jansson libgit2 openblas libmicrohttpd
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ifeq ($(PKG_LIBS),)
 PKG_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread
-PKG_LIBS   := -lcurl -ljansson -lgit2 -lopenblas
+PKG_LIBS   := -lcurl -ljansson -lgit2 -lopenblas -lmicrohttpd
 endif
 
 ALL_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Wshadow -pthread \

@@ -15,5 +15,6 @@ int cmd_logits(int argc, char **argv);   /* bot/cli_engine.c */
 int cmd_tokenize(int argc, char **argv); /* bot/cli_engine.c */
 int cmd_bench(int argc, char **argv);    /* bot/bench.c */
 int cmd_model(int argc, char **argv);    /* bot/model_pull.c: `prbot model pull URL ...` */
+int cmd_serve(int argc, char **argv);    /* bot/cli_serve.c */
 
 #endif

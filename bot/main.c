@@ -21,6 +21,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"bench", cmd_bench, "measure prefill and decode speed"},
     {"model", cmd_model, "manage models: `prbot model pull URL`"},
+    {"serve", cmd_serve, "serve models over HTTP (OpenAI and Ollama APIs)"},
 };
 
 static void usage(FILE *out)

@@ -35,6 +35,7 @@
 #include "cli_options.h"
 #include "commands.h"
 #include "http.h"
+#include "registry.h"
 #include "sha256.h"
 
 typedef struct {
@@ -108,24 +109,6 @@ static void lowercase(char *s)
     for (; *s; s++) *s = (char)tolower((unsigned char)*s);
 }
 
-/* Cache directory from the option or the environment, into out. */
-static int cache_dir(const char *opt, char *out, size_t cap, char *err, size_t errlen)
-{
-    const char *v;
-    if (opt && *opt)
-        snprintf(out, cap, "%s", opt);
-    else if ((v = getenv("PRBOT_CACHE")) && *v)
-        snprintf(out, cap, "%s", v);
-    else if ((v = getenv("XDG_CACHE_HOME")) && *v)
-        snprintf(out, cap, "%s/prbot", v);
-    else if ((v = getenv("HOME")) && *v)
-        snprintf(out, cap, "%s/.cache/prbot", v);
-    else {
-        snprintf(err, errlen, "no cache directory: pass --cache DIR or set PRBOT_CACHE");
-        return -1;
-    }
-    return 0;
-}
 
 /* mkdir -p */
 static int make_dirs(const char *dir, char *err, size_t errlen)
@@ -523,7 +506,7 @@ static int model_pull(const pull_options *o, char *final_path, size_t cap, char 
         snprintf(err, errlen, "bad file name '%s' (no slashes); pass --output NAME", name);
         return -1;
     }
-    if (cache_dir(o->cache, dir, sizeof dir, err, errlen) || make_dirs(dir, err, errlen)) return -1;
+    if (model_cache_dir(o->cache, dir, sizeof dir, err, errlen) || make_dirs(dir, err, errlen)) return -1;
     snprintf(final_path, cap, "%s/%s", dir, name);
     snprintf(part, sizeof part, "%s.part", final_path);
 

