@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../engine/engine.h"
+#include "backend.h"
 #include "cli_options.h"
 #include "commands.h"
 
@@ -225,22 +226,62 @@ done:
 
 static const char chat_usage[] =
     "usage: prbot chat --model PATH [--system TEXT] [--temp T] [--max-tokens N] [--threads N]\n"
+    "       prbot chat --server URL [--model NAME] [--system TEXT]\n"
     "\n"
-    "Interactive chat on standard input: one user message per line, empty line or EOF ends.\n";
+    "Interactive chat on standard input: one user message per line, empty line or EOF ends.\n"
+    "With --server the model runs on a server (prbot serve, Ollama) through its /api/chat,\n"
+    "and --model names one of its models (default: the server's own default).\n";
+
+static int on_server_text(const char *text, void *user)
+{
+    text_sink *sink = user;
+    return text ? on_token(0, text, sink) : 0;
+}
+
+/* The conversation loop of `chat --server`: the whole conversation goes with each turn. */
+static int chat_with_server(const char *url, const char *model, const char *system)
+{
+    engine_chat_msg msgs[64];
+    char *owned[64];
+    int n_msgs = 0, n_owned = 0, rc = 0;
+    if (system) msgs[n_msgs++] = (engine_chat_msg){"system", system};
+    char line[8192], err[1024];
+    while (n_msgs + 2 < 64 && (isatty(0) ? fputs("> ", stderr) : 0, fgets(line, sizeof line, stdin))) {
+        line[strcspn(line, "\n")] = 0;
+        if (!line[0]) break;
+        owned[n_owned] = strdup(line);
+        msgs[n_msgs++] = (engine_chat_msg){"user", owned[n_owned++]};
+        text_sink sink = {.stream = 1};
+        if (ollama_chat(url, model, msgs, n_msgs, on_server_text, &sink, err, sizeof err)) {
+            fprintf(stderr, "prbot chat: %s\n", err);
+            free(sink.text);
+            rc = 1;
+            break;
+        }
+        fputc('\n', stdout);
+        fflush(stdout);
+        owned[n_owned] = sink.text ? sink.text : strdup("");
+        msgs[n_msgs++] = (engine_chat_msg){"assistant", owned[n_owned++]};
+    }
+    for (int i = 0; i < n_owned; i++) free(owned[i]);
+    return rc;
+}
 
 int cmd_chat(int argc, char **argv)
 {
-    const char *model_path = NULL, *system = NULL;
+    const char *model_path = NULL, *system = NULL, *server_url = NULL;
     int threads = 0;
     engine_sampling s;
     engine_sampling_defaults(&s);
     const cli_option opts[] = {
         {"--model", CLI_STRING, &model_path}, {"--system", CLI_STRING, &system},
         {"--temp", CLI_FLOAT, &s.temperature}, {"--max-tokens", CLI_INT, &s.max_tokens},
-        {"--threads", CLI_INT, &threads},      {NULL, 0, NULL},
+        {"--threads", CLI_INT, &threads},      {"--server", CLI_STRING, &server_url},
+        {NULL, 0, NULL},
     };
     int rc = cli_parse("chat", argc, argv, opts, chat_usage, NULL);
     if (rc) return rc < 0 ? 0 : rc;
+    if (server_url) return chat_with_server(server_url, model_path, system);
     if (!model_path) {
         fprintf(stderr, "prbot chat: --model is required\n");
         return 2;

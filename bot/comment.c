@@ -332,7 +332,7 @@ static void append_footer(textbuf *b, const comment_input *in)
                    in->total_seconds);
     if (in->stop_reason && strcmp(in->stop_reason, "eos") != 0)
         textbuf_printf(b, " · stopped: %s", in->stop_reason);
-    textbuf_puts(b, " · generated locally by prbot</sub>\n");
+    textbuf_printf(b, " · %s</sub>\n", in->origin ? in->origin : "generated locally by prbot");
 }
 
 static const char truncation_note[] = "\n\n*(truncated: the text was longer than a GitHub comment allows)*\n";

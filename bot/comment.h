@@ -29,6 +29,7 @@ typedef struct {
     double prefill_tokens_per_s, decode_tokens_per_s;
     double total_seconds;
     const char *stop_reason; /* "eos", "max_tokens", "time_budget", ...; may be NULL */
+    const char *origin;      /* footer's last words; NULL = "generated locally by prbot" */
     size_t max_bytes;        /* 0 = COMMENT_MAX_BYTES */
 } comment_input;
 

@@ -28,7 +28,9 @@
 #include "commands.h"
 #include "comment.h"
 #include "diff.h"
+#include "errors.h"
 #include "../engine/engine.h"
+#include "backend.h"
 #include "event.h"
 #include "github.h"
 #include "prompt.h"
@@ -36,6 +38,7 @@
 #define DEFAULT_MAX_TOKENS 512
 #define BODY_EXCERPT_BYTES 2000 /* of the PR description, in the prompt */
 #define POST_RESERVE_S 10.0     /* of --time-budget kept for posting */
+#define DEFAULT_BACKEND_CTX 8192
 
 static const char usage_text[] =
     "usage: prbot review [options]\n"
@@ -63,15 +66,21 @@ static const char usage_text[] =
     "  --include GLOB       review only paths matching GLOB (repeatable; ** crosses directories)\n"
     "  --exclude GLOB       skip paths matching GLOB (repeatable)\n"
     "  --strict             fail (exit 1) when the GitHub API fails instead of only warning\n"
+    "  --backend URL        send the prompt to an OpenAI-compatible server (URL/v1/chat/completions,\n"
+    "                       streamed) instead of running the model here; retried like GitHub calls.\n"
+    "                       Without it nothing leaves the runner. --model, if given, only counts tokens\n"
+    "  --backend-model NAME the server's model name (default: none sent; prbot serve uses its own)\n"
+    "  --backend-ctx N      the server model's context in tokens, for the prompt budget (default 8192)\n"
     "\n"
     "environment: GITHUB_TOKEN (never printed), GITHUB_REPOSITORY, GITHUB_EVENT_NAME,\n"
-    "GITHUB_EVENT_PATH, GITHUB_API_URL, GITHUB_STEP_SUMMARY, GITHUB_OUTPUT.\n"
+    "GITHUB_EVENT_PATH, GITHUB_API_URL, GITHUB_STEP_SUMMARY, GITHUB_OUTPUT, PRBOT_BACKEND_API_KEY\n"
+    "(sent as 'Authorization: Bearer' to --backend, never printed).\n"
     "exit status: 0 comment posted or printed (also when only the job summary got it),\n"
     "1 error, 2 usage error.\n";
 
 typedef struct {
-    const char *repo, *base, *head, *model, *prompt;
-    int pr, dry_run, strict, threads, max_tokens;
+    const char *repo, *base, *head, *model, *prompt, *backend, *backend_model;
+    int pr, dry_run, strict, threads, max_tokens, backend_ctx;
     double time_budget;
     cli_list include, exclude;
 } review_options;
@@ -123,6 +132,7 @@ static int parse_options(int argc, char **argv, review_options *o)
 {
     memset(o, 0, sizeof *o);
     o->max_tokens = DEFAULT_MAX_TOKENS;
+    o->backend_ctx = DEFAULT_BACKEND_CTX;
     const cli_option table[] = {
         {"--repo", CLI_STRING, &o->repo},         {"--base", CLI_STRING, &o->base},
         {"--head", CLI_STRING, &o->head},         {"--pr", CLI_INT, &o->pr},
@@ -130,16 +140,19 @@ static int parse_options(int argc, char **argv, review_options *o)
         {"--dry-run", CLI_FLAG, &o->dry_run},     {"--threads", CLI_INT, &o->threads},
         {"--max-tokens", CLI_INT, &o->max_tokens}, {"--time-budget", CLI_DOUBLE, &o->time_budget},
         {"--include", CLI_LIST, &o->include},     {"--exclude", CLI_LIST, &o->exclude},
-        {"--strict", CLI_FLAG, &o->strict},       {NULL, CLI_FLAG, NULL},
+        {"--strict", CLI_FLAG, &o->strict},       {"--backend", CLI_STRING, &o->backend},
+        {"--backend-model", CLI_STRING, &o->backend_model}, {"--backend-ctx", CLI_INT, &o->backend_ctx},
+        {NULL, CLI_FLAG, NULL},
     };
     const char *env_budget = getenv("PRBOT_TIME_BUDGET");
     if (env_budget && *env_budget) o->time_budget = atof(env_budget);
     int rc = cli_parse("review", argc, argv, table, usage_text, NULL);
     if (rc) return rc;
     if (!o->prompt) o->prompt = getenv("PRBOT_PROMPT") && *getenv("PRBOT_PROMPT") ? getenv("PRBOT_PROMPT") : "review";
-    if (o->pr < 0 || o->threads < 0 || o->max_tokens <= 0 || o->time_budget < 0) {
+    if (o->backend && !*o->backend) o->backend = NULL;
+    if (o->pr < 0 || o->threads < 0 || o->max_tokens <= 0 || o->time_budget < 0 || o->backend_ctx < 64) {
         fprintf(stderr, "prbot review: --pr, --threads and --time-budget must not be negative, --max-tokens "
-                        "must be positive\n");
+                        "must be positive, --backend-ctx at least 64\n");
         return 2;
     }
     return 0;
@@ -193,6 +206,15 @@ typedef struct {
     int32_t *ids;
     int cap;
 } token_counter;
+
+/* Without a local tokenizer (a backend and no --model): a conservative
+ * estimate, since code runs at 3-4 bytes a token in the usual BPE vocabularies. */
+static int estimate_tokens(void *user, const char *text, size_t len)
+{
+    (void)user;
+    (void)text;
+    return (int)(len / 2 + 1);
+}
 
 static int count_tokens(void *user, const char *text, size_t len)
 {
@@ -266,6 +288,8 @@ typedef struct {
     diff_result diff;
     const char *diff_source;
     char model_path[4096];
+    char model_name[256];
+    const char *origin; /* for the footer: NULL = generated locally */
     engine *e;
     char *model_text;
     engine_stats stats;
@@ -376,7 +400,7 @@ static void log_diff_summary(review_state *s)
 
 static int build_prompt(review_state *s, token_counter *tc, char *err, size_t errlen)
 {
-    const engine_info *info = engine_get_info(s->e);
+    const engine_info *info = s->e ? engine_get_info(s->e) : NULL;
     char pr[32], body[BODY_EXCERPT_BYTES + 1];
     snprintf(pr, sizeof pr, "%ld", s->ctx.pr_number);
     snprintf(body, sizeof body, "%s", s->ctx.body && *s->ctx.body ? s->ctx.body : "(none)");
@@ -389,9 +413,13 @@ static int build_prompt(review_state *s, token_counter *tc, char *err, size_t er
         {"head", s->ctx.head_rev},
         {"pr", pr},
     };
-    prompt_budget b = {.n_ctx = info->n_ctx, .max_tokens = s->opt.max_tokens, .count = count_tokens,
+    prompt_budget b = {.n_ctx = info ? info->n_ctx : 0, .max_tokens = s->opt.max_tokens, .count = count_tokens,
                        .format = format_chat, .user = tc};
-    if (s->opt.time_budget > 0) {
+    if (s->opt.backend) { /* the server's context; the local model, if any, only counts */
+        b.n_ctx = s->opt.backend_ctx;
+        if (!s->e) b.count = estimate_tokens, b.format = NULL;
+    }
+    if (s->opt.time_budget > 0 && !s->opt.backend) {
         b.time_budget_s = s->opt.time_budget - seconds_since(&s->log.start) - POST_RESERVE_S;
         if (b.time_budget_s < 1) b.time_budget_s = 1;
         prompt_estimate_speed(info->weight_bytes, info->n_threads, &b.prefill_tokens_per_s, &b.decode_tokens_per_s);
@@ -447,14 +475,71 @@ static int generate(review_state *s, token_counter *tc, char *err, size_t errlen
     return s->model_text ? 0 : -1;
 }
 
+/* A backend's answer streams to stderr as a local one does; a retried one starts over. */
+static int on_backend_text(const char *text, void *user)
+{
+    generated_text *g = user;
+    if (!text) {
+        fputs("\n----- retrying: the text above is discarded -----\n", stderr);
+        g->len = 0;
+        if (g->text) g->text[0] = 0;
+        return 0;
+    }
+    return on_token(0, text, g);
+}
+
+static int generate_backend(review_state *s, char *err, size_t errlen)
+{
+    backend_options bo = {.url = s->opt.backend, .model = s->opt.backend_model,
+                          .api_key = getenv("PRBOT_BACKEND_API_KEY")};
+    engine_chat_msg msgs[2];
+    int n = 0;
+    if (s->prompt.system) msgs[n++] = (engine_chat_msg){"system", s->prompt.system};
+    msgs[n++] = (engine_chat_msg){"user", s->prompt.user_msg};
+    double budget = 0;
+    if (s->opt.time_budget > 0) {
+        budget = s->opt.time_budget - seconds_since(&s->log.start) - POST_RESERVE_S;
+        if (budget < 1) budget = 1;
+    }
+    log_line(&s->log, "sending about %d prompt tokens to %s, up to %d tokens back", s->prompt.prompt_tokens,
+             s->opt.backend, s->prompt.max_tokens);
+    fputs("----- generated text -----\n", stderr);
+    generated_text g = {0};
+    backend_result res;
+    double t0 = seconds_since(&s->log.start);
+    int rc = backend_chat(&bo, msgs, n, s->prompt.max_tokens, 0.0, budget, on_backend_text, &g, &res, err, errlen);
+    fputs("\n--------------------------\n", stderr);
+    if (rc < 0 || g.failed) {
+        if (rc == 0) err_set(err, errlen, "out of memory collecting the generated text");
+        free(g.text);
+        return -1;
+    }
+    s->model_text = g.text ? g.text : strdup("");
+    double seconds = seconds_since(&s->log.start) - t0;
+    s->stats.prompt_tokens = res.prompt_tokens >= 0 ? res.prompt_tokens : s->prompt.prompt_tokens;
+    s->stats.generated_tokens = res.completion_tokens >= 0 ? res.completion_tokens : 0;
+    s->stats.decode_s = seconds;
+    s->stats.decode_tokens_per_s = seconds > 0 ? s->stats.generated_tokens / seconds : 0;
+    s->stats.stop_reason = !strcmp(res.finish_reason, "length") ? "max_tokens" : "eos";
+    snprintf(s->model_name, sizeof s->model_name, "%s", res.model[0] ? res.model : s->opt.backend_model ? s->opt.backend_model : "?");
+    s->origin = "generated by a model server through prbot";
+    log_line(&s->log, "%s answered %d tokens in %.2f s (%s)", s->model_name, s->stats.generated_tokens, seconds,
+             res.finish_reason[0] ? res.finish_reason : "?");
+    return s->model_text ? 0 : -1;
+}
+
 static int run_model(review_state *s, char *err, size_t errlen)
 {
-    engine_params ep = {.n_threads = s->opt.threads, .n_ctx = 0};
-    log_line(&s->log, "loading %s", s->model_path);
-    if (engine_open(&s->e, s->model_path, &ep, err, errlen) < 0) return -1;
-    const engine_info *info = engine_get_info(s->e);
-    log_line(&s->log, "model %s (%s, %s), context %d, %d threads", info->name, info->arch, info->file_type,
-             info->n_ctx, info->n_threads);
+    engine_params ep = {.n_threads = s->opt.threads, .n_ctx = 0, .vocab_only = s->opt.backend != NULL};
+    if (s->model_path[0]) {
+        log_line(&s->log, "loading %s%s", s->model_path, s->opt.backend ? " (its tokenizer, to count tokens)" : "");
+        if (engine_open(&s->e, s->model_path, &ep, err, errlen) < 0) return -1;
+        const engine_info *info = engine_get_info(s->e);
+        snprintf(s->model_name, sizeof s->model_name, "%s", info->name);
+        if (!s->opt.backend)
+            log_line(&s->log, "model %s (%s, %s), context %d, %d threads", info->name, info->arch, info->file_type,
+                     info->n_ctx, info->n_threads);
+    }
     token_counter tc = {.e = s->e};
     int rc = build_prompt(s, &tc, err, errlen);
     if (rc == 0 && s->prompt.n_shown == 0) {
@@ -463,7 +548,7 @@ static int run_model(review_state *s, char *err, size_t errlen)
                                "below for the reasons).");
         rc = s->model_text ? 0 : -1;
     } else if (rc == 0) {
-        rc = generate(s, &tc, err, errlen);
+        rc = s->opt.backend ? generate_backend(s, err, errlen) : generate(s, &tc, err, errlen);
     }
     free(tc.ids);
     return rc;
@@ -471,11 +556,11 @@ static int run_model(review_state *s, char *err, size_t errlen)
 
 static int render(review_state *s, char *err, size_t errlen)
 {
-    const engine_info *info = engine_get_info(s->e);
     char heading[160];
     snprintf(heading, sizeof heading, "prbot %s", s->tmpl.name);
     comment_input in = {.name = s->tmpl.name, .heading = heading, .model_text = s->model_text, .diff = &s->diff,
-                        .diff_source = s->diff_source, .model_name = info->name,
+                        .diff_source = s->diff_source, .model_name = s->model_name[0] ? s->model_name : NULL,
+                        .origin = s->origin,
                         .prompt_tokens = s->stats.prompt_tokens, .generated_tokens = s->stats.generated_tokens,
                         .prefill_tokens_per_s = s->stats.prefill_tokens_per_s,
                         .decode_tokens_per_s = s->stats.decode_tokens_per_s,
@@ -573,7 +658,9 @@ int cmd_review(int argc, char **argv)
     event_options eo = {.repo_dir = s.opt.repo, .base = s.opt.base, .head = s.opt.head, .pr = s.opt.pr};
     if (event_load(&s.ctx, &eo, err, sizeof err) < 0) return fail(&s, err);
     s.log.in_actions = s.ctx.in_actions;
-    if (find_model(s.opt.model, s.model_path, sizeof s.model_path, err, sizeof err) < 0) return fail(&s, err);
+    int model_given = s.opt.model || (getenv("PRBOT_MODEL") && *getenv("PRBOT_MODEL"));
+    if ((!s.opt.backend || model_given) && find_model(s.opt.model, s.model_path, sizeof s.model_path, err, sizeof err) < 0)
+        return fail(&s, err);
     if (prompt_template_load(s.opt.prompt, &s.tmpl, err, sizeof err) < 0) return fail(&s, err);
 
     log_group(&s.log, "prbot: pull request");
