@@ -43,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)api_auth_ok(auth, "sk-fuzz-key");
     engine_sampling defaults;
     engine_sampling_defaults(&defaults);
-    api_request r;
-    char err[512];
+    api_request r = {0}; /* api_parse sets it; an unknown route never reaches it */
+    char err[512] = "";
     if (ep != API_NONE && api_parse(ep, rest, len, &defaults, &r, err, sizeof err) == 0 && api_generates(ep)) {
         api_stream s = {ep, "id-1", r.model ? r.model : "default", 0, r.include_usage};
         api_result res = {3, 1, 2, "stop", 0.1, 0, 0.05, 0.05};
