@@ -377,6 +377,21 @@ def create_tags_delete_survive_restart():
 
 
 @case
+def least_recently_used_model_is_unloaded():
+    with Server(TINY, "--memory", "1") as s:  # 1 MB: room for one 1.2 MB model at a time, whatever it is
+        for name in ("a", "b"):
+            assert s.json("POST", "/api/create", {"name": name, "modelpath": TINY})[0] == 200
+        for name in ("a", "b", "stories260K", "a"):
+            st, out = s.json("POST", "/v1/completions", {"model": name, "prompt": STORY, "max_tokens": 2})
+            assert st == 200 and out["model"] == name, out
+        time.sleep(0.1)
+    unloads = [line.split("unloading ")[1].split()[0] for line in s.log_lines if "unloading " in line]
+    loads = [line.split("loaded ")[1].split()[0] for line in s.log_lines if "prbot serve: loaded " in line]
+    assert loads == ["stories260K", "a", "b", "stories260K", "a"], loads
+    assert unloads == ["stories260K", "a", "b", "stories260K"], unloads
+
+
+@case
 def pull_streams_progress_and_registers():
     require(TINY)
     src = tempfile.mkdtemp()
