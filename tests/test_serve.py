@@ -27,6 +27,21 @@ STORY = "Once upon a time, there was a little girl named Lily."
 CHAT = [{"role": "user", "content": "Tell me a story about a cat."}]
 
 
+def file_server(directory):
+    """A static file server on loopback for /api/pull; the caller shuts it down."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=directory, **k)
+
+        def log_message(self, *a):
+            pass
+
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    files.daemon_threads = True
+    threading.Thread(target=files.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return files
+
+
 def completion_text(events):
     return "".join(e["choices"][0]["text"] for _, e in events if isinstance(e, dict) and e.get("choices"))
 
@@ -144,20 +159,52 @@ def health_is_503_while_loading():
         assert all(h == (503, {"status": "loading"}) for h in s.health[:-1]), s.health
 
 
+def curl(*args):
+    r = subprocess.run(["curl", "-sN", "--max-time", "20", "-w", "\n%{http_code}", *args], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    body, _, code = r.stdout.rpartition("\n")
+    return int(code), body
+
+
 @case
-def curl_streams_each_format():
+def curl_reaches_every_endpoint():
     if not shutil.which("curl"):
         raise Skip("curl not installed")
-    with Server(TINY) as s:
-        for path, body, sse in [("/v1/chat/completions", {"messages": CHAT, "max_tokens": 5, "stream": True}, True),
-                                ("/api/generate", {"prompt": STORY, "options": {"num_predict": 5}}, False),
-                                ("/generate", {"prompt": STORY, "params": {"max_tokens": 5}}, True)]:
-            r = subprocess.run(["curl", "-sN", "--max-time", "20", "-H", "Content-Type: application/json", "-d",
-                                json.dumps(body), s.url + path], capture_output=True, text=True, timeout=30)
-            assert r.returncode == 0, r.stderr
-            lines = [(0, line) for line in r.stdout.split("\n")]
-            events = sse_events(lines) if sse else ndjson(lines)
-            assert len(events) >= 3, (path, r.stdout[:300])
+    src = tempfile.mkdtemp()
+    shutil.copy(TINY, os.path.join(src, "curl-pulled.gguf"))
+    files = file_server(src)
+    try:
+        with Server(TINY) as s:
+            u = s.url
+            post = ["-H", "Content-Type: application/json", "-d"]
+            streams = [("/v1/chat/completions", {"messages": CHAT, "max_tokens": 5, "stream": True}, "sse"),
+                       ("/v1/completions", {"prompt": STORY, "max_tokens": 5, "stream": True}, "sse"),
+                       ("/api/generate", {"prompt": STORY, "options": {"num_predict": 5}}, "ndjson"),
+                       ("/api/chat", {"messages": CHAT, "options": {"num_predict": 5}}, "ndjson"),
+                       ("/generate", {"prompt": STORY, "params": {"max_tokens": 5}}, "sse")]
+            for path, body, kind in streams:
+                code, out = curl(*post, json.dumps(body), u + path)
+                lines = [(0, line) for line in out.split("\n")]
+                events = sse_events(lines) if kind == "sse" else ndjson(lines)
+                assert code == 200 and len(events) >= 3, (path, code, out[:300])
+            for path in ("/v1/models", "/api/version", "/api/tags", "/health"):
+                code, out = curl(u + path)
+                assert code == 200 and json.loads(out), (path, out)
+            code, out = curl(*post, json.dumps({"model": "stories260K"}), u + "/api/show")
+            assert code == 200 and json.loads(out)["details"]["format"] == "gguf", out
+            code, out = curl(*post, json.dumps({"name": "c", "modelpath": TINY}), u + "/api/create")
+            assert code == 200 and json.loads(out) == {"status": "success"}, out
+            code, out = curl("-X", "DELETE", *post, json.dumps({"name": "c"}), u + "/api/delete")
+            assert code == 200, out
+            url = f"http://127.0.0.1:{files.server_address[1]}/curl-pulled.gguf"
+            code, out = curl(*post, json.dumps({"name": url}), u + "/api/pull")
+            lines = [o for _, o in ndjson([(0, line) for line in out.split("\n")])]
+            assert code == 200 and lines[-1]["status"] == "success", out
+    finally:
+        files.shutdown()
+        files.server_close()
+        shutil.rmtree(src, ignore_errors=True)
 
 
 # ---- streaming, disconnects, load -------------------------------------------------
@@ -398,15 +445,7 @@ def pull_streams_progress_and_registers():
     models = tempfile.mkdtemp()
     shutil.copy(TINY, os.path.join(src, "pulled-tiny.gguf"))
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **k):
-            super().__init__(*a, directory=src, **k)
-
-        def log_message(self, *a):
-            pass
-
-    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=files.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    files = file_server(src)
     try:
         with Server(TINY, models_dir=models, env={"PRBOT_RETRY_MAX_WAIT": "0.05"}) as s:
             url = f"http://127.0.0.1:{files.server_address[1]}/pulled-tiny.gguf"
