@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server_api.h"
+#include "../../bot/server_api.h"
 
 static const struct {
     const char *method, *path;
