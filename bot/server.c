@@ -1117,6 +1117,12 @@ int server_start(server **out, const serve_options *o, char *err, size_t errlen)
         err_set(err, errlen, "out of memory");
         return -1;
     }
+    engine *check = open_vocab(o->model_path, err, errlen); /* a bad path fails here, not in the background */
+    if (!check) {
+        free(srv);
+        return -1;
+    }
+    engine_close(check);
     srv->o = *o;
     if (srv->o.parallel < 1) srv->o.parallel = 1;
     if (srv->o.queue < 0) srv->o.queue = 0;
