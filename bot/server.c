@@ -898,6 +898,7 @@ static ssize_t read_pull(void *cls, uint64_t pos, char *buf, size_t max)
             n++;
             continue;
         }
+        if (got == 1 && n == 0) continue; /* an empty line */
         if (got == 1 || n > 0) {
             line[n] = 0;
             char *ev = dump_line_status(line);
