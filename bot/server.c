@@ -20,7 +20,9 @@
  * running and --queue more are waiting, it answers 503 with Retry-After
  * instead. The scheduler admits jobs in order, formats and tokenizes the
  * prompt, picks the model's idle session whose cache shares the longest
- * prefix with it (engine_session_common_prefix), and starts it. Every token's
+ * prefix with it (engine_session_common_prefix; a new session while there is
+ * room when none shares half, so one conversation does not evict another's
+ * cache for a common system prompt), and starts it. Every token's
  * text goes into the job as a piece (held back while it could still be the
  * start of a stop sequence); the connection thread turns pieces into SSE
  * events or NDJSON lines as they come. While it waits it also watches its
@@ -304,7 +306,7 @@ static loaded_model *load_model(server *srv, const char *name, const char *path,
     return m;
 }
 
-/* The idle session of m whose cache shares most with tokens (created when none is idle). */
+/* The idle session of m whose cache shares most with tokens, or a new one when none shares half. */
 static int pick_session(server *srv, loaded_model *m, const int32_t *tokens, int n, char *err, size_t errlen)
 {
     int best = -1, best_shared = -1, empty = -1;
@@ -317,7 +319,9 @@ static int pick_session(server *srv, loaded_model *m, const int32_t *tokens, int
         int shared = engine_session_common_prefix(m->sessions[k], tokens, n);
         if (shared > best_shared) best = k, best_shared = shared;
     }
-    if ((best < 0 || best_shared == 0) && empty >= 0) {
+    /* A session that shares little (a BOS, a common system prompt) is worth more to the conversation
+     * it holds than to this one: start a new session while there is room. */
+    if ((best < 0 || 2 * best_shared < n) && empty >= 0) {
         if (engine_session_new(&m->sessions[empty], m->e, 0, err, errlen)) return -1;
         const engine_info *info = engine_get_info(m->e);
         m->bytes += info->kv_bytes_per_position * (uint64_t)engine_session_n_ctx(m->sessions[empty]);

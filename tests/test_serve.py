@@ -283,23 +283,31 @@ def full_queue_gives_503():
 def concurrent_chats_never_mix():
     require(SMOL)
     prompts = ["Tell me about the sea.", "List three colors of fruit."]
+
+    def run(s, p):
+        """The answer's text, and when its first and last pieces arrived."""
+        body = {"messages": [{"role": "user", "content": p}], "max_tokens": 40, "temperature": 0, "stream": True}
+        t0 = time.time()
+        ev = [(t0 + t, e) for t, e in sse_events(s.stream("/v1/chat/completions", body))
+              if isinstance(e, dict) and e["choices"] and e["choices"][0]["delta"].get("content")]
+        return "".join(e["choices"][0]["delta"]["content"] for _, e in ev), ev[0][0], ev[-1][0]
+
+    alone = []
+    for p in prompts:  # each on a fresh server: a fresh session, as each gets below
+        with Server(SMOL) as s:
+            alone.append(run(s, p)[0])
     with Server(SMOL, "--parallel", "2") as s:
-        def run(p):
-            body = {"messages": [{"role": "user", "content": p}], "max_tokens": 40, "temperature": 0, "stream": True}
-            ev = sse_events(s.stream("/v1/chat/completions", body))
-            return "".join(e["choices"][0]["delta"].get("content", "") for _, e in ev
-                           if isinstance(e, dict) and e["choices"])
-        for p in prompts:  # each session's cache now holds its prompt, as in the concurrent run
-            run(p)
-        alone = [run(p) for p in prompts]
         results = [None, None]
-        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, run(prompts[i]))) for i in range(2)]
+        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, run(s, prompts[i]))) for i in range(2)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout=60)
-        assert results == alone, (results, alone)
-        assert alone[0] != alone[1]
+    assert [r[0] for r in results] == alone, (results, alone)
+    assert alone[0] != alone[1]
+    # the two were generated at the same time, taking turns, not one after the other
+    (_, a0, a1), (_, b0, b1) = results
+    assert a0 < b1 and b0 < a1, results
 
 
 # ---- bad input, keys -------------------------------------------------------------------
