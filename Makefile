@@ -1,6 +1,7 @@
 # prbot - the only build system. `make` builds ./prbot, `make test` runs every
 # test, `make test-asan` runs them again under AddressSanitizer + UBSan,
-# `make bench` measures speed, `make demo` is the newcomer's first command.
+# `make bench` measures speed, `make demo` is the newcomer's first command,
+# `make eval` measures how well a model reviews (EVAL_MODEL=path.gguf).
 #
 # Sources are picked up by wildcard: engine/*.c, engine/kernels/*.c, bot/*.c.
 # SIMD kernel files are named by ISA (*_avx2.c, *_avx512.c, *_neon.c) and get
@@ -45,7 +46,7 @@ TOOL_BIN   := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
 PRBOT ?= ./prbot
 
-.PHONY: all test test-asan bench demo static clean tests-build
+.PHONY: all test test-asan bench demo eval static clean tests-build
 
 all: $(PRBOT)
 
@@ -95,6 +96,13 @@ bench: $(PRBOT) $(TOOL_BIN)
 
 demo:
 	@bash tests/demo.sh
+
+# Reviews the PR fixtures in tests/eval/fixtures and prints a table of scores
+# (only reports, never fails on one). EVAL_FIXTURES="c-off-by-one py-clean"
+# runs a few; EVAL_MODEL, EVAL_MAX_TOKENS, EVAL_TIME_BUDGET: see tests/eval/eval.py.
+eval: $(PRBOT)
+	bash tests/setup.sh >/dev/null
+	PRBOT=$(PRBOT) python3 tests/eval/eval.py $(EVAL_FIXTURES)
 
 static:
 	cppcheck --quiet --inline-suppr --enable=warning,performance,portability --error-exitcode=1 \
