@@ -5,7 +5,7 @@
  *   gen_model --list
  *
  * Benchmarks need files exactly as big, and laid out exactly like, the real
- * SmolLM2-135M / Qwen2.5-0.5B / Qwen2.5-Coder-1.5B quantizations: random
+ * SmolLM2-135M / Qwen2.5-0.5B / Qwen2.5-Coder-1.5B/3B/7B quantizations: random
  * weights run as fast as trained ones. Quantizing 1.5 billion random floats
  * would take minutes, so the weights are produced directly as valid blocks:
  * random quant bits with f16 scales chosen so that the weights come out with a
@@ -52,6 +52,8 @@ static const model_shape shapes[] = {
     {"smollm2-135m", "llama", "smollm", 576, 30, 9, 3, 1536, 49152, 8192, 100000.0f, 1e-5f, 0, 1},
     {"qwen2.5-0.5b", "qwen2", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768, 1000000.0f, 1e-6f, 1, 1},
     {"qwen2.5-coder-1.5b", "qwen2", "qwen2", 1536, 28, 12, 2, 8960, 151936, 32768, 1000000.0f, 1e-6f, 1, 1},
+    {"qwen2.5-coder-3b", "qwen2", "qwen2", 2048, 36, 16, 2, 11008, 151936, 32768, 1000000.0f, 1e-6f, 1, 1},
+    {"qwen2.5-coder-7b", "qwen2", "qwen2", 3584, 28, 28, 4, 18944, 152064, 32768, 1000000.0f, 1e-6f, 1, 0},
     /* for tests: k-quant-sized rows with tied embeddings and QKV bias ... */
     {"tiny", "qwen2", "qwen2", 256, 2, 4, 2, 512, 2048, 4096, 1000000.0f, 1e-6f, 1, 1},
     /* ... and rows of 192 (the k-quant fallback) with a separate output matrix */
