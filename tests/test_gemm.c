@@ -279,9 +279,12 @@ static void test_gemm_panels(void)
     check_case_from(&t, bs, 33, 6, CASE_EXTREME, 16);
     check_case_from(&t, many, 33, 1, CASE_RANDOM, 16);
     check_case_from(&t, many, 32, 17, CASE_EXTREME, 0);
-    /* more tokens than one 32-token activation group (AVX2), whole and partial */
+    /* more tokens than one activation group (AVX2: 32 tokens for the k-quants, 64 for the
+     * rest), whole and partial; and rows of several 32-block chunks with them (AVX2 unpacks
+     * a panel of the 32-element formats 32 blocks at a time) */
     check_case_from(&t, some, 48, 45, CASE_RANDOM, 0);
     check_case_from(&t, few, 33, 70, CASE_EXTREME, 16);
+    check_case_from(&t, many, 17, 67, CASE_RANDOM, 0);
     /* every quant at its maximum, decode and prefill */
     static const int saturated_tokens[] = {1, 2, 4, 13, 45};
     for (size_t a = 0; a < sizeof saturated_tokens / sizeof saturated_tokens[0]; a++) {
