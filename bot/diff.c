@@ -47,80 +47,172 @@ const char *diff_status_name(diff_status s)
     return "changed";
 }
 
-/* ---- glob matching ---------------------------------------------------- */
+/* ---- glob matching ----------------------------------------------------
+ *
+ * A glob is compiled into tokens and run as an NFA over the path: the set of
+ * tokens still alive is advanced one path byte at a time, so a match costs
+ * O(tokens x path bytes) whatever the glob (a backtracking matcher takes
+ * exponential time on globs like "*a*a*a*a*a*b" against a long path). Globs
+ * are at most GLOB_MAX bytes and paths at most DIFF_MAX_PATH (longer paths
+ * are skipped before any matching), so one match is bounded by 4M steps. */
 
-/* Matches a bracket expression at *pp against c; advances *pp past ']'.
- * Returns 1 match, 0 no match, -1 malformed (then '[' is literal). */
-static int match_bracket(const char **pp, char c)
+#define GLOB_MAX 1024
+
+typedef enum {
+    GT_CHAR,       /* one literal byte */
+    GT_ANY,        /* '?': one byte but '/' */
+    GT_CLASS,      /* '[...]': one byte of the set, never '/' */
+    GT_STAR,       /* '*': any run of bytes without '/' */
+    GT_GLOBSTAR,   /* '**': any run of bytes */
+    GT_DIRS_ENTER, /* '**' + '/': nothing, or (next token) any run ending in '/' */
+    GT_DIRS_LOOP   /* the run of whole components after GT_DIRS_ENTER */
+} glob_token_kind;
+
+typedef struct {
+    unsigned char kind, c;
+    unsigned char set[32]; /* GT_CLASS: bit per byte value */
+} glob_token;
+
+typedef struct {
+    glob_token *tok;
+    size_t n;
+    unsigned char *cur, *next; /* n + 1 flags each: which tokens are alive */
+} glob_program;
+
+/* Parses a bracket expression at *pp (at '[') into set; advances *pp past
+ * ']'. Returns 0, or -1 when it is malformed (then '[' is a literal). */
+static int parse_bracket(const char **pp, unsigned char *set)
 {
     const char *p = *pp + 1;
-    int negate = 0, matched = 0;
+    int negate = 0;
+    memset(set, 0, 32);
     if (*p == '!' || *p == '^') {
         negate = 1;
         p++;
     }
     const char *start = p;
     while (*p && (*p != ']' || p == start)) {
-        char lo = *p;
-        char hi = lo;
+        unsigned char lo = (unsigned char)*p, hi = lo;
         if (p[1] == '-' && p[2] && p[2] != ']') {
-            hi = p[2];
+            hi = (unsigned char)p[2];
             p += 2;
         }
-        if (c >= lo && c <= hi) matched = 1;
+        for (unsigned c = lo; c <= hi; c++) set[c >> 3] |= (unsigned char)(1u << (c & 7));
         p++;
     }
     if (*p != ']') return -1;
+    if (negate)
+        for (int i = 0; i < 32; i++) set[i] = (unsigned char)~set[i];
     *pp = p + 1;
-    return matched != negate;
+    return 0;
 }
 
-static int glob_match_here(const char *p, const char *s)
+static void glob_free(glob_program *g)
 {
-    while (*p) {
+    free(g->tok);
+    free(g->cur);
+    memset(g, 0, sizeof *g);
+}
+
+/* Compiles glob (at most GLOB_MAX bytes). Returns 0 or -1 (too long, no memory). */
+static int glob_compile(glob_program *g, const char *glob)
+{
+    size_t len = strlen(glob);
+    memset(g, 0, sizeof *g);
+    if (len > GLOB_MAX) return -1;
+    g->tok = malloc((len + 1) * sizeof *g->tok);
+    g->cur = malloc(2 * (len + 2));
+    if (!g->tok || !g->cur) {
+        glob_free(g);
+        return -1;
+    }
+    g->next = g->cur + len + 2;
+    for (const char *p = glob; *p;) {
+        glob_token *t = &g->tok[g->n++];
+        t->c = 0;
         if (p[0] == '*' && p[1] == '*') {
             while (*p == '*') p++;
-            if (*p == '/') {
-                /* "**" + "/" : zero or more whole components */
+            t->kind = GT_GLOBSTAR;
+            if (*p == '/') { /* two tokens for three bytes at least */
+                t->kind = GT_DIRS_ENTER;
+                g->tok[g->n++].kind = GT_DIRS_LOOP;
                 p++;
-                if (glob_match_here(p, s)) return 1;
-                for (const char *q = s; *q; q++)
-                    if (*q == '/' && glob_match_here(p, q + 1)) return 1;
-                return 0;
             }
-            for (const char *q = s;; q++) {
-                if (glob_match_here(p, q)) return 1;
-                if (!*q) return 0;
-            }
-        }
-        if (*p == '*') {
+        } else if (*p == '*') {
+            t->kind = GT_STAR;
             p++;
-            for (const char *q = s;; q++) {
-                if (glob_match_here(p, q)) return 1;
-                if (!*q || *q == '/') return 0;
-            }
-        }
-        if (!*s) return 0;
-        if (*p == '?') {
-            if (*s == '/') return 0;
-        } else if (*p == '[') {
-            const char *pp = p;
-            int m = match_bracket(&pp, *s);
-            if (m >= 0) {
-                if (!m || *s == '/') return 0;
-                p = pp;
-                s++;
-                continue;
-            }
-            if (*s != '[') return 0;
+        } else if (*p == '?') {
+            t->kind = GT_ANY;
+            p++;
+        } else if (*p == '[' && parse_bracket(&p, t->set) == 0) {
+            t->kind = GT_CLASS;
         } else {
             if (*p == '\\' && p[1]) p++;
-            if (*p != *s) return 0;
+            t->kind = GT_CHAR;
+            t->c = (unsigned char)*p++;
         }
-        p++;
-        s++;
     }
-    return *s == 0;
+    return 0;
+}
+
+/* Marks what the live tokens reach without consuming a byte: a star may
+ * match nothing, "**" + "/" may match nothing or go on to its loop. These
+ * moves only go forward, so one pass does. */
+static void glob_close(const glob_program *g, unsigned char *alive)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        if (!alive[i]) continue;
+        int k = g->tok[i].kind;
+        if (k == GT_STAR || k == GT_GLOBSTAR) alive[i + 1] = 1;
+        if (k == GT_DIRS_ENTER) alive[i + 1] = alive[i + 2] = 1;
+    }
+}
+
+/* 1 when the compiled glob matches all of s[0..n). */
+static int glob_run(glob_program *g, const char *s, size_t n)
+{
+    unsigned char *cur = g->cur, *next = g->next;
+    memset(cur, 0, g->n + 1);
+    cur[0] = 1;
+    glob_close(g, cur);
+    for (size_t k = 0; k < n; k++) {
+        unsigned char c = (unsigned char)s[k];
+        int any = 0;
+        memset(next, 0, g->n + 1);
+        for (size_t i = 0; i < g->n; i++) {
+            if (!cur[i]) continue;
+            const glob_token *t = &g->tok[i];
+            switch (t->kind) {
+            case GT_CHAR: next[i + 1] |= c == t->c; break;
+            case GT_ANY: next[i + 1] |= c != '/'; break;
+            case GT_CLASS: next[i + 1] |= c != '/' && (t->set[c >> 3] >> (c & 7) & 1); break;
+            case GT_STAR: next[i] |= c != '/'; break;
+            case GT_GLOBSTAR: next[i] = 1; break;
+            case GT_DIRS_ENTER: break;
+            case GT_DIRS_LOOP:
+                next[i] = 1;
+                next[i + 1] |= c == '/';
+                break;
+            }
+        }
+        glob_close(g, next);
+        for (size_t i = 0; i <= g->n && !any; i++) any = next[i];
+        unsigned char *tmp = cur;
+        cur = next;
+        next = tmp;
+        if (!any) return 0;
+    }
+    return cur[g->n];
+}
+
+/* One glob against one path or component, compiled for the call. */
+static int glob_match_n(const char *glob, const char *s, size_t n)
+{
+    glob_program g;
+    if (glob_compile(&g, glob) < 0) return 0;
+    int m = glob_run(&g, s, n);
+    glob_free(&g);
+    return m;
 }
 
 int diff_glob_match(const char *glob, const char *path)
@@ -131,27 +223,26 @@ int diff_glob_match(const char *glob, const char *path)
     size_t n = strlen(glob);
     if (n && glob[n - 1] == '/') {
         /* "dir/" : everything below that directory (at any depth if "dir" has no slash) */
-        char buf[1024];
+        char buf[GLOB_MAX + 8];
         int anywhere = memchr(glob, '/', n - 1) == NULL;
-        if (n + 6 > sizeof buf) return 0;
+        if (n + 6 > GLOB_MAX) return 0;
         snprintf(buf, sizeof buf, "%s%s**", anywhere ? "**/" : "", glob);
-        return glob_match_here(buf, path);
+        return glob_match_n(buf, path, strlen(path));
     }
-    if (strchr(glob, '/')) return glob_match_here(glob, path);
+    if (strchr(glob, '/')) return glob_match_n(glob, path, strlen(path));
     /* No slash: match any single path component (base name or directory). */
-    const char *comp = path;
-    char part[1024];
-    for (;;) {
+    glob_program g;
+    if (glob_compile(&g, glob) < 0) return 0;
+    int m = 0;
+    for (const char *comp = path; !m;) {
         const char *slash = strchr(comp, '/');
         size_t len = slash ? (size_t)(slash - comp) : strlen(comp);
-        if (len < sizeof part) {
-            memcpy(part, comp, len);
-            part[len] = 0;
-            if (glob_match_here(glob, part)) return 1;
-        }
-        if (!slash) return 0;
+        m = glob_run(&g, comp, len);
+        if (!slash) break;
         comp = slash + 1;
     }
+    glob_free(&g);
+    return m;
 }
 
 /* ---- default excludes by name ---------------------------------------- */

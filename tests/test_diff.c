@@ -163,6 +163,41 @@ static void test_include_exclude(void)
     remove_repo();
 }
 
+/* Every byte of a glob and of a path at the allowed maximum, in the shapes
+ * that make a backtracking matcher exponential (a 98-byte one ran for
+ * minutes): results as the definition says. */
+static void test_glob_worst_case(void)
+{
+    static char glob[1025], path[4097];
+    test_watchdog("test_glob_worst_case", 60);
+    for (int i = 0; i < 512; i++) memcpy(glob + 2 * i, "*a", 2);
+    memset(path, 'a', 4096);
+    EXPECT(diff_glob_match(glob, path), "512 x '*a' matches 4096 a's");
+    glob[1023] = 'b';
+    EXPECT(!diff_glob_match(glob, path), "... but not when it must end in b");
+    path[4095] = 'b';
+    EXPECT(diff_glob_match(glob, path), "... which it does now");
+    /* "**" + "/" chains over a path of one-byte components */
+    for (int i = 0; i < 1020; i += 5) memcpy(glob + i, "**/a/", 5);
+    memcpy(glob + 1020, "c", 2);
+    for (int i = 0; i < 4096; i += 2) memcpy(path + i, "a/", 2);
+    path[4094] = 'b', path[4095] = 0;
+    EXPECT(!diff_glob_match(glob, path), "**/a/ chain, no c at the end");
+    path[4094] = 'c';
+    EXPECT(diff_glob_match(glob, path), "**/a/ chain, c at the end (204 a's needed, 2048 there)");
+    /* brackets and stars over one long component */
+    for (int i = 0; i < 1020; i += 4) memcpy(glob + i, "*[a]", 4);
+    memcpy(glob + 1020, "?", 2);
+    memset(path, 'a', 4096);
+    path[4096] = 0;
+    EXPECT(diff_glob_match(glob, path), "*[a] chain");
+    path[100] = '/';
+    EXPECT(diff_glob_match(glob, path), "a glob without '/' matches a component (3995 a's)");
+    for (int i = 199; i < 4096; i += 200) path[i] = '/';
+    EXPECT(!diff_glob_match(glob, path), "'*', '?' and [a] never match a '/' (components of 199 < 256)");
+    test_watchdog(NULL, 0);
+}
+
 static void test_glob_match(void)
 {
     EXPECT(diff_glob_match("*.c", "a/b/c.c"), "*.c matches a base name at depth");
@@ -176,6 +211,14 @@ static void test_glob_match(void)
            "brackets");
     EXPECT(diff_glob_match("/top.c", "top.c") && diff_glob_match("./top.c", "top.c"), "anchored");
     EXPECT(!diff_glob_match("*.c", "a.cc"), "suffix exact");
+    EXPECT(diff_glob_match("a\\*b", "a*b") && !diff_glob_match("a\\*b", "axb"), "escaped star");
+    EXPECT(diff_glob_match("[", "[") && diff_glob_match("a[b", "a[b"), "a lone [ is literal");
+    EXPECT(diff_glob_match("**", "a/b/c") && diff_glob_match("a/**", "a/b/c") && !diff_glob_match("a/**", "b/c"),
+           "globstar");
+    EXPECT(diff_glob_match("a/**/b", "a/b") && diff_glob_match("a/**/b", "a/x/y/b") && !diff_glob_match("a/**/b", "a/xb"),
+           "**/ takes whole components");
+    EXPECT(diff_glob_match("[]]", "]") && diff_glob_match("[!a]", "b") && !diff_glob_match("[!a]", "/"),
+           "bracket edge cases");
 }
 
 /* 30000 changed lines in one file plus 60 more files: caps hold, truncation is recorded. */
@@ -291,6 +334,7 @@ static void test_api_fallback_filters(void)
 int main(void)
 {
     TEST_RUN(test_glob_match);
+    TEST_RUN(test_glob_worst_case);
     TEST_RUN(test_statuses_and_hunks);
     TEST_RUN(test_default_skips);
     TEST_RUN(test_include_exclude);
