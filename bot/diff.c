@@ -49,12 +49,14 @@ const char *diff_status_name(diff_status s)
 
 /* ---- glob matching ----------------------------------------------------
  *
- * A glob is compiled into tokens and run as an NFA over the path: the set of
- * tokens still alive is advanced one path byte at a time, so a match costs
- * O(tokens x path bytes) whatever the glob (a backtracking matcher takes
- * exponential time on globs like "*a*a*a*a*a*b" against a long path). Globs
- * are at most GLOB_MAX bytes and paths at most DIFF_MAX_PATH (longer paths
- * are skipped before any matching), so one match is bounded by 4M steps. */
+ * A glob is compiled into tokens and run as an NFA over the path: the list
+ * of tokens still alive is advanced one path byte at a time, so a match
+ * costs O(tokens x path bytes) whatever the glob (a backtracking matcher
+ * takes exponential time on globs like "*a*a*a*a*a*b" against a long path).
+ * Globs are at most GLOB_MAX bytes and paths at most DIFF_MAX_PATH (longer
+ * paths are skipped before any matching): at most 4M steps per match. Most
+ * globs begin or end with literal text ("*.pb.go", "vendor/" and a "**"),
+ * which is compared first, so most paths are turned down in a few compares. */
 
 #define GLOB_MAX 1024
 
@@ -76,7 +78,9 @@ typedef struct {
 typedef struct {
     glob_token *tok;
     size_t n;
-    unsigned char *cur, *next; /* n + 1 flags each: which tokens are alive */
+    size_t prefix, suffix; /* how many tokens at either end are GT_CHAR */
+    unsigned *cur, *next;  /* the alive tokens (n + 1 is "matched") */
+    unsigned *mark;        /* per token: the step it was last added at */
 } glob_program;
 
 /* Parses a bracket expression at *pp (at '[') into set; advances *pp past
@@ -111,6 +115,7 @@ static void glob_free(glob_program *g)
 {
     free(g->tok);
     free(g->cur);
+    free(g->mark);
     memset(g, 0, sizeof *g);
 }
 
@@ -121,8 +126,9 @@ static int glob_compile(glob_program *g, const char *glob)
     memset(g, 0, sizeof *g);
     if (len > GLOB_MAX) return -1;
     g->tok = malloc((len + 1) * sizeof *g->tok);
-    g->cur = malloc(2 * (len + 2));
-    if (!g->tok || !g->cur) {
+    g->cur = malloc(2 * (len + 2) * sizeof *g->cur);
+    g->mark = malloc((len + 2) * sizeof *g->mark);
+    if (!g->tok || !g->cur || !g->mark) {
         glob_free(g);
         return -1;
     }
@@ -152,57 +158,83 @@ static int glob_compile(glob_program *g, const char *glob)
             t->c = (unsigned char)*p++;
         }
     }
+    while (g->prefix < g->n && g->tok[g->prefix].kind == GT_CHAR) g->prefix++;
+    while (g->suffix < g->n - g->prefix && g->tok[g->n - 1 - g->suffix].kind == GT_CHAR) g->suffix++;
     return 0;
 }
 
-/* Marks what the live tokens reach without consuming a byte: a star may
- * match nothing, "**" + "/" may match nothing or go on to its loop. These
- * moves only go forward, so one pass does. */
-static void glob_close(const glob_program *g, unsigned char *alive)
+/* Adds token i to the alive list of step `step`, with what it reaches
+ * without consuming a byte: a star may match nothing, "**" + "/" may match
+ * nothing or go on to its loop. These moves only go forward (the recursion
+ * is at most GLOB_MAX deep). */
+static void glob_add(glob_program *g, unsigned *list, size_t *len, size_t i, unsigned step)
 {
-    for (size_t i = 0; i < g->n; i++) {
-        if (!alive[i]) continue;
-        int k = g->tok[i].kind;
-        if (k == GT_STAR || k == GT_GLOBSTAR) alive[i + 1] = 1;
-        if (k == GT_DIRS_ENTER) alive[i + 1] = alive[i + 2] = 1;
+    if (g->mark[i] == step) return;
+    g->mark[i] = step;
+    list[(*len)++] = (unsigned)i;
+    if (i == g->n) return;
+    int k = g->tok[i].kind;
+    if (k == GT_STAR || k == GT_GLOBSTAR) glob_add(g, list, len, i + 1, step);
+    if (k == GT_DIRS_ENTER) {
+        glob_add(g, list, len, i + 1, step);
+        glob_add(g, list, len, i + 2, step);
     }
 }
 
 /* 1 when the compiled glob matches all of s[0..n). */
 static int glob_run(glob_program *g, const char *s, size_t n)
 {
-    unsigned char *cur = g->cur, *next = g->next;
-    memset(cur, 0, g->n + 1);
-    cur[0] = 1;
-    glob_close(g, cur);
-    for (size_t k = 0; k < n; k++) {
+    const glob_token *tok = g->tok;
+    if (g->prefix == g->n) { /* no wildcard: the glob is the text */
+        if (n != g->n) return 0;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)s[i] != tok[i].c) return 0;
+        return 1;
+    }
+    if (n < g->prefix + g->suffix) return 0;
+    for (size_t i = 0; i < g->prefix; i++)
+        if ((unsigned char)s[i] != tok[i].c) return 0;
+    for (size_t i = 0; i < g->suffix; i++)
+        if ((unsigned char)s[n - g->suffix + i] != tok[g->n - g->suffix + i].c) return 0;
+    memset(g->mark, 0, (g->n + 1) * sizeof *g->mark);
+    unsigned *cur = g->cur, *next = g->next, step = 1;
+    size_t n_cur = 0, n_next;
+    glob_add(g, cur, &n_cur, 0, step);
+    for (size_t k = 0; k < n && n_cur; k++) {
         unsigned char c = (unsigned char)s[k];
-        int any = 0;
-        memset(next, 0, g->n + 1);
-        for (size_t i = 0; i < g->n; i++) {
-            if (!cur[i]) continue;
-            const glob_token *t = &g->tok[i];
+        n_next = 0;
+        step++;
+        for (size_t j = 0; j < n_cur; j++) {
+            size_t i = cur[j];
+            if (i == g->n) continue;
+            const glob_token *t = &tok[i];
             switch (t->kind) {
-            case GT_CHAR: next[i + 1] |= c == t->c; break;
-            case GT_ANY: next[i + 1] |= c != '/'; break;
-            case GT_CLASS: next[i + 1] |= c != '/' && (t->set[c >> 3] >> (c & 7) & 1); break;
-            case GT_STAR: next[i] |= c != '/'; break;
-            case GT_GLOBSTAR: next[i] = 1; break;
+            case GT_CHAR:
+                if (c == t->c) glob_add(g, next, &n_next, i + 1, step);
+                break;
+            case GT_ANY:
+                if (c != '/') glob_add(g, next, &n_next, i + 1, step);
+                break;
+            case GT_CLASS:
+                if (c != '/' && (t->set[c >> 3] >> (c & 7) & 1)) glob_add(g, next, &n_next, i + 1, step);
+                break;
+            case GT_STAR:
+                if (c != '/') glob_add(g, next, &n_next, i, step);
+                break;
+            case GT_GLOBSTAR: glob_add(g, next, &n_next, i, step); break;
             case GT_DIRS_ENTER: break;
             case GT_DIRS_LOOP:
-                next[i] = 1;
-                next[i + 1] |= c == '/';
+                glob_add(g, next, &n_next, i, step);
+                if (c == '/') glob_add(g, next, &n_next, i + 1, step);
                 break;
             }
         }
-        glob_close(g, next);
-        for (size_t i = 0; i <= g->n && !any; i++) any = next[i];
-        unsigned char *tmp = cur;
+        unsigned *tmp = cur;
         cur = next;
         next = tmp;
-        if (!any) return 0;
+        n_cur = n_next;
     }
-    return cur[g->n];
+    return n_cur && g->mark[g->n] == step;
 }
 
 /* One glob against one path or component, compiled for the call. */

@@ -219,6 +219,11 @@ static void test_glob_match(void)
            "**/ takes whole components");
     EXPECT(diff_glob_match("[]]", "]") && diff_glob_match("[!a]", "b") && !diff_glob_match("[!a]", "/"),
            "bracket edge cases");
+    EXPECT(diff_glob_match("ab*ba", "abba") && !diff_glob_match("ab*ba", "aba") && diff_glob_match("ab*ba", "abxba"),
+           "literal ends must not overlap");
+    EXPECT(diff_glob_match("a/b.c", "a/b.c") && !diff_glob_match("a/b.c", "a/b.cc") && !diff_glob_match("a/b.c", "a/b"),
+           "a glob without wildcards is the path");
+    EXPECT(!diff_glob_match("", "") && !diff_glob_match("", "a"), "an empty glob matches nothing");
 }
 
 /* 30000 changed lines in one file plus 60 more files: caps hold, truncation is recorded. */
