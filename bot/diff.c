@@ -6,7 +6,8 @@
  * then walk the deltas one by one. For each file we first decide whether the
  * model should see it at all: by name (lock files, vendored directories,
  * minified bundles, --include/--exclude globs) and by .gitattributes as of the
- * head commit (linguist-generated, linguist-vendored, -diff). Only files we
+ * base commit (linguist-generated, linguist-vendored, -diff; see below for
+ * why not the head's). Only files we
  * keep get their patch text built, hunk by hunk, and only up to a per-file and
  * a total byte cap, so a PR with a million changed lines costs a few MiB.
  *
@@ -18,6 +19,7 @@
 
 #include <ctype.h>
 #include <git2.h>
+#include <git2/sys/repository.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,6 +338,15 @@ static const char *user_glob_reason(const char *path, const diff_options *opt, c
     return NULL;
 }
 
+/* Why a path is skipped before its content is looked at (too long, user
+ * globs, default excludes), written to buf or static; NULL to go on. */
+static const char *name_skip_reason(const char *path, const diff_options *opt, char *buf, size_t cap)
+{
+    if (strlen(path) > DIFF_MAX_PATH) return "path longer than 4096 bytes";
+    const char *reason = user_glob_reason(path, opt, buf, cap);
+    return reason ? reason : diff_default_skip_reason(path);
+}
+
 /* ---- diff_result building ---------------------------------------------- */
 
 /* *slot = a copy of s; the old string is freed only once the copy exists. */
@@ -445,8 +456,7 @@ int diff_result_apply_filters(diff_result *r, const diff_options *opt)
     for (size_t i = 0; i < r->n_files; i++) {
         diff_file *f = &r->files[i];
         if (f->skip_reason) continue;
-        const char *reason = user_glob_reason(f->path, opt, buf, sizeof buf);
-        if (!reason) reason = diff_default_skip_reason(f->path);
+        const char *reason = name_skip_reason(f->path, opt, buf, sizeof buf);
         if (reason && diff_file_set_skip(f, reason) < 0) return -1;
     }
     return 0;
@@ -473,28 +483,278 @@ static int resolve_commit(git_repository *repo, const char *rev, git_commit **ou
     return rc;
 }
 
-/* The attribute-based reason to skip a path, as of the head commit. */
-static const char *attr_skip_reason(git_repository *repo, const git_oid *head, const char *path)
+/* ---- .gitattributes, as of the base commit -----------------------------
+ *
+ * Which files the model sees must not be up to the pull request, so the
+ * attributes that skip files come from the base commit (the trusted side),
+ * never from the head commit, the index or the working tree, which a PR
+ * controls in a pull_request checkout. We read them ourselves: the
+ * .gitattributes of each directory along the path in the base tree (deeper
+ * files override shallower ones, later lines earlier ones, as in git), then
+ * $GIT_DIR/info/attributes (local, highest precedence), and match their
+ * patterns with the glob matcher above, so a lookup costs O(rules x pattern
+ * x path). Only linguist-generated, linguist-vendored and diff (-diff, or
+ * the `binary` macro) matter; `[attr]` macro definitions are ignored. A
+ * pattern without '/' matches the base name, one with '/' the path relative
+ * to its .gitattributes; patterns ending in '/' match directories only and
+ * so no file. Parsed files are cached by blob id. A file over
+ * ATTRS_MAX_BYTES is ignored (attributes only ever skip files, so ignoring
+ * one shows more), which bounds a lookup by 64 KiB of patterns per
+ * directory along the path times DIFF_MAX_PATH. */
+
+#define ATTRS_MAX_BYTES ((size_t)64 << 10) /* bigger .gitattributes files are ignored: they can only hide files */
+
+enum { ATTR_NONE, ATTR_TRUE, ATTR_FALSE, ATTR_UNSPECIFIED, ATTR_VALUE }; /* what a line says */
+enum { A_GENERATED, A_VENDORED, A_DIFF, A_COUNT };
+
+typedef struct {
+    char *pattern;
+    int has_slash; /* match the relative path, else the base name */
+    unsigned char state[A_COUNT];
+} attr_rule;
+
+typedef struct {
+    git_oid id; /* blob id; zero for info/attributes */
+    attr_rule *rules;
+    size_t n;
+} attr_file;
+
+typedef struct {
+    git_repository *repo;
+    git_tree *base; /* NULL: no base tree, no attributes */
+    attr_file *files;
+    size_t n_files;
+    attr_file info; /* $GIT_DIR/info/attributes */
+} attr_reader;
+
+static void attr_file_free(attr_file *f)
 {
-    git_attr_options ao;
-    memset(&ao, 0, sizeof ao);
-    ao.version = GIT_ATTR_OPTIONS_VERSION;
-    ao.flags = GIT_ATTR_CHECK_INCLUDE_COMMIT | GIT_ATTR_CHECK_NO_SYSTEM | GIT_ATTR_CHECK_FILE_THEN_INDEX;
-    git_oid_cpy(&ao.attr_commit_id, head);
-    const char *v = NULL;
-    if (git_attr_get_ext(&v, repo, &ao, path, "linguist-generated") == 0) {
-        git_attr_value_t t = git_attr_value(v);
-        if (t == GIT_ATTR_VALUE_TRUE || (t == GIT_ATTR_VALUE_STRING && !strcmp(v, "true")))
-            return "generated (linguist-generated in .gitattributes)";
+    for (size_t i = 0; i < f->n; i++) free(f->rules[i].pattern);
+    free(f->rules);
+}
+
+static void attr_reader_free(attr_reader *a)
+{
+    for (size_t i = 0; i < a->n_files; i++) attr_file_free(&a->files[i]);
+    free(a->files);
+    attr_file_free(&a->info);
+    git_tree_free(a->base);
+}
+
+/* Unquotes the C-style quoted pattern at s (at '"') in place, NUL-terminated
+ * at s; returns what follows the closing quote. */
+static char *unquote_in_place(char *s)
+{
+    char *out = s, *p = s + 1;
+    for (; *p && *p != '"'; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+            *out++ = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p;
+        } else {
+            *out++ = *p;
+        }
     }
-    if (git_attr_get_ext(&v, repo, &ao, path, "linguist-vendored") == 0) {
-        git_attr_value_t t = git_attr_value(v);
-        if (t == GIT_ATTR_VALUE_TRUE || (t == GIT_ATTR_VALUE_STRING && !strcmp(v, "true")))
-            return "vendored (linguist-vendored in .gitattributes)";
+    char *rest = *p ? p + 1 : p;
+    *out = 0;
+    return rest;
+}
+
+static void attr_assign(attr_rule *r, const char *name, size_t len, int state)
+{
+    static const char *const names[A_COUNT] = {"linguist-generated", "linguist-vendored", "diff"};
+    if (len == 6 && !memcmp(name, "binary", 6) && state == ATTR_TRUE) { /* the built-in macro: -diff -merge -text */
+        r->state[A_DIFF] = ATTR_FALSE;
+        return;
     }
-    if (git_attr_get_ext(&v, repo, &ao, path, "diff") == 0 && git_attr_value(v) == GIT_ATTR_VALUE_FALSE)
-        return "marked -diff in .gitattributes";
+    for (int a = 0; a < A_COUNT; a++)
+        if (strlen(names[a]) == len && !memcmp(name, names[a], len)) r->state[a] = (unsigned char)state;
+}
+
+/* Parses one line into r; returns 1 when it is a rule we use. */
+static int attr_parse_line(char *line, attr_rule *r)
+{
+    memset(r, 0, sizeof *r);
+    while (*line == ' ' || *line == '\t') line++;
+    if (!*line || *line == '#' || *line == '!' || !strncmp(line, "[attr]", 6)) return 0;
+    char *pat = line;
+    if (*line == '"') {
+        line = unquote_in_place(line);
+    } else {
+        while (*line && *line != ' ' && *line != '\t') line++;
+        if (*line) *line++ = 0;
+    }
+    size_t plen = strlen(pat);
+    if (!plen || pat[plen - 1] == '/') return 0;
+    int used = 0;
+    while (*line) {
+        while (*line == ' ' || *line == '\t') line++;
+        char *name = line;
+        while (*line && *line != ' ' && *line != '\t') line++;
+        size_t len = (size_t)(line - name);
+        if (!len) break;
+        int state = ATTR_TRUE;
+        if (*name == '-' || *name == '!') {
+            state = *name == '-' ? ATTR_FALSE : ATTR_UNSPECIFIED;
+            name++, len--;
+        }
+        const char *eq = memchr(name, '=', len);
+        if (eq && state == ATTR_TRUE) {
+            size_t vlen = len - (size_t)(eq - name) - 1;
+            state = vlen == 4 && !memcmp(eq + 1, "true", 4) ? ATTR_TRUE
+                    : vlen == 5 && !memcmp(eq + 1, "false", 5) ? ATTR_FALSE
+                                                               : ATTR_VALUE;
+            len = (size_t)(eq - name);
+        }
+        attr_assign(r, name, len, state);
+    }
+    for (int a = 0; a < A_COUNT; a++) used |= r->state[a] != ATTR_NONE;
+    if (!used) return 0;
+    if (*pat == '/') pat++;
+    r->has_slash = strchr(pat, '/') != NULL;
+    r->pattern = strdup(pat);
+    return r->pattern ? 1 : -1;
+}
+
+/* Parses a .gitattributes text into f. Returns 0 or -1 (out of memory). */
+static int attr_parse(attr_file *f, const char *text, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy) return -1;
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    int rc = 0;
+    for (char *line = copy; line && rc == 0;) {
+        char *nl = memchr(line, '\n', len - (size_t)(line - copy));
+        if (nl) *nl = 0;
+        size_t n = strlen(line);
+        if (n && line[n - 1] == '\r') line[n - 1] = 0;
+        attr_rule r;
+        int used = attr_parse_line(line, &r);
+        if (used < 0) rc = -1;
+        if (used > 0) {
+            attr_rule *rules = realloc(f->rules, (f->n + 1) * sizeof *rules);
+            if (!rules) {
+                free(r.pattern);
+                rc = -1;
+            } else {
+                f->rules = rules;
+                f->rules[f->n++] = r;
+            }
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    free(copy);
+    return rc;
+}
+
+static void attr_reader_init(attr_reader *a, git_repository *repo, git_commit *base)
+{
+    memset(a, 0, sizeof *a);
+    a->repo = repo;
+    if (base && git_commit_tree(&a->base, base) < 0) a->base = NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%sinfo/attributes", git_repository_path(repo));
+    FILE *fp = fopen(path, "rb");
+    if (fp) {
+        char *text = malloc(ATTRS_MAX_BYTES);
+        size_t n = text ? fread(text, 1, ATTRS_MAX_BYTES, fp) : 0;
+        if (text && n < ATTRS_MAX_BYTES) attr_parse(&a->info, text, n);
+        free(text);
+        fclose(fp);
+    }
+}
+
+/* The parsed .gitattributes of a tree, or NULL when it has none (or it is unusable). */
+static const attr_file *attr_file_of_tree(attr_reader *a, const git_tree *tree)
+{
+    const git_tree_entry *e = git_tree_entry_byname(tree, ".gitattributes");
+    if (!e || git_tree_entry_type(e) != GIT_OBJECT_BLOB) return NULL;
+    const git_oid *id = git_tree_entry_id(e);
+    for (size_t i = 0; i < a->n_files; i++)
+        if (git_oid_equal(&a->files[i].id, id)) return &a->files[i];
+    git_blob *blob = NULL;
+    if (git_blob_lookup(&blob, a->repo, id) < 0) return NULL;
+    attr_file f = {0};
+    git_oid_cpy(&f.id, id);
+    size_t size = (size_t)git_blob_rawsize(blob);
+    int rc = size <= ATTRS_MAX_BYTES ? attr_parse(&f, git_blob_rawcontent(blob), size) : 0;
+    git_blob_free(blob);
+    attr_file *files = rc == 0 ? realloc(a->files, (a->n_files + 1) * sizeof *files) : NULL;
+    if (!files) {
+        attr_file_free(&f);
+        return NULL;
+    }
+    a->files = files;
+    a->files[a->n_files] = f;
+    return &a->files[a->n_files++];
+}
+
+/* Applies the rules of f, whose directory is path[0..dir_len) (0: the root), to state. */
+static void attr_apply(const attr_file *f, const char *path, size_t dir_len, unsigned char *state)
+{
+    const char *rel = path + (dir_len ? dir_len + 1 : 0);
+    const char *base = strrchr(rel, '/');
+    base = base ? base + 1 : rel;
+    for (size_t i = 0; i < f->n; i++) {
+        const attr_rule *r = &f->rules[i];
+        const char *s = r->has_slash ? rel : base;
+        if (!glob_match_n(r->pattern, s, strlen(s))) continue;
+        for (int k = 0; k < A_COUNT; k++)
+            if (r->state[k] != ATTR_NONE) state[k] = r->state[k];
+    }
+}
+
+/* The reason attribute states give to skip a file, or NULL. */
+static const char *attr_reason(const unsigned char *state)
+{
+    if (state[A_GENERATED] == ATTR_TRUE) return "generated (linguist-generated in .gitattributes)";
+    if (state[A_VENDORED] == ATTR_TRUE) return "vendored (linguist-vendored in .gitattributes)";
+    if (state[A_DIFF] == ATTR_FALSE) return "marked -diff in .gitattributes";
     return NULL;
+}
+
+const char *diff_attr_check(const char *attributes, size_t len, const char *path)
+{
+    unsigned char state[A_COUNT] = {ATTR_UNSPECIFIED, ATTR_UNSPECIFIED, ATTR_UNSPECIFIED};
+    attr_file f = {0};
+    const char *reason = NULL;
+    if (strlen(path) <= DIFF_MAX_PATH && attr_parse(&f, attributes, len) == 0) {
+        attr_apply(&f, path, 0, state);
+        reason = attr_reason(state);
+    }
+    attr_file_free(&f);
+    return reason;
+}
+
+/* The attribute-based reason to skip a path, as of the base commit. */
+static const char *attr_skip_reason(attr_reader *a, const char *path)
+{
+    unsigned char state[A_COUNT] = {ATTR_UNSPECIFIED, ATTR_UNSPECIFIED, ATTR_UNSPECIFIED};
+    git_tree *tree = NULL;
+    const git_tree *cur = a->base;
+    for (const char *p = path; cur;) {
+        const attr_file *f = attr_file_of_tree(a, cur);
+        if (f) attr_apply(f, path, p == path ? 0 : (size_t)(p - path - 1), state);
+        const char *slash = strchr(p, '/');
+        if (!slash) break;
+        char name[DIFF_MAX_PATH + 1];
+        size_t len = (size_t)(slash - p);
+        const git_tree_entry *e = NULL;
+        if (len < sizeof name) {
+            memcpy(name, p, len);
+            name[len] = 0;
+            e = git_tree_entry_byname(cur, name);
+        }
+        git_tree *sub = NULL;
+        if (!e || git_tree_entry_type(e) != GIT_OBJECT_TREE || git_tree_lookup(&sub, a->repo, git_tree_entry_id(e)) < 0)
+            sub = NULL;
+        git_tree_free(tree);
+        cur = tree = sub;
+        p = slash + 1;
+    }
+    git_tree_free(tree);
+    attr_apply(&a->info, path, 0, state);
+    return attr_reason(state);
 }
 
 static diff_status status_of(git_delta_t t)
@@ -570,8 +830,8 @@ static int patch_text(git_patch *patch, size_t limit, capped_buf *b)
 }
 
 /* Records delta i of the diff into r. */
-static int collect_delta(git_repository *repo, git_diff *diff, size_t i, const git_oid *head, const diff_options *opt,
-                         diff_result *r, char *err, size_t errlen)
+static int collect_delta(attr_reader *attrs, git_diff *diff, size_t i, const diff_options *opt, diff_result *r,
+                         char *err, size_t errlen)
 {
     const git_diff_delta *d = git_diff_get_delta(diff, i);
     diff_status status = status_of(d->status);
@@ -579,9 +839,8 @@ static int collect_delta(git_repository *repo, git_diff *diff, size_t i, const g
     const char *old_path = (status == DIFF_RENAMED || status == DIFF_COPIED) ? d->old_file.path : NULL;
     char buf[1100];
 
-    const char *reason = user_glob_reason(path, opt, buf, sizeof buf);
-    if (!reason) reason = diff_default_skip_reason(path);
-    if (!reason) reason = attr_skip_reason(repo, head, path);
+    const char *reason = name_skip_reason(path, opt, buf, sizeof buf);
+    if (!reason) reason = attr_skip_reason(attrs, path);
 
     git_patch *patch = NULL;
     if (git_patch_from_diff(&patch, diff, i) < 0) {
@@ -625,9 +884,12 @@ static int collect_delta(git_repository *repo, git_diff *diff, size_t i, const g
     return 0;
 }
 
-static int diff_trees(git_repository *repo, git_commit *from, git_commit *to, const diff_options *opt,
-                      diff_result *out, char *err, size_t errlen)
+/* Diffs from..to; attributes come from `trusted` (the base commit). */
+static int diff_trees(git_repository *repo, git_commit *from, git_commit *to, git_commit *trusted,
+                      const diff_options *opt, diff_result *out, char *err, size_t errlen)
 {
+    attr_reader attrs;
+    attr_reader_init(&attrs, repo, trusted);
     git_tree *t_from = NULL, *t_to = NULL;
     git_diff *diff = NULL;
     int rc = -1;
@@ -643,21 +905,42 @@ static int diff_trees(git_repository *repo, git_commit *from, git_commit *to, co
     }
     size_t n = git_diff_num_deltas(diff);
     for (size_t i = 0; i < n; i++)
-        if (collect_delta(repo, diff, i, git_commit_id(to), opt, out, err, errlen) < 0) goto done;
+        if (collect_delta(&attrs, diff, i, opt, out, err, errlen) < 0) goto done;
     rc = 0;
 done:
+    attr_reader_free(&attrs);
     git_diff_free(diff);
     git_tree_free(t_from);
     git_tree_free(t_to);
     return rc;
 }
 
+/* Opens the repository as if bare, with an empty in-memory index: libgit2
+ * then never reads the working tree or the index, whose .gitattributes a
+ * pull request controls (its diff would otherwise look up diff drivers
+ * there for every file). Only objects, refs and $GIT_DIR files are used. */
 static int open_repo(git_repository **repo, const char *repo_dir, char *err, size_t errlen)
 {
-    if (git_repository_open_ext(repo, repo_dir, 0, NULL) < 0) {
+    git_index *index = NULL;
+    git_buf gitdir = {0};
+    if (git_repository_discover(&gitdir, repo_dir, 0, NULL) < 0) {
         err_set(err, errlen, "%s is not a git repository (%s); pass --repo DIR", repo_dir, git_last_message());
         return -1;
     }
+    int rc = git_repository_open_ext(repo, gitdir.ptr, GIT_REPOSITORY_OPEN_BARE | GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+    git_buf_dispose(&gitdir);
+    if (rc < 0) {
+        err_set(err, errlen, "%s: cannot open the repository: %s", repo_dir, git_last_message());
+        return -1;
+    }
+    if (git_index_new(&index) < 0 || git_repository_set_index(*repo, index) < 0) {
+        err_set(err, errlen, "%s: %s", repo_dir, git_last_message());
+        git_index_free(index);
+        git_repository_free(*repo);
+        *repo = NULL;
+        return -1;
+    }
+    git_index_free(index);
     return 0;
 }
 
@@ -722,7 +1005,7 @@ int diff_collect(const char *repo_dir, const char *base, const char *head, const
     git_oid_tostr(out->base_sha, sizeof out->base_sha, git_commit_id(c_base));
     git_oid_tostr(out->head_sha, sizeof out->head_sha, git_commit_id(c_head));
     git_oid_tostr(out->merge_base_sha, sizeof out->merge_base_sha, &merge_base);
-    rc = diff_trees(repo, c_merge, c_head, opt, out, err, errlen);
+    rc = diff_trees(repo, c_merge, c_head, c_base, opt, out, err, errlen);
 done:
     if (rc < 0) diff_result_free(out);
     git_commit_free(c_base);

@@ -20,6 +20,11 @@
 /* ... when repo_dir is not a git checkout at all (no actions/checkout step). */
 #define DIFF_ERR_NO_REPO (-3)
 
+/* Paths longer than this are skipped unmatched ("path longer than ..."): no
+ * system can check them out, and every glob and attribute match is then
+ * bounded by the pattern's length times this. */
+#define DIFF_MAX_PATH 4096
+
 typedef enum { DIFF_ADDED, DIFF_MODIFIED, DIFF_DELETED, DIFF_RENAMED, DIFF_COPIED, DIFF_TYPECHANGE } diff_status;
 
 typedef struct {
@@ -73,6 +78,11 @@ int diff_result_apply_filters(diff_result *r, const diff_options *opt);
 
 /* Why a path is skipped by default (lock file, vendored, minified), or NULL. */
 const char *diff_default_skip_reason(const char *path);
+/* The reason a .gitattributes with this text at the repository root gives
+ * to skip path (linguist-generated, linguist-vendored, -diff), or NULL: the
+ * parser and matcher diff_collect applies to the base commit's attributes,
+ * for tests and fuzzing. */
+const char *diff_attr_check(const char *attributes, size_t len, const char *path);
 /* fnmatch-style glob on a path: '*' and '?' stay within one path component,
  * "**" matches any number of components, a pattern without '/' matches the
  * base name at any depth. Returns 1 on a match. */

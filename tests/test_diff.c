@@ -90,17 +90,21 @@ static void test_statuses_and_hunks(void)
     remove_repo();
 }
 
+/* The attributes are the base's (see test_head_attributes_ignored). */
 static void test_default_skips(void)
 {
     new_repo();
-    REQUIRE(sh("echo x > keep.c && git add . && git commit -qm base") == 0, "base");
+    REQUIRE(sh("echo x > keep.c && mkdir docs && "
+               "printf 'gen/** linguist-generated\\ndocs/big.txt -diff\\nthird.c linguist-vendored=true\\n' "
+               "> .gitattributes && printf '*.dat binary\\n' > docs/.gitattributes && "
+               "git add . && git commit -qm base") == 0,
+            "base");
     REQUIRE(sh("git checkout -qb pr && echo y >> keep.c && printf 'a\\000b\\001\\002' > logo.bin && "
                "echo '{}' > package-lock.json && echo x > yarn.lock && "
                "mkdir -p sub vendor/lib gen docs && echo x > sub/Cargo.lock && echo 'int v;' > vendor/lib/v.c && "
                "echo 'a()' > app.min.js && echo 'int g;' > gen/out.c && echo text > docs/big.txt && "
-               "echo 'int t;' > third.c && "
-               "printf 'gen/** linguist-generated\\ndocs/big.txt -diff\\nthird.c linguist-vendored=true\\n' "
-               "> .gitattributes && git add -A && git commit -qm pr") == 0,
+               "echo 'int t;' > third.c && echo text > docs/table.dat && echo text > table.dat && "
+               "git add -A && git commit -qm pr") == 0,
             "pr commit");
     diff_result r;
     char err[512] = "";
@@ -109,7 +113,8 @@ static void test_default_skips(void)
         const char *path, *reason_part;
     } want[] = {
         {"keep.c", NULL},
-        {".gitattributes", NULL},
+        {"table.dat", NULL}, /* docs/.gitattributes does not reach the root */
+        {"docs/table.dat", "-diff"},
         {"logo.bin", "binary"},
         {"package-lock.json", "lock file"},
         {"yarn.lock", "lock file"},
@@ -163,6 +168,83 @@ static void test_include_exclude(void)
     remove_repo();
 }
 
+/* The PR's own .gitattributes (head side) decides nothing: it cannot hide
+ * its files from the review, and removing the base's does not unhide them. */
+static void test_head_attributes_ignored(void)
+{
+    new_repo();
+    REQUIRE(sh("mkdir gen && echo 'int g;' > gen/out.c && printf 'gen/** linguist-generated\\n' > .gitattributes && "
+               "git add . && git commit -qm base") == 0,
+            "base");
+    REQUIRE(sh("git checkout -qb pr && echo 'int h;' > hidden.c && echo 'int g2;' >> gen/out.c && "
+               "printf '*.c linguist-generated\\n*.c -diff\\n' > .gitattributes && mkdir sub && "
+               "printf '* linguist-vendored\\n' > sub/.gitattributes && echo 'int s;' > sub/s.c && "
+               "mkdir -p .git/info && git add -A && git commit -qm pr && git rm -q .gitattributes && "
+               "git commit -qm 'drop attributes'") == 0,
+            "pr commit");
+    diff_result r;
+    char err[512] = "";
+    REQUIRE(diff_collect(repo_dir, "main", "pr", NULL, &r, err, sizeof err) == 0, "diff_collect: %s", err);
+    const diff_file *h = find_file(&r, "hidden.c"), *s = find_file(&r, "sub/s.c"), *g = find_file(&r, "gen/out.c");
+    REQUIRE(h && s && g, "missing a file");
+    EXPECT(!h->skip_reason && h->patch, "hidden.c skipped by the head's attributes: %s", h->skip_reason);
+    EXPECT(!s->skip_reason && s->patch, "sub/s.c skipped by the head's attributes: %s", s->skip_reason);
+    EXPECT(g->skip_reason && strstr(g->skip_reason, "linguist-generated"), "gen/out.c: %s", g->skip_reason);
+    diff_result_free(&r);
+    /* $GIT_DIR/info/attributes is local, so it counts (and overrides) */
+    REQUIRE(sh("printf 'hidden.c linguist-generated\\n' > .git/info/attributes") == 0, "info/attributes");
+    REQUIRE(diff_collect(repo_dir, "main", "pr", NULL, &r, err, sizeof err) == 0, "diff_collect: %s", err);
+    h = find_file(&r, "hidden.c");
+    EXPECT(h && h->skip_reason && strstr(h->skip_reason, "linguist-generated"), "info/attributes ignored");
+    diff_result_free(&r);
+    remove_repo();
+}
+
+/* A pull request whose head adds a .gitattributes pattern that makes a
+ * backtracking matcher (libgit2's, reading the head) take exponential time
+ * on a deep path, and a file whose path is 64 KB long: both finish at once.
+ * The long path is skipped by name, the deep one reviewed. */
+static void test_hostile_attributes_and_long_path(void)
+{
+    new_repo();
+    REQUIRE(sh("echo x > keep.c && git add . && git commit -qm base") == 0, "base");
+    char pattern[256] = "", long_comp[256];
+    for (int i = 0; i < 24; i++) strcat(pattern, "**/*/");
+    strcat(pattern, "b");
+    memset(long_comp, 'a', 255);
+    long_comp[255] = 0;
+    /* nested trees built bottom up with plumbing (no checkout could hold them) */
+    REQUIRE(sh("b=$(echo 'int x;' | git hash-object -w --stdin) && "
+               "a=$(printf '%%s linguist-generated\\n' '%s' | git hash-object -w --stdin) && "
+               "deep=$(printf '100644 blob %%s\\tf.c\\n' $b | git mktree) && long=$deep && "
+               "for i in $(seq 1 39); do deep=$(printf '040000 tree %%s\\ta\\n' $deep | git mktree); done && "
+               "for i in $(seq 1 249); do long=$(printf '040000 tree %%s\\t%s\\n' $long | git mktree); done && "
+               "root=$( (git ls-tree HEAD; printf '100644 blob %%s\\t.gitattributes\\n040000 tree %%s\\ta\\n"
+               "040000 tree %%s\\t%s\\n' $a $deep $long) | git mktree) && "
+               "git update-ref refs/heads/pr $(git commit-tree $root -p HEAD -m hostile)",
+               pattern, long_comp, long_comp) == 0,
+            "hostile commit");
+    test_watchdog("test_hostile_attributes_and_long_path", 120);
+    diff_result r;
+    char err[512] = "";
+    REQUIRE(diff_collect(repo_dir, "main", "pr", NULL, &r, err, sizeof err) == 0, "diff_collect: %s", err);
+    test_watchdog(NULL, 0);
+    EXPECT(r.n_files == 3, "files %zu", r.n_files);
+    const diff_file *deep = NULL, *longest = NULL;
+    for (size_t i = 0; i < r.n_files; i++) {
+        size_t n = strlen(r.files[i].path);
+        if (n > 60000) longest = &r.files[i];
+        else if (n > 40) deep = &r.files[i];
+    }
+    REQUIRE(deep && longest, "the deep and the long path are missing");
+    EXPECT(strlen(longest->path) == 250 * 256 + 3, "long path of %zu bytes", strlen(longest->path));
+    EXPECT(longest->skip_reason && strstr(longest->skip_reason, "path longer than"), "long path: %s",
+           longest->skip_reason);
+    EXPECT(!deep->skip_reason && deep->patch && strstr(deep->patch, "+int x;"), "deep path: %s", deep->skip_reason);
+    diff_result_free(&r);
+    remove_repo();
+}
+
 /* Every byte of a glob and of a path at the allowed maximum, in the shapes
  * that make a backtracking matcher exponential (a 98-byte one ran for
  * minutes): results as the definition says. */
@@ -195,6 +277,32 @@ static void test_glob_worst_case(void)
     EXPECT(diff_glob_match(glob, path), "a glob without '/' matches a component (3995 a's)");
     for (int i = 199; i < 4096; i += 200) path[i] = '/';
     EXPECT(!diff_glob_match(glob, path), "'*', '?' and [a] never match a '/' (components of 199 < 256)");
+    test_watchdog(NULL, 0);
+}
+
+/* The largest .gitattributes read (64 KiB) made of the patterns that keep
+ * the most NFA states alive and pass the literal prefilter, against the
+ * longest path: the result as the definition says. */
+static void test_attributes_worst_case(void)
+{
+    static char attrs[65536], path[4097];
+    size_t n = 0;
+    while (n + 1100 < sizeof attrs) { /* "*a*a...*a* binary": 1000-byte patterns */
+        for (int i = 0; i < 500; i++) attrs[n++] = '*', attrs[n++] = 'a';
+        memcpy(attrs + n, "* linguist-vendored\n", 20), n += 20;
+    }
+    memcpy(attrs + n, "*b* binary\n", 11), n += 11;
+    memset(path, 'a', 4096);
+    path[4096] = 0;
+    test_watchdog("test_attributes_worst_case", 60);
+    const char *r = diff_attr_check(attrs, n, path);
+    EXPECT(r && strstr(r, "vendored"), "every '*a*...' line matches 4096 a's: %s", r ? r : "no reason");
+    path[2000] = 'b';
+    r = diff_attr_check(attrs, n, path);
+    EXPECT(r && strstr(r, "vendored"), "both kinds of line match, and vendored is the reason given first: %s", r ? r : "none");
+    memset(path, 'b', 4096);
+    r = diff_attr_check(attrs, n, path);
+    EXPECT(r && strstr(r, "-diff"), "only the binary line matches b's: %s", r ? r : "no reason");
     test_watchdog(NULL, 0);
 }
 
@@ -340,6 +448,9 @@ int main(void)
 {
     TEST_RUN(test_glob_match);
     TEST_RUN(test_glob_worst_case);
+    TEST_RUN(test_attributes_worst_case);
+    TEST_RUN(test_head_attributes_ignored);
+    TEST_RUN(test_hostile_attributes_and_long_path);
     TEST_RUN(test_statuses_and_hunks);
     TEST_RUN(test_default_skips);
     TEST_RUN(test_include_exclude);

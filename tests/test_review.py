@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fake_github import FakeGitHub  # noqa: E402
@@ -279,6 +280,62 @@ def api_failure_does_not_fail_the_build_unless_strict():
         r = run(["--model", MODEL, "--max-tokens", "4", "--strict"], env)
         assert r.returncode == 1, r.stderr[-1000:]
         assert TOKEN not in r.stderr + r.stdout
+
+
+def hostile_repo(tmp, segments=24, depth=250):
+    """main: keep.c; pr: a .gitattributes whose pattern makes a backtracking
+    matcher exponential on deep paths, a file 40 directories deep, and one
+    whose path is 250 components of 255 bytes (64 KB), built with plumbing:
+    no checkout could hold it. A PR can push exactly this."""
+    repo = os.path.join(tmp, "hostile")
+    os.makedirs(repo)
+    git(repo, "init", "-q", "-b", "main", ".")
+    write(os.path.join(repo, "keep.c"), "int keep;\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "base")
+
+    def obj(args, data):
+        env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t",
+                   GIT_COMMITTER_EMAIL="t@e")
+        return subprocess.run(["git", *args], cwd=repo, input=data, capture_output=True, check=True,
+                              env=env).stdout.decode().strip()
+
+    pattern = "**/*/" * segments + "b"
+    attrs = obj(["hash-object", "-w", "--stdin"], f"{pattern} linguist-generated\n".encode())
+    blob = obj(["hash-object", "-w", "--stdin"], b"int hidden = 1;\n")
+    leaf = obj(["mktree"], f"100644 blob {blob}\tf.c\n".encode())
+    deep, long = leaf, leaf
+    for _ in range(39):
+        deep = obj(["mktree"], f"040000 tree {deep}\ta\n".encode())
+    comp = "a" * 255
+    for _ in range(depth - 1):
+        long = obj(["mktree"], f"040000 tree {long}\t{comp}\n".encode())
+    root = obj(["mktree"], (git(repo, "ls-tree", "HEAD") + f"\n100644 blob {attrs}\t.gitattributes\n"
+                            f"040000 tree {deep}\ta\n040000 tree {long}\t{comp}\n").encode())
+    commit = obj(["commit-tree", root, "-p", "HEAD", "-m", "hostile"], b"")
+    git(repo, "update-ref", "refs/heads/pr", commit)
+    return repo
+
+
+@case
+def hostile_attributes_and_a_64kb_path_are_reviewed_in_normal_time():
+    # libgit2 read the head's .gitattributes and took minutes on this; now the
+    # attributes are the base's and every matcher is linear (the 120 s timeout
+    # of run() is the bound; it takes well under a second)
+    require_engine()
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = hostile_repo(tmp)
+        t0 = time.monotonic()
+        r = run(["--dry-run", "--repo", repo, "--base", "main", "--head", "pr", "--model", MODEL,
+                 "--max-tokens", "8"], clean_env())
+        seconds = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr[-2000:]
+        body = r.stdout
+        assert "<details><summary>Files: 2 reviewed, 1 skipped</summary>" in body, body[-3000:]
+        assert "path longer than 4096 bytes" in body and "aaaa…`" in body, body[-3000:]
+        assert "/f.c` added, +1 −0\n" in body, "the deep file must be reviewed, not hidden by the PR's attributes"
+        assert len(body) < 16384, len(body)
+        print(f"hostile PR reviewed in {seconds:.2f} s", file=sys.stderr)
 
 
 @case
