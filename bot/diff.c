@@ -413,6 +413,24 @@ static size_t patch_allowance(const diff_result *r, const diff_options *opt)
     return left < per_file ? left : per_file;
 }
 
+int diff_patch_has_content(const char *patch, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(patch + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - patch) : len;
+        if (end > i && patch[i] != '\\' && !(end - i >= 2 && patch[i] == '@' && patch[i + 1] == '@')) return 1;
+        i = end + 1;
+    }
+    return 0;
+}
+
+/* Why a file none of whose patch lines fit in `allowance` bytes is not shown. */
+static const char *not_shown_reason(size_t allowance, const diff_options *opt)
+{
+    return allowance < max_file_bytes(opt) ? "not shown: its first line is over what is left of the total size cap"
+                                           : "not shown: its first line is over the per-file size cap";
+}
+
 /* Length of the longest prefix of text[0..len) that ends at a line end and
  * is at most cap bytes (0 if the first line is already longer). */
 static size_t prefix_at_line_end(const char *text, size_t len, size_t cap)
@@ -441,7 +459,11 @@ int diff_result_add_file(diff_result *r, const char *path, const char *old_path,
         f->patch_truncated = 1;
         if (allowance < max_file_bytes(opt)) r->total_truncated = 1;
     }
-    if (keep == 0) return 0;
+    if (keep < len && !diff_patch_has_content(patch, keep)) {
+        char buf[1100];
+        const char *reason = name_skip_reason(path, opt, buf, sizeof buf);
+        return diff_file_set_skip(f, reason ? reason : not_shown_reason(allowance, opt));
+    }
     if (!(f->patch = malloc(keep + 1))) return -1;
     memcpy(f->patch, patch, keep);
     f->patch[keep] = 0;
@@ -856,6 +878,10 @@ static int collect_delta(attr_reader *attrs, git_diff *diff, size_t i, const dif
     size_t allowance = patch_allowance(r, opt);
     if (!reason && patch && allowance == 0) reason = "not loaded: the diff is over the total size cap";
     if (!reason && patch) rc = patch_text(patch, allowance, &b);
+    if (rc == 0 && !reason && b.full && !diff_patch_has_content(b.text.data, b.text.len)) {
+        reason = not_shown_reason(allowance, opt);
+        textbuf_free(&b.text);
+    }
     git_patch_free(patch);
     if (rc < 0) {
         free(b.text.data);

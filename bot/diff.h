@@ -76,6 +76,9 @@ int diff_result_add_file(diff_result *r, const char *path, const char *old_path,
  * --include/--exclude) that have none yet. Returns 0 or -1 (out of memory). */
 int diff_result_apply_filters(diff_result *r, const diff_options *opt);
 
+/* 1 when patch[0..len) has a line of the file (context, added or removed),
+ * not only hunk headers: a patch cut to its headers shows the model nothing. */
+int diff_patch_has_content(const char *patch, size_t len);
 /* Why a path is skipped by default (lock file, vendored, minified), or NULL. */
 const char *diff_default_skip_reason(const char *path);
 /* The reason a .gitattributes with this text at the repository root gives

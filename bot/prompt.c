@@ -336,7 +336,7 @@ static size_t fit_prefix(const prompt_budget *b, const diff_file *f, int room, s
     for (int attempt = 0; attempt < 6 && cut > 0; attempt++) {
         if (cut > f->patch_len) cut = f->patch_len;
         while (cut > 0 && f->patch[cut - 1] != '\n') cut--;
-        if (cut == 0) return 0;
+        if (!diff_patch_has_content(f->patch, cut)) return 0; /* headers alone show nothing */
         int n = section_tokens(b, f, cut, bytes_counted);
         if (n < 0) return 0;
         if (n <= room) {

@@ -365,6 +365,29 @@ static void test_huge_diff_capped(void)
     remove_repo();
 }
 
+/* A file whose first line alone is over the cap has nothing to show: it
+ * must be listed as not shown, never as reviewed. */
+static void test_capped_files_not_shown(void)
+{
+    new_repo();
+    REQUIRE(sh("echo x > base.txt && git add . && git commit -qm base") == 0, "base");
+    REQUIRE(sh("git checkout -qb pr && (seq 1 2000 | tr -d '\\n') > big.c && echo small > small.c && "
+               "git add -A && git commit -qm pr") == 0,
+            "pr");
+    diff_options opt = {.max_file_bytes = 1024, .max_total_bytes = 1 << 20};
+    diff_result r;
+    char err[512] = "";
+    REQUIRE(diff_collect(repo_dir, "main", "pr", &opt, &r, err, sizeof err) == 0, "diff_collect: %s", err);
+    const diff_file *big = find_file(&r, "big.c"), *small = find_file(&r, "small.c");
+    REQUIRE(big && small, "missing a file");
+    EXPECT(big->patch_len == 0 && big->skip_reason && strstr(big->skip_reason, "not shown") &&
+               strstr(big->skip_reason, "per-file"),
+           "big.c: %zu bytes, reason %s", big->patch_len, big->skip_reason);
+    EXPECT(!small->skip_reason && small->patch_len > 0, "small.c: %s", small->skip_reason);
+    diff_result_free(&r);
+    remove_repo();
+}
+
 static void test_shallow_clone_base_missing(void)
 {
     new_repo();
@@ -438,6 +461,8 @@ static void test_api_fallback_filters(void)
     REQUIRE(diff_result_add_file(&r, "n.txt", "o.txt", DIFF_RENAMED, 0, 0, NULL, &opt) == 0, "add");
     REQUIRE(diff_result_apply_filters(&r, &opt) == 0, "filters");
     EXPECT(r.files[0].patch_truncated && r.files[0].patch_len == 0, "10-byte cap truncates at a line end");
+    EXPECT(r.files[0].skip_reason && strstr(r.files[0].skip_reason, "not shown"),
+           "a file with nothing left under the cap is not shown: %s", r.files[0].skip_reason);
     EXPECT(r.files[1].skip_reason && !strcmp(r.files[1].skip_reason, "lock file"), "lock");
     EXPECT(r.files[2].skip_reason && strstr(r.files[2].skip_reason, "*.txt") && !strcmp(r.files[2].old_path, "o.txt"),
            "exclude");
@@ -451,6 +476,7 @@ int main(void)
     TEST_RUN(test_attributes_worst_case);
     TEST_RUN(test_head_attributes_ignored);
     TEST_RUN(test_hostile_attributes_and_long_path);
+    TEST_RUN(test_capped_files_not_shown);
     TEST_RUN(test_statuses_and_hunks);
     TEST_RUN(test_default_skips);
     TEST_RUN(test_include_exclude);

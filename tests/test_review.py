@@ -339,6 +339,22 @@ def hostile_attributes_and_a_64kb_path_are_reviewed_in_normal_time():
 
 
 @case
+def files_cut_to_nothing_by_the_size_cap_are_not_listed_as_reviewed():
+    require_engine()
+    with tempfile.TemporaryDirectory() as tmp:
+        repo, _, _ = make_repo(tmp)
+        write(os.path.join(repo, "one_line.min.txt"), "x" * (300 * 1024) + "\n")  # one 300 KB line
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "long line")
+        r = run(["--dry-run", "--repo", repo, "--base", "main", "--model", MODEL, "--max-tokens", "4"], clean_env())
+        assert r.returncode == 0, r.stderr[-2000:]
+        entry = [x for x in r.stdout.splitlines() if "one_line.min.txt" in x]
+        assert entry and "not shown" in entry[0], entry
+        reviewed = r.stdout.split("**Reviewed**")[1].split("**Skipped**")[0]
+        assert "one_line.min.txt" not in reviewed, reviewed
+
+
+@case
 def actions_environment_errors_name_the_variable():
     env = clean_env(GITHUB_ACTIONS="true", GITHUB_EVENT_NAME="pull_request", GITHUB_REPOSITORY="o/r",
                     PRBOT_MODEL=MODEL)
