@@ -7,14 +7,29 @@
  * fenced code blocks (``` or ~~~, CommonMark's opening/closing rules) and
  * inline code spans are copied verbatim because GitHub shows them literally;
  * everywhere else '<' becomes "&lt;" (no raw HTML at all, which also means
- * nothing can close our <details>) and an @mention gets a zero-width space
+ * nothing can close our <details>), '&' becomes "&amp;" (no character
+ * reference can spell an '@' or a tag) and an @mention gets a zero-width space
  * after the '@' so it renders the same but pings no one. "<!--" is broken up
  * everywhere, code included, so no text can carry a prbot marker.
  *
+ * The rule that keeps this safe: whatever we copy verbatim as code, GitHub
+ * must parse as code too. Treating code as prose only costs looks, the other
+ * way round is a bypass. So the scanner decides conservatively and then
+ * writes text GitHub cannot pair differently: a backtick run that does not
+ * open a span on its own line is escaped ("\`"), so no span can start or end
+ * on another line; a backslash before a backtick is CommonMark's escape, not
+ * an opener; and in a block that has a table delimiter row (GFM splits table
+ * cells at '|' before it looks for code spans) a span never crosses a '|'.
+ * Control characters become U+FFFD rather than vanishing, so dropping one
+ * can never join the bytes around it into something new; the scan runs on
+ * exactly the bytes that are posted.
+ *
  * Size: GitHub refuses bodies over 65536 characters. The marker, heading,
  * file list and footer are rendered first (the file list shortened if it is
- * huge); the model text gets what is left, cut at a line end where possible,
- * never inside a UTF-8 sequence, with an open code fence closed and a note.
+ * huge); the model text gets what is left: the longest prefix of the raw text
+ * (cut at a line end where possible) whose sanitised form fits, with a note.
+ * Cutting the raw text, never the sanitised one, means a cut cannot fall
+ * inside a code span and turn its verbatim content into prose.
  */
 #include "comment.h"
 
@@ -66,19 +81,21 @@ size_t comment_utf8_prefix(const char *s, size_t len, size_t cap)
     return n;
 }
 
-/* Valid UTF-8 without control characters (tabs and newlines stay; CR goes). */
+/* Valid UTF-8 without control characters: tabs and newlines stay, a CR
+ * before a newline goes, any other control character or invalid byte
+ * becomes U+FFFD (a replacement, not a removal, so nothing gets joined). */
 static void append_clean_utf8(textbuf *b, const char *text, size_t len)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0;
     while (i < len) {
         size_t n = utf8_sequence_len(s + i, len - i);
-        if (n == 0) {
-            textbuf_puts(b, REPLACEMENT_CHAR);
+        if (n == 1 && s[i] == '\r' && i + 1 < len && s[i + 1] == '\n') {
             i++;
             continue;
         }
-        if (n == 1 && ((s[i] < 0x20 && s[i] != '\n' && s[i] != '\t') || s[i] == 0x7F)) {
+        if (n == 0 || (n == 1 && ((s[i] < 0x20 && s[i] != '\n' && s[i] != '\t') || s[i] == 0x7F))) {
+            textbuf_puts(b, REPLACEMENT_CHAR);
             i++;
             continue;
         }
@@ -145,9 +162,11 @@ static void append_code(textbuf *b, const char *s, size_t n)
     textbuf_add(b, s + start, n - start);
 }
 
+/* GitHub links a mention after anything but an ASCII word character, so a
+ * non-ASCII byte before the '@' does not protect it. */
 static int is_word_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
 static int is_login_char(unsigned char c)
@@ -164,10 +183,12 @@ static size_t backtick_run(const char *s, size_t i, size_t n)
 }
 
 /* Where the code span opened by a run of `run` backticks at i closes (index
- * after the closing run), or 0 if it does not close on this line. */
-static size_t code_span_end(const char *s, size_t i, size_t n, size_t run)
+ * after the closing run), or 0 if it does not close on this line (or, in a
+ * table, before the next '|'). */
+static size_t code_span_end(const char *s, size_t i, size_t n, size_t run, int table)
 {
     for (size_t j = i + run; j < n;) {
+        if (table && s[j] == '|') return 0;
         if (s[j] != '`') {
             j++;
             continue;
@@ -179,26 +200,39 @@ static size_t code_span_end(const char *s, size_t i, size_t n, size_t run)
     return 0;
 }
 
-/* One line of prose: code spans verbatim, '<' escaped, mentions defused. */
-static void append_prose_line(textbuf *b, const char *s, size_t n)
+/* One line of prose: code spans verbatim, other backticks escaped, '<'
+ * escaped, mentions defused. `table`: the line may be a GFM table row. */
+static void append_prose_line(textbuf *b, const char *s, size_t n, int table)
 {
     size_t i = 0;
     while (i < n) {
         char c = s[i];
+        if (c == '\\' && i + 1 < n && (s[i + 1] == '`' || s[i + 1] == '\\')) {
+            textbuf_add(b, s + i, 2); /* an escaped backtick opens nothing; an escaped backslash escapes nothing */
+            i += 2;
+            continue;
+        }
+        if (c == '\\' && i + 1 < n && s[i + 1] == '<') {
+            textbuf_puts(b, "&lt;"); /* what "\<" shows, without the escape turning into "\&" */
+            i += 2;
+            continue;
+        }
         if (c == '`') {
             size_t run = backtick_run(s, i, n);
-            size_t end = code_span_end(s, i, n, run);
+            size_t end = code_span_end(s, i, n, run, table);
             if (end) {
                 append_code(b, s + i, end - i);
                 i = end;
             } else {
-                textbuf_add(b, s + i, run);
+                for (size_t k = 0; k < run; k++) textbuf_puts(b, "\\`");
                 i += run;
             }
             continue;
         }
         if (c == '<') {
             textbuf_puts(b, "&lt;");
+        } else if (c == '&') {
+            textbuf_puts(b, "&amp;"); /* no entity: "&#64;everyone" would render as a live mention */
         } else if (c == '@' && (i == 0 || !is_word_char((unsigned char)s[i - 1])) && i + 1 < n &&
                    is_login_char((unsigned char)s[i + 1])) {
             textbuf_puts(b, "@" ZWSP);
@@ -209,28 +243,98 @@ static void append_prose_line(textbuf *b, const char *s, size_t n)
     }
 }
 
+/* One line of prose from a string we did not write (a skip reason quoting a
+ * user's glob, a heading): made valid UTF-8 first, then escaped as prose. */
+static void append_prose_text(textbuf *b, const char *s)
+{
+    textbuf clean = {0};
+    append_clean_utf8(&clean, s, strlen(s));
+    if (clean.failed) b->failed = 1;
+    else append_prose_line(b, clean.data ? clean.data : "", clean.len, 0);
+    textbuf_free(&clean);
+}
+
+/* A line GFM could take for a table's delimiter row ("| --- | :-: |"),
+ * allowing for blockquote and list markers in front: only '|', '-', ':',
+ * blanks and marker characters, with at least one '|' and one '-'. Taking
+ * more lines for tables than GFM would only makes code spans stricter. */
+static int is_delimiter_row(const char *s, size_t n)
+{
+    int pipe = 0, dash = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '|') pipe = 1;
+        else if (c == '-') dash = 1;
+        else if (!strchr(" \t:>*+.)0123456789", c)) return 0;
+    }
+    return pipe && dash;
+}
+
+static int is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t') return 0;
+    return 1;
+}
+
+enum { LINE_CODE = 1, LINE_TABLE = 2 };
+
+/* Classifies every line of s[0..n): code (a fence line or inside a fence) or
+ * in a table block (a run of non-blank prose lines with a delimiter row).
+ * Returns a malloc'ed array of flags, one per line, or NULL. */
+static unsigned char *classify_lines(const char *s, size_t n, size_t *n_lines)
+{
+    size_t lines = 1;
+    for (size_t i = 0; i < n; i++) lines += s[i] == '\n';
+    unsigned char *flags = calloc(lines, 1);
+    if (!flags) return NULL;
+    fence_state fence = {0};
+    size_t block_start = 0, k = 0;
+    int block_table = 0;
+    for (size_t pos = 0; k < lines; k++) {
+        const char *nl = memchr(s + pos, '\n', n - pos);
+        size_t len = nl ? (size_t)(nl - (s + pos)) : n - pos;
+        int was_in_fence = fence.ch != 0;
+        int code = fence_update(&fence, s + pos, len) || was_in_fence;
+        if (code || is_blank(s + pos, len)) { /* the block before this line ends */
+            for (size_t j = block_start; j < k && block_table; j++) flags[j] |= LINE_TABLE;
+            block_start = k + 1;
+            block_table = 0;
+        } else if (is_delimiter_row(s + pos, len)) {
+            block_table = 1;
+        }
+        if (code) flags[k] |= LINE_CODE;
+        pos += len + 1;
+    }
+    for (size_t j = block_start; j < lines && block_table; j++) flags[j] |= LINE_TABLE;
+    *n_lines = lines;
+    return flags;
+}
+
 char *comment_sanitize(const char *text, size_t len)
 {
     textbuf clean = {0}, out = {0};
     append_clean_utf8(&clean, text, len);
-    if (clean.failed) {
+    const char *s = clean.data ? clean.data : "";
+    size_t n = clean.len, n_lines = 0;
+    unsigned char *flags = clean.failed ? NULL : classify_lines(s, n, &n_lines);
+    if (!flags) {
         textbuf_free(&clean);
         return NULL;
     }
     fence_state fence = {0};
-    const char *s = clean.data ? clean.data : "";
-    size_t n = clean.len;
-    for (size_t pos = 0; pos < n;) {
+    for (size_t pos = 0, k = 0; pos < n; k++) {
         const char *nl = memchr(s + pos, '\n', n - pos);
         size_t line_len = nl ? (size_t)(nl - (s + pos)) : n - pos;
-        int was_in_fence = fence.ch != 0;
-        if (fence_update(&fence, s + pos, line_len) || was_in_fence)
+        fence_update(&fence, s + pos, line_len); /* tracked again for the closing fence below */
+        if (flags[k] & LINE_CODE)
             append_code(&out, s + pos, line_len);
         else
-            append_prose_line(&out, s + pos, line_len);
+            append_prose_line(&out, s + pos, line_len, flags[k] & LINE_TABLE);
         if (nl) textbuf_add(&out, "\n", 1);
         pos += line_len + (nl ? 1 : 0);
     }
+    free(flags);
     if (fence.ch) {
         if (out.len && out.data[out.len - 1] != '\n') textbuf_add(&out, "\n", 1);
         for (size_t k = 0; k < fence.len; k++) textbuf_add(&out, &fence.ch, 1);
@@ -240,31 +344,41 @@ char *comment_sanitize(const char *text, size_t len)
     return textbuf_take(&out);
 }
 
-/* The fence left open at the end of s[0..n), if any. */
-static fence_state fence_at_end(const char *s, size_t n)
-{
-    fence_state fence = {0};
-    for (size_t pos = 0; pos < n;) {
-        const char *nl = memchr(s + pos, '\n', n - pos);
-        size_t line_len = nl ? (size_t)(nl - (s + pos)) : n - pos;
-        fence_update(&fence, s + pos, line_len);
-        pos += line_len + (nl ? 1 : 0);
-    }
-    return fence;
-}
-
 /* ---- rendering ---------------------------------------------------------- */
 
-/* A path as an inline code span that renders it literally. */
+#define PATH_SHOWN_BYTES 300 /* longer paths are shortened in the comment */
+
+/* A path as an inline code span that renders it literally: delimited by a
+ * backtick run longer than any run inside it (CommonMark's rule, so no run
+ * in the path can close it), control characters shown as '?', invalid UTF-8
+ * as U+FFFD (git allows any bytes in a name; GitHub takes only UTF-8 in a
+ * body), "<!--" broken like everywhere else, a long path cut with "…". */
 static void append_path(textbuf *b, const char *path)
 {
-    int has_tick = strchr(path, '`') != NULL;
-    textbuf_puts(b, has_tick ? "`` " : "`");
-    for (const char *p = path; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        textbuf_add(b, c < 0x20 || c == 0x7F ? "?" : p, 1);
+    size_t len = strlen(path), shown = comment_utf8_prefix(path, len, PATH_SHOWN_BYTES);
+    const unsigned char *s = (const unsigned char *)path;
+    textbuf clean = {0};
+    for (size_t i = 0; i < shown;) {
+        size_t n = utf8_sequence_len(s + i, shown - i);
+        if (n == 0) textbuf_puts(&clean, REPLACEMENT_CHAR);
+        else if (n == 1 && (s[i] < 0x20 || s[i] == 0x7F)) textbuf_puts(&clean, "?");
+        else textbuf_add(&clean, path + i, n);
+        i += n ? n : 1;
     }
-    textbuf_puts(b, has_tick ? " ``" : "`");
+    if (shown < len) textbuf_puts(&clean, "…");
+    const char *p = clean.data ? clean.data : "";
+    size_t longest = 0;
+    for (size_t i = 0; p[i];) {
+        size_t run = backtick_run(p, i, clean.len);
+        if (run > longest) longest = run;
+        i += run ? run : 1;
+    }
+    for (size_t k = 0; k <= longest; k++) textbuf_puts(b, "`");
+    if (longest) textbuf_puts(b, " "); /* so a backtick at either end is not part of the delimiter */
+    append_code(b, p, clean.len);
+    if (longest) textbuf_puts(b, " ");
+    for (size_t k = 0; k <= longest; k++) textbuf_puts(b, "`");
+    textbuf_free(&clean);
 }
 
 static void append_file_entry(textbuf *b, const diff_file *f, int skipped)
@@ -279,11 +393,11 @@ static void append_file_entry(textbuf *b, const diff_file *f, int skipped)
     textbuf_printf(b, " %s, +%d −%d", diff_status_name(f->status), f->additions, f->deletions);
     if (skipped) {
         textbuf_puts(b, ": ");
-        append_prose_line(b, f->skip_reason, strlen(f->skip_reason)); /* may quote a user's glob */
+        append_prose_text(b, f->skip_reason); /* may quote a user's glob */
     }
     if (f->note) {
         textbuf_puts(b, " (");
-        append_prose_line(b, f->note, strlen(f->note));
+        append_prose_text(b, f->note);
         textbuf_puts(b, ")");
     }
     textbuf_puts(b, "\n");
@@ -337,27 +451,49 @@ static void append_footer(textbuf *b, const comment_input *in)
 
 static const char truncation_note[] = "\n\n*(truncated: the text was longer than a GitHub comment allows)*\n";
 
-/* Appends as much of the sanitised text as fits in `room` bytes. */
-static void append_text_within(textbuf *b, const char *text, size_t room)
+/* The sanitised form of raw[0..len) without trailing newlines, or NULL. */
+static char *sanitize_trimmed(const char *raw, size_t len)
 {
-    size_t len = strlen(text);
-    if (len <= room) {
-        textbuf_add(b, text, len);
-        return;
+    char *text = comment_sanitize(raw, len);
+    size_t n = text ? strlen(text) : 0;
+    while (n && text[n - 1] == '\n') text[--n] = 0;
+    return text;
+}
+
+/* Appends the sanitised model text within `room` bytes: all of it when it
+ * fits, else the sanitised form of the longest prefix of the raw text that
+ * fits with the note (binary search: the sanitised length grows with the
+ * prefix), moved back to a line end when one is within 2 KiB. Returns 0 or
+ * -1 (out of memory). */
+static int append_text_within(textbuf *b, const char *raw, size_t room)
+{
+    size_t len = strlen(raw);
+    char *text = sanitize_trimmed(raw, len);
+    if (!text) return -1;
+    if (strlen(text) <= room) {
+        textbuf_puts(b, *text ? text : "*(the model produced no text)*");
+        free(text);
+        return 0;
     }
-    size_t reserve = sizeof truncation_note + 64; /* note + a closing fence */
-    size_t cut = room > reserve ? comment_utf8_prefix(text, len, room - reserve) : 0;
-    size_t line_cut = cut;
-    while (line_cut > 0 && text[line_cut - 1] != '\n') line_cut--;
-    if (line_cut + 2048 >= cut && line_cut > 0) cut = line_cut;
-    textbuf_add(b, text, cut);
-    fence_state open = fence_at_end(text, cut);
-    if (open.ch) {
-        if (cut && text[cut - 1] != '\n') textbuf_puts(b, "\n");
-        for (size_t k = 0; k < open.len && k < 32; k++) textbuf_add(b, &open.ch, 1);
-        textbuf_puts(b, "\n");
+    free(text);
+    size_t budget = room > sizeof truncation_note ? room - sizeof truncation_note : 0, lo = 0, hi = len;
+    while (lo < hi) { /* invariant: the prefix of lo bytes fits */
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (!(text = sanitize_trimmed(raw, mid))) return -1;
+        if (strlen(text) <= budget)
+            lo = mid;
+        else
+            hi = mid - 1;
+        free(text);
     }
+    size_t cut = comment_utf8_prefix(raw, len, lo), line_cut = cut;
+    while (line_cut > 0 && raw[line_cut - 1] != '\n') line_cut--;
+    if (line_cut > 0 && line_cut + 2048 >= cut) cut = line_cut;
+    if (!(text = sanitize_trimmed(raw, cut))) return -1;
+    textbuf_puts(b, text);
     textbuf_puts(b, truncation_note);
+    free(text);
+    return 0;
 }
 
 int comment_render(const comment_input *in, char **out, char *err, size_t errlen)
@@ -366,12 +502,10 @@ int comment_render(const comment_input *in, char **out, char *err, size_t errlen
     const char *name = in->name && *in->name ? in->name : "review";
     char marker[256];
     comment_marker(name, marker, sizeof marker);
-    char *text = comment_sanitize(in->model_text ? in->model_text : "", in->model_text ? strlen(in->model_text) : 0);
     textbuf head = {0}, tail = {0}, body = {0};
-    if (!text) goto oom;
     textbuf_printf(&head, "%s\n### ", marker);
     if (in->heading)
-        append_prose_line(&head, in->heading, strlen(in->heading));
+        append_prose_text(&head, in->heading);
     else
         textbuf_printf(&head, "prbot %s", name);
     textbuf_puts(&head, "\n\n");
@@ -390,12 +524,10 @@ int comment_render(const comment_input *in, char **out, char *err, size_t errlen
         goto fail;
     }
     textbuf_add(&body, head.data, head.len);
-    size_t text_len = strlen(text);
-    while (text_len && text[text_len - 1] == '\n') text[--text_len] = 0;
-    append_text_within(&body, *text ? text : "*(the model produced no text)*", max_bytes - head.len - tail.len);
+    if (append_text_within(&body, in->model_text ? in->model_text : "", max_bytes - head.len - tail.len) < 0)
+        goto oom;
     textbuf_add(&body, tail.data, tail.len);
     if (body.failed) goto oom;
-    free(text);
     textbuf_free(&head);
     textbuf_free(&tail);
     *out = textbuf_take(&body);
@@ -403,7 +535,6 @@ int comment_render(const comment_input *in, char **out, char *err, size_t errlen
 oom:
     err_set(err, errlen, "out of memory rendering the comment");
 fail:
-    free(text);
     textbuf_free(&head);
     textbuf_free(&tail);
     textbuf_free(&body);

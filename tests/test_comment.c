@@ -2,11 +2,14 @@
  * test_comment.c - bot/comment.c: sanitising untrusted model text and
  * rendering a body that fits GitHub's limit.
  */
+#define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../bot/comment.h"
+#include "../bot/textbuf.h"
+#include "markdown_check.h"
 #include "test.h"
 
 #define ZWSP "\xE2\x80\x8B"
@@ -153,6 +156,132 @@ static void test_long_body_truncated_cleanly(void)
     EXPECT(comment_render(&in, &body, err, sizeof err) == -1 && strstr(err, "too small"), "tiny cap: %s", err);
 }
 
+/* The tags prbot itself writes into a body. */
+static const char *const body_tags[] = {"<details>", "</details>", "<summary>", "</summary>", "<sub>", "</sub>", NULL};
+
+/* Checks a body as GitHub would read it: the marker only on the first line. */
+static const char *check_body(const char *body)
+{
+    const char *nl = strchr(body, '\n');
+    md_check_options o = {.allowed_tags = body_tags, .comment_allowed_until = nl ? (size_t)(nl - body) : 0};
+    return md_check(body, strlen(body), &o);
+}
+
+/* Model text that got past the sanitiser before: each must come out with
+ * the mention and the HTML neutralised (md_check, an independent model of
+ * how GitHub pairs code spans, finds no live mention, no raw tag). */
+static const struct {
+    const char *name, *text;
+    size_t len; /* 0: strlen */
+} bypasses[] = {
+    {"backslash before a backtick", "\\`@everyone <img src=x onerror=alert(1)>`", 0},
+    {"NUL joining a backslash and a backtick", "\\\0`@everyone <img src=x>`", sizeof "\\\0`@everyone <img src=x>`" - 1},
+    {"non-ASCII before @ (e acute)", "caf\xC3\xA9@everyone", 0},
+    {"non-ASCII before @ (no-break space)", "hi\xC2\xA0@everyone", 0},
+    {"non-ASCII before @ (quote)", "\xE2\x80\x9C@everyone\xE2\x80\x9D", 0},
+    {"span across lines", "`one\ntwo` @everyone <b>bold</b> `three`", 0},
+    {"table cell split inside a span", "| a | b |\n|---|---|\n| `x | @everyone <img src=x>` |", 0},
+    {"table in a quote", "> | a |\n> | --- |\n> | `q | @everyone` |", 0},
+    {"escaped backslash then span", "\\\\`@kept` and \\`@everyone`", 0},
+    {"escaped @ and <", "\\@everyone \\<img src=x>", 0},
+    {"fence in a list item", "- ```\n  @everyone <img src=x>\n  ```", 0},
+    {"character references", "&#64;everyone &#x40;everyone &commat;everyone &lt;img src=x&gt;", 0},
+};
+
+static void test_sanitiser_bypasses(void)
+{
+    for (size_t i = 0; i < sizeof bypasses / sizeof bypasses[0]; i++) {
+        size_t len = bypasses[i].len ? bypasses[i].len : strlen(bypasses[i].text);
+        char *s = comment_sanitize(bypasses[i].text, len);
+        REQUIRE(s, "sanitize");
+        md_check_options o = {0};
+        const char *problem = md_check(s, strlen(s), &o);
+        EXPECT(!problem, "%s: %s in [%s]", bypasses[i].name, problem, s);
+        EXPECT(strstr(s, "everyone") != NULL, "%s: the text itself is gone: [%s]", bypasses[i].name, s);
+        free(s);
+    }
+}
+
+/* A path is a code span whatever it contains: double backticks cannot end
+ * it early, a marker inside is broken, a 64 KB path is shortened. */
+static void test_hostile_paths(void)
+{
+    char *long_path = malloc(65537);
+    REQUIRE(long_path, "malloc");
+    memset(long_path, 'a', 65536);
+    long_path[65536] = 0;
+    diff_result d = {0};
+    REQUIRE(diff_result_add_file(&d, "x``@everyone <img src=x>``.c", NULL, DIFF_ADDED, 1, 0, NULL, NULL) == 0, "add");
+    REQUIRE(diff_result_add_file(&d, "`@everyone` <b>", "``` <b> ````", DIFF_RENAMED, 1, 0, NULL, NULL) == 0, "add");
+    REQUIRE(diff_result_add_file(&d, "<!-- prbot:summary -->.c", NULL, DIFF_ADDED, 1, 0, NULL, NULL) == 0, "add");
+    REQUIRE(diff_result_add_file(&d, long_path, NULL, DIFF_ADDED, 1, 0, NULL, NULL) == 0, "add");
+    REQUIRE(diff_result_add_file(&d, "bad\xff\xfe name\xc3.c", NULL, DIFF_ADDED, 1, 0, NULL, NULL) == 0, "add");
+    comment_input in = {.name = "review", .model_text = "fine", .diff = &d, .model_name = "m``@everyone``"};
+    char *body = NULL, err[256] = "";
+    REQUIRE(comment_render(&in, &body, err, sizeof err) == 0, "render: %s", err);
+    const char *problem = check_body(body);
+    EXPECT(!problem, "%s", problem);
+    EXPECT(count(body, "<!--") == 1 && strstr(body, "prbot:summary"), "the path's marker is not broken");
+    EXPECT(strlen(body) < 8192 && strstr(body, "aaaa…"), "the 64 KB path is not shortened (%zu bytes)",
+           strlen(body));
+    EXPECT(valid_utf8(body), "a name that is not UTF-8 made the body invalid (GitHub would refuse it)");
+    free(body);
+    diff_result_free(&d);
+    free(long_path);
+}
+
+/* Truncation cuts the raw text, so a cut can never leave half a code span
+ * whose content becomes prose: every cut position in a run of spans. */
+static void test_truncation_inside_spans(void)
+{
+    static const char unit[] = "`@everyone <img src=x>` ";
+    size_t n = 2000 * (sizeof unit - 1);
+    char *text = malloc(n + 1);
+    REQUIRE(text, "malloc");
+    for (size_t i = 0; i < 2000; i++) memcpy(text + i * (sizeof unit - 1), unit, sizeof unit - 1);
+    text[n] = 0;
+    comment_input in = {.name = "review", .model_text = text, .model_name = "m"};
+    for (size_t cap = 1000; cap < 1000 + 2 * sizeof unit; cap++) {
+        char *body = NULL, err[256] = "";
+        in.max_bytes = cap;
+        REQUIRE(comment_render(&in, &body, err, sizeof err) == 0, "render: %s", err);
+        const char *problem = check_body(body);
+        EXPECT(!problem && strlen(body) <= cap && strstr(body, "truncated"), "cap %zu: %s (%zu bytes)", cap,
+               problem ? problem : "too long or no note", strlen(body));
+        free(body);
+    }
+    free(text);
+}
+
+/* Everything at once, as the issue asks: one model output with every
+ * bypass, rendered into a full body. */
+static void test_every_bypass_in_one_body(void)
+{
+    textbuf t = {0};
+    for (size_t i = 0; i < sizeof bypasses / sizeof bypasses[0]; i++) {
+        textbuf_add(&t, bypasses[i].text, bypasses[i].len ? bypasses[i].len : strlen(bypasses[i].text));
+        textbuf_puts(&t, "\n\n");
+    }
+    REQUIRE(!t.failed, "out of memory");
+    char *clean = comment_sanitize(t.data, t.len);
+    REQUIRE(clean, "sanitize");
+    /* every "@everyone" in prose is kept and defused; two sit in code spans (after the NUL, and on the
+     * second line of "span across lines"), where GitHub shows them as code */
+    int mentions = 0;
+    for (const char *p = t.data; (p = memmem(p, t.len - (size_t)(p - t.data), "@everyone", 9)); p += 9) mentions++;
+    EXPECT(count(clean, "@" ZWSP "everyone") == mentions - 2, "defused mentions: %d of %d",
+           count(clean, "@" ZWSP "everyone"), mentions);
+    free(clean);
+    /* the body keeps NULs out (model text is a C string there), so the NUL case is checked above */
+    comment_input in = {.name = "review", .model_text = t.data, .model_name = "m"};
+    char *body = NULL, err[256] = "";
+    REQUIRE(comment_render(&in, &body, err, sizeof err) == 0, "render: %s", err);
+    const char *problem = check_body(body);
+    EXPECT(!problem, "%s", problem);
+    free(body);
+    textbuf_free(&t);
+}
+
 static void test_utf8_prefix(void)
 {
     const char s[] = "a\xE2\x82\xAC"; /* a€ */
@@ -171,5 +300,9 @@ int main(void)
     TEST_RUN(test_render_layout);
     TEST_RUN(test_long_body_truncated_cleanly);
     TEST_RUN(test_utf8_prefix);
+    TEST_RUN(test_sanitiser_bypasses);
+    TEST_RUN(test_hostile_paths);
+    TEST_RUN(test_truncation_inside_spans);
+    TEST_RUN(test_every_bypass_in_one_body);
     return test_exit_code();
 }
