@@ -23,8 +23,12 @@
  * how "exactly one comment" survives flaky networks.
  *
  * Lists are read page by page (per_page=100) following the Link header's
- * rel="next" URL, which must stay under the API base URL (so the token is
- * never sent to another host), for at most MAX_PAGES pages.
+ * rel="next" URL for at most MAX_PAGES pages. The token goes only where the
+ * API base points: a next URL is followed only when libcurl's own parser
+ * (the one that will make the request) gives it the base's scheme, host and
+ * port and a path under the base's path; a string prefix would let
+ * "https://api.github.com.evil.example/" or "https://api.github.com@evil/"
+ * through.
  */
 #define _GNU_SOURCE /* strcasestr, vasprintf */
 #include "github.h"
@@ -254,8 +258,7 @@ static json_t *parse_json(const gh_client *c, const http_response *r, const char
 
 /* ---------------------------------------------------------------- paging */
 
-/* Finds the rel="next" URL in a Link header value; returns malloc'ed or NULL. */
-static char *link_next_url(const char *link)
+char *gh_link_next(const char *link)
 {
     for (const char *p = link; p && *p;) {
         const char *lt = strchr(p, '<');
@@ -270,6 +273,64 @@ static char *link_next_url(const char *link)
         p = end ? end + 1 : NULL;
     }
     return NULL;
+}
+
+/* The parts of url that decide where a request goes, as libcurl reads it
+ * (host lower-cased, the default port filled in, dot segments removed, the
+ * path percent-decoded). Returns 0, or -1 when it does not parse or has a
+ * user name or password in it. */
+typedef struct {
+    char *scheme, *host, *port, *path;
+} url_parts;
+
+static void url_parts_free(url_parts *u)
+{
+    curl_free(u->scheme);
+    curl_free(u->host);
+    curl_free(u->port);
+    curl_free(u->path);
+}
+
+static int url_parse(const char *url, url_parts *u)
+{
+    memset(u, 0, sizeof *u);
+    CURLU *h = curl_url();
+    char *user = NULL, *password = NULL;
+    int rc = -1;
+    if (h && curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(h, CURLUPART_SCHEME, &u->scheme, 0) == CURLUE_OK &&
+        curl_url_get(h, CURLUPART_HOST, &u->host, 0) == CURLUE_OK &&
+        curl_url_get(h, CURLUPART_PORT, &u->port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+        curl_url_get(h, CURLUPART_PATH, &u->path, CURLU_URLDECODE) == CURLUE_OK &&
+        curl_url_get(h, CURLUPART_USER, &user, 0) == CURLUE_NO_USER &&
+        curl_url_get(h, CURLUPART_PASSWORD, &password, 0) == CURLUE_NO_PASSWORD)
+        rc = 0;
+    curl_free(user);
+    curl_free(password);
+    curl_url_cleanup(h);
+    for (char *p = u->host; rc == 0 && *p; p++) *p = (char)tolower((unsigned char)*p);
+    if (rc) url_parts_free(u);
+    return rc;
+}
+
+int gh_url_under_base(const char *base, const char *url)
+{
+    url_parts b, u;
+    if (url_parse(base, &b)) return 0;
+    if (url_parse(url, &u)) {
+        url_parts_free(&b);
+        return 0;
+    }
+    size_t n = strlen(b.path);
+    while (n && b.path[n - 1] == '/') n--; /* "/api/v3/" and "/" as prefixes: "/api/v3" and "" */
+    int ok = !strcmp(b.scheme, u.scheme) && !strcmp(b.host, u.host) && !strcmp(b.port, u.port) &&
+             !strncmp(b.path, u.path, n) && (u.path[n] == '/' || u.path[n] == 0) &&
+             !strstr(u.path, "/../") && !strstr(u.path, "\\"); /* decoded dot segments a server could undo */
+    size_t plen = strlen(u.path);
+    if (plen >= 3 && !strcmp(u.path + plen - 3, "/..")) ok = 0;
+    url_parts_free(&b);
+    url_parts_free(&u);
+    return ok;
 }
 
 /* Called for each element of each page; returns 1 to stop, 0 to go on, -1 on error (err set). */
@@ -311,14 +372,14 @@ static int gh_get_all_pages(gh_client *c, char *first_url, page_item_fn on_item,
         json_decref(root);
         char link[4096];
         char *next = NULL;
-        if (!stop && http_header_get(r.headers, "link", link, sizeof link)) next = link_next_url(link);
+        if (!stop && http_header_get(r.headers, "link", link, sizeof link)) next = gh_link_next(link);
         http_response_free(&r);
         if (stop < 0) {
             free(url);
             free(next);
             return GH_ERR_API;
         }
-        if (next && (strncmp(next, c->api, strlen(c->api)) || !strcmp(next, url))) {
+        if (next && (!gh_url_under_base(c->api, next) || !strcmp(next, url))) {
             snprintf(err, errlen, "GitHub API: next page URL '%.200s' is not under %s; refusing to follow", next,
                      c->api);
             free(next);

@@ -121,4 +121,14 @@ int gh_step_summary_write(const char *body, char *err, size_t errlen);
 /* A short human name for a gh_result ("ok", "not found", "forbidden", "API error"). */
 const char *gh_result_name(int rc);
 
+/* ---- what the client reads from GitHub's answers (pure functions, for the
+ * tests and tests/fuzz/fuzz_github.c) ------------------------------------ */
+
+/* The rel="next" URL of a Link header value, malloc'ed, or NULL. */
+char *gh_link_next(const char *link);
+/* 1 when url may get the token: libcurl parses it to the scheme, host and
+ * port of the API base, no user or password, and a path under base's path
+ * (compared on '/' boundaries, dot segments removed). */
+int gh_url_under_base(const char *base, const char *url);
+
 #endif

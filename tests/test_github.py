@@ -258,6 +258,33 @@ def next_link_to_another_host_is_refused():
 
 
 @case
+def next_link_that_only_starts_like_the_api_never_gets_the_token():
+    # "http://127.0.0.1:PORT@127.0.0.1:OTHER/..." starts with the API base as a
+    # string, but its host is the other server (the part before '@' is a user name)
+    with new_fake() as fake, FakeGitHub(repo="octo/demo", token="other") as other:
+        for link in (f"{fake.origin}@127.0.0.1:{other.port}/repos/octo/demo/pulls/7/files?page=2",
+                     f"{fake.origin}.evil.example/repos/octo/demo/pulls/7/files?page=2",
+                     f"{fake.origin}0/repos/octo/demo/pulls/7/files?page=2"):
+            fake.fail_next(1, 200, headers={"Link": f'<{link}>; rel="next"'}, body=[], method="GET")
+            p = run_tool(fake, "files", 7, timeout=30)
+            assert p.returncode == 1 and "refusing to follow" in p.stderr, (link, p.stderr)
+        assert other.requests() == [], "the token went to another server"
+
+
+@case
+def next_link_outside_the_ghes_path_is_refused():
+    with new_fake(prefix="/api/v3") as fake:
+        fake.fail_next(1, 200, headers={"Link": f'<{fake.origin}/api/v3evil/repos/octo/demo/pulls/7/files?page=2>; '
+                                                'rel="next"'}, body=[], method="GET")
+        p = run_tool(fake, "files", 7)
+        assert p.returncode == 1 and "refusing to follow" in p.stderr, p.stderr
+        fake.fail_next(1, 200, headers={"Link": f'<{fake.origin}/api/v3/../other/files?page=2>; rel="next"'},
+                       body=[], method="GET")
+        p = run_tool(fake, "files", 7)
+        assert p.returncode == 1 and "refusing to follow" in p.stderr, p.stderr
+
+
+@case
 def debug_output_redacts_the_token():
     with new_fake() as fake:
         p = run_tool(fake, "upsert", 7, MARKER, "BODY", extra_env={"PRBOT_DEBUG": "1"})

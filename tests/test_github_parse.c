@@ -1,0 +1,80 @@
+/*
+ * test_github_parse.c - what bot/github.c reads from GitHub's answers, without
+ * a network: the Link header's next URL, whether a URL may get the token.
+ * (test_github.py drives the same code against the fake server.)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../bot/github.h"
+#include "test.h"
+
+static void link_next(void)
+{
+    static const struct {
+        const char *link, *want;
+    } cases[] = {
+        {"<https://api.github.com/x?page=2>; rel=\"next\", <https://api.github.com/x?page=9>; rel=\"last\"",
+         "https://api.github.com/x?page=2"},
+        {"<https://a/1>; rel=\"prev\", <https://a/3>; rel=\"next\"", "https://a/3"},
+        {"<https://a/3>; rel=next", "https://a/3"},
+        {"<https://a/9>; rel=\"last\"", NULL},
+        {"", NULL},
+        {"<unterminated; rel=\"next\"", NULL},
+        {"no brackets; rel=\"next\"", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = gh_link_next(cases[i].link);
+        if (cases[i].want)
+            EXPECT(got && !strcmp(got, cases[i].want), "%s: got %s", cases[i].link, got ? got : "NULL");
+        else
+            EXPECT(!got, "%s: got %s", cases[i].link, got);
+        free(got);
+    }
+}
+
+/* The token may only go where the API base points; string prefixes of the
+ * base that lead elsewhere are what the old check let through. */
+static void url_under_base(void)
+{
+    static const struct {
+        const char *base, *url;
+        int ok;
+    } cases[] = {
+        {"https://api.github.com", "https://api.github.com/repositories/1/issues/2/comments?page=2", 1},
+        {"https://api.github.com", "https://API.github.com:443/repos/o/r", 1},
+        {"https://api.github.com/", "https://api.github.com/repos/o/r", 1},
+        {"https://api.github.com", "https://api.github.com.evil.example/repos/o/r", 0},
+        {"https://api.github.com", "https://api.github.com@evil.example/repos/o/r", 0},
+        {"https://api.github.com", "https://api.github.com:x@evil.example/", 0},
+        {"https://api.github.com", "https://user@api.github.com/repos", 0},
+        {"https://api.github.com", "http://api.github.com/repos/o/r", 0},
+        {"https://api.github.com", "https://api.github.com:8443/repos/o/r", 0},
+        {"https://api.github.com", "https://evil.example/https://api.github.com/", 0},
+        {"https://api.github.com", "//api.github.com/repos", 0},
+        {"https://api.github.com", "not a url", 0},
+        {"https://ghe.example/api/v3", "https://ghe.example/api/v3/repos/o/r?page=2", 1},
+        {"https://ghe.example/api/v3", "https://ghe.example/api/v3", 1},
+        {"https://ghe.example/api/v3", "https://ghe.example/api/v3evil/repos", 0},
+        {"https://ghe.example/api/v3", "https://ghe.example/api/v3/../../admin", 0},
+        {"https://ghe.example/api/v3", "https://ghe.example/api/v3/%2e%2e/admin", 0},
+        {"https://ghe.example/api/v3", "https://ghe.example/api/v3/x/%2E%2E", 0},
+        {"https://ghe.example/api/v3", "https://ghe.example/api/v3/a%5c..%5cb", 0},
+        {"https://ghe.example/api/v3", "https://ghe.example/other", 0},
+        {"http://127.0.0.1:8080", "http://127.0.0.1:8080/repos?page=2", 1},
+        {"http://127.0.0.1:8080", "http://127.0.0.1:80801/repos", 0},
+        {"http://127.0.0.1:8080", "http://127.0.0.1:8080@127.0.0.1:9090/repos", 0},
+        {"http://127.0.0.1:8080", "http://127.0.0.1:8080.evil/repos", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        EXPECT(gh_url_under_base(cases[i].base, cases[i].url) == cases[i].ok, "base %s, url %s: want %d",
+               cases[i].base, cases[i].url, cases[i].ok);
+}
+
+int main(void)
+{
+    TEST_RUN(link_next);
+    TEST_RUN(url_under_base);
+    return test_exit_code();
+}
