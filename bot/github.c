@@ -29,6 +29,14 @@
  * port and a path under the base's path; a string prefix would let
  * "https://api.github.com.evil.example/" or "https://api.github.com@evil/"
  * through.
+ *
+ * Our comment is the one whose body starts with the marker line and whose
+ * author is the token's own identity: GET /user's login, or, for an
+ * installation token (GitHub Actions' GITHUB_TOKEN, an app's token), which
+ * /user refuses, any bot account: people cannot post as a bot. A marker
+ * anywhere else in a body (a quoted comment, a file name in another prompt's
+ * comment) or in someone else's comment is not ours, so nobody can make us
+ * overwrite their comment or hide ours.
  */
 #define _GNU_SOURCE /* strcasestr, vasprintf */
 #include "github.h"
@@ -51,6 +59,8 @@
 
 struct gh_client {
     char *api;         /* base URL without trailing slash, e.g. https://api.github.com */
+    char login[128];   /* the token's identity for the comment search; "" = not asked yet */
+    int login_is_bot;  /* an installation token: /user refused, our comments are a bot's */
     char *repo;        /* "owner/name" */
     char *token;       /* kept only to redact it from messages; "" when anonymous */
     char *auth_header; /* "Authorization: Bearer ..." or NULL */
@@ -563,8 +573,18 @@ int gh_pull_files(gh_client *c, long number, gh_pull_file **files, size_t *n, ch
 
 /* ---------------------------------------------------------------- comments */
 
+int gh_comment_is_ours(const char *body, const char *author, int author_is_bot, const char *marker,
+                       const char *login, int login_is_bot)
+{
+    size_t n = strlen(marker);
+    if (!body || !author || !n || strncmp(body, marker, n) || (body[n] && body[n] != '\n' && body[n] != '\r'))
+        return 0;
+    return login_is_bot ? author_is_bot : strcasecmp(author, login) == 0;
+}
+
 typedef struct {
-    const char *marker;
+    const char *marker, *login;
+    int login_is_bot;
     long long id; /* 0: not found */
 } marker_search;
 
@@ -574,12 +594,47 @@ static int match_marker(json_t *item, void *user, char *err, size_t errlen)
     (void)errlen;
     marker_search *s = user;
     const char *body = json_string_value(json_object_get(item, "body"));
-    json_t *id = json_object_get(item, "id");
-    if (body && json_is_integer(id) && strstr(body, s->marker)) {
+    json_t *author = json_object_get(item, "user"), *id = json_object_get(item, "id");
+    const char *login = json_string_value(json_object_get(author, "login"));
+    const char *type = json_string_value(json_object_get(author, "type"));
+    if (json_is_integer(id) && gh_comment_is_ours(body, login, type && !strcmp(type, "Bot"), s->marker, s->login,
+                                                  s->login_is_bot)) {
         s->id = (long long)json_integer_value(id);
         return 1;
     }
     return 0;
+}
+
+/* Who the token is, for the comment search: GET /user's login, or, when
+ * /user is refused (403: an installation token such as Actions'
+ * GITHUB_TOKEN), "any bot". Asked once per client. */
+static int own_identity(gh_client *c, char *err, size_t errlen)
+{
+    if (c->login[0] || c->login_is_bot) return GH_OK;
+    char *url = url_printf("%s/user", c->api);
+    if (!url) {
+        snprintf(err, errlen, "out of memory");
+        return GH_ERR_API;
+    }
+    http_response r;
+    int rc = gh_call(c, "GET", url, NULL, RETRY_ALL, &r, NULL, err, errlen);
+    if (rc == GH_ERR_FORBIDDEN) {
+        c->login_is_bot = 1;
+        free(url);
+        return GH_OK;
+    }
+    if (rc == GH_ERR_NOT_FOUND) rc = GH_ERR_API; /* the API has no /user: not a missing pull request */
+    if (rc == GH_OK) {
+        json_t *root = parse_json(c, &r, "GET", url, err, errlen);
+        const char *login = json_string_value(json_object_get(root, "login"));
+        if (login && *login && strlen(login) < sizeof c->login) snprintf(c->login, sizeof c->login, "%s", login);
+        else if (root) snprintf(err, errlen, "GitHub API GET /user: no login in the response");
+        if (!c->login[0]) rc = GH_ERR_API;
+        json_decref(root);
+        http_response_free(&r);
+    }
+    free(url);
+    return rc;
 }
 
 /* Copies html_url of a created/updated comment into url_out. */
@@ -602,8 +657,13 @@ static int find_marked_comment(gh_client *c, long number, const char *marker, lo
         snprintf(err, errlen, "out of memory");
         return GH_ERR_API;
     }
-    marker_search search = {marker, 0};
-    int rc = gh_get_all_pages(c, url, match_marker, &search, err, errlen);
+    int rc = own_identity(c, err, errlen);
+    if (rc != GH_OK) {
+        free(url);
+        return rc;
+    }
+    marker_search search = {marker, c->login, c->login_is_bot, 0};
+    rc = gh_get_all_pages(c, url, match_marker, &search, err, errlen);
     if (rc == GH_ERR_NOT_FOUND)
         snprintf(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404)", number, c->repo);
     *id = search.id;

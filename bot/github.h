@@ -101,7 +101,9 @@ void gh_pull_files_free(gh_pull_file *files, size_t n);
 
 /* Keeps exactly one comment containing `marker` (e.g. "<!-- prbot:review -->")
  * on issue/PR `number`: scans ALL pages of issue comments (per_page=100,
- * following Link rel="next") for a comment whose body contains the marker;
+ * following Link rel="next") for our comment (gh_comment_is_ours: the body
+ * starts with the marker line, the author is the token's identity, from
+ * GET /user);
  * PATCHes the first one found with `body`, else POSTs a new comment. The
  * body should itself contain the marker, or the next run will not find it.
  * On GH_OK writes the comment's html_url into url_out (if url_out/url_cap
@@ -130,5 +132,10 @@ char *gh_link_next(const char *link);
  * port of the API base, no user or password, and a path under base's path
  * (compared on '/' boundaries, dot segments removed). */
 int gh_url_under_base(const char *base, const char *url);
+/* 1 when a comment is the one gh_comment_upsert keeps: its body starts with
+ * the marker line and its author is the token's login (or, when the token
+ * is an installation token, login_is_bot, any bot). */
+int gh_comment_is_ours(const char *body, const char *author, int author_is_bot, const char *marker,
+                       const char *login, int login_is_bot);
 
 #endif

@@ -15,6 +15,12 @@ can misbehave on purpose:
   - prefix: every path must start with e.g. /api/v3 (GitHub Enterprise Server);
   - unknown PRs, repos and comments are 404.
 
+Identity: GET /user answers like GitHub does for the token kind. By default
+the token is an installation token (GitHub Actions' GITHUB_TOKEN): /user is
+403 "Resource not accessible by integration" and comments prbot creates are
+by "github-actions[bot]" (type Bot). With user_login="name" the token is a
+person's: /user returns that login and prbot's comments are by that user.
+
 Every request is logged (method, path, query, headers) for assertions.
 
 In-process use (tests):
@@ -51,8 +57,9 @@ def _now():
 
 
 class FakeGitHub:
-    def __init__(self, repo="octo/demo", token="ghs_faketoken123", prefix="", timeout=120.0):
+    def __init__(self, repo="octo/demo", token="ghs_faketoken123", prefix="", timeout=120.0, user_login=None):
         self.repo = repo
+        self.user_login = user_login
         self.token = token
         self.prefix = prefix.rstrip("/")
         self.read_only = False
@@ -170,7 +177,7 @@ class FakeGitHub:
     def _create_comment(self, number, body, login):
         self.next_comment_id += 1
         cid = self.next_comment_id
-        c = {"id": cid, "body": body, "user": {"login": login, "type": "User"},
+        c = {"id": cid, "body": body, "user": {"login": login, "type": "Bot" if login.endswith("[bot]") else "User"},
              "html_url": f"https://github.example/{self.repo}/pull/{number}#issuecomment-{cid}",
              "created_at": _now(), "updated_at": _now(), "issue": number}
         self.comments.setdefault(number, []).append(c)
@@ -266,6 +273,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("X-GitHub-Api-Version") != "2022-11-28" or \
                 "application/vnd.github+json" not in self.headers.get("Accept", ""):
             return 400, {"message": "missing GitHub API headers"}, None
+        if path == "/user" and method == "GET":
+            if fake.user_login is None:
+                return 403, {"message": "Resource not accessible by integration"}, None
+            return 200, {"login": fake.user_login, "type": "User"}, None
         owner_repo = f"/repos/{fake.repo}"
         if path.startswith(owner_repo + "/"):
             rest = path[len(owner_repo):]
@@ -302,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw_body or b"{}").get("body")
                 if not isinstance(body, str):
                     return 422, {"message": "Validation Failed"}, None
-                return 201, fake._create_comment(n, body, "github-actions[bot]"), None
+                return 201, fake._create_comment(n, body, fake.user_login or "github-actions[bot]"), None
         m = re.fullmatch(r"/issues/comments/(\d+)", rest)
         if m and method in ("PATCH", "GET"):
             cid = int(m.group(1))
@@ -344,11 +355,12 @@ def main():
     ap.add_argument("--repo", default="octo/demo")
     ap.add_argument("--token", default="ghs_faketoken123")
     ap.add_argument("--prefix", default="")
+    ap.add_argument("--user-login", default=None, help="a person's token with this login (default: Actions' token)")
     ap.add_argument("--pull", type=int, action="append", default=[], help="create this PR number")
     ap.add_argument("--read-only", action="store_true")
     ap.add_argument("--timeout", type=float, default=300.0, help="stop after this many seconds")
     args = ap.parse_args()
-    fake = FakeGitHub(args.repo, args.token, args.prefix, args.timeout)
+    fake = FakeGitHub(args.repo, args.token, args.prefix, args.timeout, args.user_login)
     fake.read_only = args.read_only
     for n in args.pull:
         fake.add_pull(n)

@@ -178,7 +178,7 @@ def unknown_pr_is_not_found():
         assert "#99 not found in octo/demo" in p.stderr, p.stderr
         p = run_tool(fake, "pull", 99)
         assert p.returncode == 2 and "#99 not found" in p.stderr
-        assert fake.count("GET") == 2  # a 404 is not retried
+        assert fake.count("GET") - fake.count("GET", "/user") == 2  # a 404 is not retried
 
 
 @case
@@ -282,6 +282,36 @@ def next_link_outside_the_ghes_path_is_refused():
                        body=[], method="GET")
         p = run_tool(fake, "files", 7)
         assert p.returncode == 1 and "refusing to follow" in p.stderr, p.stderr
+
+
+@case
+def upsert_updates_only_its_own_comment():
+    with new_fake() as fake:
+        spoof = fake.add_comment(7, f"{MARKER}\nI wrote the marker myself", login="mallory")
+        other = fake.add_comment(7, f"<!-- prbot:summary -->\n- `{MARKER}.c` added", login="github-actions[bot]")
+        quoted = fake.add_comment(7, f"> {MARKER}\n> quoted", login="github-actions[bot]")
+        p = run_tool(fake, "upsert", 7, MARKER, "BODY")
+        assert p.returncode == 0 and p.stdout.startswith("created "), (p.stdout, p.stderr)
+        bodies = {c["id"]: c["body"] for c in fake.comments_of(7)}
+        assert bodies[spoof["id"]].endswith("myself") and bodies[other["id"]].endswith("added")
+        assert bodies[quoted["id"]].endswith("quoted") and fake.count("PATCH") == 0
+        p = run_tool(fake, "upsert", 7, MARKER, "BODY", body=f"{MARKER}\nsecond run\n")
+        assert p.returncode == 0 and p.stdout.startswith("updated "), p.stdout
+        ours = [c for c in fake.comments_of(7) if c["body"].startswith(MARKER + "\n")
+                and c["user"]["login"] == "github-actions[bot]"]
+        assert len(ours) == 1 and "second run" in ours[0]["body"]
+        assert fake.count("GET", "/user") == 2, "the identity is asked once per run"
+
+
+@case
+def upsert_with_a_persons_token_keeps_that_persons_comment():
+    with new_fake(user_login="alice") as fake:
+        bot = fake.add_comment(7, f"{MARKER}\nby the Actions token", login="github-actions[bot]")
+        mine = fake.add_comment(7, f"{MARKER}\nby alice's token earlier", login="alice")
+        p = run_tool(fake, "upsert", 7, MARKER, "BODY", body=f"{MARKER}\nnew\n")
+        assert p.returncode == 0 and p.stdout.startswith("updated "), (p.stdout, p.stderr)
+        bodies = {c["id"]: c["body"] for c in fake.comments_of(7)}
+        assert bodies[mine["id"]].endswith("new\n") and bodies[bot["id"]].endswith("Actions token")
 
 
 @case

@@ -1,7 +1,8 @@
 /*
  * test_github_parse.c - what bot/github.c reads from GitHub's answers, without
- * a network: the Link header's next URL, whether a URL may get the token.
- * (test_github.py drives the same code against the fake server.)
+ * a network: the Link header's next URL, whether a URL may get the token,
+ * which comment is ours. (test_github.py drives the same code against the
+ * fake server.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,9 +73,28 @@ static void url_under_base(void)
                cases[i].base, cases[i].url, cases[i].ok);
 }
 
+static void comment_is_ours(void)
+{
+    const char *m = "<!-- prbot:review -->";
+    EXPECT(gh_comment_is_ours("<!-- prbot:review -->\n### prbot review", "alice", 0, m, "alice", 0), "ours");
+    EXPECT(gh_comment_is_ours("<!-- prbot:review -->", "Alice", 0, m, "alice", 0), "logins are case-insensitive");
+    EXPECT(gh_comment_is_ours("<!-- prbot:review -->\r\nx", "github-actions[bot]", 1, m, "", 1), "any bot");
+    EXPECT(!gh_comment_is_ours("<!-- prbot:review -->\nx", "mallory", 0, m, "", 1), "a person's comment");
+    EXPECT(!gh_comment_is_ours("<!-- prbot:review -->\nx", "mallory", 0, m, "alice", 0), "someone else's");
+    EXPECT(!gh_comment_is_ours("<!-- prbot:summary -->\n- `<!-- prbot:review -->.c`", "alice", 0, m, "alice", 0),
+           "a marker inside another prompt's comment");
+    EXPECT(!gh_comment_is_ours("quote: <!-- prbot:review -->", "alice", 0, m, "alice", 0), "not at the start");
+    EXPECT(!gh_comment_is_ours("<!-- prbot:review -->x", "alice", 0, m, "alice", 0), "not the whole first line");
+    EXPECT(!gh_comment_is_ours("<!-- prbot:reviewer -->", "alice", 0, "<!-- prbot:review", "alice", 0),
+           "a prefix of another marker");
+    EXPECT(!gh_comment_is_ours(NULL, "alice", 0, m, "alice", 0) && !gh_comment_is_ours("x", NULL, 0, m, "alice", 0),
+           "missing fields");
+}
+
 int main(void)
 {
     TEST_RUN(link_next);
     TEST_RUN(url_under_base);
+    TEST_RUN(comment_is_ours);
     return test_exit_code();
 }
