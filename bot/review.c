@@ -9,11 +9,20 @@
  * (github.h) or print (--dry-run).
  *
  * Logs go to stderr, grouped with ::group:: in GitHub Actions, so a person
- * can follow the job; stdout carries only the body in --dry-run. The last
+ * can follow the job; stdout carries only the body in --dry-run. The runner
+ * takes any output line that starts with "::" as a workflow command
+ * (::add-mask::, ::error file=...::, ::stop-commands::), and much of what we
+ * print comes from the pull request: file names, and the model's text, which
+ * the diff can steer. So every log line is one line (control characters
+ * shown as '?'), annotation text is escaped as the runner wants, and text
+ * that is lines by nature (the generated text, a dry-run body) is printed
+ * between "::stop-commands::TOKEN" and "::TOKEN::" with a
+ * TOKEN drawn at random for the run, which that text cannot know. The last
  * line is always one result line. A GitHub API failure after the comment was
  * produced exits 0 (the body goes to the job summary instead) unless
  * --strict: a flaky API must not fail someone's build.
  */
+#define _GNU_SOURCE /* vasprintf */
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -88,6 +97,7 @@ typedef struct {
 typedef struct {
     int in_actions;
     struct timespec start;
+    char stop_token[33]; /* random hex: ends the runner's pause of workflow commands */
 } review_log;
 
 static double seconds_since(const struct timespec *t0)
@@ -97,15 +107,48 @@ static double seconds_since(const struct timespec *t0)
     return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) * 1e-9;
 }
 
+/* Prints s with every control character shown as '?': one line, whatever
+ * a file name or an error message holds. */
+static void put_one_line(const char *s)
+{
+    for (; *s; s++) fputc((unsigned char)*s < 0x20 || *s == 0x7F ? '?' : *s, stderr);
+}
+
 static void log_line(const review_log *lg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void log_line(const review_log *lg, const char *fmt, ...)
 {
     va_list ap;
+    char *text = NULL;
     fprintf(stderr, "[%6.1fs] ", seconds_since(&lg->start));
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    int n = vasprintf(&text, fmt, ap);
     va_end(ap);
+    put_one_line(n >= 0 && text ? text : "(out of memory formatting a log line)");
     fputc('\n', stderr);
+    if (n >= 0) free(text);
+}
+
+/* Draws the stop-commands token (Actions only). Returns 0 or -1. */
+static int log_init_stop_token(review_log *lg)
+{
+    unsigned char bytes[16];
+    FILE *f = fopen("/dev/urandom", "rb");
+    int ok = f && fread(bytes, 1, sizeof bytes, f) == sizeof bytes;
+    if (f) fclose(f);
+    for (size_t i = 0; ok && i < sizeof bytes; i++) snprintf(lg->stop_token + 2 * i, 3, "%02x", bytes[i]);
+    return ok ? 0 : -1;
+}
+
+/* From here to log_commands_resume, the runner runs no workflow command. */
+static void log_commands_stop(const review_log *lg)
+{
+    if (lg->in_actions) fprintf(stderr, "::stop-commands::%s\n", lg->stop_token);
+}
+
+/* Starts a line of its own (the text before may not end in one). */
+static void log_commands_resume(const review_log *lg)
+{
+    if (lg->in_actions) fprintf(stderr, "\n::%s::\n", lg->stop_token);
 }
 
 static void log_group(const review_log *lg, const char *title)
@@ -119,11 +162,23 @@ static void log_endgroup(const review_log *lg)
     if (lg->in_actions) fprintf(stderr, "::endgroup::\n");
 }
 
-/* One-line result or error; Actions also gets an annotation for warnings. */
+/* One-line result or error; Actions also gets an annotation for warnings,
+ * its text escaped as workflow commands want it (%, CR, LF). */
 static void log_warning(const review_log *lg, const char *msg)
 {
-    if (lg->in_actions) fprintf(stderr, "::warning::%s\n", msg);
-    fprintf(stderr, "prbot review: warning: %s\n", msg);
+    if (lg->in_actions) {
+        fputs("::warning::", stderr);
+        for (const char *p = msg; *p; p++) {
+            if (*p == '%') fputs("%25", stderr);
+            else if (*p == '\r') fputs("%0D", stderr);
+            else if (*p == '\n') fputs("%0A", stderr);
+            else fputc((unsigned char)*p < 0x20 ? '?' : *p, stderr);
+        }
+        fputc('\n', stderr);
+    }
+    fputs("prbot review: warning: ", stderr);
+    put_one_line(msg);
+    fputc('\n', stderr);
 }
 
 /* ---- options and model ------------------------------------------------- */
@@ -252,7 +307,10 @@ static void on_prefill_progress(int done, int total, double seconds, void *user)
 {
     const review_log *lg = user;
     log_line(lg, "prefill %d/%d tokens (%.1f tok/s)", done, total, seconds > 0 ? done / seconds : 0.0);
-    if (done == total) fputs("----- generated text -----\n", stderr);
+    if (done == total) {
+        fputs("----- generated text -----\n", stderr);
+        log_commands_stop(lg);
+    }
 }
 
 static int on_token(int32_t id, const char *text, void *user)
@@ -462,6 +520,7 @@ static int generate(review_state *s, token_counter *tc, char *err, size_t errlen
     engine_set_progress(ses, on_prefill_progress, &s->log);
     int rc = engine_generate(ses, tc->ids, n, &sp, on_token, &g, NULL, 0, &s->stats, err, errlen);
     engine_session_free(ses);
+    log_commands_resume(&s->log);
     fputs("\n--------------------------\n", stderr);
     if (rc < 0 || g.failed) {
         if (g.failed) snprintf(err, errlen, "out of memory collecting the generated text");
@@ -504,10 +563,12 @@ static int generate_backend(review_state *s, char *err, size_t errlen)
     log_line(&s->log, "sending about %d prompt tokens to %s, up to %d tokens back", s->prompt.prompt_tokens,
              s->opt.backend, s->prompt.max_tokens);
     fputs("----- generated text -----\n", stderr);
+    log_commands_stop(&s->log);
     generated_text g = {0};
     backend_result res;
     double t0 = seconds_since(&s->log.start);
     int rc = backend_chat(&bo, msgs, n, s->prompt.max_tokens, 0.0, budget, on_backend_text, &g, &res, err, errlen);
+    log_commands_resume(&s->log);
     fputs("\n--------------------------\n", stderr);
     if (rc < 0 || g.failed) {
         if (rc == 0) err_set(err, errlen, "out of memory collecting the generated text");
@@ -642,7 +703,9 @@ static void review_state_free(review_state *s)
 
 static int fail(review_state *s, const char *err)
 {
-    fprintf(stderr, "prbot review: %s\n", err);
+    fputs("prbot review: ", stderr);
+    put_one_line(err);
+    fputc('\n', stderr);
     review_state_free(s);
     return 1;
 }
@@ -658,6 +721,7 @@ int cmd_review(int argc, char **argv)
     event_options eo = {.repo_dir = s.opt.repo, .base = s.opt.base, .head = s.opt.head, .pr = s.opt.pr};
     if (event_load(&s.ctx, &eo, err, sizeof err) < 0) return fail(&s, err);
     s.log.in_actions = s.ctx.in_actions;
+    if (s.log.in_actions && log_init_stop_token(&s.log) < 0) return fail(&s, "cannot read /dev/urandom");
     int model_given = s.opt.model || (getenv("PRBOT_MODEL") && *getenv("PRBOT_MODEL"));
     if ((!s.opt.backend || model_given) && find_model(s.opt.model, s.model_path, sizeof s.model_path, err, sizeof err) < 0)
         return fail(&s, err);
@@ -687,7 +751,10 @@ int cmd_review(int argc, char **argv)
 
     int local_print = s.ctx.kind == EVENT_LOCAL && !s.ctx.pr_number;
     if (s.opt.dry_run || local_print) {
+        fflush(stderr);
+        if (s.log.in_actions) printf("::stop-commands::%s\n", s.log.stop_token);
         fputs(s.body, stdout);
+        if (s.log.in_actions) printf("\n::%s::\n", s.log.stop_token);
         fflush(stdout);
         fprintf(stderr, "prbot review: %s: printed to stdout\n",
                 s.opt.dry_run ? "dry-run" : "local review (pass --pr N with GITHUB_TOKEN to post)");

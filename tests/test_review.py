@@ -338,6 +338,61 @@ def hostile_attributes_and_a_64kb_path_are_reviewed_in_normal_time():
         print(f"hostile PR reviewed in {seconds:.2f} s", file=sys.stderr)
 
 
+def runner_commands(output):
+    """The workflow commands the Actions runner would run in this output: a
+    line starting with "::" (after blanks), except between
+    ::stop-commands::TOKEN and ::TOKEN::."""
+    commands, stop = [], None
+    for line in output.splitlines():
+        line = line.lstrip()
+        if stop is not None:
+            if line == f"::{stop}::":
+                stop = None
+            continue
+        m = re.match(r"::([A-Za-z-]+)[^:]*::(.*)", line)
+        if not m:
+            continue
+        if m.group(1) == "stop-commands":
+            stop = m.group(2)
+        else:
+            commands.append(line)
+    return commands
+
+
+@case
+def generated_text_cannot_run_workflow_commands():
+    tool = os.path.join(os.environ.get("TOOL_BIN_DIR", "build/tools"), "tiny_model")
+    if not os.access(tool, os.X_OK):
+        raise Skip(f"{tool} not built")
+    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as gh:
+        model = os.path.join(tmp, "says.gguf")
+        said = "ok\n::error::pwned\n::add-mask::hunter2\n  ::warning file=a.c::indented\n"
+        subprocess.run([tool, "--out", model, "--text", said], check=True)
+        repo, base, head = make_repo(tmp)
+        # a file name with a line break and a command of its own in it
+        write(os.path.join(repo, "x\n::error::from-a-path\n.c"), "int x;\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "path")
+        head = git(repo, "rev-parse", "HEAD")
+        gh.add_pull(3, head_sha=head, base_sha=base)
+        env = actions_env(tmp, gh, "pull_request", pr_event(3, base, head), GITHUB_WORKSPACE=repo)
+        tokens = []
+        for args in (["--max-tokens", "3"], ["--max-tokens", "2", "--dry-run", "--base", base, "--head", head]):
+            r = run(["--model", model, *args], env)
+            assert r.returncode == 0, r.stderr[-2000:]
+            output = r.stderr + r.stdout
+            assert "::error::pwned" in r.stderr, "the generated text should still stream to the log"
+            commands = runner_commands(output)
+            assert all(re.match(r"::(group|endgroup|warning|notice)::", c) for c in commands), commands
+            assert not [c for c in commands if "pwned" in c or "hunter2" in c or "from-a-path" in c], commands
+            tokens.append(set(re.findall(r"::stop-commands::(\S+)", output)))
+        # one token per run, drawn afresh (the text cannot know it), long enough not to be guessed
+        assert all(len(t) == 1 for t in tokens) and tokens[0] != tokens[1], tokens
+        assert all(len(next(iter(t))) >= 32 for t in tokens), tokens
+        body = gh.comments_of(3)[0]["body"]
+        assert "::error::pwned" in body  # the comment shows what the model said; only the log must not run it
+
+
 @case
 def files_cut_to_nothing_by_the_size_cap_are_not_listed_as_reviewed():
     require_engine()

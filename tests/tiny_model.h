@@ -1,10 +1,12 @@
 /*
  * tiny_model.h - writes a tiny llama GGUF whose greedy output is known.
  *
- * One layer, n_embd 32, one head, F32 weights that are all zero except the
+ * One layer, n_embd 32, one head, weights that are all zero except the
  * embeddings (all ones), the norms (ones) and the output row of one chosen
  * token (ones): the final hidden state is all ones whatever the prompt, so
- * greedy decoding picks the chosen token at every step. The vocabulary is
+ * greedy decoding picks the chosen token at every step. The matrices are F32,
+ * or Q8_0 (exact for zeros and ones: scale 1, quants 0 or 1), which makes a
+ * model with no float matrix at all; the norms stay F32. The vocabulary is
  * SentencePiece ("llama"): <unk>, <s>, </s>, "a", then the caller's tokens
  * (ids 4, 5, ...), each a normal token whose text is written as given ("▁"
  * is a space). Used by tests that need a model to say something exact
@@ -23,10 +25,21 @@
 #define TINY_MODEL_EMBD 32
 #define TINY_MODEL_FIRST_TOKEN 4 /* id of the first caller token */
 
-/* Writes the model to path; `favoured` is the id greedy decoding picks.
- * Returns 0, or -1 with err set. */
-static int tiny_model_write(const char *path, const char *const *tokens, int n_tokens, int favoured, int n_ctx,
-                            char *err, size_t errlen)
+/* Rows of 32 floats (zeros and ones only) as Q8_0 blocks in place: the
+ * 34-byte blocks fit in the 128 bytes of each row. */
+static inline void tiny_model_q8_0(float *rows, size_t n_rows)
+{
+    for (size_t r = 0; r < n_rows; r++) {
+        block_q8_0 b = {.d = 0x3C00}; /* 1.0 in f16 */
+        for (int i = 0; i < 32; i++) b.qs[i] = (int8_t)rows[r * 32 + i];
+        memcpy((char *)rows + r * sizeof b, &b, sizeof b);
+    }
+}
+
+/* Writes the model to path with matrices of `type` (QT_F32 or QT_Q8_0);
+ * `favoured` is the id greedy decoding picks. Returns 0, or -1 with err set. */
+static inline int tiny_model_write_typed(const char *path, const char *const *tokens, int n_tokens, int favoured, int n_ctx,
+                                  uint32_t type, char *err, size_t errlen)
 {
     enum { E = TINY_MODEL_EMBD };
     int n_vocab = TINY_MODEL_FIRST_TOKEN + n_tokens, rc = -1;
@@ -63,8 +76,23 @@ static int tiny_model_write(const char *path, const char *const *tokens, int n_t
     int64_t ne_vocab[2] = {E, n_vocab}, ne_square[2] = {E, E}, ne_vector[1] = {E};
     size_t vocab_bytes = (size_t)E * n_vocab * sizeof(float), square_bytes = (size_t)E * E * sizeof(float);
     size_t vector_bytes = E * sizeof(float);
-    gguf_writer_add_tensor(w, "token_embd.weight", QT_F32, 2, ne_vocab, ones, vocab_bytes);
-    gguf_writer_add_tensor(w, "output.weight", QT_F32, 2, ne_vocab, output, vocab_bytes);
+    float *embd = ones;
+    if (type == QT_Q8_0) {
+        if (!(embd = malloc(vocab_bytes))) {
+            snprintf(err, errlen, "tiny_model: out of memory");
+            goto done;
+        }
+        memcpy(embd, ones, vocab_bytes);
+        tiny_model_q8_0(embd, (size_t)n_vocab);
+        tiny_model_q8_0(output, (size_t)n_vocab);
+        tiny_model_q8_0(zeros, E);
+        vocab_bytes = (size_t)n_vocab * sizeof(block_q8_0);
+        square_bytes = (size_t)E * sizeof(block_q8_0);
+    } else {
+        type = QT_F32;
+    }
+    gguf_writer_add_tensor(w, "token_embd.weight", type, 2, ne_vocab, embd, vocab_bytes);
+    gguf_writer_add_tensor(w, "output.weight", type, 2, ne_vocab, output, vocab_bytes);
     gguf_writer_add_tensor(w, "output_norm.weight", QT_F32, 1, ne_vector, ones, vector_bytes);
     gguf_writer_add_tensor(w, "blk.0.attn_norm.weight", QT_F32, 1, ne_vector, ones, vector_bytes);
     gguf_writer_add_tensor(w, "blk.0.ffn_norm.weight", QT_F32, 1, ne_vector, ones, vector_bytes);
@@ -73,9 +101,10 @@ static int tiny_model_write(const char *path, const char *const *tokens, int n_t
     for (size_t i = 0; i < sizeof squares / sizeof squares[0]; i++) {
         char name[64];
         snprintf(name, sizeof name, "blk.0.%s.weight", squares[i]);
-        gguf_writer_add_tensor(w, name, QT_F32, 2, ne_square, zeros, square_bytes);
+        gguf_writer_add_tensor(w, name, type, 2, ne_square, zeros, square_bytes);
     }
     rc = gguf_writer_write(w, path, err, errlen);
+    if (embd != ones) free(embd);
 done:
     gguf_writer_free(w);
     free(vocab);
@@ -85,6 +114,13 @@ done:
     free(output);
     free(zeros);
     return rc;
+}
+
+/* The F32 model. */
+static inline int tiny_model_write(const char *path, const char *const *tokens, int n_tokens, int favoured, int n_ctx,
+                            char *err, size_t errlen)
+{
+    return tiny_model_write_typed(path, tokens, n_tokens, favoured, n_ctx, QT_F32, err, errlen);
 }
 
 #endif
