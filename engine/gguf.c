@@ -18,7 +18,9 @@
  * with the path, naming the key or tensor at fault.
  *
  * Keys and tensor names go into two small open-addressing hash tables (built
- * at open, also used to reject duplicates), so lookups are O(1).
+ * at open, also used to reject duplicates), so lookups are O(1). Tensors
+ * whose data overlaps are refused (check_overlaps says why), so the tensors'
+ * bytes never add up to more than the file.
  */
 #include "gguf.h"
 
@@ -460,6 +462,44 @@ static int place_tensor(reader *r, gguf_file *f, gguf_tensor *t)
     return 0;
 }
 
+typedef struct {
+    uint64_t begin, end;
+    size_t index;
+} tensor_span;
+
+static int by_begin(const void *a, const void *b)
+{
+    uint64_t x = ((const tensor_span *)a)->begin, y = ((const tensor_span *)b)->begin;
+    return x < y ? -1 : x > y;
+}
+
+/* No two tensors may share bytes. The reference implementation requires the
+ * data to be laid out one tensor after the other, and a loader that repacks
+ * weights makes a copy per tensor: tensors aliasing one range would make
+ * memory grow with the tensor count instead of the file. Sharing only the
+ * identical ranges would not bound it (each tensor can start one block
+ * further), so overlap of any kind is refused. O(n log n). */
+static int check_overlaps(reader *r, gguf_file *f)
+{
+    if (f->n_tensors < 2) return 0;
+    tensor_span *spans = malloc((size_t)f->n_tensors * sizeof *spans);
+    if (!spans) return fail(r, "out of memory for %llu tensors", (unsigned long long)f->n_tensors);
+    for (size_t i = 0; i < f->n_tensors; i++)
+        spans[i] = (tensor_span){f->tensors[i].offset, f->tensors[i].offset + f->tensors[i].nbytes, i};
+    qsort(spans, (size_t)f->n_tensors, sizeof *spans, by_begin);
+    int rc = 0;
+    for (size_t i = 1; i < f->n_tensors && rc == 0; i++) {
+        if (spans[i].begin >= spans[i - 1].end) continue;
+        const gguf_tensor *a = &f->tensors[spans[i - 1].index], *b = &f->tensors[spans[i].index];
+        char na[GGUF_PRINT_NAME_MAX + 8], nb[GGUF_PRINT_NAME_MAX + 8];
+        printable_name(na, sizeof na, a->name.ptr, a->name.len);
+        printable_name(nb, sizeof nb, b->name.ptr, b->name.len);
+        rc = fail(r, "tensors %s and %s overlap in the file", na, nb);
+    }
+    free(spans);
+    return rc;
+}
+
 static int parse_all(reader *r, gguf_file_impl *g)
 {
     gguf_file *f = &g->pub;
@@ -482,7 +522,7 @@ static int parse_all(reader *r, gguf_file_impl *g)
     f->data_offset = (r->pos + f->alignment - 1) / f->alignment * f->alignment;
     for (uint64_t i = 0; i < f->n_tensors; i++)
         if (place_tensor(r, f, &f->tensors[i])) return -1;
-    return 0;
+    return check_overlaps(r, f);
 }
 
 /* ---- open / close ------------------------------------------------------------- */

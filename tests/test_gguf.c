@@ -25,6 +25,8 @@
 #include "../engine/gguf.h"
 #include "../engine/gguf_writer.h"
 #include "../engine/quant.h"
+#include "../engine/engine.h"
+#include "tiny_model.h"
 
 static char tmp_dir[256];
 
@@ -621,6 +623,8 @@ static void test_patched_corruptions(void)
         {"offset past EOF", b_off, b_offset + 4096, 8, "tensor_b extends past end of file"},
         {"offset near 2^64", b_off, UINT64_MAX - 31, 8, "tensor_b extends past end of file"},
         {"size past EOF", b_ne0, 64 * 32, 8, "tensor_b extends past end of file"},
+        {"tensor_b on tensor_a's bytes", b_off, 0, 8, "overlap"},
+        {"tensor_b inside tensor_a", b_off, 64, 8, "overlap"},
     };
     REQUIRE(a_ne1 && b_ne0 && b_type && b_off && a_dims, "tensor infos not found");
     const char *path = tmp_path("patched.gguf");
@@ -637,6 +641,42 @@ static void test_patched_corruptions(void)
         EXPECT(failed_cleanly(path, p->needle, why, sizeof why), "%s: %s", p->what, why);
     }
     free(base);
+    remove(path);
+}
+
+/* A model whose seven matrices all point at one range of the file: the
+ * loader would repack each into its own copy, so memory would grow with the
+ * tensor count instead of the file. Refused at open, with both names. */
+static void test_aliased_matrices_refused(void)
+{
+    const char *path = tmp_path("aliased.gguf");
+    const char *tokens[] = {"b"};
+    char err[512];
+    REQUIRE(tiny_model_write(path, tokens, 1, 4, 16, err, sizeof err) == 0, "%s", err);
+    size_t len;
+    char *buf = test_read_file(path, &len);
+    REQUIRE(buf, "read");
+    engine *e;
+    engine_params params = {.n_threads = 1};
+    REQUIRE(engine_open(&e, path, &params, err, sizeof err) == 0, "the unpatched model must load: %s", err);
+    engine_close(e);
+    static const char *const names[] = {"blk.0.attn_k.weight", "blk.0.attn_v.weight", "blk.0.attn_output.weight",
+                                        "blk.0.ffn_gate.weight", "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"};
+    uint64_t q_offset;
+    size_t q_at = tensor_field(buf, len, "blk.0.attn_q.weight", "offset");
+    REQUIRE(q_at, "attn_q not found");
+    memcpy(&q_offset, buf + q_at, 8);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        size_t at = tensor_field(buf, len, names[i], "offset");
+        REQUIRE(at, "%s not found", names[i]);
+        put_le((uint8_t *)buf + at, q_offset, 8);
+    }
+    REQUIRE(write_bytes(path, buf, len) == 0, "write");
+    free(buf);
+    char why[600];
+    EXPECT(failed_cleanly(path, "overlap", why, sizeof why), "%s", why);
+    EXPECT(engine_open(&e, path, &params, err, sizeof err) != 0 && strstr(err, "blk.0.") && strstr(err, "overlap"),
+           "engine_open: %s", err);
     remove(path);
 }
 
@@ -831,6 +871,7 @@ int main(void)
     TEST_RUN(test_open_missing_and_directory);
     TEST_RUN(test_truncated_model);
     TEST_RUN(test_patched_corruptions);
+    TEST_RUN(test_aliased_matrices_refused);
     TEST_RUN(test_crafted_corruptions);
     TEST_RUN(test_random_header_flips);
     remove(tmp_path("roundtrip.gguf"));
