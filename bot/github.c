@@ -457,6 +457,27 @@ static int pull_from_json(json_t *root, gh_pull *p)
     return 0;
 }
 
+/* Fills pull from a parsed response: 0, -1 (out of memory) or -2 (not a pull request's shape). */
+static int pull_from_root(json_t *root, gh_pull *pull)
+{
+    memset(pull, 0, sizeof *pull);
+    if (!json_is_object(root) || !json_is_object(json_object_get(root, "head"))) return -2;
+    if (pull_from_json(root, pull) == 0) return 0;
+    gh_pull_free(pull);
+    return -1;
+}
+
+int gh_pull_parse(const char *json, size_t len, gh_pull *pull)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, 0, &jerr);
+    memset(pull, 0, sizeof *pull);
+    if (!root) return -2;
+    int rc = pull_from_root(root, pull);
+    json_decref(root);
+    return rc;
+}
+
 int gh_pull_get(gh_client *c, long number, gh_pull *pull, char *err, size_t errlen)
 {
     memset(pull, 0, sizeof *pull);
@@ -478,19 +499,11 @@ int gh_pull_get(gh_client *c, long number, gh_pull *pull, char *err, size_t errl
     free(url);
     http_response_free(&r);
     if (!root) return GH_ERR_API;
-    if (!json_is_object(root) || !json_is_object(json_object_get(root, "head"))) {
-        json_decref(root);
-        snprintf(err, errlen, "GitHub API: pull request #%ld: unexpected response shape", number);
-        return GH_ERR_API;
-    }
-    int bad = pull_from_json(root, pull);
+    rc = pull_from_root(root, pull);
     json_decref(root);
-    if (bad) {
-        gh_pull_free(pull);
-        snprintf(err, errlen, "out of memory");
-        return GH_ERR_API;
-    }
-    return GH_OK;
+    if (rc == -2) snprintf(err, errlen, "GitHub API: pull request #%ld: unexpected response shape", number);
+    if (rc == -1) snprintf(err, errlen, "out of memory");
+    return rc ? GH_ERR_API : GH_OK;
 }
 
 /* ---------------------------------------------------------------- files */

@@ -132,6 +132,9 @@ char *gh_link_next(const char *link);
  * port of the API base, no user or password, and a path under base's path
  * (compared on '/' boundaries, dot segments removed). */
 int gh_url_under_base(const char *base, const char *url);
+/* A pull request from GET /pulls/{n}'s JSON: 0, -1 (out of memory) or -2
+ * (not JSON of a pull request). Free with gh_pull_free. */
+int gh_pull_parse(const char *json, size_t len, gh_pull *pull);
 /* 1 when a comment is the one gh_comment_upsert keeps: its body starts with
  * the marker line and its author is the token's login (or, when the token
  * is an installation token, login_is_bot, any bot). */

@@ -1,8 +1,8 @@
 /*
  * test_github_parse.c - what bot/github.c reads from GitHub's answers, without
  * a network: the Link header's next URL, whether a URL may get the token,
- * which comment is ours. (test_github.py drives the same code against the
- * fake server.)
+ * which comment is ours, a pull request's JSON. (test_github.py drives the
+ * same code against the fake server.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,10 +91,35 @@ static void comment_is_ours(void)
            "missing fields");
 }
 
+static void pull_parse(void)
+{
+    static const char good[] =
+        "{\"number\": 7, \"title\": \"T\", \"body\": null, \"draft\": true, \"user\": {\"login\": \"dependabot[bot]\"},"
+        " \"base\": {\"sha\": \"aa\", \"ref\": \"main\", \"repo\": {\"full_name\": \"o/r\"}},"
+        " \"head\": {\"sha\": \"bb\", \"ref\": \"f\", \"repo\": null}}";
+    gh_pull p;
+    REQUIRE(gh_pull_parse(good, sizeof good - 1, &p) == 0, "good JSON");
+    EXPECT(p.number == 7 && !strcmp(p.title, "T") && !strcmp(p.body, "") && p.draft && p.author_is_bot && p.fork &&
+               !strcmp(p.base_sha, "aa") && !strcmp(p.head_sha, "bb") && !strcmp(p.head_repo, ""),
+           "fields");
+    gh_pull_free(&p);
+    static const char *const bad[] = {"", "[]", "{}", "{\"head\": 1}", "{\"head\": {}, \"user\": 5}", "nul",
+                                      "{\"head\": {\"sha\": [1]}, \"title\": {\"x\": 1}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = gh_pull_parse(bad[i], strlen(bad[i]), &p);
+        EXPECT(rc == -2 || rc == 0, "%s: rc %d", bad[i], rc);
+        if (rc == 0) {
+            EXPECT(p.title && p.head_sha && p.author, "%s: NULL strings", bad[i]);
+            gh_pull_free(&p);
+        }
+    }
+}
+
 int main(void)
 {
     TEST_RUN(link_next);
     TEST_RUN(url_under_base);
     TEST_RUN(comment_is_ours);
+    TEST_RUN(pull_parse);
     return test_exit_code();
 }
