@@ -145,3 +145,46 @@ if "$PRBOT" bench --model "$model" -p 8 -n 2 --reps 1 --bandwidth-mib 16 >"$tmp/
 else
     fail bench_table "$(head -n 5 "$tmp/table.txt")"
 fi
+
+# make bench's script (tests/bench.sh) on the tiny shape, with a stand-in reference build whose
+# llama-bench prints fixed figures: the reference gets the same file and settings, and the table
+# shows its figures beside prbot's with the right ratios, once per kernel set.
+mkdir -p "$tmp/ref/bin" "$tmp/cache"
+cat >"$tmp/ref/bin/llama-bench" <<'SH'
+#!/bin/sh
+echo "$@" >>"$(dirname "$0")/../args"
+echo '[{"build_commit":"fake","n_prompt":16,"n_gen":0,"avg_ts":40.0,"samples_ts":[40.0]},
+ {"build_commit":"fake","n_prompt":0,"n_gen":4,"avg_ts":8.0,"samples_ts":[8.0]}]'
+SH
+chmod +x "$tmp/ref/bin/llama-bench"
+if PRBOT_CACHE="$tmp/cache" BENCH_SHAPES=tiny BENCH_TYPES=Q8_0 BENCH_BIG_SHAPES= BENCH_REAL= BENCH_E2E=0 \
+    BENCH_ISAS="native avx2 native" BENCH_REF="fake=$tmp/ref" BENCH_P=16 BENCH_N=4 BENCH_REPS=1 \
+    BENCH_PRBOT_ARGS="--bandwidth-mib 16" PRBOT="$PRBOT" TOOL_BIN_DIR="${TOOL_BIN_DIR:-build/tools}" \
+    bash tests/bench.sh >"$tmp/bench.md" 2>"$tmp/bench.log"; then
+    ok bench_script_runs
+    python3 - "$tmp/bench.md" "$tmp/cache/bench/results.jsonl" "$tmp/ref/args" "$tmp/cache/bench/tiny-Q8_0.gguf" <<'PY'
+import json, re, sys
+md, results, args, model = open(sys.argv[1]).read(), sys.argv[2], open(sys.argv[3]).read().split("\n"), sys.argv[4]
+def check(name, cond, why):
+    print(f"ok {name}" if cond else f"FAIL {name}: {why}")
+rows = [json.loads(l) for l in open(results) if l.strip()]
+ours = [r for r in rows if "reference" not in r]
+refs = [r for r in rows if "reference" in r]
+sets = [r["isa"] for r in ours]
+check("bench_script_kernel_sets_once_each", len(sets) == len(set(sets)) and len(sets) >= 1, sets)
+check("bench_script_reference_same_settings",
+      len(refs) == 1 and args[0].split() == ["-m", model, "-p", "16", "-n", "4", "-t", "2", "-r", "1", "-o", "json"],
+      (len(refs), args[:1]))
+tables = md.count("| model | type |")
+check("bench_script_one_table_per_set", tables == len(sets) and md.count("fake prefill") == tables, (tables, sets))
+lines = [l for l in md.splitlines() if l.startswith("| tiny | Q8_0 |")]
+ok = len(lines) == len(ours)
+for l, r in zip(lines, ours):
+    cells = [c.strip() for c in l.strip("|").split("|")]
+    want = [f"{40.0:.1f}", f"{r['prefill_tokens_per_s'] / 40.0:.2f}×", f"{8.0:.1f}", f"{r['decode_tokens_per_s'] / 8.0:.2f}×"]
+    ok = ok and cells[-4:] == want
+check("bench_script_reference_columns", ok, lines)
+PY
+else
+    fail bench_script_runs "$(tail -n 3 "$tmp/bench.log")"
+fi
