@@ -72,23 +72,8 @@ const char *prompt_builtin_names(void) { return "review, summary, joke"; }
 
 static char *read_text_file(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set(err, errlen, "cannot read prompt template %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    textbuf b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) textbuf_add(&b, chunk, n);
-    int bad = ferror(f);
-    fclose(f);
-    char *text = textbuf_take(&b);
-    if (bad || !text) {
-        free(text);
-        err_set(err, errlen, "cannot read prompt template %s", path);
-        return NULL;
-    }
+    char *text = textbuf_read_file(path, NULL);
+    if (!text) err_set(err, errlen, "cannot read prompt template %s: %s", path, strerror(errno));
     return text;
 }
 

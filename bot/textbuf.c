@@ -3,6 +3,7 @@
  */
 #include "textbuf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,4 +76,25 @@ void textbuf_free(textbuf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+char *textbuf_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    textbuf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) textbuf_add(&b, chunk, n);
+    int bad = ferror(f);
+    fclose(f);
+    size_t got = b.len;
+    char *text = textbuf_take(&b);
+    if (bad || !text) {
+        free(text);
+        errno = bad ? EIO : ENOMEM;
+        return NULL;
+    }
+    if (len) *len = got;
+    return text;
 }

@@ -21,5 +21,8 @@ void textbuf_printf(textbuf *b, const char *fmt, ...) __attribute__((format(prin
 /* Returns the string (never NULL unless failed: then NULL and the buffer is freed). */
 char *textbuf_take(textbuf *b);
 void textbuf_free(textbuf *b);
+/* A whole file, NUL-terminated (its length in *len when len != NULL); NULL
+ * with errno set when it cannot be read. */
+char *textbuf_read_file(const char *path, size_t *len);
 
 #endif
