@@ -14,9 +14,13 @@
 #include <unistd.h>
 
 #include "../engine/engine.h"
+#include "../engine/grammar.h"
 #include "backend.h"
 #include "cli_options.h"
 #include "commands.h"
+#include "errors.h"
+#include "json_schema.h"
+#include "textbuf.h"
 
 /* Opens the model for subcommand `cmd`; on failure says why on stderr and returns NULL. */
 static engine *open_engine(const char *cmd, const char *model_path, const engine_params *params)
@@ -45,7 +49,7 @@ static engine_session *open_session(const char *cmd, engine *e)
 /* ------------------------------------------------------------- generate */
 
 typedef struct {
-    const char *model, *prompt, *system;
+    const char *model, *prompt, *system, *grammar_file, *schema_file;
     int chat, json, threads, n_ctx;
     engine_sampling sampling;
 } generate_options;
@@ -68,6 +72,8 @@ static const char generate_usage[] =
     "  --max-tokens N      tokens to generate at most (default 256)\n"
     "  --threads N         threads (default: CPUs this process may use)\n"
     "  --ctx N             context size in tokens (default: min(model's, 4096))\n"
+    "  --grammar FILE      only output the GBNF grammar in FILE accepts (engine/grammar.h)\n"
+    "  --json-schema FILE  only output JSON that the schema in FILE allows (bot/json_schema.h)\n"
     "  --json              print one JSON object at the end instead of streaming text\n";
 
 static int parse_generate(int argc, char **argv, generate_options *o)
@@ -89,6 +95,8 @@ static int parse_generate(int argc, char **argv, generate_options *o)
         {"--max-tokens", CLI_INT, &o->sampling.max_tokens},
         {"--threads", CLI_INT, &o->threads},
         {"--ctx", CLI_INT, &o->n_ctx},
+        {"--grammar", CLI_STRING, &o->grammar_file},
+        {"--json-schema", CLI_STRING, &o->schema_file},
         {NULL, 0, NULL},
     };
     int rc = cli_parse("generate", argc, argv, opts, generate_usage, NULL);
@@ -97,8 +105,40 @@ static int parse_generate(int argc, char **argv, generate_options *o)
         fprintf(stderr, "prbot generate: --model and --prompt are required (see prbot generate --help)\n");
         return 2;
     }
+    if (o->grammar_file && o->schema_file) {
+        fprintf(stderr, "prbot generate: give --grammar or --json-schema, not both\n");
+        return 2;
+    }
     if (o->system) o->chat = 1;
     return 0;
+}
+
+/* Compiles --grammar FILE or --json-schema FILE into *out (NULL if neither). */
+static int load_grammar(const generate_options *o, grammar **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const char *path = o->grammar_file ? o->grammar_file : o->schema_file;
+    if (!path) return 0;
+    size_t len;
+    char *text = textbuf_read_file(path, &len), *converted = NULL;
+    if (!text) {
+        err_set(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    if (o->schema_file) {
+        rc = json_schema_text_to_grammar(text, len, JSON_SCHEMA_DEFAULT_SPACE, &converted, err, errlen);
+        free(text);
+        text = converted;
+        if (!rc) len = strlen(text);
+    }
+    if (!rc) rc = grammar_parse(out, text, len, err, errlen);
+    if (rc) {
+        size_t used = strlen(err);
+        snprintf(err + used, errlen - used, " (%s)", path);
+    }
+    free(text);
+    return rc;
 }
 
 /* The prompt text as the model should see it (chat-formatted if asked). */
@@ -169,6 +209,7 @@ static void print_generate_json(const int32_t *prompt, int n_prompt, const int32
     json_object_set_new(o, "prefill_tokens_per_s", json_real(st->prefill_tokens_per_s));
     json_object_set_new(o, "decode_tokens_per_s", json_real(st->decode_tokens_per_s));
     json_object_set_new(o, "stop_reason", json_string(st->stop_reason));
+    json_object_set_new(o, "grammar_s", json_real(st->grammar_s));
     json_dumpf(o, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
     fputc('\n', stdout);
     json_decref(o);
@@ -190,9 +231,12 @@ int cmd_generate(int argc, char **argv)
     char err[512];
     int32_t *prompt = NULL, *gen = NULL;
     text_sink sink = {.stream = !o.json};
-    char *text = build_prompt(e, &o, err, sizeof err);
+    grammar *g = NULL;
+    char *text = NULL;
     rc = 1;
-    if (!text) goto done;
+    if (load_grammar(&o, &g, err, sizeof err)) goto done;
+    o.sampling.grammar = g;
+    if (!(text = build_prompt(e, &o, err, sizeof err))) goto done;
     int n_prompt = tokenize_text(e, text, strlen(text), engine_get_info(e)->add_bos, 1, &prompt);
     if (n_prompt < 0) {
         snprintf(err, sizeof err, "out of memory tokenizing the prompt");
@@ -210,9 +254,12 @@ int cmd_generate(int argc, char **argv)
     fflush(stdout);
     fprintf(stderr, "prbot: %d prompt tokens at %.1f tok/s, %d generated at %.1f tok/s (%s)\n", st.prompt_tokens,
             st.prefill_tokens_per_s, st.generated_tokens, st.decode_tokens_per_s, st.stop_reason);
+    if (g && st.generated_tokens > 0)
+        fprintf(stderr, "prbot: grammar masking %.3f ms per token\n", st.grammar_s * 1e3 / st.generated_tokens);
     rc = 0;
 done:
     if (rc) fprintf(stderr, "prbot generate: %s\n", err);
+    grammar_free(g);
     free(text);
     free(prompt);
     free(gen);

@@ -13,7 +13,10 @@
  * engine_step then either evaluates one prefill chunk or samples one token,
  * streams its complete UTF-8 text and evaluates it. It stops on
  * end-of-generation, the token limit, the time budget, a full context, or
- * the caller's say-so. engine_generate is that loop run to the end.
+ * the caller's say-so. engine_generate is that loop run to the end. Under a
+ * grammar (engine/grammar.h) each token is sampled from a row whose tokens
+ * that cannot continue the grammar were set to -inf, and a grammar with
+ * nothing left to add ends the generation.
  *
  * The pool runs one parallel region at a time, so evaluation on two sessions
  * of one model at once would interleave their work on the same workers: an
@@ -22,6 +25,7 @@
 #include "engine.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +36,7 @@
 
 #include "chat.h"
 #include "gguf.h"
+#include "grammar.h"
 #include "kernels/kernels.h"
 #include "model.h"
 #include "quant.h"
@@ -53,6 +58,8 @@ struct engine {
     char file_type[16];
     int n_batch;
     atomic_int busy; /* a session is evaluating on the pool */
+    pthread_mutex_t grammar_lock; /* the first session to need grammar_vocab builds it */
+    grammar_vocab *grammar_vocab;
 };
 
 typedef enum { GEN_NONE, GEN_PREFILL, GEN_DECODE, GEN_DONE } gen_phase;
@@ -70,6 +77,7 @@ struct engine_session {
     int n_prompt, n_prefilled; /* prompt tokens in the cache so far */
     engine_sampling sp;
     sampler *smp;
+    grammar_matcher *gm; /* when sp.grammar is set */
     tokenizer_stream stream;
     engine_stats stats;
     double t0, t1;
@@ -172,6 +180,7 @@ int engine_open(engine **out, const char *model_path, const engine_params *param
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    pthread_mutex_init(&e->grammar_lock, NULL);
     if (gguf_open(&e->file, model_path, err, errlen) || tokenizer_load(&e->tok, e->file, err, errlen)) goto fail;
     fill_name(e, model_path);
     dominant_type(e->file, e->file_type, sizeof e->file_type);
@@ -195,6 +204,8 @@ fail:
 void engine_close(engine *e)
 {
     if (!e) return;
+    grammar_vocab_free(e->grammar_vocab);
+    pthread_mutex_destroy(&e->grammar_lock);
     if (e->model_loaded) model_free(&e->model);
     threads_free(e->pool);
     tokenizer_free(e->tok);
@@ -212,6 +223,47 @@ int engine_tokenize(engine *e, const char *text, size_t len, int add_bos, int pa
 int engine_token_piece(engine *e, int32_t id, char *buf, int cap)
 {
     return tokenizer_piece(e->tok, id, 0, buf, cap);
+}
+
+/* Every token's bytes and what a grammar may do with it. */
+static int build_grammar_vocab(engine *e, char *err, size_t errlen)
+{
+    int n = tokenizer_n_vocab(e->tok), rc = -1;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (size_t)tokenizer_piece(e->tok, i, 0, NULL, 0);
+    char *blob = malloc(total ? total : 1);
+    const char **pieces = malloc((size_t)n * sizeof *pieces);
+    uint32_t *lens = malloc((size_t)n * sizeof *lens);
+    uint8_t *kinds = malloc((size_t)n);
+    if (blob && pieces && lens && kinds && total <= INT_MAX) {
+        size_t pos = 0;
+        for (int i = 0; i < n; i++) {
+            int type = tokenizer_token_type(e->tok, i);
+            pieces[i] = blob + pos;
+            lens[i] = (uint32_t)tokenizer_piece(e->tok, i, 0, blob + pos, (int)(total - pos));
+            pos += lens[i];
+            kinds[i] = tokenizer_is_eog(e->tok, i)                        ? GRAMMAR_TOKEN_END
+                       : type == TOKEN_NORMAL || type == TOKEN_BYTE ? GRAMMAR_TOKEN_TEXT
+                                                                    : GRAMMAR_TOKEN_NEVER;
+        }
+        rc = grammar_vocab_new(&e->grammar_vocab, n, pieces, lens, kinds, err, errlen);
+    } else {
+        snprintf(err, errlen, "out of memory building the grammar's vocabulary");
+    }
+    free(blob);
+    free(pieces);
+    free(lens);
+    free(kinds);
+    return rc;
+}
+
+int engine_grammar_vocab(engine *e, const grammar_vocab **out, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&e->grammar_lock);
+    int rc = e->grammar_vocab ? 0 : build_grammar_vocab(e, err, errlen);
+    pthread_mutex_unlock(&e->grammar_lock);
+    *out = e->grammar_vocab;
+    return rc;
 }
 
 int engine_chat_format(engine *e, const engine_chat_msg *msgs, int n_msgs, int add_assistant, char **out, char *err,
@@ -272,6 +324,7 @@ void engine_session_free(engine_session *s)
 {
     if (!s) return;
     sampler_free(s->smp);
+    grammar_matcher_free(s->gm);
     model_state_free(s->state);
     free(s->tokens);
     free(s->prompt);
@@ -316,6 +369,8 @@ int engine_start(engine_session *s, const int32_t *prompt, int n_prompt, const e
     s->phase = GEN_NONE;
     sampler_free(s->smp);
     s->smp = NULL;
+    grammar_matcher_free(s->gm);
+    s->gm = NULL;
     if (n_prompt <= 0) {
         snprintf(err, errlen, "the prompt is empty (0 tokens)");
         return -1;
@@ -324,6 +379,10 @@ int engine_start(engine_session *s, const int32_t *prompt, int n_prompt, const e
         snprintf(err, errlen, "prompt of %d tokens does not fit the context of %d tokens", n_prompt, s->n_ctx);
         return -1;
     }
+    const grammar_vocab *gv;
+    if (sp->grammar && (engine_grammar_vocab(s->e, &gv, err, errlen) ||
+                        grammar_matcher_new(&s->gm, sp->grammar, gv, err, errlen)))
+        return -1;
     if (!(s->smp = sampler_new(sp, s->e->model.n_vocab))) {
         snprintf(err, errlen, "out of memory creating the sampler");
         return -1;
@@ -354,6 +413,8 @@ static void finish(engine_session *s, engine_token_cb cb, void *user)
     st->decode_tokens_per_s = st->decode_s > 0 && st->generated_tokens > 1 ? (st->generated_tokens - 1) / st->decode_s : 0;
     sampler_free(s->smp);
     s->smp = NULL;
+    grammar_matcher_free(s->gm);
+    s->gm = NULL;
     s->phase = GEN_DONE;
 }
 
@@ -377,7 +438,19 @@ static int decode_step(engine_session *s, engine_token_cb cb, void *user, char *
 {
     engine_stats *st = &s->stats;
     if (st->generated_tokens >= s->sp.max_tokens) return 0;
-    int32_t id = sampler_sample(s->smp, model_state_logits(s->state));
+    float *logits = model_state_logits(s->state);
+    if (s->gm) {
+        double t = now_s();
+        int allowed = grammar_matcher_mask(s->gm, logits, err, errlen);
+        st->grammar_s += now_s() - t;
+        if (allowed < 0) return -1;
+        if (allowed == 0) {
+            st->stop_reason = "grammar";
+            return 0;
+        }
+    }
+    int32_t id = sampler_sample(s->smp, logits);
+    if (s->gm && grammar_matcher_accept_token(s->gm, id, err, errlen)) return -1; /* only NaN logits pick a masked one */
     if (tokenizer_is_eog(s->e->tok, id)) {
         st->stop_reason = "eos";
         return 0;

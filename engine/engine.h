@@ -42,6 +42,8 @@
 
 typedef struct engine engine;
 typedef struct engine_session engine_session;
+struct grammar;       /* engine/grammar.h */
+struct grammar_vocab;
 
 typedef struct {
     int n_threads; /* 0 = what this process may use (affinity and cgroup quota) */
@@ -74,6 +76,12 @@ typedef struct {
     uint64_t seed;
     int max_tokens;
     double time_budget_s; /* 0 = none: stop decoding (gracefully) after this many seconds */
+    /* NULL = free text. Otherwise only tokens that continue this grammar are
+     * sampled (masked before repetition penalty, top-k, top-p and min-p),
+     * end-of-generation only where it accepts, and generation stops with
+     * "grammar" once nothing may follow. It must outlive the generation.
+     * See engine/grammar.h. */
+    const struct grammar *grammar;
 } engine_sampling;
 
 typedef struct {
@@ -81,7 +89,10 @@ typedef struct {
     int cached_tokens; /* of prompt_tokens, how many the session's cache already held (not prefilled) */
     double prefill_s, decode_s;
     double prefill_tokens_per_s, decode_tokens_per_s;
-    const char *stop_reason; /* "eos", "max_tokens", "time_budget", "context_full", "callback" */
+    double grammar_s; /* of decode_s, the time spent masking tokens by the grammar */
+    /* "eos", "grammar" (complete), "max_tokens", "time_budget", "context_full",
+     * "callback"; under a grammar only the first two mean the output is complete */
+    const char *stop_reason;
 } engine_stats;
 
 typedef struct {
@@ -113,6 +124,10 @@ int engine_tokenize(engine *e, const char *text, size_t len, int add_bos, int pa
 int engine_token_piece(engine *e, int32_t id, char *buf, int cap);
 /* 1 when id ends a generation (end of turn, end of text). */
 int engine_token_is_eog(engine *e, int32_t id);
+/* The vocabulary as engine/grammar.h wants it (built on first use, owned by
+ * the engine): end-of-generation tokens end, normal and byte tokens are
+ * text, every other special token is never allowed. */
+int engine_grammar_vocab(engine *e, const struct grammar_vocab **out, char *err, size_t errlen);
 /* Applies the model's chat template (ChatML when it has none it recognises).
  * *out is malloc'ed and NUL-terminated. */
 int engine_chat_format(engine *e, const engine_chat_msg *msgs, int n_msgs, int add_assistant, char **out,
@@ -145,8 +160,10 @@ const float *engine_last_logits(const engine_session *s);
 
 /* Prefills the prompt (reusing the longest prefix the cache already holds),
  * then samples up to max_tokens, stopping at an end-of-generation token, the
- * time budget, a full context, or the callback. out_tokens (may be NULL)
- * receives up to out_cap generated ids. */
+ * time budget, a full context, the callback, or where sp->grammar is
+ * complete. out_tokens (may be NULL) receives up to out_cap generated ids.
+ * A grammar that no token can continue is an error (-1, err says where), as
+ * is one that outgrows its limits. */
 int engine_generate(engine_session *s, const int32_t *prompt, int n_prompt, const engine_sampling *sp,
                     engine_token_cb cb, void *user, int32_t *out_tokens, int out_cap, engine_stats *stats, char *err,
                     size_t errlen);

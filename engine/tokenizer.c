@@ -845,6 +845,8 @@ static int bpe_piece(const tokenizer *t, const char *s, size_t n, char *buf, int
     return out;
 }
 
+int tokenizer_token_type(const tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab ? t->attr[id] : 0; }
+
 int tokenizer_piece(const tokenizer *t, int32_t id, int render_special, char *buf, int cap)
 {
     if (id < 0 || id >= t->n_vocab) return 0;

@@ -30,6 +30,8 @@ int32_t tokenizer_eos(const tokenizer *t); /* -1 if none */
 int tokenizer_add_bos(const tokenizer *t); /* metadata's add_bos_token (with the model type's default) */
 /* True for tokens that end generation (EOS, EOT, <|im_end|>, <|eot_id|>, <end_of_turn>, ...). */
 int tokenizer_is_eog(const tokenizer *t, int32_t id);
+/* A token's attribute (TOKEN_NORMAL, TOKEN_CONTROL, ...); 0 outside the vocabulary. */
+int tokenizer_token_type(const tokenizer *t, int32_t id);
 /* Id of an exact token text, -1 if absent. */
 int32_t tokenizer_find(const tokenizer *t, const char *text);
 
