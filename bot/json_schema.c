@@ -34,9 +34,18 @@ typedef struct {
     int failed;
 } conv;
 
+/* Keys and values of the schema appear in messages: no control byte may
+ * break the one-line error. */
+static void one_line(char *err, size_t errlen)
+{
+    for (size_t i = 0; err && i < errlen && err[i]; i++)
+        if ((unsigned char)err[i] < 0x20 || err[i] == 0x7F) err[i] = '?';
+}
+
 static int conv_fail(conv *c, const char *where, const char *what)
 {
     if (!c->failed) err_set(c->err, c->errlen, "json schema at %s: %s", where, what);
+    one_line(c->err, c->errlen);
     c->failed = 1;
     return -1;
 }
@@ -498,6 +507,7 @@ int json_schema_text_to_grammar(const char *text, size_t len, int max_space, cha
     *out = NULL;
     if (!schema) {
         err_set(err, errlen, "json schema line %d: %s", je.line, je.text);
+        one_line(err, errlen);
         return -1;
     }
     int rc = json_schema_to_grammar(schema, max_space, out, err, errlen);

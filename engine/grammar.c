@@ -157,6 +157,14 @@ static int perr(parser *p, size_t pos, const char *fmt, ...)
 
 static int oom(parser *p) { return perr(p, p->pos, "out of memory"); }
 
+/* A byte for a message: 'c' when printable, else 0xNN (no raw control bytes in an error line). */
+static const char *show_byte(int c, char buf[8])
+{
+    if (c > 0x20 && c < 0x7F) snprintf(buf, 8, "'%c'", c);
+    else snprintf(buf, 8, "0x%02X", c & 0xFF);
+    return buf;
+}
+
 static int new_node(parser *p, int kind, int32_t a, int32_t b, int32_t c, int height)
 {
     if (height > MAX_HEIGHT) return perr(p, p->pos, "expression nested too deeply (more than %d levels)", MAX_HEIGHT);
@@ -290,7 +298,10 @@ static int parse_char(parser *p, uint32_t *cp)
     case 'x': digits = 2; break;
     case 'u': digits = 4; break;
     case 'U': digits = 8; break;
-    default: return perr(p, start, "unknown escape '\\%c'", c);
+    default: {
+        char shown[8];
+        return perr(p, start, "unknown escape: backslash and %s", show_byte((unsigned char)c, shown));
+    }
     }
     uint32_t v = 0;
     for (int i = 0; i < digits; i++) {
@@ -464,8 +475,8 @@ static int parse_primary(parser *p, int depth)
         return r < 0 ? -1 : new_node(p, N_RULE, r, 0, 0, 1);
     }
     if (c < 0) return perr(p, p->pos, "unexpected end of the grammar");
-    if (c >= 0x21 && c < 0x7F) return perr(p, p->pos, "unexpected '%c'", c);
-    return perr(p, p->pos, "unexpected byte 0x%02X", c);
+    char shown[8];
+    return perr(p, p->pos, "unexpected %s", show_byte(c, shown));
 }
 
 static int parse_count(parser *p, int32_t *out)
@@ -603,7 +614,9 @@ static int parse_rules(parser *p)
         if (body < 0) return -1;
         p->rules[r].body = body;
         skip_space(p);
-        if (p->pos < p->len && !at_rule_start(p)) return perr(p, p->pos, "unexpected '%c'", p->s[p->pos]);
+        char shown[8];
+        if (p->pos < p->len && !at_rule_start(p))
+            return perr(p, p->pos, "unexpected %s", show_byte((unsigned char)p->s[p->pos], shown));
     }
     for (size_t r = 0; r < p->n_rules; r++)
         if (p->rules[r].body < 0)
