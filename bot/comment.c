@@ -72,6 +72,11 @@ static size_t utf8_sequence_len(const unsigned char *s, size_t n)
     return len;
 }
 
+size_t comment_utf8_char_len(const char *s, size_t n)
+{
+    return n ? utf8_sequence_len((const unsigned char *)s, n) : 0;
+}
+
 size_t comment_utf8_prefix(const char *s, size_t len, size_t cap)
 {
     if (len <= cap) return len;
@@ -404,9 +409,8 @@ static void append_file_entry(textbuf *b, const diff_file *f, int skipped)
 }
 
 /* The <details> file list, at most `limit` entries per group. */
-static void append_file_list(textbuf *b, const comment_input *in, size_t limit)
+static void append_file_list(textbuf *b, const diff_result *d, const char *diff_source, size_t limit)
 {
-    const diff_result *d = in->diff;
     size_t n_reviewed = 0, n_skipped = 0;
     for (size_t i = 0; i < d->n_files; i++) {
         if (d->files[i].skip_reason)
@@ -415,7 +419,7 @@ static void append_file_list(textbuf *b, const comment_input *in, size_t limit)
             n_reviewed++;
     }
     textbuf_printf(b, "<details><summary>Files: %zu reviewed, %zu skipped</summary>\n\n", n_reviewed, n_skipped);
-    if (in->diff_source) textbuf_printf(b, "Diff %s.\n\n", in->diff_source);
+    if (diff_source) textbuf_printf(b, "Diff %s.\n\n", diff_source);
     for (int group = 0; group < 2; group++) {
         size_t total = group ? n_skipped : n_reviewed, shown = 0;
         if (!total) continue;
@@ -433,20 +437,24 @@ static void append_file_list(textbuf *b, const comment_input *in, size_t limit)
     textbuf_puts(b, "</details>\n");
 }
 
-static void append_footer(textbuf *b, const comment_input *in)
+static void append_footer(textbuf *b, const comment_stats *st)
 {
     textbuf_puts(b, "\n<sub>");
-    if (in->model_name) {
+    if (st->model_name) {
         textbuf_puts(b, "Model ");
-        append_path(b, in->model_name);
+        append_path(b, st->model_name);
         textbuf_puts(b, " · ");
     }
-    textbuf_printf(b, "%d prompt tokens, %d generated · prefill %.1f tok/s, decode %.1f tok/s · %.1f s",
-                   in->prompt_tokens, in->generated_tokens, in->prefill_tokens_per_s, in->decode_tokens_per_s,
-                   in->total_seconds);
-    if (in->stop_reason && strcmp(in->stop_reason, "eos") != 0)
-        textbuf_printf(b, " · stopped: %s", in->stop_reason);
-    textbuf_printf(b, " · %s</sub>\n", in->origin ? in->origin : "generated locally by prbot");
+    textbuf_printf(b, "%d prompt tokens, %d generated", st->prompt_tokens, st->generated_tokens);
+    if (st->prefill_tokens_per_s > 0 || st->decode_tokens_per_s > 0)
+        textbuf_printf(b, " · prefill %.1f tok/s, decode %.1f tok/s", st->prefill_tokens_per_s, st->decode_tokens_per_s);
+    textbuf_printf(b, " · %.1f s", st->total_seconds);
+    /* "eos" and "grammar" are the two ways a model finishes on its own */
+    if (st->stop_reason && strcmp(st->stop_reason, "eos") != 0 && strcmp(st->stop_reason, "grammar") != 0) {
+        textbuf_puts(b, " · stopped: ");
+        append_prose_line(b, st->stop_reason, strlen(st->stop_reason));
+    }
+    textbuf_printf(b, " · %s</sub>\n", st->origin ? st->origin : "generated locally by prbot");
 }
 
 static const char truncation_note[] = "\n\n*(truncated: the text was longer than a GitHub comment allows)*\n";
@@ -514,8 +522,10 @@ int comment_render(const comment_input *in, char **out, char *err, size_t errlen
     for (size_t limit = 2000;; limit /= 2) {
         textbuf_free(&tail);
         textbuf_puts(&tail, "\n\n");
-        if (in->diff && in->diff->n_files) append_file_list(&tail, in, limit);
-        append_footer(&tail, in);
+        if (in->diff && in->diff->n_files) append_file_list(&tail, in->diff, in->diff_source, limit);
+        comment_stats st = {in->model_name, in->prompt_tokens, in->generated_tokens, in->prefill_tokens_per_s,
+                            in->decode_tokens_per_s, in->total_seconds, in->stop_reason, in->origin};
+        append_footer(&tail, &st);
         if (tail.failed) goto oom;
         if (head.len + tail.len + 1024 <= max_bytes / 2 || limit == 0) break;
     }
@@ -536,6 +546,168 @@ oom:
     err_set(err, errlen, "out of memory rendering the comment");
 fail:
     textbuf_free(&head);
+    textbuf_free(&tail);
+    textbuf_free(&body);
+    return -1;
+}
+
+/* ---- findings: inline comments and the summary ----------------------------- */
+
+static const char *const severity_labels[] = {"Bug", "Risk", "Nit"};
+
+static const char *severity_label(int severity)
+{
+    return severity >= 0 && severity <= SEVERITY_NIT ? severity_labels[severity] : "Risk";
+}
+
+char *comment_render_inline(const finding *f)
+{
+    textbuf b = {0};
+    textbuf_printf(&b, "**%s: ", severity_label(f->severity));
+    append_prose_line(&b, f->title, strlen(f->title));
+    textbuf_puts(&b, "**\n");
+    if (f->body && *f->body) {
+        textbuf_puts(&b, "\n");
+        append_prose_line(&b, f->body, strlen(f->body));
+        textbuf_puts(&b, "\n");
+    }
+    if (f->suggestion && *f->suggestion) {
+        /* findings_parse and review_doc_parse refuse fences inside a suggestion */
+        textbuf_puts(&b, "\n```suggestion\n");
+        append_code(&b, f->suggestion, strlen(f->suggestion));
+        textbuf_puts(&b, "\n```\n");
+    }
+    if (f->fingerprint[0]) textbuf_printf(&b, "\n<!-- prbot:finding %.16s -->\n", f->fingerprint);
+    return textbuf_take(&b);
+}
+
+/* "`path:line`" (or "`path`" when the finding has no line), linked when url is set. */
+static void append_location(textbuf *b, const finding *f, const char *url)
+{
+    char line[32] = "";
+    if (f->line > 0 && f->end_line > f->line) snprintf(line, sizeof line, ":%d-%d", f->line, f->end_line);
+    else if (f->line > 0) snprintf(line, sizeof line, ":%d", f->line);
+    size_t n = strlen(f->path) + strlen(line) + 1;
+    char *loc = malloc(n);
+    if (!loc) {
+        b->failed = 1;
+        return;
+    }
+    snprintf(loc, n, "%s%s", f->path, line);
+    if (url && !strncmp(url, "https://", 8) && !strpbrk(url, " ()<>\"\n")) {
+        textbuf_puts(b, "[");
+        append_path(b, loc);
+        textbuf_printf(b, "](%s)", url);
+    } else {
+        append_path(b, loc);
+    }
+    free(loc);
+}
+
+static void append_finding_entry(textbuf *b, const finding *f, int with_body)
+{
+    textbuf_printf(b, "- **%s** ", findings_severity_name(f->severity));
+    append_location(b, f, f->url);
+    textbuf_puts(b, " ");
+    append_prose_line(b, f->title, strlen(f->title));
+    if (with_body && f->body && *f->body) {
+        textbuf_puts(b, ": ");
+        append_prose_line(b, f->body, strlen(f->body));
+    }
+    if (with_body && !f->inline_comment && f->why_not_inline) {
+        if (!f->line && f->model_line > 0) textbuf_printf(b, " *(line %d: %s)*", f->model_line, f->why_not_inline);
+        else textbuf_printf(b, " *(%s)*", f->why_not_inline);
+    }
+    textbuf_puts(b, "\n");
+}
+
+static void append_counts(textbuf *b, const finding *items, size_t n)
+{
+    size_t count[3] = {0, 0, 0};
+    for (size_t i = 0; i < n; i++) count[items[i].severity >= 0 && items[i].severity <= 2 ? items[i].severity : 1]++;
+    const char *names[3][2] = {{"bug", "bugs"}, {"risk", "risks"}, {"nit", "nits"}};
+    int first = 1;
+    for (int k = 0; k < 3; k++) {
+        if (!count[k]) continue;
+        textbuf_printf(b, "%s%zu %s", first ? "" : ", ", count[k], names[k][count[k] != 1]);
+        first = 0;
+    }
+}
+
+/* The part between the heading and the file list: summary, scope, findings. */
+static void append_summary_middle(textbuf *b, const comment_summary *in)
+{
+    if (in->summary && *in->summary) {
+        append_prose_line(b, in->summary, strlen(in->summary));
+        textbuf_puts(b, "\n\n");
+    }
+    if (in->scope) textbuf_printf(b, "<sub>%s</sub>\n\n", in->scope);
+    if (in->notice) textbuf_printf(b, "%s\n\n", in->notice);
+    size_t n_inline = 0;
+    for (size_t i = 0; i < in->n_findings; i++) n_inline += in->findings[i].inline_comment != 0;
+    if (in->n_findings == 0) {
+        if (!in->notice) textbuf_puts(b, "No problems found in the changes shown to the model.\n\n");
+    } else {
+        textbuf_printf(b, "**Findings: %zu** (", in->n_findings);
+        append_counts(b, in->findings, in->n_findings);
+        textbuf_puts(b, ")");
+        if (n_inline && in->review_url && !strncmp(in->review_url, "https://", 8) && !strpbrk(in->review_url, " ()<>\"\n"))
+            textbuf_printf(b, ", %zu as inline comments in [the review](%s)", n_inline, in->review_url);
+        else if (n_inline)
+            textbuf_printf(b, ", %zu as inline comments", n_inline);
+        textbuf_puts(b, "\n\n");
+        for (size_t i = 0; i < in->n_findings; i++) append_finding_entry(b, &in->findings[i], 1);
+        textbuf_puts(b, "\n");
+    }
+    if (in->n_earlier) {
+        textbuf_printf(b, "<details><summary>Earlier findings on this pull request: %zu</summary>\n\n", in->n_earlier);
+        for (size_t i = 0; i < in->n_earlier; i++) append_finding_entry(b, &in->earlier[i], 0);
+        textbuf_puts(b, "\n</details>\n\n");
+    }
+}
+
+int comment_render_summary(const comment_summary *in, char **out, char *err, size_t errlen)
+{
+    size_t max_bytes = in->max_bytes ? in->max_bytes : COMMENT_MAX_BYTES;
+    const char *name = in->name && *in->name ? in->name : "review";
+    char marker[256];
+    comment_marker(name, marker, sizeof marker);
+    textbuf head = {0}, middle = {0}, tail = {0}, body = {0};
+    textbuf_printf(&head, "%s\n", marker);
+    if (in->state) textbuf_printf(&head, "%s\n", in->state);
+    textbuf_puts(&head, "### ");
+    if (in->heading)
+        append_prose_line(&head, in->heading, strlen(in->heading));
+    else
+        textbuf_printf(&head, "prbot %s", name);
+    textbuf_puts(&head, "\n\n");
+    append_summary_middle(&middle, in);
+    for (size_t limit = 2000;; limit /= 2) {
+        textbuf_free(&tail);
+        if (in->diff && in->diff->n_files) append_file_list(&tail, in->diff, in->diff_source, limit);
+        append_footer(&tail, &in->stats);
+        if (tail.failed) goto oom;
+        if (head.len + tail.len + 1024 <= max_bytes / 2 || limit == 0) break;
+    }
+    if (head.failed || middle.failed || head.len + tail.len + sizeof truncation_note + 128 > max_bytes) {
+        if (head.failed || middle.failed) goto oom;
+        err_set(err, errlen, "comment limit of %zu bytes is too small for the heading and footer", max_bytes);
+        goto fail;
+    }
+    textbuf_add(&body, head.data, head.len);
+    append_text_within(&body, middle.data ? middle.data : "", max_bytes - head.len - tail.len);
+    textbuf_add(&body, tail.data, tail.len);
+    if (body.failed) goto oom;
+    textbuf_free(&head);
+    textbuf_free(&middle);
+    textbuf_free(&tail);
+    *out = textbuf_take(&body);
+    return 0;
+oom:
+    err_set(err, errlen, "out of memory rendering the summary");
+fail:
+    textbuf_free(&head);
+    textbuf_free(&middle);
     textbuf_free(&tail);
     textbuf_free(&body);
     return -1;

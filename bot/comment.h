@@ -13,10 +13,21 @@
 #include <stddef.h>
 
 #include "diff.h"
+#include "findings.h"
 
 /* GitHub rejects comment bodies over 65536 characters; we cap bytes (which
  * are never fewer than characters). */
 #define COMMENT_MAX_BYTES 65536
+
+/* The footer's facts about the model run. */
+typedef struct {
+    const char *model_name;
+    int prompt_tokens, generated_tokens;
+    double prefill_tokens_per_s, decode_tokens_per_s; /* 0 = unknown: not shown */
+    double total_seconds;
+    const char *stop_reason; /* "eos", "max_tokens", "time_budget", ...; may be NULL */
+    const char *origin;      /* footer's last words; NULL = "generated locally by prbot" */
+} comment_stats;
 
 typedef struct {
     const char *name;       /* prompt name: the marker is <!-- prbot:NAME --> */
@@ -46,8 +57,41 @@ void comment_marker(const char *name, char *buf, size_t cap);
 /* Renders the body (malloc'ed, NUL-terminated) into *out. Returns 0 or -1. */
 int comment_render(const comment_input *in, char **out, char *err, size_t errlen);
 
+/* The body of one inline review comment: severity and title, the body,
+ * a ```suggestion block when the finding has one, and a hidden
+ * "<!-- prbot:finding FINGERPRINT -->" by which prbot recognises it later.
+ * malloc'ed, or NULL when out of memory. */
+char *comment_render_inline(const finding *f);
+
+/* The sticky summary comment of a review with findings. Everything but the
+ * model's summary and the findings' titles and bodies is prbot's own text:
+ * headings, counts, lists, "no problems found". */
+typedef struct {
+    const char *name;        /* marker name: <!-- prbot:NAME --> */
+    const char *heading;     /* NULL = "prbot NAME" */
+    const char *state;       /* hidden text placed right after the marker (an HTML comment); may be NULL */
+    const char *summary;     /* the model's two sentences, cleaned; NULL = none */
+    const char *scope;       /* prbot's line on what this run reviewed; may be NULL */
+    const char *notice;      /* prbot's line before the findings (e.g. the output did not parse); may be NULL */
+    const finding *findings; /* this run's new findings, ranked */
+    size_t n_findings;
+    const finding *earlier;  /* findings posted by earlier runs on this PR */
+    size_t n_earlier;
+    const char *review_url;  /* the review holding this run's inline comments; may be NULL */
+    const diff_result *diff; /* the whole PR's files; may be NULL */
+    const char *diff_source;
+    comment_stats stats;
+    size_t max_bytes;        /* 0 = COMMENT_MAX_BYTES */
+} comment_summary;
+
+int comment_render_summary(const comment_summary *in, char **out, char *err, size_t errlen);
+
 /* Length of the longest prefix of s[0..len) that is at most cap bytes and
  * does not end inside a UTF-8 sequence. */
 size_t comment_utf8_prefix(const char *s, size_t len, size_t cap);
+
+/* Length of the valid UTF-8 character at s (n bytes available), or 0 when
+ * the bytes there are not one. */
+size_t comment_utf8_char_len(const char *s, size_t n);
 
 #endif

@@ -900,6 +900,7 @@ static int collect_delta(attr_reader *attrs, git_diff *diff, size_t i, const dif
     f->patch = b.text.data;
     f->patch_len = b.text.len;
     f->patch_truncated = b.full;
+    f->not_shown = reason && patch && allowance == 0 && !strncmp(reason, "not loaded", 10);
     if (b.full && allowance < max_file_bytes(opt)) r->total_truncated = 1;
     r->total_patch_bytes += b.text.len;
     if (!(f->path = strdup(path)) || (old_path && !(f->old_path = strdup(old_path))) ||
@@ -1037,6 +1038,31 @@ done:
     git_commit_free(c_base);
     git_commit_free(c_head);
     git_commit_free(c_merge);
+    git_repository_free(repo);
+    git_libgit2_shutdown();
+    return rc;
+}
+
+int diff_is_ancestor(const char *repo_dir, const char *ancestor, const char *descendant, char *err, size_t errlen)
+{
+    git_libgit2_init();
+    git_repository *repo = NULL;
+    git_commit *a = NULL, *d = NULL;
+    int rc = -1;
+    if (open_repo(&repo, repo_dir, err, errlen) < 0) goto done;
+    if (resolve_commit(repo, ancestor, &a) < 0 || resolve_commit(repo, descendant, &d) < 0) {
+        rc = 0; /* not in the checkout: cannot be built upon */
+        goto done;
+    }
+    if (git_oid_equal(git_commit_id(a), git_commit_id(d))) {
+        rc = 1;
+        goto done;
+    }
+    rc = git_graph_descendant_of(repo, git_commit_id(d), git_commit_id(a));
+    if (rc < 0) err_set(err, errlen, "ancestry of %s: %s", ancestor, git_last_message());
+done:
+    git_commit_free(a);
+    git_commit_free(d);
     git_repository_free(repo);
     git_libgit2_shutdown();
     return rc;

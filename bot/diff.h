@@ -37,6 +37,7 @@ typedef struct {
     int patch_truncated; /* cut at the per-file or total cap: the tail of the patch is missing */
     char *skip_reason;   /* NULL = shown to the model; else why not (malloc'ed) */
     char *note;          /* extra remark for the comment, e.g. "hunks truncated: over token budget" */
+    int not_shown;       /* skip_reason is a budget or cap (or "unchanged since the last review"), not a filter */
 } diff_file;
 
 typedef struct {
@@ -67,6 +68,11 @@ void diff_result_free(diff_result *r);
  * else the first of origin/main, main, origin/master, master that resolves.
  * Writes the rev name to out. Returns 0 or -1. */
 int diff_default_base(const char *repo_dir, char *out, size_t cap, char *err, size_t errlen);
+
+/* 1 when commit `ancestor` is an ancestor of (or equal to) `descendant` in
+ * the repository at repo_dir, 0 when it is not or is not in the checkout
+ * (a force-push leaves the old head unreachable), -1 on other errors. */
+int diff_is_ancestor(const char *repo_dir, const char *ancestor, const char *descendant, char *err, size_t errlen);
 
 /* Appends a file (for the PR files API fallback); patch may be NULL. The
  * patch is copied and capped like diff_collect's. Returns 0 or -1. */

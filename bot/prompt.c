@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "linemap.h"
 #include "textbuf.h"
 
 #define DEFAULT_MARGIN 16
@@ -106,6 +107,8 @@ int prompt_template_parse(const char *name, const char *text, prompt_template *t
     memset(t, 0, sizeof *t);
     const char *sys = find_tag_line(text, "[system]"), *usr = find_tag_line(text, "[user]");
     if (!(t->name = strdup(name))) goto oom;
+    const char *tag = find_tag_line(text, "[findings]");
+    t->findings = tag && (!sys || tag < sys) && (!usr || tag < usr);
     if (sys && usr && sys < usr) {
         const char *s = sys + strlen("[system]");
         if (!(t->system = trimmed_copy(s, (size_t)(usr - s)))) goto oom;
@@ -286,14 +289,19 @@ static void append_file_heading(textbuf *b, const diff_file *f)
     textbuf_printf(b, ", +%d -%d)", f->additions, f->deletions);
 }
 
-/* One file's part of {{diff}}: heading and a fenced block of hunks. */
-static void append_file_section(textbuf *b, const diff_file *f, size_t shown_len)
+/* One file's part of {{diff}}: heading and a fenced block of hunks (with
+ * new-file line numbers when numbered). */
+static void append_file_section(textbuf *b, const diff_file *f, size_t shown_len, int numbered)
 {
     textbuf_puts(b, "### ");
     append_file_heading(b, f);
     textbuf_puts(b, "\n```diff\n");
-    textbuf_add(b, f->patch, shown_len);
-    if (shown_len && f->patch[shown_len - 1] != '\n') textbuf_puts(b, "\n");
+    if (numbered) {
+        linemap_render(f->patch, shown_len, b);
+    } else {
+        textbuf_add(b, f->patch, shown_len);
+        if (shown_len && f->patch[shown_len - 1] != '\n') textbuf_puts(b, "\n");
+    }
     textbuf_puts(b, "```\n");
     if (shown_len < f->patch_len || f->patch_truncated) textbuf_puts(b, "(the rest of this file's diff is not shown)\n");
     textbuf_puts(b, "\n");
@@ -305,7 +313,7 @@ static int count_text(const prompt_budget *b, const char *s, size_t n) { return 
 static int section_tokens(const prompt_budget *b, const diff_file *f, size_t shown_len, size_t *bytes_counted)
 {
     textbuf t = {0};
-    append_file_section(&t, f, shown_len);
+    append_file_section(&t, f, shown_len, b->numbered);
     if (t.failed) return -1;
     *bytes_counted += t.len;
     int n = count_text(b, t.data, t.len);
@@ -334,7 +342,8 @@ static size_t fit_prefix(const prompt_budget *b, const diff_file *f, int room, s
 }
 
 /* Renders {{files}} and {{diff}} for the chosen candidates. */
-static int render_sections(const diff_result *d, const candidate *c, size_t n, char **files, char **diff_text)
+static int render_sections(const diff_result *d, const candidate *c, size_t n, int numbered, char **files,
+                           char **diff_text)
 {
     textbuf fb = {0}, db = {0};
     int any = 0;
@@ -344,7 +353,7 @@ static int render_sections(const diff_result *d, const candidate *c, size_t n, c
         textbuf_puts(&fb, "- ");
         append_file_heading(&fb, f);
         textbuf_puts(&fb, "\n");
-        append_file_section(&db, f, c[i].shown_len);
+        append_file_section(&db, f, c[i].shown_len, numbered);
         any = 1;
     }
     if (!any) {
@@ -378,7 +387,7 @@ static int assemble(const prompt_template *t, const prompt_var *vars, size_t n_v
                     const candidate *c, size_t n, const prompt_budget *b, prompt_result *out)
 {
     char *files = NULL, *diff_text = NULL;
-    if (render_sections(d, c, n, &files, &diff_text) < 0) return -1;
+    if (render_sections(d, c, n, b->numbered, &files, &diff_text) < 0) return -1;
     prompt_var *all = malloc((n_vars + 2) * sizeof *all);
     if (!all) {
         free(files);
@@ -463,6 +472,7 @@ static int record_choice(diff_result *d, const candidate *c, size_t n, const cha
         diff_file *f = &d->files[c[i].index];
         if (!c[i].shown_len) {
             if (diff_file_set_skip(f, reason) < 0) return -1;
+            f->not_shown = 1;
             out->n_dropped++;
         } else if (c[i].shown_len < f->patch_len) {
             char note[96];

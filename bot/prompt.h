@@ -10,6 +10,11 @@
  * Placeholders: {{repo}} {{title}} {{author}} {{body}} {{base}} {{head}}
  * {{pr}} (whatever the caller passes as vars), plus {{files}} (the files
  * shown, one per line) and {{diff}} (their hunks) filled by prompt_build.
+ *
+ * A "[findings]" line (before "[system]") marks a template whose answer is
+ * the findings JSON of bot/findings.h: prbot then constrains the output to
+ * it, shows every diff line with its new-file number so the model can cite
+ * lines, and posts the findings as a review instead of the raw text.
  */
 #ifndef PRBOT_PROMPT_H
 #define PRBOT_PROMPT_H
@@ -22,6 +27,7 @@ typedef struct {
     char *name;   /* "review", or a file's base name without ".txt" */
     char *system; /* may be NULL */
     char *user;
+    int findings; /* a "[findings]" line: the model answers with the findings JSON (findings.h) */
 } prompt_template;
 
 typedef struct {
@@ -61,6 +67,7 @@ typedef struct {
     prompt_count_fn count;
     prompt_format_fn format; /* NULL: system + "\n\n" + user */
     void *user;
+    int numbered; /* {{diff}} shows new-file line numbers (linemap_render) */
 } prompt_budget;
 
 typedef struct {
