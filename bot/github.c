@@ -56,6 +56,7 @@
 #include "retry.h"
 
 #define MAX_PAGES 1000 /* 100,000 comments: far beyond any real PR */
+#define DEFAULT_WRITE_INTERVAL 1.0 /* GitHub: "wait at least one second between each request" that writes */
 
 struct gh_client {
     char *api;         /* base URL without trailing slash, e.g. https://api.github.com */
@@ -65,6 +66,8 @@ struct gh_client {
     char *token;       /* kept only to redact it from messages; "" when anonymous */
     char *auth_header; /* "Authorization: Bearer ..." or NULL */
     retry_rules retry;
+    double write_interval;      /* seconds between two writes (GitHub asks for >= 1) */
+    struct timespec last_write; /* CLOCK_MONOTONIC of the last write request; 0 = none yet */
 };
 
 typedef enum { RETRY_ALL, RETRY_RATE_LIMIT_ONLY } retry_policy;
@@ -75,6 +78,7 @@ const char *gh_result_name(int rc)
     case GH_OK: return "ok";
     case GH_ERR_NOT_FOUND: return "not found";
     case GH_ERR_FORBIDDEN: return "forbidden";
+    case GH_ERR_INVALID: return "invalid";
     default: return "API error";
     }
 }
@@ -124,6 +128,11 @@ int gh_client_new(gh_client **out, const char *api_url, const char *token, const
         snprintf(c->auth_header, len, "Authorization: Bearer %s", token);
     }
     retry_rules_from_env(&c->retry);
+    const char *wi = getenv("PRBOT_WRITE_INTERVAL");
+    char *end = NULL;
+    c->write_interval = wi && *wi ? strtod(wi, &end) : DEFAULT_WRITE_INTERVAL;
+    if (!wi || !*wi || end == wi || c->write_interval < 0) c->write_interval = DEFAULT_WRITE_INTERVAL;
+    if (c->write_interval > 60) c->write_interval = 60;
     *out = c;
     return 0;
 oom:
@@ -177,16 +186,43 @@ static char *url_printf(const char *fmt, ...)
 
 /* ---------------------------------------------------------------- one call */
 
+/* Waits until write_interval has passed since the last write, then records
+ * this one: GitHub's secondary rate limits punish bursts of writes. */
+static void pace_write(gh_client *c)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (c->last_write.tv_sec || c->last_write.tv_nsec) {
+        double since = (double)(now.tv_sec - c->last_write.tv_sec) + (double)(now.tv_nsec - c->last_write.tv_nsec) * 1e-9;
+        if (since < c->write_interval) {
+            retry_sleep(c->write_interval - since);
+            clock_gettime(CLOCK_MONOTONIC, &now);
+        }
+    }
+    c->last_write = now;
+}
+
 /* Writes "HTTP 403: <GitHub's message>" describing a failed response. */
 static void describe_failure(const http_response *r, char *out, size_t cap)
 {
     json_error_t jerr;
     json_t *root = json_loadb(r->body, r->body_len, 0, &jerr);
     const char *msg = root ? json_string_value(json_object_get(root, "message")) : NULL;
-    char clean[256];
+    char clean[512];
     size_t n = 0;
     for (const char *p = msg ? msg : ""; *p && n + 1 < sizeof clean; p++)
         clean[n++] = (*p == '\n' || *p == '\r') ? ' ' : *p;
+    /* a 422 says what was invalid in "errors": strings, or objects with a "message" */
+    json_t *errors = root ? json_object_get(root, "errors") : NULL;
+    size_t i;
+    json_t *e;
+    json_array_foreach(errors, i, e)
+    {
+        const char *m = json_is_string(e) ? json_string_value(e) : json_string_value(json_object_get(e, "message"));
+        if (!m) m = json_string_value(json_object_get(e, "code"));
+        for (const char *p = i ? "; " : ": ", *q = m ? m : ""; (*p || *q) && n + 1 < sizeof clean;)
+            clean[n++] = *p ? *p++ : (*q == '\n' || *q == '\r') ? (q++, ' ') : *q++;
+    }
     clean[n] = 0;
     if (n)
         snprintf(out, cap, "HTTP %ld: %s", r->status, clean);
@@ -213,8 +249,10 @@ static int gh_call(gh_client *c, const char *method, const char *url, const char
     if (retryable) *retryable = 0;
 
     const char *shown = url_for_message(c, url);
+    int writes = strcmp(method, "GET") != 0;
     for (int attempt = 1;; attempt++) {
-        char why[300];
+        char why[600];
+        if (writes) pace_write(c);
         int transport_failed = http_request(method, url, headers, body, c->retry.timeout_s, resp, why, sizeof why);
         if (!transport_failed && resp->status >= 200 && resp->status < 300) return GH_OK;
 
@@ -230,6 +268,7 @@ static int gh_call(gh_client *c, const char *method, const char *url, const char
             redact_token(c, err);
             if (status == 404) return GH_ERR_NOT_FOUND;
             if (status == 403) return GH_ERR_FORBIDDEN;
+            if (status == 422) return GH_ERR_INVALID;
             if (status == 401)
                 snprintf(err + strlen(err), errlen - strlen(err),
                          " (the token is invalid or expired; check the github-token input / GITHUB_TOKEN)");
@@ -599,12 +638,12 @@ typedef struct {
     const char *marker, *login;
     int login_is_bot;
     long long id; /* 0: not found */
+    char *body;   /* a copy of the found body, when want_body */
+    int want_body;
 } marker_search;
 
 static int match_marker(json_t *item, void *user, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
     marker_search *s = user;
     const char *body = json_string_value(json_object_get(item, "body"));
     json_t *author = json_object_get(item, "user"), *id = json_object_get(item, "id");
@@ -613,6 +652,10 @@ static int match_marker(json_t *item, void *user, char *err, size_t errlen)
     if (json_is_integer(id) && gh_comment_is_ours(body, login, type && !strcmp(type, "Bot"), s->marker, s->login,
                                                   s->login_is_bot)) {
         s->id = (long long)json_integer_value(id);
+        if (s->want_body && !(s->body = strdup(body))) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
         return 1;
     }
     return 0;
@@ -662,8 +705,8 @@ static int read_comment_url(gh_client *c, const http_response *r, const char *me
     return GH_OK;
 }
 
-static int find_marked_comment(gh_client *c, long number, const char *marker, long long *id, char *err,
-                               size_t errlen)
+static int find_marked_comment(gh_client *c, long number, const char *marker, long long *id, char **body,
+                               char *err, size_t errlen)
 {
     char *url = url_printf("%s/repos/%s/issues/%ld/comments?per_page=100", c->api, c->repo, number);
     if (!url) {
@@ -675,11 +718,23 @@ static int find_marked_comment(gh_client *c, long number, const char *marker, lo
         free(url);
         return rc;
     }
-    marker_search search = {marker, c->login, c->login_is_bot, 0};
+    marker_search search = {marker, c->login, c->login_is_bot, 0, NULL, body != NULL};
     rc = gh_get_all_pages(c, url, match_marker, &search, err, errlen);
     if (rc == GH_ERR_NOT_FOUND)
         snprintf(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404)", number, c->repo);
     *id = search.id;
+    if (body && rc == GH_OK) *body = search.body;
+    else free(search.body);
+    return rc;
+}
+
+int gh_comment_find(gh_client *c, long number, const char *marker, long long *id, char **body, char *err,
+                    size_t errlen)
+{
+    *id = 0;
+    if (body) *body = NULL;
+    int rc = find_marked_comment(c, number, marker, id, body, err, errlen);
+    redact_token(c, err);
     return rc;
 }
 
@@ -702,7 +757,7 @@ int gh_comment_upsert(gh_client *c, long number, const char *marker, const char 
     int rc = GH_ERR_API;
     for (int round = 1; round <= c->retry.max_attempts; round++) {
         long long id = 0;
-        rc = find_marked_comment(c, number, marker, &id, err, errlen);
+        rc = find_marked_comment(c, number, marker, &id, NULL, err, errlen);
         if (rc != GH_OK) break;
         char *url = id ? url_printf("%s/repos/%s/issues/comments/%lld", c->api, c->repo, id)
                        : url_printf("%s/repos/%s/issues/%ld/comments", c->api, c->repo, number);
@@ -738,6 +793,185 @@ int gh_comment_upsert(gh_client *c, long number, const char *marker, const char 
     return rc;
 }
 
+/* ---------------------------------------------------------------- reviews */
+
+int gh_review_create(gh_client *c, long number, const char *commit_id, const char *event, const char *body,
+                     const gh_review_comment *comments, size_t n, gh_review_ref *out, int *retryable, char *err,
+                     size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (retryable) *retryable = 0;
+    json_t *list = json_array();
+    json_t *payload = json_pack("{s:s,s:s,s:o}", "commit_id", commit_id, "body", body, "comments", list);
+    if (payload && event) json_object_set_new(payload, "event", json_string(event));
+    for (size_t i = 0; payload && i < n; i++) {
+        const gh_review_comment *rc = &comments[i];
+        json_t *o = json_pack("{s:s,s:i,s:s,s:s}", "path", rc->path, "line", rc->line, "side", "RIGHT", "body",
+                              rc->body);
+        if (o && rc->start_line && rc->start_line < rc->line) {
+            json_object_set_new(o, "start_line", json_integer(rc->start_line));
+            json_object_set_new(o, "start_side", json_string("RIGHT"));
+        }
+        if (!o || json_array_append_new(list, o) < 0) {
+            json_decref(payload);
+            payload = NULL;
+        }
+    }
+    char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+    json_decref(payload);
+    char *url = url_printf("%s/repos/%s/pulls/%ld/reviews", c->api, c->repo, number);
+    if (!text || !url) {
+        free(text);
+        free(url);
+        snprintf(err, errlen, "cannot encode the review as JSON (invalid UTF-8 or out of memory)");
+        return GH_ERR_API;
+    }
+    http_response r;
+    int rc = gh_call(c, "POST", url, text, RETRY_RATE_LIMIT_ONLY, &r, retryable, err, errlen);
+    if (rc == GH_OK) {
+        json_t *root = parse_json(c, &r, "POST", url, err, errlen);
+        json_t *id = json_object_get(root, "id");
+        const char *html = json_string_value(json_object_get(root, "html_url"));
+        if (json_is_integer(id)) {
+            out->id = (long long)json_integer_value(id);
+            snprintf(out->html_url, sizeof out->html_url, "%s", html ? html : "");
+        } else {
+            if (root) snprintf(err, errlen, "GitHub API POST %s: the answer has no review id", url_for_message(c, url));
+            rc = GH_ERR_API;
+        }
+        json_decref(root);
+        http_response_free(&r);
+    }
+    free(text);
+    free(url);
+    redact_token(c, err);
+    return rc;
+}
+
+int gh_review_delete(gh_client *c, long number, long long review_id, char *err, size_t errlen)
+{
+    char *url = url_printf("%s/repos/%s/pulls/%ld/reviews/%lld", c->api, c->repo, number, review_id);
+    if (!url) {
+        snprintf(err, errlen, "out of memory");
+        return GH_ERR_API;
+    }
+    http_response r;
+    int rc = gh_call(c, "DELETE", url, NULL, RETRY_ALL, &r, NULL, err, errlen);
+    if (rc == GH_OK) http_response_free(&r);
+    free(url);
+    redact_token(c, err);
+    return rc;
+}
+
+typedef struct {
+    const char *marker, *login;
+    int login_is_bot;
+    gh_review_ref *out;
+    int found;
+} review_search;
+
+static int match_review(json_t *item, void *user, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    review_search *s = user;
+    const char *body = json_string_value(json_object_get(item, "body"));
+    json_t *id = json_object_get(item, "id"), *author = json_object_get(item, "user");
+    const char *login = json_string_value(json_object_get(author, "login"));
+    const char *type = json_string_value(json_object_get(author, "type"));
+    int ours = login && (s->login_is_bot ? type && !strcmp(type, "Bot") : !strcasecmp(login, s->login));
+    if (!body || !json_is_integer(id) || !ours || !strstr(body, s->marker)) return 0;
+    const char *html = json_string_value(json_object_get(item, "html_url"));
+    s->out->id = (long long)json_integer_value(id);
+    snprintf(s->out->html_url, sizeof s->out->html_url, "%s", html ? html : "");
+    s->found = 1;
+    return 1;
+}
+
+int gh_review_find(gh_client *c, long number, const char *marker, gh_review_ref *out, int *found, char *err,
+                   size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    *found = 0;
+    char *url = url_printf("%s/repos/%s/pulls/%ld/reviews?per_page=100", c->api, c->repo, number);
+    if (!url) {
+        snprintf(err, errlen, "out of memory");
+        return GH_ERR_API;
+    }
+    int rc = own_identity(c, err, errlen);
+    if (rc != GH_OK) {
+        free(url);
+        return rc;
+    }
+    review_search search = {marker, c->login, c->login_is_bot, out, 0};
+    rc = gh_get_all_pages(c, url, match_review, &search, err, errlen);
+    *found = search.found;
+    redact_token(c, err);
+    return rc;
+}
+
+typedef struct {
+    gh_posted_comment *items;
+    size_t n, cap;
+} posted_list;
+
+static int collect_posted(json_t *item, void *user, char *err, size_t errlen)
+{
+    posted_list *l = user;
+    if (!json_is_object(item)) return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        gh_posted_comment *p = realloc(l->items, cap * sizeof *p);
+        if (!p) goto oom;
+        l->items = p;
+        l->cap = cap;
+    }
+    gh_posted_comment *pc = &l->items[l->n++];
+    json_t *line = json_object_get(item, "line");
+    pc->line = json_is_integer(line) ? (int)json_integer_value(line) : 0;
+    pc->path = json_strdup(item, "path");
+    pc->body = json_strdup(item, "body");
+    pc->html_url = json_strdup(item, "html_url");
+    if (!pc->path || !pc->body || !pc->html_url) goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory reading the review's comments");
+    return -1;
+}
+
+void gh_posted_comments_free(gh_posted_comment *comments, size_t n)
+{
+    for (size_t i = 0; comments && i < n; i++) {
+        free(comments[i].path);
+        free(comments[i].body);
+        free(comments[i].html_url);
+    }
+    free(comments);
+}
+
+int gh_review_comments(gh_client *c, long number, long long review_id, gh_posted_comment **out, size_t *n,
+                       char *err, size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    char *url = url_printf("%s/repos/%s/pulls/%ld/reviews/%lld/comments?per_page=100", c->api, c->repo, number,
+                           review_id);
+    if (!url) {
+        snprintf(err, errlen, "out of memory");
+        return GH_ERR_API;
+    }
+    posted_list l = {0};
+    int rc = gh_get_all_pages(c, url, collect_posted, &l, err, errlen);
+    if (rc != GH_OK) {
+        gh_posted_comments_free(l.items, l.n);
+        redact_token(c, err);
+        return rc;
+    }
+    *out = l.items;
+    *n = l.n;
+    return GH_OK;
+}
+
 /* ---------------------------------------------------------------- summary */
 
 int gh_step_summary_write(const char *body, char *err, size_t errlen)
@@ -760,4 +994,14 @@ int gh_step_summary_write(const char *body, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+void gh_action_output(const char *name, const char *value)
+{
+    const char *path = getenv("GITHUB_OUTPUT");
+    if (!path || !*path || strchr(value, '\n')) return;
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    fprintf(f, "%s=%s\n", name, value);
+    fclose(f);
 }

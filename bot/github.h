@@ -35,6 +35,10 @@
  * like 0.05) per wait. Each retry prints one line on stderr, e.g.
  * "prbot: GitHub API POST .../comments: HTTP 502, retry 2/5 in 2s".
  *
+ * Writes (POST, PATCH, DELETE) are spaced PRBOT_WRITE_INTERVAL seconds apart
+ * (default 1, as GitHub asks; tests set 0), so a run never bursts into a
+ * secondary rate limit.
+ *
  * Debugging: PRBOT_DEBUG=1 prints each request and response header on stderr
  * with the Authorization header redacted. The token never appears in `err`,
  * in logs, or anywhere else this module writes.
@@ -54,6 +58,7 @@ typedef enum {
     GH_ERR_NOT_FOUND = -2, /* 404: no such PR/repo (or the token cannot see it) */
     GH_ERR_FORBIDDEN = -3, /* 403 that is not a rate limit: a read-only token, e.g. a fork PR
                               ("Resource not accessible by integration") */
+    GH_ERR_INVALID = -4,   /* 422: GitHub refused the request's content (err has its "errors") */
 } gh_result;
 
 typedef struct gh_client gh_client;
@@ -115,10 +120,63 @@ void gh_pull_files_free(gh_pull_file *files, size_t n);
 int gh_comment_upsert(gh_client *c, long number, const char *marker, const char *body,
                       char *url_out, size_t url_cap, int *updated, char *err, size_t errlen);
 
+/* The first issue comment on `number` whose body contains marker, found as
+ * gh_comment_upsert finds it: *id (0 when there is none) and, when body is
+ * not NULL, a malloc'ed copy of its body (NULL when none). */
+int gh_comment_find(gh_client *c, long number, const char *marker, long long *id, char **body, char *err,
+                    size_t errlen);
+
+/* ---- pull request reviews ----
+ *
+ * One review carries prbot's inline comments: POST /pulls/{n}/reviews with
+ * commit_id (the head that was diffed), event COMMENT, and comments on
+ * RIGHT-side lines (`line`, and `start_line` for a range in one hunk).
+ * GitHub validates every comment against the PR's diff and answers 422
+ * (GH_ERR_INVALID) for the whole review when one is off the diff; a review
+ * created without an event is PENDING (visible to its author only) and can
+ * be deleted, which is how a caller tests comments without posting them. */
+typedef struct {
+    const char *path;
+    int line;       /* RIGHT-side line; the last one of a range */
+    int start_line; /* first line of a range, 0 = one line */
+    const char *body;
+} gh_review_comment;
+
+typedef struct {
+    long long id;
+    char html_url[512];
+} gh_review_ref;
+
+/* event "COMMENT" (or NULL: pending). Creating is not idempotent, so a 5xx
+ * or dropped connection is not retried here: *retryable (may be NULL) is
+ * set and the caller looks for the review (gh_review_find) before trying
+ * again. Rate limits are waited out and retried. */
+int gh_review_create(gh_client *c, long number, const char *commit_id, const char *event, const char *body,
+                     const gh_review_comment *comments, size_t n, gh_review_ref *out, int *retryable, char *err,
+                     size_t errlen);
+/* DELETE a pending review. */
+int gh_review_delete(gh_client *c, long number, long long review_id, char *err, size_t errlen);
+/* The first review on the PR whose body contains marker; *found = 0 when none. */
+int gh_review_find(gh_client *c, long number, const char *marker, gh_review_ref *out, int *found, char *err,
+                   size_t errlen);
+
+/* The comments of one review as GitHub placed them. */
+typedef struct {
+    char *path, *body, *html_url;
+    int line;
+} gh_posted_comment;
+int gh_review_comments(gh_client *c, long number, long long review_id, gh_posted_comment **out, size_t *n,
+                       char *err, size_t errlen);
+void gh_posted_comments_free(gh_posted_comment *comments, size_t n);
+
 /* Appends body (and a trailing newline) to the file named by
  * $GITHUB_STEP_SUMMARY. Returns 0, or -1 with err set when the variable is
  * unset/empty or the file cannot be written. No network. */
 int gh_step_summary_write(const char *body, char *err, size_t errlen);
+
+/* Appends name=value to $GITHUB_OUTPUT (a step's outputs) when it is set;
+ * values with a line break are left out. */
+void gh_action_output(const char *name, const char *value);
 
 /* A short human name for a gh_result ("ok", "not found", "forbidden", "API error"). */
 const char *gh_result_name(int rc);

@@ -11,9 +11,15 @@ can misbehave on purpose:
     and body (500, 502, 429 + Retry-After, 403 secondary rate limit, ...);
     with `after=True` the request is processed first and then answered with
     the error (a POST that created the comment but "failed");
-  - read_only: POST/PATCH answer 403 "Resource not accessible by integration";
+  - read_only: POST/PATCH/DELETE answer 403 "Resource not accessible by integration";
   - prefix: every path must start with e.g. /api/v3 (GitHub Enterprise Server);
-  - unknown PRs, repos and comments are 404.
+  - unknown PRs, repos and comments are 404;
+  - write_limit = (N, seconds): a secondary rate limit, as GitHub has for
+    bursts of content creation: more than N writes (POST, PATCH, PUT, DELETE)
+    within `seconds` answer 403 "You have exceeded a secondary rate limit"
+    with Retry-After (counted in `rate_limited`);
+  - reject_lines: {(path, line)}: review comments GitHub refuses although
+    they are in the diff (our diff and GitHub's can differ), with 422.
 
 Identity: GET /user answers like GitHub does for the token kind. By default
 the token is an installation token (GitHub Actions' GITHUB_TOKEN): /user is
@@ -21,7 +27,16 @@ the token is an installation token (GitHub Actions' GITHUB_TOKEN): /user is
 by "github-actions[bot]" (type Bot). With user_login="name" the token is a
 person's: /user returns that login and prbot's comments are by that user.
 
-Every request is logged (method, path, query, headers) for assertions.
+Pull request reviews are checked the way GitHub checks them: commit_id must
+be a commit of the PR; every comment's path must be a file of the PR with a
+patch, its `line` a RIGHT-side line (added or context) of one of that
+file's hunks, `start_line` (if any) before `line` in the same hunk, side
+RIGHT; one bad comment rejects the whole review with 422 and creates
+nothing. A review without `event` is PENDING (one per user and PR) and can
+be deleted; reviews and their comments are listed with html_urls.
+
+Every request is logged (method, path, query, headers, body, and the status
+answered) for assertions.
 
 In-process use (tests):
 
@@ -69,6 +84,15 @@ class FakeGitHub:
         self.faults = []
         self.log = []
         self.next_comment_id = 1000
+        self.reviews = {}
+        self.review_comments = {}
+        self.commits = {}
+        self.next_review_id = 5000
+        self.next_review_comment_id = 9000
+        self.write_limit = None
+        self.write_times = []
+        self.rate_limited = 0
+        self.reject_lines = set()
         self.lock = threading.Lock()
         self.timeout = timeout
         self.server = None
@@ -93,6 +117,17 @@ class FakeGitHub:
         }
         self.files.setdefault(number, [])
         self.comments.setdefault(number, [])
+        self.reviews.setdefault(number, [])
+        self.review_comments.setdefault(number, [])
+        self.commits.setdefault(number, set()).add(head_sha)
+
+    def push(self, number, head_sha, files):
+        """A new head for PR `number` (a push or force-push) with its files
+        as the PR files API will list them (see pr_files_from_git)."""
+        with self.lock:
+            self.pulls[number]["head"]["sha"] = head_sha
+            self.commits.setdefault(number, set()).add(head_sha)
+            self.files[number] = list(files)
 
     def add_file(self, number, filename, status="modified", patch="@@ -1 +1 @@\n-a\n+b",
                  previous_filename=None, additions=1, deletions=1):
@@ -129,6 +164,15 @@ class FakeGitHub:
     def requests(self):
         with self.lock:
             return list(self.log)
+
+    def reviews_of(self, number, pending=False):
+        with self.lock:
+            return [dict(r) for r in self.reviews.get(number, []) if pending or r["state"] != "PENDING"]
+
+    def review_comments_of(self, number, review_id=None):
+        with self.lock:
+            return [dict(c) for c in self.review_comments.get(number, [])
+                    if review_id is None or c["pull_request_review_id"] == review_id]
 
     # ------------------------------------------------------------ life cycle
     def start(self):
@@ -183,6 +227,89 @@ class FakeGitHub:
         self.comments.setdefault(number, []).append(c)
         return c
 
+    def _rate_limit(self, method):
+        """The answer to a write over the secondary rate limit, or None."""
+        if method == "GET" or not self.write_limit:
+            return None
+        count, window = self.write_limit
+        now = time.monotonic()
+        self.write_times = [t for t in self.write_times if now - t < window]
+        if len(self.write_times) >= count:
+            self.rate_limited += 1
+            wait = max(1, int(window - (now - self.write_times[0]) + 0.999))
+            return (403, {"message": "You have exceeded a secondary rate limit and have been temporarily blocked "
+                                     "from content creation. Please retry your request again later.",
+                          "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"},
+                    {"Retry-After": str(wait)})
+        self.write_times.append(now)
+        return None
+
+    def _right_lines(self, number, path):
+        """{line: hunk index} of the RIGHT side of a file's patch, or None if the PR has no such patch."""
+        for f in self.files.get(number, []):
+            if f["filename"] == path:
+                return right_lines(f["patch"]) if f.get("patch") else None
+        return None
+
+    def _check_review_comment(self, number, c):
+        if not isinstance(c, dict) or not isinstance(c.get("path"), str) or not isinstance(c.get("body"), str) \
+                or not c["body"]:
+            return "Invalid request: each comment needs a path and a body"
+        if "position" in c and "line" in c:
+            return "Invalid request: position and line are exclusive"
+        if c.get("side", "RIGHT") != "RIGHT" or c.get("start_side", "RIGHT") != "RIGHT":
+            return "Only RIGHT-side comments are expected in this test"
+        lines = self._right_lines(number, c["path"])
+        if lines is None:
+            return "Path could not be resolved"
+        line = c.get("line")
+        if not isinstance(line, int) or isinstance(line, bool) or line not in lines:
+            return "Pull request review thread line must be part of the diff"
+        if (c["path"], line) in self.reject_lines:
+            return "Line could not be resolved"
+        if "start_line" in c:
+            start = c["start_line"]
+            if not isinstance(start, int) or isinstance(start, bool) or start >= line:
+                return "Pull request review thread start line must precede the end line"
+            if start not in lines or lines[start] != lines[line]:
+                return "Pull request review thread start line must be part of the same hunk as the line"
+        return None
+
+    def _create_review(self, number, payload):
+        commit = payload.get("commit_id")
+        if commit not in self.commits.get(number, set()) and commit != self.pulls[number]["head"]["sha"]:
+            return 422, {"message": "Unprocessable Entity", "errors": [f"No commit found for SHA: {commit}"]}
+        event = payload.get("event")
+        if event not in (None, "COMMENT", "APPROVE", "REQUEST_CHANGES"):
+            return 422, {"message": "Unprocessable Entity", "errors": ["Invalid event"]}
+        comments = payload.get("comments") or []
+        body = payload.get("body") or ""
+        if event in ("COMMENT", "REQUEST_CHANGES") and not body and not comments:
+            return 422, {"message": "Unprocessable Entity", "errors": ["Review body can't be blank"]}
+        me = self.user_login or "github-actions[bot]"
+        if event is None and any(r["state"] == "PENDING" and r["user"]["login"] == me for r in self.reviews[number]):
+            return 422, {"message": "Unprocessable Entity",
+                         "errors": ["User can only have one pending review per pull request"]}
+        errors = [e for e in (self._check_review_comment(number, c) for c in comments) if e]
+        if errors:
+            return 422, {"message": "Unprocessable Entity", "errors": errors[:1],
+                         "documentation_url": "https://docs.github.com/rest/pulls/reviews#create-a-review"}
+        self.next_review_id += 1
+        rid = self.next_review_id
+        base = f"https://github.example/{self.repo}/pull/{number}"
+        review = {"id": rid, "user": {"login": me, "type": "User" if self.user_login else "Bot"}, "body": body,
+                  "state": "PENDING" if event is None else "COMMENTED", "commit_id": commit,
+                  "html_url": f"{base}#pullrequestreview-{rid}", "submitted_at": _now()}
+        self.reviews[number].append(review)
+        for c in comments:
+            self.next_review_comment_id += 1
+            cid = self.next_review_comment_id
+            rc = {"id": cid, "pull_request_review_id": rid, "path": c["path"], "line": c["line"],
+                  "start_line": c.get("start_line"), "side": "RIGHT", "body": c["body"], "commit_id": commit,
+                  "user": review["user"], "html_url": f"{base}#discussion_r{cid}"}
+            self.review_comments[number].append(rc)
+        return 200, dict(review)
+
     def _take_fault(self, method):
         for i, f in enumerate(self.faults):
             if f["method"] is None or f["method"] == method:
@@ -236,11 +363,16 @@ class _Handler(BaseHTTPRequestHandler):
             fake.log.append(entry)
             fault = fake._take_fault(method)
         if fault and not fault["after"]:
-            return self._send(fault["status"], fault["body"], fault["headers"])
-        status, obj, headers = self._api(method, url, raw_body)
-        if fault:
-            return self._send(fault["status"], fault["body"], fault["headers"])
-        self._send(status, obj, headers)
+            answer = (fault["status"], fault["body"], fault["headers"])
+        else:
+            with fake.lock:
+                answer = fake._rate_limit(method) if url.path.startswith(fake.prefix + "/") else None
+            if not answer:
+                answer = self._api(method, url, raw_body)
+                if fault:
+                    answer = (fault["status"], fault["body"], fault["headers"])
+        entry["status"] = answer[0]
+        self._send(*answer)
 
     def _control(self, method, path, raw_body):
         fake = self.state
@@ -314,6 +446,44 @@ class _Handler(BaseHTTPRequestHandler):
                 if not isinstance(body, str):
                     return 422, {"message": "Validation Failed"}, None
                 return 201, fake._create_comment(n, body, fake.user_login or "github-actions[bot]"), None
+        m = re.fullmatch(r"/pulls/(\d+)/reviews", rest)
+        if m:
+            n = int(m.group(1))
+            if n not in fake.pulls:
+                return 404, {"message": "Not Found"}, None
+            if method == "GET":
+                return self._page([r for r in fake.reviews[n]], query, f"/pulls/{n}/reviews")
+            if method == "POST":
+                if fake.read_only:
+                    return 403, {"message": "Resource not accessible by integration"}, None
+                try:
+                    payload = json.loads(raw_body or b"{}")
+                except ValueError:
+                    return 400, {"message": "Problems parsing JSON"}, None
+                status, obj = fake._create_review(n, payload)
+                return status, obj, None
+        m = re.fullmatch(r"/pulls/(\d+)/reviews/(\d+)", rest)
+        if m and method == "DELETE":
+            n, rid = int(m.group(1)), int(m.group(2))
+            if fake.read_only:
+                return 403, {"message": "Resource not accessible by integration"}, None
+            for r in fake.reviews.get(n, []):
+                if r["id"] == rid:
+                    if r["state"] != "PENDING":
+                        return 422, {"message": "Unprocessable Entity",
+                                     "errors": ["Can not delete a non-pending pull request review"]}, None
+                    fake.reviews[n].remove(r)
+                    fake.review_comments[n] = [c for c in fake.review_comments[n]
+                                               if c["pull_request_review_id"] != rid]
+                    return 200, r, None
+            return 404, {"message": "Not Found"}, None
+        m = re.fullmatch(r"/pulls/(\d+)/reviews/(\d+)/comments", rest)
+        if m and method == "GET":
+            n, rid = int(m.group(1)), int(m.group(2))
+            if not any(r["id"] == rid for r in fake.reviews.get(n, [])):
+                return 404, {"message": "Not Found"}, None
+            return self._page([c for c in fake.review_comments[n] if c["pull_request_review_id"] == rid], query,
+                              f"/pulls/{n}/reviews/{rid}/comments")
         m = re.fullmatch(r"/issues/comments/(\d+)", rest)
         if m and method in ("PATCH", "GET"):
             cid = int(m.group(1))
@@ -348,6 +518,54 @@ class _Handler(BaseHTTPRequestHandler):
             links.append(f'<{base}&page=1>; rel="first"')
             links.append(f'<{base}&page={page - 1}>; rel="prev"')
         return 200, [dict(c) for c in chunk], ({"Link": ", ".join(links)} if links else None)
+
+
+def right_lines(patch):
+    """{new-file line: hunk index} for every RIGHT-side line (added or
+    context) of a unified patch: the lines GitHub lets a review comment
+    target. Written apart from prbot's C parser on purpose."""
+    lines, hunk, new = {}, -1, 0
+    for raw in patch.split("\n"):
+        m = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", raw)
+        if m:
+            hunk += 1
+            new = int(m.group(1))
+        elif hunk < 0 or raw.startswith("\\"):
+            continue
+        elif raw.startswith("+") or raw.startswith(" "):
+            lines[new] = hunk
+            new += 1
+    return lines
+
+
+def pr_files_from_git(repo, base, head):
+    """The PR files API's answer for base...head of a local repository:
+    filename, status, additions, deletions and patch (hunks only, as GitHub
+    sends them), computed with the git CLI."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+    statuses = {"A": "added", "M": "modified", "D": "removed", "R": "renamed", "C": "copied", "T": "changed"}
+    files = []
+    for line in git("diff", "--name-status", "-M", f"{base}...{head}").splitlines():
+        parts = line.split("\t")
+        kind, path = parts[0][0], parts[-1]
+        prev = parts[1] if kind in "RC" else None
+        num = git("diff", "--numstat", "-M", f"{base}...{head}", "--", *( [prev, path] if prev else [path])).split()
+        adds, dels = (int(num[0]), int(num[1])) if num and num[0] != "-" else (0, 0)
+        text = git("diff", "-M", f"{base}...{head}", "--", *([prev, path] if prev else [path]))
+        at = text.find("\n@@")
+        patch = text[at + 1:].rstrip("\n") if at >= 0 else None
+        f = {"filename": path, "status": statuses.get(kind, "modified"), "additions": adds, "deletions": dels,
+             "changes": adds + dels}
+        if patch:
+            f["patch"] = patch
+        if prev:
+            f["previous_filename"] = prev
+        files.append(f)
+    return files
 
 
 def main():

@@ -425,12 +425,12 @@ def review_creates_one_comment_then_updates_it_on_a_later_page():
             fake.add_comment(7, f"discussion {i}")
         p = run_review(fake, d, 7)
         assert p.returncode == 0, p.stderr[-2000:]
-        assert len(ours(fake, 7)) == 1 and fake.count("POST") == 1
+        assert len(ours(fake, 7)) == 1 and fake.count("POST", "/issues/") == 1
         url = ours(fake, 7)[0]["html_url"]
         assert url in p.stdout + p.stderr, "the result line should show the comment URL"
         p = run_review(fake, d, 7, extra_env={"PRBOT_DEBUG": "1"})
         assert p.returncode == 0, p.stderr[-2000:]
-        assert len(ours(fake, 7)) == 1 and fake.count("POST") == 1 and fake.count("PATCH") == 1
+        assert len(ours(fake, 7)) == 1 and fake.count("POST", "/issues/") == 1 and fake.count("PATCH") == 1
         assert len(fake.comments_of(7)) == 121
         assert fake.count("GET", "/repositories/") >= 2  # page 2 was read both times
 
