@@ -16,5 +16,6 @@ int cmd_tokenize(int argc, char **argv); /* bot/cli_engine.c */
 int cmd_bench(int argc, char **argv);    /* bot/bench.c */
 int cmd_model(int argc, char **argv);    /* bot/model_pull.c: `prbot model pull URL ...` */
 int cmd_serve(int argc, char **argv);    /* bot/cli_serve.c */
+int cmd_post(int argc, char **argv);     /* bot/post.c: `prbot post --from DIR` */
 
 #endif

@@ -151,6 +151,42 @@ int event_parse_file(event_context *ctx, const char *event_name, const char *pat
     return rc;
 }
 
+int event_parse_workflow_run(const char *path, event_workflow_run *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root) {
+        err_set(err, errlen, "GITHUB_EVENT_PATH=%s: cannot parse the event JSON (line %d: %s)", path, jerr.line,
+                jerr.text);
+        return -1;
+    }
+    json_t *run = json_at(root, "workflow_run");
+    const char *sha = json_string_at(run, "head_sha");
+    int rc = 0;
+    if (!json_is_object(run) || !is_sha(sha) || strlen(sha) != 40) {
+        err_set(err, errlen, "GITHUB_EVENT_PATH=%s: not a workflow_run event (workflow_run.head_sha missing)", path);
+        rc = -1;
+    } else {
+        snprintf(out->head_sha, sizeof out->head_sha, "%s", sha);
+        const char *v = json_string_at(run, "head_repository.full_name");
+        snprintf(out->head_repo, sizeof out->head_repo, "%s", v ? v : "");
+        v = json_string_at(run, "event");
+        snprintf(out->event, sizeof out->event, "%s", v ? v : "");
+        v = json_string_at(run, "conclusion");
+        snprintf(out->conclusion, sizeof out->conclusion, "%s", v ? v : "");
+        size_t i;
+        json_t *pr;
+        json_array_foreach(json_object_get(run, "pull_requests"), i, pr)
+        {
+            long n = pr_number_of(json_object_get(pr, "number"));
+            if (n && out->n_prs < (int)(sizeof out->prs / sizeof out->prs[0])) out->prs[out->n_prs++] = n;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
 static int load_actions(event_context *ctx, const event_options *opt, char *err, size_t errlen)
 {
     const char *name = env_nonempty("GITHUB_EVENT_NAME");

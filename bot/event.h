@@ -44,6 +44,19 @@ int event_load(event_context *ctx, const event_options *opt, char *err, size_t e
 /* Parses an event JSON file for event_name into ctx (used by event_load). */
 int event_parse_file(event_context *ctx, const char *event_name, const char *path, char *err, size_t errlen);
 void event_context_free(event_context *ctx);
+
+/* What `prbot post` needs from a workflow_run event: the run that produced
+ * an artifact (its head commit, the repository it came from, the PRs GitHub
+ * associates with it: none for a fork's PR, a known GitHub limitation). */
+typedef struct {
+    char head_sha[41];
+    char head_repo[256]; /* "owner/name" of the head repository, "" when absent */
+    char event[64];      /* the event that triggered that run, e.g. "pull_request" */
+    char conclusion[32];
+    long prs[16];
+    int n_prs;
+} event_workflow_run;
+int event_parse_workflow_run(const char *path, event_workflow_run *out, char *err, size_t errlen);
 /* Sets (replaces) title/body; returns 0 or -1. */
 int event_set_text(char **field, const char *value);
 

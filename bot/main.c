@@ -14,7 +14,8 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
-    {"review", cmd_review, "review a pull request's diff and post (or print) one comment"},
+    {"review", cmd_review, "review a pull request's diff and post (or print) the review"},
+    {"post", cmd_post, "post a review written by `review --output DIR` (fork workflows)"},
     {"generate", cmd_generate, "generate text from a prompt"},
     {"chat", cmd_chat, "interactive chat with a model"},
     {"logits", cmd_logits, "write the logits of a prompt as float32 [n_tokens][n_vocab]"},

@@ -3,10 +3,20 @@
  *
  * The steps follow DESIGN.md's data flow and each is a small function:
  * context (event.c) -> PR details from the API when the event lacks them
- * (github.h) -> diff (diff.c, or the PR files API when a shallow checkout
- * lacks the base) -> model (engine.h) -> prompt within budget (prompt.c) ->
- * generate, streaming the text to stderr -> render (comment.c) -> post
- * (github.h) or print (--dry-run).
+ * (github.h) -> the summary's state from the last run (publish.h) -> diff
+ * (diff.c, or the PR files API when a shallow checkout lacks the base) ->
+ * model (engine.h) -> prompt within budget (prompt.c) -> generate,
+ * streaming the text to stderr -> post (publish.h / github.h), print
+ * (--dry-run) or write to --output DIR.
+ *
+ * The built-in review prompt is a findings template (prompt.h): the model
+ * answers with JSON (findings.h), every finding is anchored on a line of the
+ * diff, and the run posts one review with inline comments plus the sticky
+ * summary comment (--inline false: the summary only). On a push to a PR
+ * reviewed before, when the last reviewed head is an ancestor of the new
+ * one, only the new commits are shown to the model (--full: everything),
+ * and findings posted before are not posted again. Other templates
+ * (summary, joke, your own) post the model's text as one comment.
  *
  * Logs go to stderr, grouped with ::group:: in GitHub Actions, so a person
  * can follow the job; stdout carries only the body in --dry-run. The runner
@@ -32,6 +42,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli_options.h"
 #include "commands.h"
@@ -41,13 +52,18 @@
 #include "../engine/engine.h"
 #include "backend.h"
 #include "event.h"
+#include "findings.h"
 #include "github.h"
+#include "linemap.h"
 #include "prompt.h"
+#include "publish.h"
+#include "textbuf.h"
 
 #define DEFAULT_MAX_TOKENS 512
 #define BODY_EXCERPT_BYTES 2000 /* of the PR description, in the prompt */
 #define POST_RESERVE_S 10.0     /* of --time-budget kept for posting */
 #define DEFAULT_BACKEND_CTX 8192
+#define ANCHOR_DISTANCE 3       /* lines a cited line may be moved to reach the diff */
 
 static const char usage_text[] =
     "usage: prbot review [options]\n"
@@ -80,6 +96,12 @@ static const char usage_text[] =
     "                       Without it nothing leaves the runner. --model, if given, only counts tokens\n"
     "  --backend-model NAME the server's model name (default: none sent; prbot serve uses its own)\n"
     "  --backend-ctx N      the server model's context in tokens, for the prompt budget (default 8192)\n"
+    "  --inline BOOL        true (default): findings as inline comments of one review, plus the\n"
+    "                       summary comment; false: the summary comment only\n"
+    "  --max-inline N       inline comments per run at most, bugs first (default 8)\n"
+    "  --full               review the whole PR even when an earlier head was reviewed\n"
+    "  --output DIR         write the result to DIR (review.json, summary.md, review-request.json)\n"
+    "                       instead of posting it; `prbot post --from DIR` posts it later\n"
     "\n"
     "environment: GITHUB_TOKEN (never printed), GITHUB_REPOSITORY, GITHUB_EVENT_NAME,\n"
     "GITHUB_EVENT_PATH, GITHUB_API_URL, GITHUB_STEP_SUMMARY, GITHUB_OUTPUT, PRBOT_BACKEND_API_KEY\n"
@@ -88,8 +110,9 @@ static const char usage_text[] =
     "1 error, 2 usage error.\n";
 
 typedef struct {
-    const char *repo, *base, *head, *model, *prompt, *backend, *backend_model;
-    int pr, dry_run, strict, threads, max_tokens, backend_ctx;
+    const char *repo, *base, *head, *model, *prompt, *backend, *backend_model, *output, *inline_opt;
+    int pr, dry_run, strict, threads, max_tokens, backend_ctx, max_inline, full;
+    int no_inline; /* --inline false */
     double time_budget;
     cli_list include, exclude;
 } review_options;
@@ -188,6 +211,7 @@ static int parse_options(int argc, char **argv, review_options *o)
     memset(o, 0, sizeof *o);
     o->max_tokens = DEFAULT_MAX_TOKENS;
     o->backend_ctx = DEFAULT_BACKEND_CTX;
+    o->max_inline = PUBLISH_DEFAULT_MAX_INLINE;
     const cli_option table[] = {
         {"--repo", CLI_STRING, &o->repo},         {"--base", CLI_STRING, &o->base},
         {"--head", CLI_STRING, &o->head},         {"--pr", CLI_INT, &o->pr},
@@ -197,6 +221,8 @@ static int parse_options(int argc, char **argv, review_options *o)
         {"--include", CLI_LIST, &o->include},     {"--exclude", CLI_LIST, &o->exclude},
         {"--strict", CLI_FLAG, &o->strict},       {"--backend", CLI_STRING, &o->backend},
         {"--backend-model", CLI_STRING, &o->backend_model}, {"--backend-ctx", CLI_INT, &o->backend_ctx},
+        {"--inline", CLI_STRING, &o->inline_opt}, {"--max-inline", CLI_INT, &o->max_inline},
+        {"--full", CLI_FLAG, &o->full},           {"--output", CLI_STRING, &o->output},
         {NULL, CLI_FLAG, NULL},
     };
     const char *env_budget = getenv("PRBOT_TIME_BUDGET");
@@ -205,9 +231,24 @@ static int parse_options(int argc, char **argv, review_options *o)
     if (rc) return rc;
     if (!o->prompt) o->prompt = getenv("PRBOT_PROMPT") && *getenv("PRBOT_PROMPT") ? getenv("PRBOT_PROMPT") : "review";
     if (o->backend && !*o->backend) o->backend = NULL;
-    if (o->pr < 0 || o->threads < 0 || o->max_tokens <= 0 || o->time_budget < 0 || o->backend_ctx < 64) {
-        fprintf(stderr, "prbot review: --pr, --threads and --time-budget must not be negative, --max-tokens "
-                        "must be positive, --backend-ctx at least 64\n");
+    if (o->pr < 0 || o->threads < 0 || o->max_tokens <= 0 || o->time_budget < 0 || o->backend_ctx < 64 ||
+        o->max_inline < 0) {
+        fprintf(stderr, "prbot review: --pr, --threads, --max-inline and --time-budget must not be negative, "
+                        "--max-tokens must be positive, --backend-ctx at least 64\n");
+        return 2;
+    }
+    if (o->inline_opt) {
+        const char *v = o->inline_opt;
+        if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1")) o->no_inline = 0;
+        else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0")) o->no_inline = 1;
+        else {
+            fprintf(stderr, "prbot review: --inline takes true or false (got '%s')\n", v);
+            return 2;
+        }
+    }
+    if (o->max_inline == 0) o->no_inline = 1;
+    if (o->output && !*o->output) {
+        fprintf(stderr, "prbot review: --output needs a directory\n");
         return 2;
     }
     return 0;
@@ -354,6 +395,15 @@ typedef struct {
     prompt_result prompt;
     prompt_template tmpl;
     char *body;
+    /* findings templates */
+    publish_state prev;     /* the summary's state from the last run */
+    diff_result inc;        /* incremental: last reviewed head..head */
+    int incremental;
+    review_doc doc;
+    findings_echo *echo;
+    char scope[256];
+    const char *notice;
+    publish_plan plan;
 } review_state;
 
 static int need_client(review_state *s, char *err, size_t errlen)
@@ -456,6 +506,88 @@ static void log_diff_summary(review_state *s)
              s->diff.total_patch_bytes);
 }
 
+/* ---- incremental reviews ------------------------------------------------- */
+
+/* The summary comment's state from the last run, when there is a PR to read. */
+static void read_state(review_state *s)
+{
+    if (!s->tmpl.findings || s->opt.dry_run || !s->ctx.pr_number || !s->ctx.repository[0]) return;
+    char err[512];
+    if (need_client(s, err, sizeof err) < 0) return;
+    int rc = publish_state_read(s->gh, s->ctx.pr_number, s->tmpl.name, &s->prev, err, sizeof err);
+    if (rc != GH_OK) {
+        log_warning(&s->log, err);
+        log_line(&s->log, "could not read the last review's state: reviewing the whole PR");
+        return;
+    }
+    if (s->prev.head_sha[0])
+        log_line(&s->log, "last reviewed head %.12s, %zu findings posted so far", s->prev.head_sha, s->prev.n_fps);
+}
+
+/* When the last reviewed head is an ancestor of this head, the diff of the
+ * new commits only (s->inc); a force-push or --full reviews everything. */
+static int incremental_diff(review_state *s, char *err, size_t errlen)
+{
+    const char *last = s->prev.head_sha, *head = s->diff.head_sha;
+    if (!last[0] || !head[0] || !strcmp(last, head)) return 0;
+    if (s->opt.full) {
+        log_line(&s->log, "--full: reviewing the whole PR (last reviewed %.12s)", last);
+        return 0;
+    }
+    char aerr[512] = "";
+    int anc = s->diff_source ? 0 : diff_is_ancestor(s->ctx.repo_dir, last, head, aerr, sizeof aerr);
+    if (anc <= 0) {
+        if (anc < 0) log_warning(&s->log, aerr);
+        log_line(&s->log, "last reviewed head %.12s is not an ancestor of %.12s (force-push?): reviewing the whole PR",
+                 last, head);
+        return 0;
+    }
+    diff_options dopt = {.include = s->opt.include.items, .n_include = (size_t)s->opt.include.n,
+                         .exclude = s->opt.exclude.items, .n_exclude = (size_t)s->opt.exclude.n};
+    if (diff_collect(s->ctx.repo_dir, last, head, &dopt, &s->inc, err, errlen) < 0) return -1;
+    /* only the PR's files, and none the whole PR's diff skips */
+    for (size_t i = 0; i < s->inc.n_files; i++) {
+        diff_file *f = &s->inc.files[i];
+        const diff_file *whole = NULL;
+        for (size_t k = 0; k < s->diff.n_files && !whole; k++)
+            if (!strcmp(s->diff.files[k].path, f->path)) whole = &s->diff.files[k];
+        if (!f->skip_reason && (!whole || whole->skip_reason) &&
+            diff_file_set_skip(f, whole ? whole->skip_reason : "not part of the pull request's diff") < 0)
+            goto oom;
+    }
+    s->incremental = 1;
+    snprintf(s->scope, sizeof s->scope, "Reviewed the commits after %.7s (up to %.7s); findings from earlier reviews are "
+             "listed, not repeated.", last, head);
+    log_line(&s->log, "incremental review: only the commits %.12s..%.12s go to the model (%zu files changed)", last,
+             head, s->inc.n_files);
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+/* The whole PR's file list says what this run showed: files of the new
+ * commits as the prompt chose them, the rest "unchanged since". */
+static int carry_choice(review_state *s)
+{
+    char unchanged[96];
+    snprintf(unchanged, sizeof unchanged, "unchanged since the last review (%.7s)", s->prev.head_sha);
+    for (size_t k = 0; k < s->diff.n_files; k++) {
+        diff_file *whole = &s->diff.files[k];
+        if (whole->skip_reason) continue;
+        const diff_file *f = NULL;
+        for (size_t i = 0; i < s->inc.n_files && !f; i++)
+            if (!strcmp(s->inc.files[i].path, whole->path)) f = &s->inc.files[i];
+        const char *reason = !f ? unchanged : f->skip_reason;
+        if (reason) {
+            if (diff_file_set_skip(whole, reason) < 0) return -1;
+            whole->not_shown = 1;
+        }
+        if (f && f->note && diff_file_set_note(whole, f->note) < 0) return -1;
+    }
+    return 0;
+}
+
 static int build_prompt(review_state *s, token_counter *tc, char *err, size_t errlen)
 {
     const engine_info *info = s->e ? engine_get_info(s->e) : NULL;
@@ -472,7 +604,7 @@ static int build_prompt(review_state *s, token_counter *tc, char *err, size_t er
         {"pr", pr},
     };
     prompt_budget b = {.n_ctx = info ? info->n_ctx : 0, .max_tokens = s->opt.max_tokens, .count = count_tokens,
-                       .format = format_chat, .user = tc};
+                       .format = format_chat, .user = tc, .numbered = s->tmpl.findings};
     if (s->opt.backend) { /* the server's context; the local model, if any, only counts */
         b.n_ctx = s->opt.backend_ctx;
         if (!s->e) b.count = estimate_tokens, b.format = NULL;
@@ -482,8 +614,13 @@ static int build_prompt(review_state *s, token_counter *tc, char *err, size_t er
         if (b.time_budget_s < 1) b.time_budget_s = 1;
         prompt_estimate_speed(info->weight_bytes, info->n_threads, &b.prefill_tokens_per_s, &b.decode_tokens_per_s);
     }
-    if (prompt_build(&s->tmpl, vars, sizeof vars / sizeof vars[0], &s->diff, &b, &s->prompt, err, errlen) < 0)
+    diff_result *shown = s->incremental ? &s->inc : &s->diff;
+    if (prompt_build(&s->tmpl, vars, sizeof vars / sizeof vars[0], shown, &b, &s->prompt, err, errlen) < 0)
         return -1;
+    if (s->incremental && carry_choice(s) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     log_line(&s->log, "prompt: %d tokens (budget %d, bounded by the %s), %d files shown (%d truncated), %d left out",
              s->prompt.prompt_tokens, s->prompt.token_budget, s->prompt.limit, s->prompt.n_shown,
              s->prompt.n_truncated, s->prompt.n_dropped);
@@ -605,8 +742,11 @@ static int run_model(review_state *s, char *err, size_t errlen)
     int rc = build_prompt(s, &tc, err, errlen);
     if (rc == 0 && s->prompt.n_shown == 0) {
         log_line(&s->log, "nothing to review: every changed file was skipped");
-        s->model_text = strdup("Nothing to review: no changed file could be shown to the model (see the list "
-                               "below for the reasons).");
+        s->notice = s->incremental ? "Nothing new to review: no file changed by the new commits could be shown to the "
+                                     "model (see the list below for the reasons)."
+                                   : "Nothing to review: no changed file could be shown to the model (see the list "
+                                     "below for the reasons).";
+        s->model_text = strdup(s->tmpl.findings ? "" : s->notice);
         rc = s->model_text ? 0 : -1;
     } else if (rc == 0) {
         rc = s->opt.backend ? generate_backend(s, err, errlen) : generate(s, &tc, err, errlen);
@@ -629,16 +769,180 @@ static int render(review_state *s, char *err, size_t errlen)
     return comment_render(&in, &s->body, err, errlen);
 }
 
-/* Appends name=value to $GITHUB_OUTPUT (the action's outputs), if set. */
-static void write_output(const char *name, const char *value)
+/* ---- findings ----------------------------------------------------------- */
+
+/* Condition on an anchored line in an incremental review: the whole PR's
+ * diff must show it too (GitHub checks comments against that diff). */
+typedef struct {
+    const char *const *paths;
+    const linemap *whole; /* per shown path: its map in the whole diff, or NULL */
+    const int *has_whole;
+} whole_diff;
+
+static int on_whole_diff(void *user, size_t file, int line)
 {
-    const char *path = getenv("GITHUB_OUTPUT");
-    if (!path || !*path || strchr(value, '\n')) return;
-    FILE *f = fopen(path, "a");
-    if (!f) return;
-    fprintf(f, "%s=%s\n", name, value);
-    fclose(f);
+    const whole_diff *w = user;
+    return w->has_whole[file] && linemap_commentable(&w->whole[file], line);
 }
+
+/* The model's answer as a review document: findings read, checked and
+ * anchored on the lines the model was shown. */
+static int build_doc(review_state *s, char *err, size_t errlen)
+{
+    const diff_result *shown = s->incremental ? &s->inc : &s->diff;
+    size_t n = 0;
+    const char **paths = calloc(shown->n_files + 1, sizeof *paths);
+    linemap *maps = calloc(shown->n_files + 1, sizeof *maps), *whole = calloc(shown->n_files + 1, sizeof *whole);
+    const linemap **map_ptrs = calloc(shown->n_files + 1, sizeof *map_ptrs);
+    int *has_whole = calloc(shown->n_files + 1, sizeof *has_whole);
+    int rc = -1;
+    if (!paths || !maps || !whole || !map_ptrs || !has_whole) goto oom;
+    for (size_t i = 0; i < shown->n_files; i++) {
+        const diff_file *f = &shown->files[i];
+        if (f->skip_reason) continue;
+        paths[n] = f->path;
+        if (linemap_parse(f->patch, f->patch_len, &maps[n], err, errlen) < 0) goto done;
+        map_ptrs[n] = &maps[n];
+        for (size_t k = 0; s->incremental && k < s->diff.n_files; k++)
+            if (!strcmp(s->diff.files[k].path, f->path)) {
+                if (linemap_parse(s->diff.files[k].patch, s->diff.files[k].patch_len, &whole[n], err, errlen) < 0)
+                    goto done;
+                has_whole[n] = 1;
+            }
+        n++;
+    }
+    findings_list *l = &s->doc.f;
+    if (findings_parse(s->model_text, strlen(s->model_text), paths, n, s->echo, l, err, errlen) < 0) goto done;
+    whole_diff w = {paths, whole, has_whole};
+    findings_anchor(l, paths, map_ptrs, n, ANCHOR_DISTANCE, s->incremental ? on_whole_diff : NULL, &w);
+    findings_rank(l);
+    if (s->prompt.n_shown == 0) l->status = FINDINGS_PARSED; /* the model was not asked */
+    else if (l->status == FINDINGS_UNPARSED)
+        s->notice = "The model's answer could not be read as a review, so this run has no findings. Try a larger "
+                    "model, or a larger --max-tokens if the answer was cut short.";
+    log_line(&s->log, "findings: %s, %zu kept, %d dropped as invalid", l->status == FINDINGS_PARSED ? "parsed"
+             : l->status == FINDINGS_REPAIRED ? "parsed after closing a cut-short answer" : "answer not readable",
+             l->n, l->dropped);
+    for (size_t i = 0; i < l->n; i++) {
+        const finding *f = &l->items[i];
+        log_line(&s->log, "  %-4s %s:%d%s %s", findings_severity_name(f->severity), f->path, f->line,
+                 f->line != f->model_line ? f->line ? " (moved)" : " (not in the diff)" : "", f->title);
+    }
+    review_doc *d = &s->doc;
+    d->version = 1;
+    snprintf(d->repo, sizeof d->repo, "%s", s->ctx.pr_number ? s->ctx.repository : "");
+    d->pr = s->ctx.pr_number;
+    snprintf(d->base_sha, sizeof d->base_sha, "%.40s", s->ctx.base_sha[0] ? s->ctx.base_sha : s->diff.base_sha);
+    snprintf(d->head_sha, sizeof d->head_sha, "%.40s", s->diff.head_sha[0] ? s->diff.head_sha : s->ctx.head_sha);
+    if (s->incremental) snprintf(d->since_sha, sizeof d->since_sha, "%s", s->prev.head_sha);
+    d->model = strdup(s->model_name);
+    d->prompt = strdup(s->tmpl.name);
+    d->stop_reason = s->stats.stop_reason ? strdup(s->stats.stop_reason) : NULL;
+    d->prompt_tokens = s->stats.prompt_tokens;
+    d->generated_tokens = s->stats.generated_tokens;
+    d->seconds = seconds_since(&s->log.start);
+    if (!d->model || !d->prompt || review_doc_set_files(d, &s->diff) < 0) goto oom;
+    rc = 0;
+    goto done;
+oom:
+    snprintf(err, errlen, "out of memory building the review document");
+done:
+    for (size_t i = 0; maps && whole && i < n; i++) {
+        linemap_free(&maps[i]);
+        linemap_free(&whole[i]);
+    }
+    free(paths);
+    free(maps);
+    free(whole);
+    free(map_ptrs);
+    free(has_whole);
+    return rc;
+}
+
+static publish_summary_info summary_info(review_state *s)
+{
+    publish_summary_info si = {.diff = &s->diff, .diff_source = s->diff_source,
+                               .scope = s->scope[0] ? s->scope : NULL, .notice = s->notice};
+    si.stats = (comment_stats){s->model_name[0] ? s->model_name : NULL, s->stats.prompt_tokens,
+                               s->stats.generated_tokens, s->stats.prefill_tokens_per_s, s->stats.decode_tokens_per_s,
+                               seconds_since(&s->log.start), s->stats.stop_reason, s->origin};
+    return si;
+}
+
+/* Plans and renders the review against our own diff (no network). */
+static int plan_locally(review_state *s, char *err, size_t errlen)
+{
+    publish_files files;
+    if (publish_files_from_diff(&s->diff, &files, err, errlen) < 0) return -1;
+    publish_options po = {.name = s->tmpl.name, .max_inline = s->opt.max_inline, .no_inline = s->opt.no_inline,
+                          .dry_run = 1};
+    publish_summary_info si = summary_info(s);
+    int rc = publish_prepare(&s->doc, &files, &s->prev, &po, &s->plan, err, errlen);
+    if (rc == 0) rc = publish_render_summary(&s->doc, &s->prev, &po, &si, &s->plan, err, errlen);
+    publish_files_free(&files);
+    if (rc == 0 && !(s->body = strdup(s->plan.summary_body))) rc = -1;
+    return rc;
+}
+
+/* Writes text to dir/name through a temporary file, so a reader never sees half a file. */
+static int write_file_in(const char *dir, const char *name, const char *text, char *err, size_t errlen)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* --output DIR: review.json (the contract), summary.md and review-request.json. */
+static int write_output_dir(review_state *s, char *err, size_t errlen)
+{
+    const char *dir = s->opt.output;
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create --output directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    char *json = review_doc_to_json(&s->doc), *request = publish_review_request_json(&s->doc, &s->plan);
+    int rc = -1;
+    if (!json || !request) snprintf(err, errlen, "out of memory writing %s", dir);
+    else if (write_file_in(dir, "review.json", json, err, errlen) == 0 &&
+             write_file_in(dir, "summary.md", s->plan.summary_body, err, errlen) == 0 &&
+             write_file_in(dir, "review-request.json", request, err, errlen) == 0)
+        rc = 0;
+    free(json);
+    free(request);
+    if (rc == 0) {
+        fprintf(stderr, "prbot review: wrote %s/review.json, summary.md and review-request.json\n", dir);
+        gh_action_output("output-dir", dir);
+    }
+    return rc;
+}
+
+/* --dry-run of a findings template: the summary, then the inline comments. */
+static void print_findings(review_state *s)
+{
+    fputs(s->plan.summary_body, stdout);
+    if (s->plan.n_comments)
+        printf("\n----- %zu inline comment%s (one review on %.12s) -----\n", s->plan.n_comments,
+               s->plan.n_comments == 1 ? "" : "s", s->doc.head_sha);
+    for (size_t i = 0; i < s->plan.n_comments; i++) {
+        const gh_review_comment *c = &s->plan.comments[i];
+        if (c->start_line) printf("\n#### %s:%d-%d\n\n%s", c->path, c->start_line, c->line, c->body);
+        else printf("\n#### %s:%d\n\n%s", c->path, c->line, c->body);
+    }
+    fflush(stdout);
+}
+
 
 /* Writes the body to $RUNNER_TEMP/prbot-NAME.md for the action's body-file output. */
 static void write_body_file(review_state *s)
@@ -650,21 +954,15 @@ static void write_body_file(review_state *s)
     FILE *f = fopen(path, "w");
     if (!f) return;
     int ok = fputs(s->body, f) >= 0;
-    if (fclose(f) == 0 && ok) write_output("body-file", path);
+    if (fclose(f) == 0 && ok) gh_action_output("body-file", path);
 }
 
-/* Posts the body; returns the exit status. */
-static int post(review_state *s)
+/* The exit status after posting ended with rc; s->body goes to the job
+ * summary when the API would not take it. */
+static int post_outcome(review_state *s, int rc, const char *err, const char *url, int updated)
 {
-    char err[512] = "", url[512] = "", marker[256];
-    comment_marker(s->tmpl.name, marker, sizeof marker);
-    int updated = 0, rc = GH_ERR_API;
-    if (!s->ctx.token) snprintf(err, sizeof err, "GITHUB_TOKEN is not set: add `env: GITHUB_TOKEN: ${{ github.token }}` "
-                                                 "to the step (permissions: pull-requests: write)");
-    else if (need_client(s, err, sizeof err) == 0)
-        rc = gh_comment_upsert(s->gh, s->ctx.pr_number, marker, s->body, url, sizeof url, &updated, err, sizeof err);
     if (rc == GH_OK) {
-        write_output("comment-url", url);
+        gh_action_output("comment-url", url);
         fprintf(stderr, "prbot review: comment %s: %s\n", updated ? "updated" : "created", url);
         return 0;
     }
@@ -689,8 +987,85 @@ static int post(review_state *s)
     return 0;
 }
 
+static int need_token(review_state *s, char *err, size_t errlen)
+{
+    if (!s->ctx.token) {
+        snprintf(err, errlen, "GITHUB_TOKEN is not set: add `env: GITHUB_TOKEN: ${{ github.token }}` to the step "
+                              "(permissions: pull-requests: write)");
+        return -1;
+    }
+    return need_client(s, err, errlen);
+}
+
+/* Posts the body as one comment; returns the exit status. */
+static int post(review_state *s)
+{
+    char err[1024] = "", url[512] = "", marker[256];
+    comment_marker(s->tmpl.name, marker, sizeof marker);
+    int updated = 0, rc = GH_ERR_API;
+    if (need_token(s, err, sizeof err) == 0)
+        rc = gh_comment_upsert(s->gh, s->ctx.pr_number, marker, s->body, url, sizeof url, &updated, err, sizeof err);
+    return post_outcome(s, rc, err, url, updated);
+}
+
+/* Posts the findings: one review, then the summary; returns the exit status. */
+static int post_findings(review_state *s)
+{
+    char err[1024] = "";
+    int rc = GH_ERR_API;
+    publish_files files = {0};
+    publish_options po = {.name = s->tmpl.name, .max_inline = s->opt.max_inline, .no_inline = s->opt.no_inline};
+    publish_summary_info si = summary_info(s);
+    if (need_token(s, err, sizeof err) == 0) {
+        rc = publish_files_from_api(s->gh, s->ctx.pr_number, &files, err, sizeof err);
+        if (rc != GH_OK && rc != GH_ERR_FORBIDDEN) { /* check against our own diff instead */
+            log_warning(&s->log, err);
+            rc = publish_files_from_diff(&s->diff, &files, err, sizeof err) == 0 ? GH_OK : GH_ERR_API;
+        }
+    }
+    if (rc == GH_OK) rc = publish_prepare(&s->doc, &files, &s->prev, &po, &s->plan, err, sizeof err) == 0 ? GH_OK : GH_ERR_API;
+    if (rc == GH_OK) {
+        log_line(&s->log, "posting a review with %zu inline comment%s on %.12s", s->plan.n_comments,
+                 s->plan.n_comments == 1 ? "" : "s", s->doc.head_sha);
+        rc = publish_post(s->gh, s->ctx.pr_number, &s->doc, &s->prev, &po, &si, &s->plan, err, sizeof err);
+    }
+    publish_files_free(&files);
+    if (s->plan.review_error[0]) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "could not post the review (its findings are in the summary): %s", s->plan.review_error);
+        log_warning(&s->log, msg);
+        if (s->opt.strict && rc == GH_OK) {
+            rc = GH_ERR_API;
+            snprintf(err, sizeof err, "%s", msg);
+        }
+    }
+    if (s->plan.review_posted) {
+        fprintf(stderr, "prbot review: review posted: %s (%zu inline comment%s%s)\n", s->plan.review_url,
+                s->plan.n_comments - (size_t)s->plan.refused, s->plan.n_comments - (size_t)s->plan.refused == 1 ? "" : "s",
+                s->plan.refused ? ", the ones GitHub refused went to the summary" : "");
+        gh_action_output("review-url", s->plan.review_url);
+    }
+    /* the body for the job summary and the body-file output */
+    if (!s->plan.summary_body) {
+        char err2[256];
+        publish_render_summary(&s->doc, &s->prev, &po, &si, &s->plan, err2, sizeof err2);
+    }
+    if (s->plan.summary_body && !(s->body = strdup(s->plan.summary_body))) {
+        fprintf(stderr, "prbot review: out of memory\n");
+        return 1;
+    }
+    if (!s->body) return post_outcome(s, rc == GH_OK ? GH_ERR_API : rc, err, "", 0);
+    write_body_file(s);
+    return post_outcome(s, rc, err, s->plan.summary_url, s->plan.summary_updated);
+}
+
 static void review_state_free(review_state *s)
 {
+    publish_plan_free(&s->plan);
+    review_doc_free(&s->doc);
+    findings_echo_free(s->echo);
+    publish_state_free(&s->prev);
+    diff_result_free(&s->inc);
     free(s->body);
     free(s->model_text);
     prompt_result_free(&s->prompt);
@@ -710,6 +1085,29 @@ static int fail(review_state *s, const char *err)
     return 1;
 }
 
+/* The findings path after the model: document, then --output, print or post. */
+static int finish_findings(review_state *s, int local_print)
+{
+    char err[1024] = "";
+    if (build_doc(s, err, sizeof err) < 0) return fail(s, err);
+    int rc;
+    if (s->opt.output || s->opt.dry_run || local_print) {
+        if (plan_locally(s, err, sizeof err) < 0 || (s->opt.output && write_output_dir(s, err, sizeof err) < 0))
+            return fail(s, err);
+        write_body_file(s);
+        if (!s->opt.output) {
+            print_findings(s);
+            fprintf(stderr, "prbot review: %s: printed to stdout\n",
+                    s->opt.dry_run ? "dry-run" : "local review (pass --pr N with GITHUB_TOKEN to post)");
+        }
+        rc = 0;
+    } else {
+        rc = post_findings(s);
+    }
+    review_state_free(s);
+    return rc;
+}
+
 int cmd_review(int argc, char **argv)
 {
     review_state s;
@@ -726,6 +1124,15 @@ int cmd_review(int argc, char **argv)
     if ((!s.opt.backend || model_given) && find_model(s.opt.model, s.model_path, sizeof s.model_path, err, sizeof err) < 0)
         return fail(&s, err);
     if (prompt_template_load(s.opt.prompt, &s.tmpl, err, sizeof err) < 0) return fail(&s, err);
+    if (s.tmpl.findings) {
+        textbuf t = {0};
+        textbuf_puts(&t, s.tmpl.system ? s.tmpl.system : "");
+        textbuf_puts(&t, "\n");
+        textbuf_puts(&t, s.tmpl.user);
+        s.echo = t.data ? findings_echo_new(t.data) : NULL;
+        textbuf_free(&t);
+        if (!s.echo) return fail(&s, "out of memory");
+    }
 
     log_group(&s.log, "prbot: pull request");
     if (s.ctx.kind != EVENT_LOCAL && !s.ctx.base_sha[0] && fetch_pull(&s, err, sizeof err) < 0) {
@@ -738,18 +1145,22 @@ int cmd_review(int argc, char **argv)
         log_line(&s.log, "%s: %s PR #%ld by %s%s%s, base %.12s, head %.12s", s.ctx.event_name, s.ctx.repository,
                  s.ctx.pr_number, s.ctx.author[0] ? s.ctx.author : "?", s.ctx.fork ? " (from a fork)" : "",
                  s.ctx.draft ? " (draft)" : "", s.ctx.base_sha, s.ctx.head_sha);
+    read_state(&s);
     rc = collect_diff(&s, err, sizeof err);
     if (rc == 0) log_diff_summary(&s);
+    if (rc == 0 && s.tmpl.findings) rc = incremental_diff(&s, err, sizeof err);
     log_endgroup(&s.log);
     if (rc < 0) return fail(&s, err);
 
     log_group(&s.log, "prbot: model");
     rc = run_model(&s, err, sizeof err);
     log_endgroup(&s.log);
-    if (rc < 0 || render(&s, err, sizeof err) < 0) return fail(&s, err);
-    write_body_file(&s);
-
+    if (rc < 0) return fail(&s, err);
     int local_print = s.ctx.kind == EVENT_LOCAL && !s.ctx.pr_number;
+    if (s.tmpl.findings) return finish_findings(&s, local_print);
+
+    if (render(&s, err, sizeof err) < 0) return fail(&s, err);
+    write_body_file(&s);
     if (s.opt.dry_run || local_print) {
         fflush(stderr);
         if (s.log.in_actions) printf("::stop-commands::%s\n", s.log.stop_token);
