@@ -127,15 +127,21 @@ static int parse_workflow_dispatch(event_context *ctx, json_t *root)
     return 0;
 }
 
-int event_parse_file(event_context *ctx, const char *event_name, const char *path, char *err, size_t errlen)
+/* The event JSON at path, or NULL with err set. */
+static json_t *load_event(const char *path, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
-    if (!root) {
+    if (!root)
         err_set(err, errlen, "GITHUB_EVENT_PATH=%s: cannot parse the event JSON (line %d: %s)", path, jerr.line,
                 jerr.text);
-        return -1;
-    }
+    return root;
+}
+
+int event_parse_file(event_context *ctx, const char *event_name, const char *path, char *err, size_t errlen)
+{
+    json_t *root = load_event(path, err, errlen);
+    if (!root) return -1;
     int rc = 0;
     if (!json_is_object(root)) {
         err_set(err, errlen, "GITHUB_EVENT_PATH=%s: the event JSON is not an object", path);
@@ -154,13 +160,8 @@ int event_parse_file(event_context *ctx, const char *event_name, const char *pat
 int event_parse_workflow_run(const char *path, event_workflow_run *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr);
-    if (!root) {
-        err_set(err, errlen, "GITHUB_EVENT_PATH=%s: cannot parse the event JSON (line %d: %s)", path, jerr.line,
-                jerr.text);
-        return -1;
-    }
+    json_t *root = load_event(path, err, errlen);
+    if (!root) return -1;
     json_t *run = json_at(root, "workflow_run");
     const char *sha = json_string_at(run, "head_sha");
     int rc = 0;

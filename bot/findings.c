@@ -634,30 +634,28 @@ static int add_model_finding(findings_list *l, json_t *obj, const char *const *p
     f.severity = severity < 0 ? SEVERITY_RISK : severity;
     char *title = text_field(obj, "title", FINDING_MAX_TITLE, echo);
     char *body = text_field(obj, "body", FINDING_MAX_BODY, echo);
-    if (!body && json_is_string(json_object_get(obj, "message"))) body = text_field(obj, "message", FINDING_MAX_BODY, echo);
+    if (body && !*body && json_is_string(json_object_get(obj, "message"))) { /* a common other name */
+        free(body);
+        body = text_field(obj, "message", FINDING_MAX_BODY, echo);
+    }
+    if (title && body && !*title) { /* the body's first sentence as the title */
+        free(title);
+        title = strdup(body);
+        char *dot = title ? strstr(title, ". ") : NULL;
+        if (dot) dot[1] = 0;
+        if (title) cut_text(title, FINDING_MAX_TITLE);
+    }
     int rc = 0;
     if (!title || !body) {
         rc = -1;
-    } else if (!*title && !*body) {
-        l->dropped++;
     } else {
-        if (!*title) { /* the body's first sentence as the title */
-            free(title);
-            title = strdup(body);
-            if (title) {
-                char *dot = strstr(title, ". ");
-                if (dot) dot[1] = 0;
-                cut_text(title, FINDING_MAX_TITLE);
-            }
-        }
         size_t tl = strlen(title);
         while (tl && (title[tl - 1] == '.' || title[tl - 1] == ':' || title[tl - 1] == ' ')) title[--tl] = 0;
         f.title = title;
         f.body = body;
         const char *sug = json_string_value(json_object_get(obj, "suggestion"));
         f.suggestion = sug ? clean_code(sug, json_string_length(json_object_get(obj, "suggestion"))) : NULL;
-        if (!title) rc = -1;
-        else if (already_listed(l, &f)) l->dropped++;
+        if (!*title || already_listed(l, &f)) l->dropped++;
         else rc = findings_add(l, &f);
         free(f.suggestion);
     }

@@ -70,8 +70,17 @@ def eval_operand(tok, ctx):
 
 
 def eval_expr(expr, ctx):
-    """The subset action.yml and the workflows use: operands, ==, !=, &&, ||, !, endsWith()."""
+    """The subset action.yml and the workflows use: operands, ==, !=, &&, ||, !, (), endsWith()."""
     expr = expr.strip()
+    if expr.startswith("("):  # a parenthesised whole: (a || b)
+        depth = 0
+        for i, ch in enumerate(expr):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0:
+                break
+        if i == len(expr) - 1:
+            return eval_expr(expr[1:-1], ctx)
     for op in ("||", "&&"):
         depth, parts, cur = 0, [], ""
         i = 0
@@ -86,9 +95,10 @@ def eval_expr(expr, ctx):
                 continue
             cur += ch
             i += 1
-        if len(parts):
+        if len(parts):  # as GitHub: || gives the first truthy operand, && the first falsy one (else the last)
             vals = [eval_expr(p, ctx) for p in parts + [cur]]
-            return any(vals) if op == "||" else all(vals)
+            pick = next((v for v in vals if bool(v) == (op == "||")), vals[-1])
+            return pick
     if expr.startswith("!") and not expr.startswith("!="):
         return not eval_expr(expr[1:], ctx)
     m = re.fullmatch(r"endsWith\((.*),\s*('.*')\)", expr)
@@ -368,10 +378,63 @@ def example_workflows_skip_drafts_and_bots():
                  "threads", "include", "exclude", "dry-run", "strict"):
         assert name in action["inputs"], name
     assert action["inputs"]["github-token"]["default"] == "${{ github.token }}"
-    assert set(action["outputs"]) == {"comment-url", "body-file"}
+    for name in ("inline", "max-inline", "full", "output-dir", "post-from"):
+        assert name in action["inputs"], name
+    assert set(action["outputs"]) == {"comment-url", "review-url", "body-file"}
     # inputs must never be pasted into scripts (command injection); only into env:
     for step in action["runs"]["steps"]:
         assert "inputs." not in step.get("run", ""), step.get("name")
+
+
+@case
+def fork_workflows_review_read_only_then_post():
+    review_works()
+    if not os.path.exists(MODEL):
+        raise Skip(f"{MODEL} missing")
+    wf_review = load_yaml(os.path.join(ROOT, "workflows", "fork-review.yml"))
+    wf_post = load_yaml(os.path.join(ROOT, "workflows", "fork-post.yml"))
+    assert "write" not in json.dumps(wf_review["permissions"]), wf_review["permissions"]
+    assert wf_post["permissions"]["pull-requests"] == "write"
+    trigger = wf_post.get("on", wf_post.get(True))["workflow_run"]
+    assert trigger["workflows"] == [wf_review["name"]] and trigger["types"] == ["completed"]
+    post_steps = next(iter(wf_post["jobs"].values()))["steps"]
+    assert not any("checkout" in str(s.get("uses", "")) for s in post_steps), "the posting job must not check out"
+    download = next(s for s in post_steps if str(s.get("uses", "")).startswith("actions/download-artifact"))
+    assert "workflow_run.id" in download["with"]["run-id"]
+    assert any("post-from" in (s.get("with") or {}) for s in post_steps)
+    review_steps = next(iter(wf_review["jobs"].values()))["steps"]
+    upload = next(s for s in review_steps if str(s.get("uses", "")).startswith("actions/upload-artifact"))
+    assert upload["with"]["name"] == download["with"]["name"]
+    from fake_github import pr_files_from_git
+    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
+        fake.add_pull(8, fork=True)
+        env, workspace = runner_env(tmp, fake, "pull_request", {})
+        base, head = make_checkout(workspace)
+        fake.pulls[8]["base"]["sha"] = base
+        fake.push(8, head, pr_files_from_git(workspace, base, head))
+        with open(env["GITHUB_EVENT_PATH"], "w") as f:
+            json.dump(pr_event(8, base, head, fake.repo), f)
+        fake.read_only = True  # what a fork's pull_request job gets
+        out_dir = os.path.join(tmp, "runner_temp", "prbot-review")
+        outputs, log = run_action({"model-path": MODEL, "max-tokens": "16", "output-dir": out_dir}, env, tmp, fake)
+        assert outputs is not None, step_log_text(log)[-3000:]
+        assert fake.count("POST") == 0 and fake.count("PATCH") == 0, "the read-only half posted"
+        assert os.path.exists(os.path.join(out_dir, "review.json")) and ("skipped", "Post") in log
+        # the workflow_run half: a write token, the artifact, no checkout of the PR
+        fake.read_only = False
+        with open(env["GITHUB_EVENT_PATH"], "w") as f:
+            json.dump({"action": "completed", "workflow_run": {
+                "id": 99, "head_sha": head, "event": "pull_request", "conclusion": "success",
+                "head_repository": {"full_name": "forker/demo"}, "pull_requests": []}}, f)
+        env["GITHUB_EVENT_NAME"] = "workflow_run"
+        outputs, log = run_action({"post-from": out_dir}, env, tmp, fake)
+        assert outputs is not None, step_log_text(log)[-3000:]
+        assert ("skipped", "Review") in log and ("skipped", "Download model") in log, log
+        comments = fake.comments_of(8)
+        assert len(comments) == 1 and "<!-- prbot:review -->" in comments[0]["body"], comments
+        assert len(fake.reviews_of(8)) == 1
+        assert outputs["comment-url"] == comments[0]["html_url"], outputs
+        assert outputs["review-url"] == fake.reviews_of(8)[0]["html_url"], outputs
 
 
 run_all()

@@ -123,7 +123,10 @@ class FakeBackend:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
-                pieces = ["The change ", "turns addition ", "into subtraction."]
+                # the built-in review prompt asks for the findings JSON
+                pieces = ['{"summary": "The change ', 'turns addition ', 'into subtraction.", "findings": [{"path": '
+                          '"math.c", "line": 3, "severity": "bug", "title": "Subtraction instead of addition", '
+                          '"body": "add now returns a - b."}]}']
                 for i, p in enumerate(pieces):
                     chunk = {"id": "x", "object": "chat.completion.chunk", "model": "fake-model",
                              "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
@@ -171,6 +174,7 @@ def backend_request_is_a_streamed_chat_completion():
     assert [m["role"] for m in body["messages"]] == ["system", "user"] and "math.c" in body["messages"][1]["content"]
     assert reqs[0]["auth"] == f"Bearer {KEY}"
     assert "into subtraction." in r.stdout and "Model `fake-model`" in r.stdout
+    assert "#### math.c:3" in r.stdout and "**Bug: Subtraction instead of addition**" in r.stdout, r.stdout
     assert "50 prompt tokens, 3 generated" in r.stdout
     assert KEY not in r.stdout + r.stderr
 

@@ -125,7 +125,7 @@ static void test_validation(void)
     EXPECT(!strcmp(l.items[0].path, "src/main.c") && l.items[0].line == 7 && l.items[0].severity == SEVERITY_RISK &&
                !strcmp(l.items[0].title, "t2"),
            "suffix path, 'L7', Warning -> risk, heading marker stripped");
-    EXPECT(l.items[1].severity == SEVERITY_RISK && !strcmp(l.items[1].title, "First."), "title from body: '%s'",
+    EXPECT(l.items[1].severity == SEVERITY_RISK && !strcmp(l.items[1].title, "First"), "title from body: '%s'",
            l.items[1].title);
     EXPECT(!strcmp(l.items[2].path, "src/util.c") && l.items[2].line == 9 && l.items[2].end_line == 12 &&
                l.items[2].suggestion == NULL,

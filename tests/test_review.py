@@ -16,24 +16,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fake_github import FakeGitHub  # noqa: E402
+from prfixture import git, write  # noqa: E402
 from testlib import PRBOT, TESTDATA, Skip, case, run_all  # noqa: E402
 
 MODEL = os.path.join(TESTDATA, "models", "stories260K.gguf")
 TOKEN = "ghs_reviewSECRET987"
 SHORT_PROMPT = "[system]\nBe brief.\n[user]\nReview {{title}} in {{repo}}.\n{{files}}\n{{diff}}\n"
-
-
-def git(cwd, *args):
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@e", GIT_CONFIG_NOSYSTEM="1", HOME=cwd)
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-def write(path, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def make_repo(tmp):
