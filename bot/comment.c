@@ -610,7 +610,7 @@ static void append_finding_entry(textbuf *b, const finding *f, int with_body)
     append_location(b, f, f->url);
     textbuf_puts(b, " ");
     append_prose_line(b, f->title, strlen(f->title));
-    if (with_body && f->body && *f->body) {
+    if (with_body && !f->inline_comment && f->body && *f->body) { /* an inline comment carries its own body */
         textbuf_puts(b, ": ");
         append_prose_line(b, f->body, strlen(f->body));
     }
@@ -651,10 +651,11 @@ static void append_summary_middle(textbuf *b, const comment_summary *in)
         textbuf_printf(b, "**Findings: %zu** (", in->n_findings);
         append_counts(b, in->findings, in->n_findings);
         textbuf_puts(b, ")");
+        const char *as = n_inline == 1 ? "an inline comment" : "inline comments";
         if (n_inline && in->review_url && !strncmp(in->review_url, "https://", 8) && !strpbrk(in->review_url, " ()<>\"\n"))
-            textbuf_printf(b, ", %zu as inline comments in [the review](%s)", n_inline, in->review_url);
+            textbuf_printf(b, ", %zu as %s in [the review](%s)", n_inline, as, in->review_url);
         else if (n_inline)
-            textbuf_printf(b, ", %zu as inline comments", n_inline);
+            textbuf_printf(b, ", %zu as %s", n_inline, as);
         textbuf_puts(b, "\n\n");
         for (size_t i = 0; i < in->n_findings; i++) append_finding_entry(b, &in->findings[i], 1);
         textbuf_puts(b, "\n");
