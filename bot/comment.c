@@ -452,7 +452,7 @@ static void append_footer(textbuf *b, const comment_stats *st)
     /* "eos" and "grammar" are the two ways a model finishes on its own */
     if (st->stop_reason && strcmp(st->stop_reason, "eos") != 0 && strcmp(st->stop_reason, "grammar") != 0) {
         textbuf_puts(b, " · stopped: ");
-        append_prose_line(b, st->stop_reason, strlen(st->stop_reason));
+        append_prose_text(b, st->stop_reason);
     }
     textbuf_printf(b, " · %s</sub>\n", st->origin ? st->origin : "generated locally by prbot");
 }
@@ -564,11 +564,11 @@ char *comment_render_inline(const finding *f)
 {
     textbuf b = {0};
     textbuf_printf(&b, "**%s: ", severity_label(f->severity));
-    append_prose_line(&b, f->title, strlen(f->title));
+    append_prose_text(&b, f->title);
     textbuf_puts(&b, "**\n");
     if (f->body && *f->body) {
         textbuf_puts(&b, "\n");
-        append_prose_line(&b, f->body, strlen(f->body));
+        append_prose_text(&b, f->body);
         textbuf_puts(&b, "\n");
     }
     if (f->suggestion && *f->suggestion) {
@@ -609,10 +609,10 @@ static void append_finding_entry(textbuf *b, const finding *f, int with_body)
     textbuf_printf(b, "- **%s** ", findings_severity_name(f->severity));
     append_location(b, f, f->url);
     textbuf_puts(b, " ");
-    append_prose_line(b, f->title, strlen(f->title));
+    append_prose_text(b, f->title);
     if (with_body && !f->inline_comment && f->body && *f->body) { /* an inline comment carries its own body */
         textbuf_puts(b, ": ");
-        append_prose_line(b, f->body, strlen(f->body));
+        append_prose_text(b, f->body);
     }
     if (with_body && !f->inline_comment && f->why_not_inline) {
         if (!f->line && f->model_line > 0) textbuf_printf(b, " *(line %d: %s)*", f->model_line, f->why_not_inline);
@@ -634,11 +634,13 @@ static void append_counts(textbuf *b, const finding *items, size_t n)
     }
 }
 
-/* The part between the heading and the file list: summary, scope, findings. */
-static void append_summary_middle(textbuf *b, const comment_summary *in)
+/* The part between the heading and the file list: summary, scope, findings.
+ * detail 2: everything; 1: without the earlier findings; 0: also without
+ * the summary-only findings' bodies. */
+static void append_summary_middle(textbuf *b, const comment_summary *in, int detail)
 {
     if (in->summary && *in->summary) {
-        append_prose_line(b, in->summary, strlen(in->summary));
+        append_prose_text(b, in->summary);
         textbuf_puts(b, "\n\n");
     }
     if (in->scope) textbuf_printf(b, "<sub>%s</sub>\n\n", in->scope);
@@ -657,10 +659,13 @@ static void append_summary_middle(textbuf *b, const comment_summary *in)
         else if (n_inline)
             textbuf_printf(b, ", %zu as %s", n_inline, as);
         textbuf_puts(b, "\n\n");
-        for (size_t i = 0; i < in->n_findings; i++) append_finding_entry(b, &in->findings[i], 1);
+        for (size_t i = 0; i < in->n_findings; i++) append_finding_entry(b, &in->findings[i], detail > 0);
         textbuf_puts(b, "\n");
     }
-    if (in->n_earlier) {
+    if (in->n_earlier && detail < 2) {
+        textbuf_printf(b, "Earlier findings on this pull request: %zu (not listed: the comment would be too long).\n\n",
+                       in->n_earlier);
+    } else if (in->n_earlier) {
         textbuf_printf(b, "<details><summary>Earlier findings on this pull request: %zu</summary>\n\n", in->n_earlier);
         for (size_t i = 0; i < in->n_earlier; i++) append_finding_entry(b, &in->earlier[i], 0);
         textbuf_puts(b, "\n</details>\n\n");
@@ -678,11 +683,10 @@ int comment_render_summary(const comment_summary *in, char **out, char *err, siz
     if (in->state) textbuf_printf(&head, "%s\n", in->state);
     textbuf_puts(&head, "### ");
     if (in->heading)
-        append_prose_line(&head, in->heading, strlen(in->heading));
+        append_prose_text(&head, in->heading);
     else
         textbuf_printf(&head, "prbot %s", name);
     textbuf_puts(&head, "\n\n");
-    append_summary_middle(&middle, in);
     for (size_t limit = 2000;; limit /= 2) {
         textbuf_free(&tail);
         if (in->diff && in->diff->n_files) append_file_list(&tail, in->diff, in->diff_source, limit);
@@ -690,13 +694,29 @@ int comment_render_summary(const comment_summary *in, char **out, char *err, siz
         if (tail.failed) goto oom;
         if (head.len + tail.len + 1024 <= max_bytes / 2 || limit == 0) break;
     }
-    if (head.failed || middle.failed || head.len + tail.len + sizeof truncation_note + 128 > max_bytes) {
-        if (head.failed || middle.failed) goto oom;
+    if (head.failed || head.len + tail.len + 128 > max_bytes) {
+        if (head.failed) goto oom;
         err_set(err, errlen, "comment limit of %zu bytes is too small for the heading and footer", max_bytes);
         goto fail;
     }
+    /* every line of the middle is whole markdown: less detail until it fits,
+     * then whole lines only (a list entry, never half of one) */
+    for (int detail = 2; detail >= 0; detail--) {
+        textbuf_free(&middle);
+        append_summary_middle(&middle, in, detail);
+        if (middle.failed) goto oom;
+        if (head.len + middle.len + tail.len <= max_bytes) break;
+    }
+    size_t room = max_bytes - head.len - tail.len, keep = middle.len;
+    if (keep > room) {
+        static const char more[] = "- … (the rest does not fit in a comment)\n";
+        keep = room > sizeof more ? room - sizeof more : 0;
+        while (keep > 0 && middle.data[keep - 1] != '\n') keep--;
+        middle.len = keep;
+        textbuf_puts(&middle, more);
+    }
     textbuf_add(&body, head.data, head.len);
-    append_text_within(&body, middle.data ? middle.data : "", max_bytes - head.len - tail.len);
+    textbuf_add(&body, middle.data ? middle.data : "", middle.len);
     textbuf_add(&body, tail.data, tail.len);
     if (body.failed) goto oom;
     textbuf_free(&head);

@@ -227,6 +227,17 @@ static int check_paths(const review_doc *d, const publish_files *pf, long pr, ch
     return 0;
 }
 
+/* 128 random bits as hex, for the runner's stop-commands token. */
+static int random_token(char out[33])
+{
+    unsigned char bytes[16];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    int ok = fd >= 0 && read(fd, bytes, sizeof bytes) == (ssize_t)sizeof bytes;
+    if (fd >= 0) close(fd);
+    for (size_t i = 0; ok && i < sizeof bytes; i++) snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+    return ok ? 0 : -1;
+}
+
 int cmd_post(int argc, char **argv)
 {
     post_options o;
@@ -295,9 +306,18 @@ int cmd_post(int argc, char **argv)
             pr, doc.head_sha, doc.f.n, plan.n_comments);
     rc = publish_post(gh, pr, &doc, &prev, &po, &si, &plan, err, sizeof err);
     if (o.dry_run) {
+        /* in Actions the runner would take "::command::" lines of the artifact's text as commands */
+        char token[33] = "";
+        int in_actions = getenv("GITHUB_ACTIONS") && !strcmp(getenv("GITHUB_ACTIONS"), "true");
+        if (in_actions && random_token(token) < 0) {
+            snprintf(err, sizeof err, "cannot read /dev/urandom");
+            goto done;
+        }
+        if (in_actions) printf("::stop-commands::%s\n", token);
         fputs(plan.summary_body ? plan.summary_body : "", stdout);
         for (size_t i = 0; i < plan.n_comments; i++)
             printf("\n#### %s:%d\n\n%s", plan.comments[i].path, plan.comments[i].line, plan.comments[i].body);
+        if (in_actions) printf("\n::%s::\n", token);
         exit_code = rc == GH_OK ? 0 : 1;
         goto done;
     }

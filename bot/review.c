@@ -931,6 +931,8 @@ static int write_output_dir(review_state *s, char *err, size_t errlen)
 /* --dry-run of a findings template: the summary, then the inline comments. */
 static void print_findings(review_state *s)
 {
+    fflush(stderr);
+    if (s->log.in_actions) printf("::stop-commands::%s\n", s->log.stop_token); /* the model's text follows */
     fputs(s->plan.summary_body, stdout);
     if (s->plan.n_comments)
         printf("\n----- %zu inline comment%s (one review on %.12s) -----\n", s->plan.n_comments,
@@ -940,6 +942,7 @@ static void print_findings(review_state *s)
         if (c->start_line) printf("\n#### %s:%d-%d\n\n%s", c->path, c->start_line, c->line, c->body);
         else printf("\n#### %s:%d\n\n%s", c->path, c->line, c->body);
     }
+    if (s->log.in_actions) printf("\n::%s::\n", s->log.stop_token);
     fflush(stdout);
 }
 
