@@ -814,6 +814,55 @@ void findings_fingerprint(const char *path, const char *title, const char *line_
     textbuf_free(&t);
 }
 
+/* ---- the schema of the answer ------------------------------------------------ */
+
+/* Lengths the schema allows; below the FINDING_MAX_* caps, which also bound
+ * what a model without the schema writes. */
+#define SCHEMA_SUMMARY_CHARS 400
+#define SCHEMA_TITLE_CHARS 100
+#define SCHEMA_BODY_CHARS 400
+#define SCHEMA_SUGGESTION_CHARS 600
+
+static json_t *text_schema(int min, int max, int single_line)
+{
+    json_t *t = json_pack("{s:s,s:i,s:i}", "type", "string", "minLength", min, "maxLength", max);
+    if (t && single_line) json_object_set_new(t, "x-single-line", json_true());
+    return t;
+}
+
+json_t *findings_schema(const char *const *paths, const int *first_line, const int *last_line, size_t n,
+                        int max_findings, int extensions)
+{
+    json_t *alternatives = json_array();
+    for (size_t i = 0; alternatives && i < n; i++) {
+        int lo = first_line[i] > 0 ? first_line[i] : 1, hi = last_line[i] >= lo ? last_line[i] : lo;
+        json_t *line = json_pack("{s:s,s:i,s:i}", "type", "integer", "minimum", lo, "maximum", hi);
+        json_t *end_line = json_deep_copy(line);
+        json_t *item = json_pack(
+            "{s:s,s:{s:{s:s},s:o,s:o,s:{s:[sss]},s:o,s:o,s:{s:s,s:i}},s:[sssss],s:b}", "type", "object",
+            "properties", "path", "const", paths[i], "line", line, "end_line", end_line, "severity", "enum", "bug",
+            "risk", "nit", "title", text_schema(3, SCHEMA_TITLE_CHARS, extensions), "body",
+            text_schema(0, SCHEMA_BODY_CHARS, extensions), "suggestion", "type", "string", "maxLength",
+            SCHEMA_SUGGESTION_CHARS, "required", "path", "line", "severity", "title", "body", "additionalProperties", 0);
+        if (!item || json_array_append_new(alternatives, item) < 0) {
+            json_decref(alternatives);
+            return NULL;
+        }
+    }
+    if (!alternatives) return NULL;
+    json_t *items = n == 1 ? json_incref(json_array_get(alternatives, 0)) : json_pack("{s:O}", "anyOf", alternatives);
+    json_decref(alternatives);
+    if (n == 0) { /* nothing shown: an empty list is the only answer */
+        json_decref(items);
+        items = NULL;
+    }
+    json_t *findings = json_pack("{s:s,s:i}", "type", "array", "maxItems", n ? max_findings : 0);
+    if (findings && items) json_object_set_new(findings, "items", items);
+    return json_pack("{s:s,s:{s:o,s:o},s:[ss],s:b}", "type", "object", "properties", "summary",
+                     text_schema(1, SCHEMA_SUMMARY_CHARS, extensions), "findings", findings, "required", "summary",
+                     "findings", "additionalProperties", 0);
+}
+
 /* ---- review.json ---------------------------------------------------------- */
 
 static void doc_files_free(review_doc_file *f, size_t n)

@@ -91,6 +91,17 @@ void findings_list_free(findings_list *l);
 int findings_add(findings_list *l, const finding *f);
 void finding_free(finding *f);
 
+/* The JSON Schema of the answer the review prompt asks for, to constrain
+ * generation to it (json_schema_to_grammar, or a server's response_format):
+ * a summary and at most max_findings findings, each on one of the files
+ * shown (paths[i]) at a line from first_line[i] to last_line[i] (the range
+ * of its shown hunks, widened by a few lines for anchoring), with texts of
+ * bounded length. extensions: also prbot's own keywords ("x-single-line").
+ * A jansson object (the caller decrefs it) or NULL. */
+struct json_t;
+struct json_t *findings_schema(const char *const *paths, const int *first_line, const int *last_line, size_t n,
+                               int max_findings, int extensions);
+
 /* One paragraph of plain text: valid UTF-8, no control characters, line
  * breaks and runs of blanks as one space, no leading markdown markers
  * (#, >, -, *, +, "1."), at most max_bytes (cut at a word when possible,

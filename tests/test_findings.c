@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "../bot/findings.h"
 #include "test.h"
 
@@ -346,8 +348,42 @@ static void test_doc_strict_reader(void)
     expect_rejected(many, "at most");
 }
 
+static void test_schema(void)
+{
+    const char *sp[] = {"src/a.c", "b \"quoted\".py"};
+    int lo[] = {5, 1}, hi[] = {40, 3};
+    json_t *schema = findings_schema(sp, lo, hi, 2, 5, 1);
+    REQUIRE(schema, "schema");
+    char *text = json_dumps(schema, JSON_COMPACT | JSON_SORT_KEYS);
+    REQUIRE(text, "dump");
+    EXPECT(strstr(text, "\"required\":[\"summary\",\"findings\"]") && strstr(text, "\"maxItems\":5"), "top: %s", text);
+    json_t *alts = json_object_get(json_object_get(json_object_get(json_object_get(schema, "properties"), "findings"),
+                                                   "items"), "anyOf");
+    REQUIRE(json_array_size(alts) == 2, "one alternative per file");
+    json_t *p0 = json_object_get(json_array_get(alts, 0), "properties");
+    EXPECT(!strcmp(json_string_value(json_object_get(json_object_get(p0, "path"), "const")), "src/a.c"), "path const");
+    EXPECT(json_integer_value(json_object_get(json_object_get(p0, "line"), "minimum")) == 5 &&
+               json_integer_value(json_object_get(json_object_get(p0, "line"), "maximum")) == 40,
+           "line range");
+    EXPECT(json_is_true(json_object_get(json_object_get(p0, "title"), "x-single-line")), "extension");
+    free(text);
+    json_decref(schema);
+    /* without the extension keywords (for a server's response_format); one file: no anyOf */
+    schema = findings_schema(sp, lo, hi, 1, 5, 0);
+    text = schema ? json_dumps(schema, JSON_COMPACT) : NULL;
+    EXPECT(text && !strstr(text, "x-single-line") && !strstr(text, "anyOf"), "plain: %s", text ? text : "");
+    free(text);
+    json_decref(schema);
+    schema = findings_schema(sp, lo, hi, 0, 5, 0);
+    text = schema ? json_dumps(schema, JSON_COMPACT) : NULL;
+    EXPECT(text && strstr(text, "\"maxItems\":0") && !strstr(text, "items\":{"), "no file: no finding: %s", text ? text : "");
+    free(text);
+    json_decref(schema);
+}
+
 int main(void)
 {
+    TEST_RUN(test_schema);
     TEST_RUN(test_parse_complete);
     TEST_RUN(test_parse_wrapped_and_cut);
     TEST_RUN(test_parse_garbage);
