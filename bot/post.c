@@ -307,17 +307,17 @@ int cmd_post(int argc, char **argv)
     rc = publish_post(gh, pr, &doc, &prev, &po, &si, &plan, err, sizeof err);
     if (o.dry_run) {
         /* in Actions the runner would take "::command::" lines of the artifact's text as commands */
-        char token[33] = "";
+        char stop[33] = "";
         int in_actions = getenv("GITHUB_ACTIONS") && !strcmp(getenv("GITHUB_ACTIONS"), "true");
-        if (in_actions && random_token(token) < 0) {
+        if (in_actions && random_token(stop) < 0) {
             snprintf(err, sizeof err, "cannot read /dev/urandom");
             goto done;
         }
-        if (in_actions) printf("::stop-commands::%s\n", token);
+        if (in_actions) printf("::stop-commands::%s\n", stop);
         fputs(plan.summary_body ? plan.summary_body : "", stdout);
         for (size_t i = 0; i < plan.n_comments; i++)
             printf("\n#### %s:%d\n\n%s", plan.comments[i].path, plan.comments[i].line, plan.comments[i].body);
-        if (in_actions) printf("\n::%s::\n", token);
+        if (in_actions) printf("\n::%s::\n", stop);
         exit_code = rc == GH_OK ? 0 : 1;
         goto done;
     }

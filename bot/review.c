@@ -1098,7 +1098,7 @@ static int finish_findings(review_state *s, int local_print)
         if (plan_locally(s, err, sizeof err) < 0 || (s->opt.output && write_output_dir(s, err, sizeof err) < 0))
             return fail(s, err);
         write_body_file(s);
-        if (!s->opt.output) {
+        if (s->opt.dry_run || local_print) {
             print_findings(s);
             fprintf(stderr, "prbot review: %s: printed to stdout\n",
                     s->opt.dry_run ? "dry-run" : "local review (pass --pr N with GITHUB_TOKEN to post)");

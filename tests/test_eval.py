@@ -159,9 +159,10 @@ def markdown_scoring_before_output_exists():
     res = harness.score(fx, hit, None, PHRASES)
     assert res == {"findings": 2, "false": None, "named": True, "anchored": None}, res
     # the summary, the file list and the footer are not findings, and an echo of the prompt names nothing
-    echo = comment("**What changed**: fixes a leak.\n\n**Risks and bugs**: Only real issues: bugs, wrong logic, "
-                   "security problems, missing error handling, resource leaks, races.")
-    res = harness.score(fx, echo, None, PHRASES)
+    # (a template of its own: the review prompt asks for JSON now and names no kind of bug)
+    instructions = "Only real issues: bugs, wrong logic, security problems, missing error handling, resource leaks, races."
+    echo = comment("**What changed**: fixes a leak.\n\n**Risks and bugs**: " + instructions)
+    res = harness.score(fx, echo, None, harness.prompt_phrases("[user]\n" + instructions))
     assert res["named"] is False and res["findings"] == 1, res
     none = comment("**What changed**: reads whole files.\n\n**Risks and bugs**: No problems found.")
     assert harness.score(fixture("c-clean"), none, None, PHRASES)["false"] == 0

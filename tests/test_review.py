@@ -365,7 +365,9 @@ def generated_text_cannot_run_workflow_commands():
         gh.add_pull(3, head_sha=head, base_sha=base)
         env = actions_env(tmp, gh, "pull_request", pr_event(3, base, head), GITHUB_WORKSPACE=repo)
         tokens = []
-        for args in (["--max-tokens", "3"], ["--max-tokens", "2", "--dry-run", "--base", base, "--head", head]):
+        # a free-text prompt posts what the model said; the review prompt's dry run prints its findings
+        for args in (["--max-tokens", "3", "--prompt", "summary"],
+                     ["--max-tokens", "2", "--dry-run", "--base", base, "--head", head]):
             r = run(["--model", model, *args], env)
             assert r.returncode == 0, r.stderr[-2000:]
             output = r.stderr + r.stdout
