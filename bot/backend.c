@@ -218,7 +218,7 @@ int backend_chat(const backend_options *o, const engine_chat_msg *msgs, int n_ms
         }
         double wait = retry_wait_seconds(&rules, failed ? NULL : &r, attempt);
         http_response_free(&r);
-        fprintf(stderr, "prbot: backend POST %s: %s, retry %d/%d in %.3g s\n", url, why, attempt + 1,
+        log_note("prbot: backend POST %s: %s, retry %d/%d in %.3g s", url, why, attempt + 1,
                 rules.max_attempts, wait);
         retry_sleep(wait);
         on_text(NULL, user);

@@ -3,8 +3,7 @@
  * comes to what the machine's memory bandwidth allows.
  *
  * One repetition measures three things, the first two as llama-bench (the
- * reference implementation's benchmark, whose figures DESIGN.md quotes)
- * defines -p and -n:
+ * reference implementation's benchmark) defines -p and -n:
  *   prefill  p random token ids evaluated in one engine_eval call, from an
  *            empty KV cache (llama-bench's pp);
  *   decode   n single-token engine_eval calls from an empty KV cache
@@ -17,42 +16,32 @@
  * so one noisy run does not move the figures.
  *
  * Decode reads every weight once per token, so it is bounded by memory
- * bandwidth: ceiling = bandwidth / weight bytes per token (the issue's
- * definition). After the prompt the bound is bandwidth / (weight bytes + KV
- * bytes at the mean context), reported beside it. The bandwidth is
- * measured here, with the same number of threads, by streaming the widest
- * vector loads the CPU has over a buffer far larger than the last-level cache
- * (1 GiB by default, in 2 MiB pages as the repacked weights are), each thread
- * its own slice as four interleaved streams. (A first version, 16-byte loads
- * in one stream, read up to 10% less than decode itself streamed.)
+ * bandwidth: ceiling = bandwidth / weight bytes per token. After the prompt
+ * the bound is bandwidth / (weight bytes + KV bytes at the mean context),
+ * reported beside it. The bandwidth is measured with the engine's probe
+ * (engine_membw_*, engine/machine.c), with the same number of threads.
  *
- * A shared VM's bandwidth drifts, and this one flips between two levels
- * (about 50 and 83 GB/s here) from one minute to the next, sometimes within
- * one model's repetitions. So every decode run is bracketed by a pass just
- * before and just after it, and its share of the ceiling uses the mean of
- * those two: a run and its bound are measured in the same second. The shares
- * reported are the medians of those per-run shares; the ceiling in tok/s uses
- * the median of all passes, whose spread is reported too. Random weights run
- * exactly as fast as trained ones, which
- * is why tests/bench.sh can use generated models (tests/tools/gen_model.c).
+ * A shared VM's bandwidth drifts, sometimes within one model's repetitions.
+ * So every decode run is bracketed by a pass just before and just after it,
+ * and its share of the ceiling uses the mean of those two: a run and its
+ * bound are measured in the same second. The shares reported are the medians
+ * of those per-run shares; the ceiling in tok/s uses the median of all
+ * passes, whose spread is reported too. Random weights run exactly as fast
+ * as trained ones, which is why tests/bench.sh can use generated models
+ * (tests/tools/gen_model.c).
  */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "../engine/engine.h"
-#include "../engine/kernels/kernels.h"
-#include "../engine/threads.h"
 #include "cli_options.h"
 #include "commands.h"
 
 #define BANDWIDTH_PASSES_PER_REP 4 /* one before the prefill, three around the two decode runs */
-#define HUGE_PAGE ((size_t)2 << 20)
 #define MAX_REPS 100
 #define MAX_PASSES (BANDWIDTH_PASSES_PER_REP * MAX_REPS + 1)
 
@@ -90,13 +79,6 @@ static const char bench_usage[] =
     "  --bandwidth-mib M     size of the bandwidth test buffer (default 1024)\n"
     "  --seed S              seed of the random token ids (default 1)\n"
     "  --json                print one JSON object instead of a table\n";
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int compare_double(const void *a, const void *b)
 {
@@ -162,116 +144,10 @@ static int parse_bench(int argc, char **argv, bench_options *o)
 
 /* ------------------------------------------------------------ bandwidth */
 
-/* 64 bytes, so every load is one full vector (GCC/Clang vector extension: SIMD where there is any). */
-typedef uint64_t u64x8 __attribute__((vector_size(64), aligned(64))); /* aligned alike in every clone below */
-
-typedef struct {
-    u64x8 *lines;
-    size_t n_lines;
-    thread_pool *pool;
-    u64x8 sums[256]; /* one per thread, so the reads cannot be optimised away */
-} bandwidth_probe;
-
-static void slice(size_t n, int ith, int nth, size_t *begin, size_t *end)
-{
-    *begin = n * (size_t)ith / (size_t)nth;
-    *end = n * (size_t)(ith + 1) / (size_t)nth;
-}
-
-/* Writes this thread's slice (first touch also places the pages). */
-static void touch_slice(void *ctx, int ith, int nth)
-{
-    bandwidth_probe *b = ctx;
-    size_t begin, end;
-    slice(b->n_lines, ith, nth, &begin, &end);
-    for (size_t i = begin; i < end; i++) b->lines[i] = (u64x8){i, i + 1, i + 2, i + 3, i + 4, i + 5, i + 6, i + 7};
-}
-
-/* The widest vector loads the CPU has (GCC/Clang compile a copy per target
- * and pick one at load time): narrower loads keep fewer lines in flight. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define WIDEST_LOADS __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDEST_LOADS
-#endif
-
-/* Streams through this thread's slice as four interleaved sub-streams (more
- * lines in flight for the prefetchers than one stream), each with its own sum. */
-WIDEST_LOADS static void read_slice(void *ctx, int ith, int nth)
-{
-    bandwidth_probe *b = ctx;
-    size_t begin, end;
-    slice(b->n_lines, ith, nth, &begin, &end);
-    const size_t quarter = (end - begin) / 4;
-    const u64x8 *p0 = b->lines + begin, *p1 = p0 + quarter, *p2 = p1 + quarter, *p3 = p2 + quarter;
-    u64x8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
-    for (size_t i = 0; i < quarter; i++) {
-        s0 += p0[i];
-        s1 += p1[i];
-        s2 += p2[i];
-        s3 += p3[i];
-    }
-    for (size_t i = begin + 4 * quarter; i < end; i++) s0 += b->lines[i];
-    b->sums[ith & 255] = s0 + s1 + s2 + s3;
-}
-
-static void bandwidth_probe_free(bandwidth_probe *b)
-{
-    if (!b) return;
-    if (b->pool) threads_free(b->pool);
-    free(b->lines);
-    free(b);
-}
-
-/* A buffer of `mib` MiB, written once, and a pool of n_threads to read it with. */
-static bandwidth_probe *bandwidth_probe_new(int n_threads, int mib, char *err, size_t errlen)
-{
-    bandwidth_probe *b = aligned_alloc(64, sizeof *b); /* its sums are whole vectors */
-    if (b) memset(b, 0, sizeof *b);
-    size_t bytes = (size_t)mib << 20;
-    void *lines = NULL;
-    if (b && posix_memalign(&lines, HUGE_PAGE, bytes) == 0) {
-        b->lines = lines;
-        madvise(lines, bytes, MADV_HUGEPAGE); /* as the packed weights are: the same TLB reach */
-    }
-    if (b) b->pool = threads_new(n_threads);
-    if (!b || !b->lines || !b->pool) {
-        snprintf(err, errlen, "cannot allocate %d MiB and %d threads for the bandwidth test", mib, n_threads);
-        bandwidth_probe_free(b);
-        return NULL;
-    }
-    b->n_lines = bytes / sizeof(u64x8);
-    threads_run(b->pool, touch_slice, b);
-    threads_run(b->pool, read_slice, b); /* warm-up */
-    return b;
-}
-
-/* One timed pass over the whole buffer, in GB/s. */
-static double bandwidth_pass(bandwidth_probe *b)
-{
-    double t0 = now_s();
-    threads_run(b->pool, read_slice, b);
-    double dt = now_s() - t0;
-    return dt > 0 ? (double)(b->n_lines * sizeof(u64x8)) / dt / 1e9 : 0;
-}
-
-static void empty_task(void *ctx, int ith, int nth) { (void)ctx, (void)ith, (void)nth; }
-
-/* What handing a region to the other threads and waiting for them costs, in
- * ns: decode pays it hundreds of times per token, and on a VM it tells
- * whether the threads share a core complex (~100 ns) or not (~500 ns). */
-static double handoff_ns(bandwidth_probe *b)
-{
-    enum { RUNS = 20000 };
-    double t0 = now_s();
-    for (int i = 0; i < RUNS; i++) threads_run(b->pool, empty_task, NULL);
-    return (now_s() - t0) / RUNS * 1e9;
-}
-
 /* A pass recorded for the median; returns its GB/s. */
-static double recorded_pass(bandwidth_probe *b, bench_result *r)
+static double recorded_pass(engine_membw *b, bench_result *r)
 {
-    double gb_s = bandwidth_pass(b);
+    double gb_s = engine_membw_pass(b);
     if (r->n_passes < MAX_PASSES) r->bandwidth_passes[r->n_passes++] = gb_s;
     return gb_s;
 }
@@ -299,23 +175,23 @@ static uint64_t next_random(uint64_t *s)
 /* n single-token evaluations of tokens[0, n); returns tokens per second, or -1. */
 static double decode_run(engine_session *ses, const int32_t *tokens, int n, char *err, size_t errlen)
 {
-    double t0 = now_s();
+    double t0 = engine_now_s();
     for (int i = 0; i < n; i++)
         if (engine_eval(ses, &tokens[i], 1, NULL, err, errlen)) return -1;
-    return n / (now_s() - t0);
+    return n / (engine_now_s() - t0);
 }
 
 /* One repetition: prefill p tokens and decode n after them; then decode n
  * from an empty cache. Each decode run lies between two bandwidth passes. */
-static int run_once(engine_session *e, bandwidth_probe *probe, const int32_t *tokens, const bench_options *o,
+static int run_once(engine_session *e, engine_membw *probe, const int32_t *tokens, const bench_options *o,
                     bench_result *r, int rep, char *err, size_t errlen)
 {
     recorded_pass(probe, r);
     engine_reset(e);
-    double t0 = now_s();
+    double t0 = engine_now_s();
     if (engine_eval(e, tokens, o->n_prompt, NULL, err, errlen)) return -1;
-    r->prefill_runs[rep] = o->n_prompt / (now_s() - t0);
-    r->handoff_runs[rep] = handoff_ns(probe);
+    r->prefill_runs[rep] = o->n_prompt / (engine_now_s() - t0);
+    r->handoff_runs[rep] = engine_membw_handoff_ns(probe);
     double before = recorded_pass(probe, r);
     if ((r->after_prompt_runs[rep] = decode_run(e, tokens + o->n_prompt, o->n_gen, err, errlen)) < 0) return -1;
     double between = recorded_pass(probe, r);
@@ -327,7 +203,7 @@ static int run_once(engine_session *e, bandwidth_probe *probe, const int32_t *to
     return 0;
 }
 
-static int run_bench(engine_session *e, bandwidth_probe *probe, const bench_options *o, bench_result *r, char *err,
+static int run_bench(engine_session *e, engine_membw *probe, const bench_options *o, bench_result *r, char *err,
                      size_t errlen)
 {
     const engine_info *info = engine_get_info(engine_session_model(e));
@@ -414,7 +290,7 @@ static void print_json(const bench_options *o, const engine_info *info, uint64_t
     json_object_set_new(j, "name", json_string(info->name));
     json_object_set_new(j, "arch", json_string(info->arch));
     json_object_set_new(j, "file_type", json_string(info->file_type));
-    json_object_set_new(j, "isa", json_string(kernels.isa ? kernels.isa : "?"));
+    json_object_set_new(j, "isa", json_string(engine_isa()));
     json_object_set_new(j, "threads", json_integer(info->n_threads));
     json_object_set_new(j, "p", json_integer(o->n_prompt));
     json_object_set_new(j, "n", json_integer(o->n_gen));
@@ -451,7 +327,7 @@ static void print_table(const bench_options *o, const engine_info *info, uint64_
     printf("model     %s (%s, mostly %s)\n", info->name, info->arch, info->file_type);
     printf("file      %.1f MB, %.1f MB of weights read per token\n", model_bytes / 1e6, info->weight_bytes / 1e6);
     printf("machine   %d threads, kernels %s, memory %.1f GB/s (passes %.1f..%.1f), thread hand-off %.0f ns\n",
-           info->n_threads, kernels.isa ? kernels.isa : "?", r->bandwidth_gb_s, r->bandwidth_min, r->bandwidth_max,
+           info->n_threads, engine_isa(), r->bandwidth_gb_s, r->bandwidth_min, r->bandwidth_max,
            r->handoff_ns);
     char after_label[48];
     snprintf(after_label, sizeof after_label, "decode after %d", o->n_prompt);
@@ -487,9 +363,9 @@ int cmd_bench(int argc, char **argv)
     bench_result r = {0};
     rc = 1;
     engine_session *ses = NULL;
-    bandwidth_probe *probe = NULL;
+    engine_membw *probe = NULL;
     if (engine_session_new(&ses, e, 0, err, sizeof err) ||
-        !(probe = bandwidth_probe_new(info->n_threads, o.bandwidth_mib, err, sizeof err)) ||
+        engine_membw_new(&probe, info->n_threads, o.bandwidth_mib, err, sizeof err) ||
         run_bench(ses, probe, &o, &r, err, sizeof err)) {
         fprintf(stderr, "prbot bench: %s\n", err);
     } else {
@@ -499,7 +375,7 @@ int cmd_bench(int argc, char **argv)
             print_table(&o, info, (uint64_t)st.st_size, &r);
         rc = 0;
     }
-    bandwidth_probe_free(probe);
+    engine_membw_free(probe);
     engine_session_free(ses);
     engine_close(e);
     return rc;

@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "http.h"
 #include "retry.h"
 
@@ -288,7 +289,7 @@ static int gh_call(gh_client *c, const char *method, const char *url, const char
         }
         double wait = retry_wait_seconds(&c->retry, transport_failed ? NULL : resp, attempt);
         http_response_free(resp);
-        fprintf(stderr, "prbot: GitHub API %s %s: %s%s, retry %d/%d in %.3g s\n", method, shown, why,
+        log_note("prbot: GitHub API %s %s: %s%s, retry %d/%d in %.3g s", method, shown, why,
                 rate_limited ? " (rate limited)" : "", attempt + 1, c->retry.max_attempts, wait);
         retry_sleep(wait);
     }
@@ -783,7 +784,7 @@ int gh_comment_upsert(gh_client *c, long number, const char *marker, const char 
         if (!retryable && !comment_vanished) break;
         if (round < c->retry.max_attempts) {
             double wait = retry_wait_seconds(&c->retry, NULL, round);
-            fprintf(stderr, "prbot: %s; searching for the comment again in %.3g s (%d/%d)\n", err, wait,
+            log_note("prbot: %s; searching for the comment again in %.3g s (%d/%d)", err, wait,
                     round + 1, c->retry.max_attempts);
             retry_sleep(wait);
         }

@@ -6,7 +6,8 @@
  * header callback starts a fresh block whenever a status line ("HTTP/...")
  * arrives, so after redirects or "100 Continue" only the final response's
  * headers remain. Debug output goes through CURLOPT_DEBUGFUNCTION so we can
- * rewrite any "Authorization:" line before it reaches stderr.
+ * rewrite any "Authorization:" line before it reaches the log (log_note,
+ * errors.h: the command layer sends it to stderr).
  */
 #include "http.h"
 
@@ -17,6 +18,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "errors.h"
 #include "textbuf.h"
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
@@ -52,9 +54,9 @@ static void debug_print_headers(const char *prefix, const char *data, size_t siz
         while (line_len && (data[i + line_len - 1] == '\r' || data[i + line_len - 1] == '\n')) line_len--;
         if (line_len) {
             if (line_len >= 14 && !strncasecmp(data + i, "authorization:", 14))
-                fprintf(stderr, "%s Authorization: [redacted]\n", prefix);
+                log_note("%s Authorization: [redacted]", prefix);
             else
-                fprintf(stderr, "%s %.*s\n", prefix, (int)line_len, data + i);
+                log_note("%s %.*s", prefix, (int)line_len, data + i);
         }
         i = j + 1;
     }
@@ -135,7 +137,7 @@ static int perform(const char *method, const char *url, const char *const *heade
     memset(resp, 0, sizeof *resp);
     CURL *curl = curl_easy_init();
     if (!curl) {
-        snprintf(err, errlen, "cannot initialise libcurl");
+        err_set(err, errlen, "cannot initialise libcurl");
         return -1;
     }
     struct curl_slist *list = NULL;
@@ -144,7 +146,7 @@ static int perform(const char *method, const char *url, const char *const *heade
         if (!next) {
             curl_slist_free_all(list);
             curl_easy_cleanup(curl);
-            snprintf(err, errlen, "out of memory");
+            err_set(err, errlen, "out of memory");
             return -1;
         }
         list = next;
@@ -194,13 +196,13 @@ static int perform(const char *method, const char *url, const char *const *heade
     resp->headers_len = head_buf.len;
     if (!resp->body || !resp->headers || sink.body.failed || head_buf.failed) {
         http_response_free(resp);
-        snprintf(err, errlen, "out of memory reading the response");
+        err_set(err, errlen, "out of memory reading the response");
         return -1;
     }
     if (rc != CURLE_OK) {
-        if (sink.aborted) snprintf(err, errlen, "aborted");
-        else if (sink.stalled) snprintf(err, errlen, "timed out: nothing received for %ld s", idle_s);
-        else snprintf(err, errlen, "%s", curl_err[0] ? curl_err : curl_easy_strerror(rc));
+        if (sink.aborted) err_set(err, errlen, "aborted");
+        else if (sink.stalled) err_set(err, errlen, "timed out: nothing received for %ld s", idle_s);
+        else err_set(err, errlen, "%s", curl_err[0] ? curl_err : curl_easy_strerror(rc));
         resp->status = 0;
         return -1;
     }

@@ -2,11 +2,16 @@
  * main.c - prbot's entry point: dispatch argv[1] to a subcommand.
  *
  * This is the only place that calls exit (by returning from main); every
- * subcommand returns its exit status.
+ * subcommand returns its exit status. Process-wide settings that come from
+ * the environment are read here, once, and handed to the layers below
+ * (engine/ never reads the environment).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "../engine/engine.h"
+#include "errors.h"
 #include "commands.h"
 
 static const struct {
@@ -32,8 +37,27 @@ static void usage(FILE *out)
         fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
 }
 
+/* PRBOT_ISA=scalar|avx2|avx512|avx512vnni|neon caps the SIMD kernels (tests,
+ * benchmarks, bug hunts); an unknown value is reported and ignored. */
+static void isa_from_env(void)
+{
+    const char *isa = getenv("PRBOT_ISA");
+    if (isa && *isa && engine_set_isa(isa, NULL, 0))
+        fprintf(stderr, "prbot: PRBOT_ISA=%s is not one of scalar, avx2, avx512, avx512vnni, neon; ignoring it\n",
+                isa);
+}
+
+/* Library modules' log lines (retries, PRBOT_DEBUG traces) go to stderr. */
+static void log_to_stderr(const char *line, void *user)
+{
+    (void)user;
+    fprintf(stderr, "%s\n", line);
+}
+
 int main(int argc, char **argv)
 {
+    log_set(log_to_stderr, NULL);
+    isa_from_env();
     if (argc < 2) {
         usage(stderr);
         return 2;

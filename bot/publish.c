@@ -508,10 +508,10 @@ static int create_review(gh_client *gh, long pr, const review_doc *doc, const pu
         int found = 0;
         char err2[512];
         if (gh_review_find(gh, pr, marker, ref, &found, err2, sizeof err2) == GH_OK && found) {
-            fprintf(stderr, "prbot: %s; the review was created all the same\n", err);
+            log_note("prbot: %s; the review was created all the same", err);
             return GH_OK;
         }
-        fprintf(stderr, "prbot: %s; trying again (%d/%d)\n", err, round + 1, CREATE_ROUNDS);
+        log_note("prbot: %s; trying again (%d/%d)", err, round + 1, CREATE_ROUNDS);
     }
     return rc;
 }
@@ -528,7 +528,7 @@ static int probe_comments(gh_client *gh, long pr, const review_doc *doc, const p
         int rc = gh_review_create(gh, pr, doc->head_sha, NULL, "prbot: checking one comment", &plan->comments[i], 1,
                                   &ref, &retryable, err, errlen);
         if (rc == GH_ERR_INVALID) {
-            fprintf(stderr, "prbot: GitHub refuses the comment on %s:%d: %s\n", plan->comments[i].path,
+            log_note("prbot: GitHub refuses the comment on %s:%d: %s", plan->comments[i].path,
                     plan->comments[i].line, err);
             keep[i] = 0;
             continue;
@@ -547,7 +547,7 @@ static void link_comments(gh_client *gh, long pr, review_doc *doc, const gh_revi
     size_t n = 0;
     char err[512];
     if (gh_review_comments(gh, pr, ref->id, &posted, &n, err, sizeof err) != GH_OK) {
-        fprintf(stderr, "prbot: could not read the review's comments (%s); the summary links the review instead\n", err);
+        log_note("prbot: could not read the review's comments (%s); the summary links the review instead", err);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -570,7 +570,7 @@ static int post_review(gh_client *gh, long pr, review_doc *doc, publish_plan *pl
     gh_review_ref ref;
     int rc = create_review(gh, pr, doc, plan, plan->comments, plan->n_comments, &ref, err, errlen);
     if (rc == GH_ERR_INVALID && plan->n_comments) {
-        fprintf(stderr, "prbot: GitHub refused the review (%s); finding the comments it refuses\n", err);
+        log_note("prbot: GitHub refused the review (%s); finding the comments it refuses", err);
         int *keep = calloc(plan->n_comments, sizeof *keep);
         gh_review_comment *kept = calloc(plan->n_comments, sizeof *kept);
         size_t n_kept = 0;
@@ -589,7 +589,7 @@ static int post_review(gh_client *gh, long pr, review_doc *doc, publish_plan *pl
             rc = create_review(gh, pr, doc, plan, kept, n_kept, &ref, err, errlen);
         }
         if (rc == GH_ERR_INVALID || prc != GH_OK) {
-            fprintf(stderr, "prbot: %s; posting the review without inline comments\n", err);
+            log_note("prbot: %s; posting the review without inline comments", err);
             for (size_t i = 0; i < plan->n_comments; i++) {
                 finding *f = &doc->f.items[plan->finding_of[i]];
                 if (f->inline_comment) plan->refused++;

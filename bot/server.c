@@ -34,8 +34,9 @@
  * names others. Loaded models count their file and KV-cache bytes against
  * --memory; loading one more unloads the least recently used idle ones first.
  *
- * The log has one line per request on stderr: method, path, status, tokens
- * generated and milliseconds. The API key is never printed.
+ * The log has one line per request (log_note, errors.h: stderr under
+ * prbot serve): method, path, status, tokens generated and milliseconds.
+ * The API key is never printed.
  */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "server.h"
@@ -255,7 +256,7 @@ static void make_room(server *srv, uint64_t need)
             if (srv->models[i].n_active == 0 && (lru < 0 || srv->models[i].last_used < srv->models[lru].last_used))
                 lru = i;
         if (lru < 0) return; /* all busy: load anyway, over the bound, rather than fail the request */
-        fprintf(stderr, "prbot serve: unloading %s (least recently used) to make room\n", srv->models[lru].name);
+        log_note("prbot serve: unloading %s (least recently used) to make room", srv->models[lru].name);
         pthread_mutex_lock(&srv->mu);
         unload(srv, lru);
         pthread_mutex_unlock(&srv->mu);
@@ -301,7 +302,7 @@ static loaded_model *load_model(server *srv, const char *name, const char *path,
         return NULL;
     }
     const engine_info *info = engine_get_info(e);
-    fprintf(stderr, "prbot serve: loaded %s (%s, %s, %s) in %.2f s, context %d, %d threads\n", name, info->name,
+    log_note("prbot serve: loaded %s (%s, %s, %s) in %.2f s, context %d, %d threads", name, info->name,
             info->arch, info->file_type, m->load_s, info->n_ctx, info->n_threads);
     return m;
 }
@@ -467,7 +468,7 @@ static void log_gone(job *j)
     pthread_mutex_lock(&j->mu);
     j->res.completion_tokens = st.generated_tokens;
     pthread_mutex_unlock(&j->mu);
-    fprintf(stderr, "prbot serve: %s: the client went away; stopped after %d tokens\n", j->id, st.generated_tokens);
+    log_note("prbot serve: %s: the client went away; stopped after %d tokens", j->id, st.generated_tokens);
 }
 
 /* One step of an active job; returns 1 when the job is over. */
@@ -516,7 +517,7 @@ static void *scheduler_main(void *arg)
     server *srv = arg;
     char err[512];
     if (!load_model(srv, srv->default_name, srv->o.model_path, err, sizeof err)) {
-        fprintf(stderr, "prbot serve: cannot load %s: %s\n", srv->o.model_path, err);
+        log_note("prbot serve: cannot load %s: %s", srv->o.model_path, err);
         atomic_store(&srv->ready, -1);
     } else {
         atomic_store(&srv->ready, 1);
@@ -1098,7 +1099,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     }
     if (cc->pull_err_fd >= 0) close(cc->pull_err_fd);
     if (cc->pull_out_fd >= 0) close(cc->pull_out_fd);
-    fprintf(stderr, "prbot serve: %s %s %d tokens=%d ms=%.0f\n", cc->method, cc->path, cc->status, cc->tokens,
+    log_note("prbot serve: %s %s %d tokens=%d ms=%.0f", cc->method, cc->path, cc->status, cc->tokens,
             (now_s() - cc->t0) * 1000);
     textbuf_free(&cc->body);
     textbuf_free(&cc->out);

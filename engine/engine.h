@@ -111,6 +111,31 @@ typedef void (*engine_progress_cb)(int done, int total, double seconds, void *us
 
 void engine_sampling_defaults(engine_sampling *s);
 
+/* ---- the machine (process-wide; engine/machine.c) ------------------------ */
+
+/* Caps the SIMD kernels every engine of this process uses at `isa`:
+ * "scalar", "avx2", "avx512", "avx512vnni" or "neon" (NULL or "" = the best
+ * the CPU has). It never raises the level above what the CPU has, and only
+ * counts before the first engine_open or engine_isa. An unknown name is -1
+ * and changes nothing. prbot takes it from PRBOT_ISA (bot/main.c). */
+int engine_set_isa(const char *isa, char *err, size_t errlen);
+/* The kernels in use ("scalar", "avx2", "avx512", "avx512vnni", "neon"). */
+const char *engine_isa(void);
+/* Monotonic seconds, for timing. */
+double engine_now_s(void);
+
+/* A memory bandwidth probe: `mib` MiB of buffer (far more than the last-level
+ * cache) read by n_threads threads (0 = what the process may use) the way
+ * decode reads weights, so bandwidth / weight bytes bounds decode tokens/s. */
+typedef struct engine_membw engine_membw;
+int engine_membw_new(engine_membw **out, int n_threads, int mib, char *err, size_t errlen);
+/* One timed pass over the buffer: GB/s (1e9 bytes per second). */
+double engine_membw_pass(engine_membw *b);
+/* What one empty parallel region on the probe's threads costs, in ns (decode
+ * pays it several times per layer). */
+double engine_membw_handoff_ns(engine_membw *b);
+void engine_membw_free(engine_membw *b);
+
 /* ---- the model (shared) ----------------------------------------------- */
 
 int engine_open(engine **out, const char *model_path, const engine_params *params, char *err, size_t errlen);

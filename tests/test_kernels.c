@@ -355,16 +355,17 @@ static void test_detection_matches_compiler(void)
 #endif
 }
 
-/* PRBOT_ISA caps the level kernels_init picks; never raises it. */
-static void test_env_cap(void)
+/* kernels_set_cap (PRBOT_ISA through engine_set_isa) caps the level
+ * kernels_init picks; never raises it. */
+static void test_cap(void)
 {
     kernel_table t;
     const char *want = kernels_fill(&t, ISA_AVX2) == 0 ? "avx2" : "scalar";
-    setenv("PRBOT_ISA", "avx2", 1);
+    EXPECT(kernels_set_cap("avx3") == -1, "an unknown ISA name was accepted");
+    REQUIRE(kernels_set_cap("avx2") == 0, "avx2 refused as a cap");
     kernels_init();
-    unsetenv("PRBOT_ISA");
     REQUIRE(kernels.isa, "kernels_init left the table empty");
-    EXPECT(strcmp(kernels.isa, want) == 0, "PRBOT_ISA=avx2 gave %s, want %s", kernels.isa, want);
+    EXPECT(strcmp(kernels.isa, want) == 0, "cap avx2 gave %s, want %s", kernels.isa, want);
     for (uint32_t type = 0; type < QT_COUNT; type++)
         if (quant_traits_of(type)) EXPECT(kernels.vec_dot[type] != NULL, "type %u has no kernel", type);
     kernels_init(); /* idempotent */
@@ -377,7 +378,7 @@ int main(void)
     static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon"};
     TEST_RUN(test_scalar_table_is_the_reference);
     TEST_RUN(test_detection_matches_compiler);
-    TEST_RUN(test_env_cap);
+    TEST_RUN(test_cap);
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         cur_isa = isas[i];
 #if defined(__x86_64__)

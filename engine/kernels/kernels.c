@@ -9,13 +9,13 @@
  * An installer only runs after the check said yes; on builds for another
  * architecture the installers are empty functions and kernels_fill says -1.
  *
- * PRBOT_ISA=scalar|avx2|avx512|avx512vnni|neon caps the level (for tests,
- * benchmarks and bug hunts); it can never raise it above what the CPU has.
+ * kernels_set_cap("scalar"|"avx2"|"avx512"|"avx512vnni"|"neon") caps the level
+ * (for tests, benchmarks and bug hunts; prbot takes it from PRBOT_ISA through
+ * engine_set_isa); it can never raise it above what the CPU has.
  */
 #include "kernels.h"
 
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,21 +115,27 @@ int kernels_fill(kernel_table *t, kernel_isa isa)
     return 0;
 }
 
-/* The highest ISA allowed by PRBOT_ISA (everything if unset). */
-static kernel_isa isa_cap_from_env(void)
+/* The highest ISA kernels_init may choose; ISA_NEON (the last) caps nothing. */
+static kernel_isa isa_cap = ISA_NEON;
+
+int kernels_set_cap(const char *name)
 {
-    const char *cap = getenv("PRBOT_ISA");
-    if (!cap || !*cap) return ISA_NEON;
+    if (!name || !*name) {
+        isa_cap = ISA_NEON;
+        return 0;
+    }
     for (int i = 0; i <= ISA_NEON; i++)
-        if (strcmp(cap, isa_names[i]) == 0) return (kernel_isa)i;
-    fprintf(stderr, "prbot: PRBOT_ISA=%s is not one of scalar, avx2, avx512, avx512vnni, neon; ignoring it\n", cap);
-    return ISA_NEON;
+        if (strcmp(name, isa_names[i]) == 0) {
+            isa_cap = (kernel_isa)i;
+            return 0;
+        }
+    return -1;
 }
 
 static void kernels_init_once(void)
 {
     static const kernel_isa best_first[] = {ISA_NEON, ISA_AVX512VNNI, ISA_AVX512, ISA_AVX2};
-    const kernel_isa cap = isa_cap_from_env();
+    const kernel_isa cap = isa_cap;
     kernel_table chosen;
     fill_scalar(&chosen);
     for (size_t i = 0; i < sizeof best_first / sizeof best_first[0]; i++) {

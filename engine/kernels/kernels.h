@@ -83,8 +83,11 @@ extern kernel_table kernels;
 
 typedef enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_AVX512VNNI = 3, ISA_NEON = 4 } kernel_isa;
 
-/* Fills `kernels` for the best ISA the CPU has (PRBOT_ISA=scalar|avx2|avx512
- * in the environment caps it). Idempotent. */
+/* Caps the level kernels_init chooses at the ISA named "scalar", "avx2",
+ * "avx512", "avx512vnni" or "neon" (NULL or "" = no cap); only calls before
+ * the first kernels_init count. Returns -1, changing nothing, on another name. */
+int kernels_set_cap(const char *name);
+/* Fills `kernels` for the best ISA the CPU has, up to the cap. Idempotent. */
 void kernels_init(void);
 /* Fills `t` for exactly `isa` if this CPU and build support it; returns -1 otherwise. */
 int kernels_fill(kernel_table *t, kernel_isa isa);

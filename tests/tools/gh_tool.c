@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../bot/errors.h"
 #include "../../bot/github.h"
 
 static char *read_file(const char *path)
@@ -82,8 +83,16 @@ static int run_upsert(gh_client *gh, long number, const char *marker, const char
     return rc;
 }
 
+/* As prbot's command layer does: the client's retry notes and debug trace on stderr. */
+static void log_to_stderr(const char *line, void *user)
+{
+    (void)user;
+    fprintf(stderr, "%s\n", line);
+}
+
 int main(int argc, char **argv)
 {
+    log_set(log_to_stderr, NULL);
     char err[512] = "";
     if (argc < 3) {
         fprintf(stderr, "usage: gh_tool pull N | files N | upsert N MARKER FILE | summary FILE\n");
