@@ -873,10 +873,14 @@ int tokenizer_piece(const tokenizer *t, int32_t id, int render_special, char *bu
 
 void tokenizer_stream_init(tokenizer_stream *s) { memset(s, 0, sizeof *s); }
 
-/* Appends bytes to out[0..cap-1) at *n, keeping room for the NUL. */
+/* Appends one character's bytes to out[0..cap-1) at *n, keeping room for
+ * the NUL; a character that does not fit is left out whole, so even a short
+ * buffer holds valid UTF-8. */
 static void stream_put(char *out, int cap, int *n, const char *s, size_t len)
 {
-    for (size_t i = 0; i < len && *n < cap - 1; i++) out[(*n)++] = s[i];
+    if ((size_t)*n + len >= (size_t)cap) return;
+    memcpy(out + *n, s, len);
+    *n += (int)len;
 }
 
 /* Writes the complete, valid UTF-8 of bytes[0..len) to out (invalid bytes
@@ -886,11 +890,10 @@ static size_t stream_emit_valid(const char *bytes, size_t len, char *out, int ca
 {
     size_t complete = utf8_complete_prefix(bytes, len);
     for (size_t i = 0; i < complete;) {
-        uint32_t cp;
-        size_t used = utf8_decode(bytes + i, complete - i, &cp);
-        if (cp == UNICODE_REPLACEMENT && used == 1) stream_put(out, cap, n, "\xEF\xBF\xBD", 3);
-        else stream_put(out, cap, n, bytes + i, used);
-        i += used;
+        size_t used = utf8_valid_len(bytes + i, complete - i);
+        if (used) stream_put(out, cap, n, bytes + i, used);
+        else stream_put(out, cap, n, "\xEF\xBF\xBD", 3);
+        i += used ? used : 1;
     }
     return len - complete;
 }

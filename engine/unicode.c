@@ -67,6 +67,16 @@ invalid:
     return 1;
 }
 
+size_t utf8_valid_len(const char *s, size_t len)
+{
+    static const uint32_t shortest[5] = {0, 0, 0x80, 0x800, 0x10000}; /* smallest codepoint per length */
+    uint32_t cp;
+    size_t n = utf8_decode(s, len, &cp);
+    if (n == 1 && (unsigned char)s[0] >= 0x80) return 0;
+    if (cp < shortest[n] || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n;
+}
+
 int utf8_encode(uint32_t cp, char *out)
 {
     if (cp < 0x80) {

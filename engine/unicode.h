@@ -35,6 +35,11 @@ size_t utf8_seq_len(unsigned char lead);
  * bytes consumed. A malformed or truncated sequence yields U+FFFD and
  * consumes one byte. */
 size_t utf8_decode(const char *s, size_t len, uint32_t *cp);
+/* Length of the valid UTF-8 sequence at s[0..len) (len >= 1), or 0 when it
+ * is not one: malformed, truncated, overlong, a surrogate or above
+ * U+10FFFF. utf8_decode is lenient like the reference tokenizers (input
+ * text is split the way they split it); this is for text we hand out. */
+size_t utf8_valid_len(const char *s, size_t len);
 /* Encodes cp (<= 0x10FFFF) into out[0..4); returns the byte count. */
 int utf8_encode(uint32_t cp, char *out);
 /* Length of the longest prefix of s[0..len) that does not end inside an

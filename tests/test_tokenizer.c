@@ -290,8 +290,13 @@ static int valid_utf8(const char *s, size_t n)
     for (size_t i = 0; i < n;) {
         size_t len = u[i] < 0x80 ? 1 : (u[i] >> 5) == 6 ? 2 : (u[i] >> 4) == 14 ? 3 : (u[i] >> 3) == 30 ? 4 : 0;
         if (len == 0 || i + len > n) return 0;
-        for (size_t k = 1; k < len; k++)
+        unsigned cp = len == 1 ? u[i] : u[i] & (0x7F >> len);
+        for (size_t k = 1; k < len; k++) {
             if ((u[i + k] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (u[i + k] & 0x3F);
+        }
+        static const unsigned shortest[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < shortest[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
         i += len;
     }
     return 1;
@@ -377,6 +382,49 @@ static void test_stream_invalid_bytes_flush(void)
     EXPECT(tokenizer_stream_feed(v.tok, &st, lead, out, sizeof out) == 0, "held back again");
     k = tokenizer_stream_flush(&st, out, sizeof out);
     EXPECT(k == 3 && valid_utf8(out, 3), "flush must close the open sequence with U+FFFD");
+    unload_vocab(&v);
+}
+
+/* Byte tokens that spell an overlong form, a surrogate or a codepoint past
+ * U+10FFFF are well-formed to a lenient decoder but not UTF-8: a JSON
+ * encoder refuses them, so the stream must not hand them out. */
+static void test_stream_rejects_non_shortest_forms(void)
+{
+    loaded_vocab v;
+    if (load_vocab(&v, test_data_path("vocab/ggml-vocab-llama-spm.gguf"))) SKIP("no llama-spm vocab");
+    static const struct {
+        const char *bytes, *want;
+    } cases[] = {
+        {"\xC1\xA9", "\xEF\xBF\xBD\xEF\xBF\xBD"},                         /* overlong 'i' */
+        {"\xE0\x80\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},          /* overlong '/' */
+        {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},          /* surrogate D800 */
+        {"\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* 0x110000 */
+        {"\xF0\x9F\xA6\x99", "\xF0\x9F\xA6\x99"},                          /* a valid 4-byte one */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        tokenizer_stream st;
+        tokenizer_stream_init(&st);
+        char all[64] = "", out[64];
+        for (const unsigned char *b = (const unsigned char *)cases[c].bytes; *b; b++) {
+            char name[16];
+            snprintf(name, sizeof name, "<0x%02X>", *b);
+            int32_t id = tokenizer_find(v.tok, name);
+            REQUIRE(id >= 0, "no byte token %s", name);
+            tokenizer_stream_feed(v.tok, &st, id, out, sizeof out);
+            strcat(all, out);
+        }
+        tokenizer_stream_flush(&st, out, sizeof out);
+        strcat(all, out);
+        EXPECT(valid_utf8(all, strlen(all)) && !strcmp(all, cases[c].want), "case %zu: %zu bytes, valid %d", c,
+               strlen(all), valid_utf8(all, strlen(all)));
+    }
+    /* a buffer too short for a whole U+FFFD gets none of it */
+    int32_t stray = tokenizer_find(v.tok, "<0x88>");
+    REQUIRE(stray >= 0, "no byte token <0x88>");
+    tokenizer_stream st;
+    tokenizer_stream_init(&st);
+    char out[3];
+    EXPECT(tokenizer_stream_feed(v.tok, &st, stray, out, sizeof out) == 0 && !out[0], "a cut character");
     unload_vocab(&v);
 }
 
@@ -490,6 +538,7 @@ int main(void)
     TEST_RUN(test_stream_spm_byte_fallback);
     TEST_RUN(test_stream_bpe_split_characters);
     TEST_RUN(test_stream_invalid_bytes_flush);
+    TEST_RUN(test_stream_rejects_non_shortest_forms);
     TEST_RUN(test_chatml_specials_and_eog);
     TEST_RUN(test_smollm2_chatml);
     TEST_RUN(test_load_errors);
