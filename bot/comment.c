@@ -249,11 +249,15 @@ static void append_prose_line(textbuf *b, const char *s, size_t n, int table)
 }
 
 /* One line of prose from a string we did not write (a skip reason quoting a
- * user's glob, a heading): made valid UTF-8 first, then escaped as prose. */
+ * user's glob or a path, a heading): made valid UTF-8 first, its line breaks
+ * made spaces (a new line could end the list item or start a table), then
+ * escaped as prose. */
 static void append_prose_text(textbuf *b, const char *s)
 {
     textbuf clean = {0};
     append_clean_utf8(&clean, s, strlen(s));
+    for (size_t i = 0; i < clean.len; i++)
+        if (clean.data[i] == '\n') clean.data[i] = ' ';
     if (clean.failed) b->failed = 1;
     else append_prose_line(b, clean.data ? clean.data : "", clean.len, 0);
     textbuf_free(&clean);
@@ -357,7 +361,8 @@ char *comment_sanitize(const char *text, size_t len)
  * backtick run longer than any run inside it (CommonMark's rule, so no run
  * in the path can close it), control characters shown as '?', invalid UTF-8
  * as U+FFFD (git allows any bytes in a name; GitHub takes only UTF-8 in a
- * body), "<!--" broken like everywhere else, a long path cut with "…". */
+ * body), "<!--" broken like everywhere else, a long path cut with "…", an
+ * empty one (not a git path, but a model name can be) written as words. */
 static void append_path(textbuf *b, const char *path)
 {
     size_t len = strlen(path), shown = comment_utf8_prefix(path, len, PATH_SHOWN_BYTES);
@@ -371,7 +376,12 @@ static void append_path(textbuf *b, const char *path)
         i += n ? n : 1;
     }
     if (shown < len) textbuf_puts(&clean, "…");
-    const char *p = clean.data ? clean.data : "";
+    if (!clean.len) { /* "``" would open a span that pairs with a later one */
+        textbuf_puts(b, "(empty name)");
+        textbuf_free(&clean);
+        return;
+    }
+    const char *p = clean.data;
     size_t longest = 0;
     for (size_t i = 0; p[i];) {
         size_t run = backtick_run(p, i, clean.len);

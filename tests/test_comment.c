@@ -230,6 +230,45 @@ static void test_hostile_paths(void)
     free(long_path);
 }
 
+/* An empty name must not become "``", a backtick run that pairs with the
+ * next one and turns the text between them inside out (found by
+ * fuzz_comment: the next file's skip reason came out as prose). */
+static void test_empty_name(void)
+{
+    diff_result d = {0};
+    const char *hostile = "x <img src=x>` `@everyone <img src=x>`";
+    REQUIRE(diff_result_add_file(&d, "", NULL, DIFF_ADDED, 1, 0, NULL, NULL) == 0, "add");
+    REQUIRE(diff_result_add_file(&d, hostile, NULL, DIFF_ADDED, 1, 0, NULL, NULL) == 0, "add");
+    diff_file_set_skip(&d.files[0], "empty");
+    diff_file_set_skip(&d.files[1], hostile);
+    comment_input in = {.name = "review", .model_text = "", .diff = &d, .model_name = ""};
+    char *body = NULL, err[256] = "";
+    REQUIRE(comment_render(&in, &body, err, sizeof err) == 0, "render: %s", err);
+    const char *problem = check_body(body);
+    EXPECT(!problem, "%s", problem);
+    free(body);
+    diff_result_free(&d);
+}
+
+/* A skip reason can quote a path, and a path can hold a line break: the
+ * reason must stay on its line, or a "|---" after it makes the entry a
+ * table row whose cells split the path spans (found by fuzz_comment). */
+static void test_reason_on_one_line(void)
+{
+    diff_result d = {0};
+    const char *path = " b |\n|---";
+    REQUIRE(diff_result_add_file(&d, path, "`x` @everyone <b>", DIFF_RENAMED, 1, 0, NULL, NULL) == 0, "add");
+    diff_file_set_skip(&d.files[0], path);
+    comment_input in = {.name = "review", .model_text = "", .diff = &d, .model_name = "m"};
+    char *body = NULL, err[256] = "";
+    REQUIRE(comment_render(&in, &body, err, sizeof err) == 0, "render: %s", err);
+    const char *problem = check_body(body);
+    EXPECT(!problem, "%s", problem);
+    EXPECT(!strstr(body, "\n|---"), "the reason's line break is in the body");
+    free(body);
+    diff_result_free(&d);
+}
+
 /* Truncation cuts the raw text, so a cut can never leave half a code span
  * whose content becomes prose: every cut position in a run of spans. */
 static void test_truncation_inside_spans(void)
@@ -302,6 +341,8 @@ int main(void)
     TEST_RUN(test_utf8_prefix);
     TEST_RUN(test_sanitiser_bypasses);
     TEST_RUN(test_hostile_paths);
+    TEST_RUN(test_empty_name);
+    TEST_RUN(test_reason_on_one_line);
     TEST_RUN(test_truncation_inside_spans);
     TEST_RUN(test_every_bypass_in_one_body);
     return test_exit_code();
