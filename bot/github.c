@@ -363,6 +363,22 @@ static int url_parse(const char *url, url_parts *u)
     return rc;
 }
 
+/* 1 when url starts with "scheme://" and the host written after it (a
+ * ":port" aside) is the one libcurl found, letters in any case. libcurl is
+ * lenient ("https:///host" and "https:/host" are host "host"); requiring the
+ * plain reading to agree means a URL that looks as if it goes elsewhere is
+ * never followed. */
+static int url_host_as_written(const char *url, const url_parts *u)
+{
+    size_t s = strlen(u->scheme);
+    if (strncasecmp(url, u->scheme, s) || strncmp(url + s, "://", 3)) return 0;
+    const char *a = url + s + 3, *host = u->host;
+    size_t n = strcspn(a, "/?#"), h = n;
+    while (h && a[h - 1] >= '0' && a[h - 1] <= '9') h--;
+    if (h && a[h - 1] == ':') n = h - 1; /* ":8080", or a bare ":" */
+    return n == strlen(host) && !strncasecmp(a, host, n);
+}
+
 int gh_url_under_base(const char *base, const char *url)
 {
     url_parts b, u;
@@ -374,6 +390,7 @@ int gh_url_under_base(const char *base, const char *url)
     size_t n = strlen(b.path);
     while (n && b.path[n - 1] == '/') n--; /* "/api/v3/" and "/" as prefixes: "/api/v3" and "" */
     int ok = !strcmp(b.scheme, u.scheme) && !strcmp(b.host, u.host) && !strcmp(b.port, u.port) &&
+             url_host_as_written(url, &u) &&
              !strncmp(b.path, u.path, n) && (u.path[n] == '/' || u.path[n] == 0) &&
              !strstr(u.path, "/../") && !strstr(u.path, "\\"); /* decoded dot segments a server could undo */
     size_t plen = strlen(u.path);

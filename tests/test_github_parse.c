@@ -54,6 +54,11 @@ static void url_under_base(void)
         {"https://api.github.com", "https://api.github.com:8443/repos/o/r", 0},
         {"https://api.github.com", "https://evil.example/https://api.github.com/", 0},
         {"https://api.github.com", "//api.github.com/repos", 0},
+        /* libcurl reads these as api.github.com; a plain reading does not */
+        {"https://api.github.com", "https:///api.github.com/repos", 0},
+        {"https://api.github.com", "https:/api.github.com/repos", 0},
+        {"https://api.github.com", "https:/api.github.com/x://api.github.com/repos", 0},
+        {"https://api.github.com", "https://api.github.com\\@evil.example/repos", 0},
         {"https://api.github.com", "not a url", 0},
         {"https://ghe.example/api/v3", "https://ghe.example/api/v3/repos/o/r?page=2", 1},
         {"https://ghe.example/api/v3", "https://ghe.example/api/v3", 1},
