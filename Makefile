@@ -46,7 +46,7 @@ TOOL_BIN   := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
 PRBOT ?= ./prbot
 
-.PHONY: all test test-asan bench demo eval static clean tests-build
+.PHONY: all test test-asan bench demo eval static clean tests-build fuzz fuzz-build
 
 all: $(PRBOT)
 
@@ -109,7 +109,51 @@ static:
 	  --suppress=missingIncludeSystem -Iengine -Ibot engine bot
 
 clean:
-	rm -rf build build-asan prbot
+	rm -rf build build-asan build-fuzz prbot
+
+# ---- fuzzing: tests/fuzz/README.md -----------------------------------------
+# Every tests/fuzz/fuzz_NAME.c is a libFuzzer target (its seeds in
+# tests/fuzz/corpus/NAME/); adding a file is all it takes. `make fuzz` builds
+# them with clang against an instrumented copy of the library in build-fuzz
+# (coverage + ASan + UBSan; the SIMD kernel files only optimised: the
+# harnesses run the scalar kernels) and runs each for FUZZ_SECONDS.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=gnu11 -O1 -g -pthread -fno-strict-aliasing -Wall -Wno-unused-parameter $(PKG_CFLAGS)
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(ENGINE_SRC) $(BOT_SRC))
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz:
+	bash tests/setup.sh --fuzz >/dev/null
+	$(MAKE) fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
+
+$(FUZZ_BUILD)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FLAGS_avx2) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/obj/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FLAGS_avx512) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libprbot.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(wildcard tests/*.h) $(FUZZ_BUILD)/libprbot.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -Itests -Iengine -Ibot -o $@ $< $(FUZZ_BUILD)/libprbot.a $(LDLIBS)
+
+$(FUZZ_BUILD)/obj/bot/prompt.o: $(wildcard prompts/*.txt)
+-include $(FUZZ_LIB_OBJ:.o=.d)
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
 

@@ -4,7 +4,8 @@
 # ${PRBOT_CACHE:-${XDG_CACHE_HOME:-~/.cache}/prbot}.
 #
 #   Debian packages: the five -dev libraries prbot links and build tools;
-#                    with --test also an ARM64 cross compiler + qemu for the NEON tests.
+#                    with --test also an ARM64 cross compiler + qemu for the NEON tests,
+#                    and clang with libFuzzer for `make fuzz` (--fuzz: only those, no models).
 #   PyPI:            gguf + numpy (independent oracle in tests), pyyaml (reads
 #                    action.yml in its test), with --test the `openai` client
 #                    (optional: tests/test_serve.py skips its case without it);
@@ -27,6 +28,9 @@ packages=(build-essential pkg-config git python3 python3-pip unzip ca-certificat
 # What only the test suite wants: ARM64 kernel tests under qemu. Optional: if a
 # mirror lacks them, tests/test_aarch64.sh says so and skips.
 test_packages=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+# `make fuzz` (tests/fuzz): clang and its runtimes, libFuzzer's among them
+# (libclang-rt-dev is the distribution's current libclang-rt-N-dev).
+fuzz_packages=(clang libclang-rt-dev)
 
 missing_of() {
     local p
@@ -49,6 +53,11 @@ if [ "${1:-}" = --test ]; then
     [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}" ||
         echo "setup: could not install ${missing[*]}; the ARM64 kernel tests will be skipped" >&2
 fi
+if [ "${1:-}" = --test ] || [ "${1:-}" = --fuzz ]; then
+    missing=($(missing_of "${fuzz_packages[@]}"))
+    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+fi
+[ "${1:-}" != --fuzz ] || exit 0 # the fuzz targets need no model
 
 pip_install() {
     python3 -m pip install -q "$@" >&2 2>/dev/null ||
