@@ -30,6 +30,10 @@
  * (cut at a line end where possible) whose sanitised form fits, with a note.
  * Cutting the raw text, never the sanitised one, means a cut cannot fall
  * inside a code span and turn its verbatim content into prose.
+ *
+ * Cost: sanitising is linear in the text (code spans are paired through
+ * per-length buckets of backtick runs, see span_finder), and fitting a text
+ * into the limit sanitises prefixes of it O(log n) times.
  */
 #include "comment.h"
 
@@ -187,28 +191,91 @@ static size_t backtick_run(const char *s, size_t i, size_t n)
     return j - i;
 }
 
+/* Finds where code spans close on one line, in linear time. The line's
+ * maximal backtick runs are bucketed by length (positions ascending); a span
+ * opened by a run of length L closes at the first run of length L after it,
+ * and since openers only move forward, each bucket is read through a cursor
+ * that only moves forward too. (Searching forward from every opener instead
+ * costs a scan of the rest of the line per length that has no closer:
+ * O(n^1.5) for runs of lengths 1, 2, 3, ...) */
+typedef struct {
+    size_t *pos;        /* run starts, grouped by length */
+    size_t *start;      /* bucket L is pos[start[L] .. start[L + 1]) */
+    size_t *cursor;     /* next candidate in bucket L */
+    size_t max_run;
+    size_t pipe;        /* table rows: the first '|' at or after the last lookup (n: none) */
+    int pipe_known, failed;
+} span_finder;
+
+static void span_finder_free(span_finder *f)
+{
+    free(f->pos);
+    free(f->start);
+    free(f->cursor);
+}
+
+static int span_finder_init(span_finder *f, const char *s, size_t n)
+{
+    memset(f, 0, sizeof *f);
+    size_t n_runs = 0;
+    for (size_t i = 0; i < n;) {
+        size_t r = backtick_run(s, i, n);
+        if (r > f->max_run) f->max_run = r;
+        n_runs += r > 0;
+        i += r ? r : 1;
+    }
+    if (!n_runs) return 0;
+    f->pos = malloc(n_runs * sizeof *f->pos);
+    f->start = calloc(f->max_run + 2, sizeof *f->start);
+    f->cursor = malloc((f->max_run + 1) * sizeof *f->cursor);
+    if (!f->pos || !f->start || !f->cursor) {
+        span_finder_free(f);
+        memset(f, 0, sizeof *f);
+        f->failed = 1;
+        return -1;
+    }
+    for (size_t i = 0; i < n;) { /* counting sort by length, stable */
+        size_t r = backtick_run(s, i, n);
+        f->start[r + 1] += r > 0;
+        i += r ? r : 1;
+    }
+    for (size_t l = 1; l <= f->max_run + 1; l++) f->start[l] += f->start[l - 1];
+    memcpy(f->cursor, f->start, (f->max_run + 1) * sizeof *f->cursor);
+    for (size_t i = 0; i < n;) {
+        size_t r = backtick_run(s, i, n);
+        if (r) f->pos[f->cursor[r]++] = i;
+        i += r ? r : 1;
+    }
+    memcpy(f->cursor, f->start, (f->max_run + 1) * sizeof *f->cursor);
+    return 0;
+}
+
 /* Where the code span opened by a run of `run` backticks at i closes (index
  * after the closing run), or 0 if it does not close on this line (or, in a
- * table, before the next '|'). */
-static size_t code_span_end(const char *s, size_t i, size_t n, size_t run, int table)
+ * table, before the next '|'). Calls come with i increasing. */
+static size_t code_span_end(span_finder *f, const char *s, size_t i, size_t n, size_t run, int table)
 {
-    for (size_t j = i + run; j < n;) {
-        if (table && s[j] == '|') return 0;
-        if (s[j] != '`') {
-            j++;
-            continue;
+    if (run > f->max_run || f->failed) return 0;
+    size_t *c = &f->cursor[run], end = f->start[run + 1];
+    while (*c < end && f->pos[*c] < i + run) (*c)++;
+    if (*c == end) return 0;
+    if (table) {
+        if (!f->pipe_known || f->pipe < i) { /* each stretch between '|'s is searched once */
+            const char *bar = memchr(s + i, '|', n - i);
+            f->pipe = bar ? (size_t)(bar - s) : n;
+            f->pipe_known = 1;
         }
-        size_t r = backtick_run(s, j, n);
-        if (r == run) return j + r;
-        j += r;
+        if (f->pos[*c] > f->pipe) return 0;
     }
-    return 0;
+    return f->pos[*c] + run;
 }
 
 /* One line of prose: code spans verbatim, other backticks escaped, '<'
  * escaped, mentions defused. `table`: the line may be a GFM table row. */
 static void append_prose_line(textbuf *b, const char *s, size_t n, int table)
 {
+    span_finder spans;
+    span_finder_init(&spans, s, n); /* on failure, no span closes: every backtick is escaped */
     size_t i = 0;
     while (i < n) {
         char c = s[i];
@@ -224,7 +291,7 @@ static void append_prose_line(textbuf *b, const char *s, size_t n, int table)
         }
         if (c == '`') {
             size_t run = backtick_run(s, i, n);
-            size_t end = code_span_end(s, i, n, run, table);
+            size_t end = code_span_end(&spans, s, i, n, run, table);
             if (end) {
                 append_code(b, s + i, end - i);
                 i = end;
@@ -246,6 +313,7 @@ static void append_prose_line(textbuf *b, const char *s, size_t n, int table)
         }
         i++;
     }
+    span_finder_free(&spans);
 }
 
 /* One line of prose from a string we did not write (a skip reason quoting a

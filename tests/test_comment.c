@@ -321,6 +321,51 @@ static void test_every_bypass_in_one_body(void)
     textbuf_free(&t);
 }
 
+/* Worst case of code span pairing: backtick runs of lengths 1, 2, 3, ...
+ * on one 1 MiB line, none of which closes (a search from each opener to the
+ * end of the line would be O(n^1.5)); then as a table row, and cut down to
+ * a comment, which sanitises prefixes of it again. */
+static void test_span_worst_case(void)
+{
+    size_t cap = 1 << 20, n = 0, ticks = 0;
+    char *text = malloc(cap + 1);
+    REQUIRE(text, "malloc");
+    for (size_t run = 1; n + run + 2 < cap; run++) {
+        memset(text + n, '`', run);
+        n += run, ticks += run;
+        text[n++] = run % 64 ? 'a' : '|';
+    }
+    text[n] = 0;
+    test_watchdog("test_span_worst_case", 60);
+    char *s = comment_sanitize(text, n);
+    REQUIRE(s, "sanitize");
+    EXPECT((size_t)count(s, "\\`") == ticks, "%d of %zu backticks escaped", count(s, "\\`"), ticks);
+    free(s);
+    /* the same as a table row */
+    char *table = malloc(n + 32);
+    REQUIRE(table, "malloc");
+    memcpy(table, "| a | b |\n|---|---|\n", 20);
+    memcpy(table + 20, text, n + 1);
+    s = comment_sanitize(table, n + 20);
+    REQUIRE(s, "sanitize");
+    EXPECT((size_t)count(s, "\\`") == ticks, "table: %d of %zu backticks escaped", count(s, "\\`"), ticks);
+    md_check_options none = {0};
+    const char *problem = md_check(s, strlen(s), &none);
+    EXPECT(!problem, "%s", problem);
+    free(s);
+    /* and cut to fit a comment */
+    comment_input in = {.name = "review", .model_text = text, .model_name = "m"};
+    char *body = NULL, err[256] = "";
+    REQUIRE(comment_render(&in, &body, err, sizeof err) == 0, "render: %s", err);
+    EXPECT(strlen(body) <= COMMENT_MAX_BYTES && strstr(body, "truncated"), "%zu bytes", strlen(body));
+    problem = check_body(body);
+    EXPECT(!problem, "%s", problem);
+    test_watchdog(NULL, 0);
+    free(body);
+    free(table);
+    free(text);
+}
+
 static void test_utf8_prefix(void)
 {
     const char s[] = "a\xE2\x82\xAC"; /* a€ */
@@ -345,5 +390,6 @@ int main(void)
     TEST_RUN(test_reason_on_one_line);
     TEST_RUN(test_truncation_inside_spans);
     TEST_RUN(test_every_bypass_in_one_body);
+    TEST_RUN(test_span_worst_case);
     return test_exit_code();
 }
