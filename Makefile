@@ -119,6 +119,7 @@ clean:
 # harnesses run the scalar kernels) and runs each for FUZZ_SECONDS.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 30
+FUZZ_TOTAL_SECONDS ?=
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g -pthread -fno-strict-aliasing -Wall -Wno-unused-parameter $(PKG_CFLAGS)
@@ -131,7 +132,7 @@ fuzz-build: $(FUZZ_BIN)
 fuzz:
 	bash tests/setup.sh --fuzz >/dev/null
 	$(MAKE) fuzz-build
-	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TOTAL_SECONDS=$(FUZZ_TOTAL_SECONDS) bash tests/fuzz/run.sh
 
 $(FUZZ_BUILD)/obj/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)

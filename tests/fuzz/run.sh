@@ -4,6 +4,10 @@
 #
 #   FUZZ_BUILD=build-fuzz FUZZ_SECONDS=30 [FUZZ_TARGETS="glob comment"] bash tests/fuzz/run.sh
 #
+# FUZZ_TOTAL_SECONDS, when set, is a budget for the whole run instead: it is
+# split evenly between the targets (at least 1 s each), so CI's fuzz step
+# stays bounded however many targets are added.
+#
 # A target's committed seeds (tests/fuzz/corpus/NAME) are run first, so old
 # crashes stay fixed; new inputs go to $FUZZ_BUILD/corpus/NAME and crashes to
 # $FUZZ_BUILD/crashes/. Exits non-zero when any target fails.
@@ -16,12 +20,20 @@ export PRBOT_TESTDATA="${PRBOT_TESTDATA:-$(cd .. && pwd)/shared/testdata}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 mkdir -p "$build/crashes"
-failed=0
-summary=()
+targets=()
 for src in tests/fuzz/fuzz_*.c; do
     name=$(basename "$src" .c)
     name=${name#fuzz_}
     if [ -n "${FUZZ_TARGETS:-}" ] && [[ " $FUZZ_TARGETS " != *" $name "* ]]; then continue; fi
+    targets+=("$name")
+done
+if [ -n "${FUZZ_TOTAL_SECONDS:-}" ] && [ ${#targets[@]} -gt 0 ]; then
+    seconds=$((FUZZ_TOTAL_SECONDS / ${#targets[@]}))
+    [ "$seconds" -ge 1 ] || seconds=1
+fi
+failed=0
+summary=()
+for name in "${targets[@]}"; do
     bin="$build/fuzz_$name"
     if [ ! -x "$bin" ]; then
         summary+=("FAIL $name: $bin not built")
