@@ -23,6 +23,7 @@
  * bytes never add up to more than the file.
  */
 #include "gguf.h"
+#include "strhash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -273,19 +274,15 @@ static int parse_kv(reader *r, uint64_t index, gguf_kv *kv)
 
 /* ---- hash tables --------------------------------------------------------------- */
 
-static uint64_t hash_bytes(const char *s, uint64_t len)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (uint64_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
 static int str_same(gguf_str a, const char *b, uint64_t blen)
 {
     return a.len == blen && memcmp(a.ptr, b, blen) == 0;
 }
 
-/* Allocates a table with at least 2*n slots (a power of two). */
+/* Allocates a table with at least 2*n slots (a power of two). The hash is
+ * keyed (strhash.h): the names come from the file, and with a fixed hash a
+ * file could put them all in one cluster of slots, making the table cost
+ * O(n^2) probes to fill. */
 static size_t *slots_new(uint64_t n, size_t *mask)
 {
     size_t cap = 8;
@@ -298,7 +295,7 @@ static size_t *slots_new(uint64_t n, size_t *mask)
  * holding it, or the empty slot where it would go (linear probing). */
 #define SLOT_FIND(slots, mask, entries, field, key, keylen, result)                                           \
     do {                                                                                                       \
-        size_t i_ = (size_t)hash_bytes((key), (keylen)) & (mask);                                              \
+        size_t i_ = (size_t)strhash((key), (size_t)(keylen)) & (mask);                                         \
         while ((slots)[i_] && !str_same((entries)[(slots)[i_] - 1].field, (key), (keylen))) i_ = (i_ + 1) & (mask); \
         (result) = i_;                                                                                         \
     } while (0)

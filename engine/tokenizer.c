@@ -28,6 +28,7 @@
  */
 #define _GNU_SOURCE /* memmem */
 #include "tokenizer.h"
+#include "strhash.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,14 +78,9 @@ struct tokenizer {
 
 /* ---- hashing ---- */
 
-#define FNV_OFFSET 1469598103934665603ull
-#define FNV_PRIME 1099511628211ull
-
-static uint64_t fnv_add(uint64_t h, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * FNV_PRIME;
-    return h;
-}
+/* Keyed (strhash.h): the tokens and merges come from the model file, and a
+ * fixed hash would let a file choose texts that all fall into one cluster of
+ * slots, which costs O(n^2) probes to load and long probes on every lookup. */
 
 static int table_init(str_table *t, const str_list *l)
 {
@@ -110,7 +106,7 @@ static void table_insert(str_table *t, int32_t idx, int replace)
 {
     const char *s = t->blob + t->off[idx];
     size_t n = t->len[idx];
-    for (size_t i = fnv_add(FNV_OFFSET, s, n) & t->mask;; i = (i + 1) & t->mask) {
+    for (size_t i = strhash(s, n) & t->mask;; i = (i + 1) & t->mask) {
         int32_t cur = t->slots[i];
         if (cur < 0) {
             t->slots[i] = idx;
@@ -126,7 +122,7 @@ static void table_insert(str_table *t, int32_t idx, int replace)
 static int32_t table_find(const str_table *t, const char *s, size_t n)
 {
     if (!t->slots) return -1;
-    for (size_t i = fnv_add(FNV_OFFSET, s, n) & t->mask;; i = (i + 1) & t->mask) {
+    for (size_t i = strhash(s, n) & t->mask;; i = (i + 1) & t->mask) {
         int32_t cur = t->slots[i];
         if (cur < 0) return -1;
         if (key_equals(t, cur, s, n)) return cur;
@@ -140,7 +136,12 @@ static int32_t merge_rank(const tokenizer *t, const char *l, size_t ln, const ch
 {
     const str_table *tb = &t->merge_index;
     if (!tb->slots) return -1;
-    uint64_t h = fnv_add(fnv_add(fnv_add(FNV_OFFSET, l, ln), " ", 1), r, rn);
+    strhash_state hs;
+    strhash_init(&hs);
+    strhash_update(&hs, l, ln);
+    strhash_update(&hs, " ", 1);
+    strhash_update(&hs, r, rn);
+    uint64_t h = strhash_final(&hs);
     for (size_t i = h & tb->mask;; i = (i + 1) & tb->mask) {
         int32_t cur = tb->slots[i];
         if (cur < 0) return -1;
