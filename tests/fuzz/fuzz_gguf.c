@@ -5,7 +5,7 @@
  * Input: a GGUF file. It is opened and validated, every metadata key and
  * tensor is read back, and when it is a model the engine can load it is
  * loaded (one thread, 16 positions of context), asked to format a chat and
- * to generate two tokens greedily. Kernels are the scalar ones (PRBOT_ISA):
+ * to generate two tokens greedily. Kernels are the scalar ones (engine_set_isa):
  * the SIMD kernels are tested against them elsewhere, and the fuzz build
  * does not instrument them. Checked: what gguf_open accepts has every tensor
  * inside the file and no two tensors share bytes; a loaded model generates
@@ -19,7 +19,9 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    setenv("PRBOT_ISA", "scalar", 1);
+    char err[256];
+    FUZZ_CHECK(engine_set_isa("scalar", err, sizeof err) == 0 && strcmp(engine_isa(), "scalar") == 0,
+               "scalar kernels: %s", err);
     return 0;
 }
 
