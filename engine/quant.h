@@ -61,11 +61,29 @@ typedef struct { f16_t d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qh[QK_K / 
 typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; f16_t d; } block_q6_K;
 typedef struct { f16_t d; uint16_t scales_h; uint8_t scales_l[QK_K / 64]; uint8_t qs[QK_K / 2]; } block_iq4_xs;
 
+/* The layouts GGUF files store, byte for byte (as ggml-common.h checks them):
+ * a field added, removed or padded would misread every block after it. */
+_Static_assert(sizeof(block_q4_0) == 2 + QK32 / 2, "block_q4_0 size");
+_Static_assert(sizeof(block_q4_1) == 4 + QK32 / 2, "block_q4_1 size");
+_Static_assert(sizeof(block_q5_0) == 2 + 4 + QK32 / 2, "block_q5_0 size");
+_Static_assert(sizeof(block_q5_1) == 4 + 4 + QK32 / 2, "block_q5_1 size");
+_Static_assert(sizeof(block_q8_0) == 2 + QK32, "block_q8_0 size");
+_Static_assert(sizeof(block_iq4_nl) == 2 + QK32 / 2, "block_iq4_nl size");
+_Static_assert(sizeof(block_q2_K) == QK_K / 16 + QK_K / 4 + 4, "block_q2_K size");
+_Static_assert(sizeof(block_q3_K) == QK_K / 8 + QK_K / 4 + 12 + 2, "block_q3_K size");
+_Static_assert(sizeof(block_q4_K) == 4 + K_SCALE_SIZE + QK_K / 2, "block_q4_K size");
+_Static_assert(sizeof(block_q5_K) == 4 + K_SCALE_SIZE + QK_K / 8 + QK_K / 2, "block_q5_K size");
+_Static_assert(sizeof(block_q6_K) == QK_K / 2 + QK_K / 4 + QK_K / 16 + 2, "block_q6_K size");
+_Static_assert(sizeof(block_iq4_xs) == 2 + 2 + QK_K / 64 + QK_K / 2, "block_iq4_xs size");
+
 /* Activation formats (internal, never stored in files). */
 /* s = d * sum(qs) rounded through f16 (what the reference keeps); sum = sum(qs) exactly,
  * for kernels that work on unsigned weights and subtract offset * sum once per block. */
 typedef struct { float d; float s; int8_t qs[QK32]; int32_t sum; } block_q8_32;
 typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;
+/* The SIMD kernels step through rows of these with fixed offsets. */
+_Static_assert(sizeof(block_q8_32) == 4 + 4 + QK32 + 4, "block_q8_32 size");
+_Static_assert(sizeof(block_q8_K) == 4 + QK_K + 2 * (QK_K / 16), "block_q8_K size");
 
 typedef enum { ACT_F32 = 0, ACT_Q8_32 = 1, ACT_Q8_K = 2 } act_format;
 

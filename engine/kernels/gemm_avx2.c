@@ -72,19 +72,19 @@ static inline uint32_t read_u32(const uint8_t *p)
 
 /* ---- row panels ----------------------------------------------------------- */
 
-#define PANEL_R PANEL_ROWS /* weight rows per panel (16, as the load-time layout): two ymm of 8 int32 lanes */
-#define PANEL_H 2  /* ymm per panel */
+#define PANEL_H 2  /* ymm per panel of PANEL_ROWS (16) rows: 8 int32 lanes each */
+_Static_assert(PANEL_H * 8 == PANEL_ROWS, "a panel is PANEL_H ymm of 8 rows");
 
 /* The 16 floats at y (only the first `keep` are real rows) as two ymm; zero when !add. */
 static inline void load_panel(const float *y, int add, int keep, __m256 v[PANEL_H])
 {
     if (!add) {
         v[0] = v[1] = _mm256_setzero_ps();
-    } else if (keep == PANEL_R) {
+    } else if (keep == PANEL_ROWS) {
         v[0] = _mm256_loadu_ps(y);
         v[1] = _mm256_loadu_ps(y + 8);
     } else {
-        float part[PANEL_R] = {0};
+        float part[PANEL_ROWS] = {0};
         memcpy(part, y, sizeof(float) * (size_t)keep);
         v[0] = _mm256_loadu_ps(part);
         v[1] = _mm256_loadu_ps(part + 8);
@@ -94,12 +94,12 @@ static inline void load_panel(const float *y, int add, int keep, __m256 v[PANEL_
 /* The first `keep` of the 16 floats in v -> y. */
 static inline void store_panel(float *y, const __m256 v[PANEL_H], int keep)
 {
-    if (keep == PANEL_R) {
+    if (keep == PANEL_ROWS) {
         _mm256_storeu_ps(y, v[0]);
         _mm256_storeu_ps(y + 8, v[1]);
         return;
     }
-    float part[PANEL_R];
+    float part[PANEL_ROWS];
     _mm256_storeu_ps(part, v[0]);
     _mm256_storeu_ps(part + 8, v[1]);
     memcpy(y, part, sizeof(float) * (size_t)keep);
@@ -324,14 +324,14 @@ ALWAYS_INLINE void kq_tokens(const int fmt, const int na, const kq_unpacked *p, 
 ALWAYS_INLINE void kq_prefill(const int fmt, int nb, const uint8_t *base, int n_rows, const void *act, size_t as,
                               int n_act, float *y, size_t ys)
 {
-    const size_t rec_bytes = PANEL_R * kq_size(fmt);
+    const size_t rec_bytes = PANEL_ROWS * kq_size(fmt);
     kq_unpacked p;
     for (int a0 = 0; a0 < n_act; a0 += KQ_GROUP) {
         const int g = n_act - a0 < KQ_GROUP ? n_act - a0 : KQ_GROUP;
         for (int i = 0; i < nb; i++)
-            for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
-                const int keep = n_rows - r0 < PANEL_R ? n_rows - r0 : PANEL_R;
-                kq_unpack(fmt, base + ((size_t)(r0 / PANEL_R) * nb + i) * rec_bytes, &p);
+            for (int r0 = 0; r0 < n_rows; r0 += PANEL_ROWS) {
+                const int keep = n_rows - r0 < PANEL_ROWS ? n_rows - r0 : PANEL_ROWS;
+                kq_unpack(fmt, base + ((size_t)(r0 / PANEL_ROWS) * nb + i) * rec_bytes, &p);
                 float *yg = y + (size_t)a0 * ys + r0;
                 int t = 0;
                 for (; t + KQ_TOKENS <= g; t += KQ_TOKENS) {
@@ -352,8 +352,8 @@ ALWAYS_INLINE void kq_prefill(const int fmt, int nb, const uint8_t *base, int n_
  * registers and its 16 sums stay in registers along the row. */
 ALWAYS_INLINE void kq_decode(const int fmt, int nb, const uint8_t *rec, int n_rows, const block_q8_K *act, float *y)
 {
-    const size_t rec_bytes = PANEL_R * kq_size(fmt);
-    for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
+    const size_t rec_bytes = PANEL_ROWS * kq_size(fmt);
+    for (int r0 = 0; r0 < n_rows; r0 += PANEL_ROWS) {
         __m256 v[PANEL_H] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int i = 0; i < nb; i++, rec += rec_bytes) {
             prefetch_ahead(rec, rec_bytes);
@@ -365,7 +365,7 @@ ALWAYS_INLINE void kq_decode(const int fmt, int nb, const uint8_t *rec, int n_ro
             kq_sums(fmt, 1, NULL, rec, &s, a, acc, corr);
             kq_scale_into(fmt, &s, a[0], acc[0], corr[0], v);
         }
-        store_panel(y + r0, v, n_rows - r0 < PANEL_R ? n_rows - r0 : PANEL_R);
+        store_panel(y + r0, v, n_rows - r0 < PANEL_ROWS ? n_rows - r0 : PANEL_ROWS);
     }
 }
 
@@ -374,7 +374,7 @@ ALWAYS_INLINE void kq_gemm(const int fmt, int n, const void *panels, int row0, i
                            int n_act, float *y, size_t ys)
 {
     const int nb = n / QK_K;
-    const uint8_t *base = (const uint8_t *)panels + (size_t)(row0 / PANEL_R) * nb * PANEL_R * kq_size(fmt);
+    const uint8_t *base = (const uint8_t *)panels + (size_t)(row0 / PANEL_ROWS) * nb * PANEL_ROWS * kq_size(fmt);
     if (n_act == 1) kq_decode(fmt, nb, base, n_rows, act, y);
     else kq_prefill(fmt, nb, base, n_rows, act, as, n_act, y, ys);
 }
@@ -595,16 +595,16 @@ ALWAYS_INLINE void p32_pass(const int fmt, const int na, const p32_panel *chunk,
 ALWAYS_INLINE void p32_gemm_tokens(const int fmt, int nb, const uint8_t *base, int n_rows, const void *act, size_t as,
                                    int n_act, float *y, size_t ys)
 {
-    const size_t rec_bytes = PANEL_R * p32_block[fmt], panel_bytes = (size_t)nb * rec_bytes;
+    const size_t rec_bytes = PANEL_ROWS * p32_block[fmt], panel_bytes = (size_t)nb * rec_bytes;
     const int tp = p32_prefill_tokens(fmt);
     p32_panel chunk[P32_CHUNK];
     for (int a0 = 0; a0 < n_act; a0 += P32_GROUP) {
         const int g = n_act - a0 < P32_GROUP ? n_act - a0 : P32_GROUP;
-        for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
-            const int keep = n_rows - r0 < PANEL_R ? n_rows - r0 : PANEL_R;
+        for (int r0 = 0; r0 < n_rows; r0 += PANEL_ROWS) {
+            const int keep = n_rows - r0 < PANEL_ROWS ? n_rows - r0 : PANEL_ROWS;
             for (int b0 = 0; b0 < nb; b0 += P32_CHUNK) {
                 const int nblk = nb - b0 < P32_CHUNK ? nb - b0 : P32_CHUNK;
-                const uint8_t *rec = base + (size_t)(r0 / PANEL_R) * panel_bytes + (size_t)b0 * rec_bytes;
+                const uint8_t *rec = base + (size_t)(r0 / PANEL_ROWS) * panel_bytes + (size_t)b0 * rec_bytes;
                 float *yb = y + (size_t)a0 * ys + r0;
                 for (int b = 0; b < nblk; b++) p32_unpack(fmt, rec + (size_t)b * rec_bytes, &chunk[b]);
                 int t = 0;
@@ -632,9 +632,9 @@ ALWAYS_INLINE void p32_gemm_tokens(const int fmt, int nb, const uint8_t *base, i
  * registers and its 16 sums stay in registers across the row. */
 ALWAYS_INLINE void p32_gemm_one(const int fmt, int nb, const uint8_t *base, int n_rows, const void *act, float *y)
 {
-    const size_t rec_bytes = PANEL_R * p32_block[fmt];
+    const size_t rec_bytes = PANEL_ROWS * p32_block[fmt];
     const uint8_t *rec = base;
-    for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
+    for (int r0 = 0; r0 < n_rows; r0 += PANEL_ROWS) {
         __m256 acc[PANEL_H] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int b = 0; b < nb; b++, rec += rec_bytes) {
             prefetch_ahead(rec, rec_bytes);
@@ -649,7 +649,7 @@ ALWAYS_INLINE void p32_gemm_one(const int fmt, int nb, const uint8_t *base, int 
             }
             p32_scale_into(fmt, d, m, a[0], sumi[0], acc);
         }
-        store_panel(y + r0, acc, n_rows - r0 < PANEL_R ? n_rows - r0 : PANEL_R);
+        store_panel(y + r0, acc, n_rows - r0 < PANEL_ROWS ? n_rows - r0 : PANEL_ROWS);
     }
 }
 
@@ -658,7 +658,7 @@ ALWAYS_INLINE void p32_gemm(const int fmt, int n, const void *panels, int row0, 
                             int n_act, float *y, size_t ys)
 {
     const int nb = n / QK32;
-    const uint8_t *base = (const uint8_t *)panels + (size_t)(row0 / PANEL_R) * nb * PANEL_R * p32_block[fmt];
+    const uint8_t *base = (const uint8_t *)panels + (size_t)(row0 / PANEL_ROWS) * nb * PANEL_ROWS * p32_block[fmt];
     if (n_act == 1) p32_gemm_one(fmt, nb, base, n_rows, act, y);
     else p32_gemm_tokens(fmt, nb, base, n_rows, act, as, n_act, y, ys);
 }

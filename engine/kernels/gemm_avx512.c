@@ -280,7 +280,7 @@ B32_TILE(iq4_nl_vnni, B32_IQ4_NL)
 
 /* ---- 32-element formats: row panels (VNNI) --------------------------------- */
 
-#define PANEL_R 16      /* weight rows per panel: one int32 / f32 lane each */
+_Static_assert(PANEL_ROWS == 16, "a panel's rows are the 16 int32 / f32 lanes of a zmm");
 #define PANEL_A 16      /* tokens per activation group */
 #define PANEL_CHUNK 128 /* prefill: blocks per pass over the panels, so a group's activations for a pass stay in L2 */
 
@@ -394,8 +394,8 @@ ALWAYS_INLINE void panel_tile(const int fmt, const int packed, const int na, con
     for (int b = 0; b < nblk; b++) {
         __m512i u[8];
         __m512 dw, mw = _mm512_setzero_ps();
-        if (packed && na == 1) prefetch_ahead(w0 + (size_t)(i0 + b) * PANEL_R * bs, PANEL_R * bs); /* decode */
-        if (packed) panel_weights_packed(fmt, w0 + (size_t)(i0 + b) * PANEL_R * bs, u, &dw, &mw);
+        if (packed && na == 1) prefetch_ahead(w0 + (size_t)(i0 + b) * PANEL_ROWS * bs, PANEL_ROWS * bs); /* decode */
+        if (packed) panel_weights_packed(fmt, w0 + (size_t)(i0 + b) * PANEL_ROWS * bs, u, &dw, &mw);
         else panel_weights(fmt, w0 + (size_t)(i0 + b) * bs, ws, row_offsets, u, &dw, &mw);
         /* four tokens at a time, their dot-product chains interleaved */
         UNROLL
@@ -467,15 +467,15 @@ static void panel_group(const panel_tiles *tl, int g, const uint8_t *w0, size_t 
 static void panel_gemm(const panel_kernels *k, int packed, int n, const void *w, size_t ws, int row0, int n_rows,
                        const void *act, size_t as, int n_act, float *y, size_t ys)
 {
-    const int nb = n / QK32, rows16 = packed ? n_rows : n_rows / PANEL_R * PANEL_R;
-    if (!packed && (nb == 0 || rows16 == 0 || ws > (size_t)INT32_MAX / PANEL_R)) {
+    const int nb = n / QK32, rows16 = packed ? n_rows : n_rows / PANEL_ROWS * PANEL_ROWS;
+    if (!packed && (nb == 0 || rows16 == 0 || ws > (size_t)INT32_MAX / PANEL_ROWS)) {
         gemm_tiles(k->fallback, n, w, ws, n_rows, act, as, n_act, y, ys);
         return;
     }
     const __m512i row_index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i row_offsets = _mm512_mullo_epi32(row_index, _mm512_set1_epi32((int)ws));
-    const size_t panel_bytes = (size_t)nb * ws * PANEL_R; /* packed: ws is the block size */
-    const uint8_t *base = packed ? (const uint8_t *)w + (size_t)(row0 / PANEL_R) * panel_bytes : w;
+    const size_t panel_bytes = (size_t)nb * ws * PANEL_ROWS; /* packed: ws is the block size */
+    const uint8_t *base = packed ? (const uint8_t *)w + (size_t)(row0 / PANEL_ROWS) * panel_bytes : w;
     panel_acts pa;
     for (int a0 = 0; a0 < n_act; a0 += PANEL_A) {
         const int g = n_act - a0 < PANEL_A ? n_act - a0 : PANEL_A;
@@ -486,10 +486,10 @@ static void panel_gemm(const panel_kernels *k, int packed, int n, const void *w,
         const int chunk = g == 1 ? nb : PANEL_CHUNK;
         for (int i0 = 0; i0 < nb; i0 += chunk) {
             const int nblk = nb - i0 < chunk ? nb - i0 : chunk;
-            for (int r0 = 0; r0 < rows16; r0 += PANEL_R) {
+            for (int r0 = 0; r0 < rows16; r0 += PANEL_ROWS) {
                 const int left = rows16 - r0;
-                const __mmask16 keep = left >= PANEL_R ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-                const uint8_t *w0 = packed ? base + (size_t)(r0 / PANEL_R) * panel_bytes : base + (size_t)r0 * ws;
+                const __mmask16 keep = left >= PANEL_ROWS ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+                const uint8_t *w0 = packed ? base + (size_t)(r0 / PANEL_ROWS) * panel_bytes : base + (size_t)r0 * ws;
                 panel_group(packed ? &k->packed : &k->rows, g, w0, ws, row_offsets, &pa, i0, nblk,
                             y + (size_t)a0 * ys + r0, ys, keep);
             }
@@ -540,7 +540,7 @@ PANEL_GEMM(iq4_nl_vnni, B32_IQ4_NL)
 /* ---- k-quants: load-time panels (VNNI) ------------------------------------ */
 
 /* The lanes of the first `left` rows of a panel (all 16 when left >= 16). */
-static inline __mmask16 first_rows(int left) { return left >= PANEL_R ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
+static inline __mmask16 first_rows(int left) { return left >= PANEL_ROWS ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
 /* A | (B & C), bit by bit, as one vpternlogd. */
 static inline __m512i or_masked(__m512i a, __m512i b, __m512i c) { return _mm512_ternarylogic_epi32(a, b, c, 0xF8); }
@@ -706,7 +706,7 @@ ALWAYS_INLINE void kq_tokens(const int fmt, const int na, const kq_unpacked *p, 
 ALWAYS_INLINE void kq_decode_panel(const int fmt, int nb, const uint8_t *rec, const block_q8_K *act, float *y,
                                    __mmask16 keep)
 {
-    const size_t rec_bytes = PANEL_R * kq_size(fmt);
+    const size_t rec_bytes = PANEL_ROWS * kq_size(fmt);
     __m512 acc = _mm512_setzero_ps();
     for (int i = 0; i < nb; i++, rec += rec_bytes) {
         prefetch_ahead(rec, rec_bytes);
@@ -741,15 +741,15 @@ ALWAYS_INLINE void kq_add_tokens(const int fmt, const int na, const kq_unpacked 
 ALWAYS_INLINE void kq_prefill(const int fmt, int nb, const uint8_t *base, int n_rows, const void *act, size_t as,
                               int n_act, float *y, size_t ys)
 {
-    const size_t rec_bytes = PANEL_R * kq_size(fmt);
+    const size_t rec_bytes = PANEL_ROWS * kq_size(fmt);
     kq_unpacked p;
     for (int a0 = 0; a0 < n_act; a0 += KQ_GROUP) {
         const int g = n_act - a0 < KQ_GROUP ? n_act - a0 : KQ_GROUP;
-        for (int r0 = 0; r0 < n_rows; r0 += PANEL_R) {
+        for (int r0 = 0; r0 < n_rows; r0 += PANEL_ROWS) {
             const __mmask16 keep = first_rows(n_rows - r0);
             float *yg = y + (size_t)a0 * ys + r0;
             for (int i = 0; i < nb; i++) {
-                kq_unpack(fmt, base + ((size_t)(r0 / PANEL_R) * nb + i) * rec_bytes, &p);
+                kq_unpack(fmt, base + ((size_t)(r0 / PANEL_ROWS) * nb + i) * rec_bytes, &p);
                 int t = 0;
                 for (; t + KQ_TOKENS <= g; t += KQ_TOKENS) {
                     const block_q8_K *a[KQ_TOKENS];
@@ -771,14 +771,14 @@ ALWAYS_INLINE void kq_gemm(const int fmt, int n, const void *panels, int row0, i
                            int n_act, float *y, size_t ys)
 {
     const int nb = n / QK_K;
-    const size_t panel_bytes = (size_t)nb * PANEL_R * kq_size(fmt);
-    const uint8_t *base = (const uint8_t *)panels + (size_t)(row0 / PANEL_R) * panel_bytes;
+    const size_t panel_bytes = (size_t)nb * PANEL_ROWS * kq_size(fmt);
+    const uint8_t *base = (const uint8_t *)panels + (size_t)(row0 / PANEL_ROWS) * panel_bytes;
     if (n_act > 1) {
         kq_prefill(fmt, nb, base, n_rows, act, as, n_act, y, ys);
         return;
     }
-    for (int r0 = 0; r0 < n_rows; r0 += PANEL_R)
-        kq_decode_panel(fmt, nb, base + (size_t)(r0 / PANEL_R) * panel_bytes, act, y + r0, first_rows(n_rows - r0));
+    for (int r0 = 0; r0 < n_rows; r0 += PANEL_ROWS)
+        kq_decode_panel(fmt, nb, base + (size_t)(r0 / PANEL_ROWS) * panel_bytes, act, y + r0, first_rows(n_rows - r0));
 }
 
 #define KQ_GEMM(name, fmt)                                                                                         \
