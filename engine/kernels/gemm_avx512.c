@@ -1,56 +1,49 @@
 /*
- * gemm_avx512.c - quantized matrix products with AVX-512 VNNI: prefill on
- * GGUF rows, prefill and decode on the load-time panels (panels.h).
+ * gemm_avx512.c - quantized matrix products with AVX-512 VNNI on the
+ * load-time panels (panels.h): prefill and decode.
  *
- * gemm[type](n, w, ..., act, ..., y) computes every dot product of n_rows
- * weight rows with n_act activation rows. The vec_dot loop it replaces
- * unpacks each weight block once per token; here the output is cut into
- * tiles of TILE_R rows x TILE_A tokens, and for each block the tile's weight
- * rows are unpacked into registers once and multiplied by all TILE_A
- * activation rows, each product accumulating in its own register. Partial
- * tiles at the edges reuse the last valid row/token (the extra results are
- * simply not stored), so one kernel handles every shape.
+ * gemm_panels[type](n, panels, row0, n_rows, act, ..., y) computes every dot
+ * product of rows [row0, row0 + n_rows) of a matrix repacked at load into
+ * panels of PANEL_ROWS (16) rows with n_act activation rows. A panel record
+ * holds one block of all 16 rows with every field in 4-byte groups per row,
+ * so one load gives 4 weights (or scale bytes) of every row, one int32 lane
+ * per row. Every weight the engine multiplies is packed at load
+ * (model_pack_weights), so there is no kernel here for GGUF's own row layout.
  *
- * 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; VNNI only):
- * weights are made unsigned (u = q + offset: 8 for Q4_0, 16 for Q5_0, 128 for
+ * 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL): weights are
+ * made unsigned (u = q + offset: 8 for Q4_0, 16 for Q5_0, 128 for
  * Q8_0/IQ4_NL via xor 0x80), so vpdpbusd does unsigned x signed bytes; the
  * offset is removed exactly by starting the integer sum from -offset *
- * sum(activation bytes), computed once per token and block and shared by all
- * rows. Most of the output goes through row panels: 16 weight rows x 4..16
- * tokens, where block i of the 16 rows is transposed on the fly so that one
- * zmm holds weights 4e..4e+3 of every row (one int32 lane per row). Eight
- * vpdpbusd against broadcasts of a token's matching 4 activation bytes then
- * give the 16 rows' whole block dots, and one convert + multiply + FMA applies
- * d_w * d_a for all 16 rows: ~11 vector ops per 512 multiply-adds, where a
- * row-per-zmm layout needs a convert, multiply and FMA per 64. The transpose
- * is paid once per block and panel and shared by its tokens. The last
- * n_rows % 16 rows and n_act % 4 tokens go to 4 x 4 tiles where one zmm holds
- * two blocks of one row.
+ * sum(activation bytes), which each activation block carries
+ * (block_q8_32.sum). Eight vpdpbusd against broadcasts of a token's matching
+ * 4 activation bytes give the 16 rows' whole block dots, and one convert +
+ * multiply + FMA applies d_w * d_a for all 16 rows: ~11 vector ops per 512
+ * multiply-adds, where a row-per-zmm layout needs a convert, multiply and FMA
+ * per 64. Tokens go in groups of 16 (8, 4 and 1 for the rest).
  *
- * K-quants (Q4_K, Q5_K, Q6_K; VNNI) run on the load-time panels of
- * panels.h, whose record holds a super-block of 16 rows with every field in
- * 4-byte groups per row: one load gives 4 weights (or scale bytes) of all 16
- * rows. Per sub-block, vpdpbusd of the rows' unsigned weights (Q6_K as
- * stored, q + 32) against a broadcast of the token's 4 matching activation
- * bytes gives the 16 rows' integer dots, with no horizontal sums; vpmulld by
- * the rows' integer sub-block scales (unpacked from the record's 6-bit or
- * int8 scales for 16 rows at once) adds them into an exact int32 sum. The
- * Q4_K/Q5_K mins and the Q6_K -32 offset come from the activation bsums
- * (vpdpwssd of int16 pairs against bsum pairs), so the float work happens
- * once per super-block and token. Decode streams each record once straight
- * into registers (prefetching 8 KiB ahead), its 16 sums in one zmm along the
- * row: the row-per-call dot product it replaces spent a horizontal sum and a
- * scalar scale unpack per row and super-block and ran at ~30 GB/s per core
- * against ~40 that memory gives. Prefill unpacks each super-block of a panel
- * once for a group of 32 tokens (their activations and outputs stay in L2)
- * and runs 4 tokens per pass over it.
+ * K-quants (Q4_K, Q5_K, Q6_K): per sub-block, vpdpbusd of the rows' unsigned
+ * weights (Q6_K as stored, q + 32) against a broadcast of the token's 4
+ * matching activation bytes gives the 16 rows' integer dots, with no
+ * horizontal sums; vpmulld by the rows' integer sub-block scales (unpacked
+ * from the record's 6-bit or int8 scales for 16 rows at once) adds them into
+ * an exact int32 sum. The Q4_K/Q5_K mins and the Q6_K -32 offset come from
+ * the activation bsums (vpdpwssd of int16 pairs against bsum pairs), so the
+ * float work happens once per super-block and token. Decode streams each
+ * record once straight into registers (prefetching ahead), its 16 sums in one
+ * zmm along the row, instead of a horizontal sum and a scalar scale unpack
+ * per row and super-block. Prefill unpacks each super-block of a panel once
+ * for a group of 32 tokens (their activations and outputs stay in L2) and
+ * runs 4 tokens per pass over it.
  *
  * AVX-512 without VNNI installs nothing here: the AVX2 row panels
- * (gemm_avx2.c) measured faster than zmm tiles built on maddubs + madd.
+ * (gemm_avx2.c) are faster than zmm tiles built on maddubs + madd
+ * (docs/PERFORMANCE.md).
  *
- * Integer parts are exact; only the float summation order differs from the
- * scalar reference (tests/test_gemm.c). Compiled with the AVX-512 flags on
- * x86_64 only; elsewhere the installer is empty.
+ * To add a type: give it a layout in panels.c, a weight decoder beside
+ * panel_weights or kq_weights, and a line in the installer; test_gemm.c
+ * picks it up. Integer parts are exact; only the float summation order
+ * differs from the scalar reference (tests/test_gemm.c). Compiled with the
+ * AVX-512 flags on x86_64 only; elsewhere the installer is empty.
  */
 #include "kernels.h"
 
@@ -62,58 +55,8 @@
 
 #include "panels.h"
 #include "simd_x86.h"
-#define TILE_R 4 /* weight rows per tile */
-#define TILE_A 4 /* activation rows (tokens) per tile; the reductions below assume 4 */
 
-typedef void (*tile_fn)(int n, const uint8_t *const w[TILE_R], const uint8_t *const a[TILE_A], float out[TILE_A][TILE_R]);
-
-/* ---- shared helpers ------------------------------------------------------ */
-
-/* 4 zmm -> one xmm of their 4 horizontal sums. */
-static inline __m128 hsum4_f32x16(__m512 v0, __m512 v1, __m512 v2, __m512 v3)
-{
-    __m256 s0 = _mm256_add_ps(_mm512_castps512_ps256(v0), _mm512_extractf32x8_ps(v0, 1));
-    __m256 s1 = _mm256_add_ps(_mm512_castps512_ps256(v1), _mm512_extractf32x8_ps(v1, 1));
-    __m256 s2 = _mm256_add_ps(_mm512_castps512_ps256(v2), _mm512_extractf32x8_ps(v2, 1));
-    __m256 s3 = _mm256_add_ps(_mm512_castps512_ps256(v3), _mm512_extractf32x8_ps(v3, 1));
-    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(s0, s1), _mm256_hadd_ps(s2, s3));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
-/* out[a][r] = sum of acc[r][a] - corr[r][a] (corr may be zero). */
-ALWAYS_INLINE void store_tile(__m512 acc[TILE_R][TILE_A], const __m128 corr[TILE_R], float out[TILE_A][TILE_R])
-{
-    UNROLL
-    for (int r = 0; r < TILE_R; r++) {
-        float v[4];
-        _mm_storeu_ps(v, _mm_sub_ps(hsum4_f32x16(acc[r][0], acc[r][1], acc[r][2], acc[r][3]), corr[r]));
-        UNROLL
-        for (int a = 0; a < TILE_A; a++) out[a][r] = v[a];
-    }
-}
-
-/* Walks the output in tiles; edge tiles repeat the last row/token and drop the extras. */
-static void gemm_tiles(tile_fn tile, int n, const void *w, size_t w_stride, int n_rows, const void *act,
-                       size_t act_stride, int n_act, float *y, size_t y_stride)
-{
-    for (int r0 = 0; r0 < n_rows; r0 += TILE_R) {
-        const uint8_t *wr[TILE_R];
-        const int nr = n_rows - r0 < TILE_R ? n_rows - r0 : TILE_R;
-        for (int r = 0; r < TILE_R; r++) wr[r] = (const uint8_t *)w + (size_t)(r0 + (r < nr ? r : nr - 1)) * w_stride;
-        for (int a0 = 0; a0 < n_act; a0 += TILE_A) {
-            const uint8_t *ar[TILE_A];
-            const int na = n_act - a0 < TILE_A ? n_act - a0 : TILE_A;
-            for (int a = 0; a < TILE_A; a++)
-                ar[a] = (const uint8_t *)act + (size_t)(a0 + (a < na ? a : na - 1)) * act_stride;
-            float out[TILE_A][TILE_R];
-            tile(n, wr, ar, out);
-            for (int a = 0; a < na; a++)
-                for (int r = 0; r < nr; r++) y[(size_t)(a0 + a) * y_stride + r0 + r] = out[a][r];
-        }
-    }
-}
-
-/* ---- 32-element formats (VNNI) -------------------------------------------- */
+/* ---- 32-element formats: load-time panels (VNNI) -------------------------- */
 
 enum { B32_Q4_0, B32_Q4_1, B32_Q5_0, B32_Q5_1, B32_Q8_0, B32_IQ4_NL };
 
@@ -149,136 +92,12 @@ static inline size_t b32_qs_at(const int fmt)
 
 static inline size_t b32_qh_at(const int fmt) { return fmt == B32_Q5_0 ? offsetof(block_q5_0, qh) : offsetof(block_q5_1, qh); }
 
-static inline f16_t read_f16(const uint8_t *p)
-{
-    f16_t h;
-    memcpy(&h, p, sizeof h);
-    return h;
-}
-
 static inline uint32_t read_u32(const uint8_t *p)
 {
     uint32_t v;
     memcpy(&v, p, sizeof v);
     return v;
 }
-
-/* 16 packed bytes of b0 and b1 -> 64 bytes: lo(b0) hi(b0) lo(b1) hi(b1) nibbles. */
-static inline __m512i nibbles_two(const uint8_t *qs0, const uint8_t *qs1)
-{
-    __m512i b = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qs0));
-    b = _mm512_mask_broadcast_i32x4(b, 0xFF00, _mm_loadu_si128((const __m128i *)qs1));
-    b = _mm512_srlv_epi64(b, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
-    return _mm512_and_si512(b, _mm512_set1_epi8(0x0F));
-}
-
-/* Blocks i and i+1 (only i when !two) of one weight row as 64 unsigned bytes. */
-ALWAYS_INLINE __m512i b32_weights(const int fmt, const uint8_t *b0, const int two)
-{
-    const uint8_t *b1 = two ? b0 + b32_size[fmt] : b0; /* duplicate, masked off below */
-    const __mmask64 keep = two ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
-    __m512i u;
-    if (fmt == B32_Q8_0) {
-        u = _mm512_xor_si512(load_two_256(b0 + b32_qs_at(fmt), b1 + b32_qs_at(fmt)), _mm512_set1_epi8((char)0x80));
-    } else {
-        u = nibbles_two(b0 + b32_qs_at(fmt), b1 + b32_qs_at(fmt));
-        if (fmt == B32_IQ4_NL) {
-            const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_values));
-            u = _mm512_xor_si512(_mm512_shuffle_epi8(table, u), _mm512_set1_epi8((char)0x80));
-        } else if (fmt == B32_Q5_0 || fmt == B32_Q5_1) {
-            uint64_t bits = read_u32(b0 + b32_qh_at(fmt)) | (uint64_t)read_u32(b1 + b32_qh_at(fmt)) << 32;
-            u = _mm512_or_si512(u, _mm512_maskz_mov_epi8((__mmask64)bits, _mm512_set1_epi8(0x10)));
-        }
-    }
-    return _mm512_maskz_mov_epi8(keep, u);
-}
-
-/* [x0 x8 | x1 x8] from two f16 (x1 = 0 when !two). */
-static inline __m512 f16_pair_spread(f16_t h0, f16_t h1)
-{
-    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | (uint32_t)h1 << 16)));
-    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm512_castps128_ps512(f));
-}
-
-/* [x0, 0 x7, x1, 0 x7]: the per-block min term placed so the lane sum adds it once. */
-static inline __m512 f16_pair_lanes0_8(f16_t h0, f16_t h1)
-{
-    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | (uint32_t)h1 << 16)));
-    return _mm512_maskz_permutexvar_ps(0x0101, _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0),
-                                       _mm512_castps128_ps512(f));
-}
-
-/* One step over blocks i, i+1 (or i alone) for the whole tile. */
-ALWAYS_INLINE void b32_step(const int fmt, const int two, int i, const uint8_t *const w[TILE_R],
-                            const uint8_t *const a[TILE_A], __m512 acc[TILE_R][TILE_A])
-{
-    const size_t bs = b32_size[fmt];
-    const __m512i offset = _mm512_set1_epi8((char)b32_offset(fmt));
-    __m512i u[TILE_R];
-    __m512 dw[TILE_R], mw[TILE_R];
-    UNROLL
-    for (int r = 0; r < TILE_R; r++) {
-        const uint8_t *b0 = w[r] + (size_t)i * bs;
-        u[r] = b32_weights(fmt, b0, two);
-        const f16_t d1 = two ? read_f16(b0 + bs) : 0;
-        dw[r] = f16_pair_spread(read_f16(b0), d1);
-        if (b32_has_min(fmt)) mw[r] = f16_pair_lanes0_8(read_f16(b0 + 2), two ? read_f16(b0 + bs + 2) : 0);
-    }
-    UNROLL
-    for (int t = 0; t < TILE_A; t++) {
-        const block_q8_32 *y0 = (const block_q8_32 *)a[t] + i, *y1 = two ? y0 + 1 : y0;
-        __m512i q = two ? load_two_256(y0->qs, y1->qs) : _mm512_zextsi256_si512(load256(y0->qs));
-        __m512 da = _mm512_set1_ps(y0->d);
-        da = _mm512_mask_blend_ps(0xFF00, da, two ? _mm512_set1_ps(y1->d) : _mm512_setzero_ps());
-        __m512i start = _mm512_setzero_si512();
-        if (b32_offset(fmt)) start = _mm512_sub_epi32(start, _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, q));
-        __m512 sa = _mm512_setzero_ps();
-        if (b32_has_min(fmt)) {
-            sa = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(y0->s), two ? _mm512_set1_ps(y1->s) : _mm512_setzero_ps());
-        }
-        UNROLL
-        for (int r = 0; r < TILE_R; r++) {
-            __m512i sumi = _mm512_dpbusd_epi32(start, u[r], q);
-            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dw[r], da), acc[r][t]);
-            if (b32_has_min(fmt)) acc[r][t] = _mm512_fmadd_ps(mw[r], sa, acc[r][t]);
-        }
-    }
-}
-
-ALWAYS_INLINE void b32_tile(const int fmt, int n, const uint8_t *const w[TILE_R], const uint8_t *const a[TILE_A],
-                            float out[TILE_A][TILE_R])
-{
-    const int nb = n / QK32;
-    __m512 acc[TILE_R][TILE_A];
-    __m128 zero[TILE_R];
-    UNROLL
-    for (int r = 0; r < TILE_R; r++) {
-        zero[r] = _mm_setzero_ps();
-        UNROLL
-        for (int t = 0; t < TILE_A; t++) acc[r][t] = _mm512_setzero_ps();
-    }
-    int i = 0;
-    for (; i + 1 < nb; i += 2) b32_step(fmt, 1, i, w, a, acc);
-    if (i < nb) b32_step(fmt, 0, i, w, a, acc);
-    store_tile(acc, zero, out);
-}
-
-/* The 4 x 4 tiles stay for the edges the row panels below leave over. */
-#define B32_TILE(name, fmt)                                                                                        \
-    static void tile_##name(int n, const uint8_t *const w[TILE_R], const uint8_t *const a[TILE_A],                 \
-                            float out[TILE_A][TILE_R])                                                            \
-    {                                                                                                              \
-        b32_tile(fmt, n, w, a, out);                                                                               \
-    }
-
-B32_TILE(q4_0_vnni, B32_Q4_0)
-B32_TILE(q4_1_vnni, B32_Q4_1)
-B32_TILE(q5_0_vnni, B32_Q5_0)
-B32_TILE(q5_1_vnni, B32_Q5_1)
-B32_TILE(q8_0_vnni, B32_Q8_0)
-B32_TILE(iq4_nl_vnni, B32_IQ4_NL)
-
-/* ---- 32-element formats: row panels (VNNI) --------------------------------- */
 
 _Static_assert(PANEL_ROWS == 16, "a panel's rows are the 16 int32 / f32 lanes of a zmm");
 #define PANEL_A 16      /* tokens per activation group */
@@ -288,28 +107,6 @@ _Static_assert(PANEL_ROWS == 16, "a panel's rows are the 16 int32 / f32 lanes of
 typedef struct {
     const uint8_t *tok[PANEL_A];
 } panel_acts;
-
-/* 16 bytes at p + r * stride for r < 16 -> t[k] lane r = bytes 4k..4k+3 of row r. */
-ALWAYS_INLINE void transpose_rows16x16(const uint8_t *p, size_t stride, __m512i t[4])
-{
-    __m512i z[4];
-    /* explicit lane numbers: immediates must be constants even at -O0/-O1 (test-asan) */
-    UNROLL
-    for (int j = 0; j < 4; j++) {
-        const uint8_t *r = p + (size_t)j * stride;
-        z[j] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)r));
-        z[j] = _mm512_inserti32x4(z[j], _mm_loadu_si128((const __m128i *)(r + 4 * stride)), 1);
-        z[j] = _mm512_inserti32x4(z[j], _mm_loadu_si128((const __m128i *)(r + 8 * stride)), 2);
-        z[j] = _mm512_inserti32x4(z[j], _mm_loadu_si128((const __m128i *)(r + 12 * stride)), 3);
-    }
-    /* z[j] lane l = row j + 4l; a 4x4 dword transpose inside each 128-bit lane */
-    __m512i a0 = _mm512_unpacklo_epi32(z[0], z[1]), a1 = _mm512_unpackhi_epi32(z[0], z[1]);
-    __m512i a2 = _mm512_unpacklo_epi32(z[2], z[3]), a3 = _mm512_unpackhi_epi32(z[2], z[3]);
-    t[0] = _mm512_unpacklo_epi64(a0, a2);
-    t[1] = _mm512_unpackhi_epi64(a0, a2);
-    t[2] = _mm512_unpacklo_epi64(a1, a3);
-    t[3] = _mm512_unpackhi_epi64(a1, a3);
-}
 
 /* Adds 16 to byte b of lane r of u (elements 4e + b) when bit 4e + b of that row's qh is set. */
 ALWAYS_INLINE __m512i add_fifth_bits(__m512i u, __m512i qh, int e)
@@ -348,24 +145,9 @@ ALWAYS_INLINE void panel_unsigned(const int fmt, const __m512i raw[8], __m512i q
     }
 }
 
-/* Block i of 16 GGUF rows (blk = row 0's block, rows ws apart), transposed on
- * the fly: u[e] lane r = unsigned weights 4e..4e+3 of row r; dw (and mw) =
- * the rows' scales (mins). */
-ALWAYS_INLINE void panel_weights(const int fmt, const uint8_t *blk, size_t ws, __m512i row_offsets, __m512i u[8],
-                                 __m512 *dw, __m512 *mw)
-{
-    const __m512i head = _mm512_i32gather_epi32(row_offsets, blk, 1); /* d | m << 16 */
-    *dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head));
-    if (b32_has_min(fmt)) *mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16)));
-    __m512i raw[8], qh = _mm512_setzero_si512();
-    transpose_rows16x16(blk + b32_qs_at(fmt), ws, raw);
-    if (fmt == B32_Q8_0) transpose_rows16x16(blk + b32_qs_at(fmt) + 16, ws, raw + 4);
-    if (fmt == B32_Q5_0 || fmt == B32_Q5_1) qh = _mm512_i32gather_epi32(row_offsets, blk + b32_qh_at(fmt), 1);
-    panel_unsigned(fmt, raw, qh, u);
-}
-
-/* The same from a record of the load-time panel layout (panels.h): plain loads. */
-ALWAYS_INLINE void panel_weights_packed(const int fmt, const uint8_t *rec, __m512i u[8], __m512 *dw, __m512 *mw)
+/* Block record rec of a load-time panel (panels.h): u[e] lane r = unsigned
+ * weights 4e..4e+3 of row r; dw (and mw) = the rows' scales (mins). */
+ALWAYS_INLINE void panel_weights(const int fmt, const uint8_t *rec, __m512i u[8], __m512 *dw, __m512 *mw)
 {
     const int has_qh = fmt == B32_Q5_0 || fmt == B32_Q5_1;
     *dw = _mm512_cvtph_ps(load256(rec));
@@ -380,12 +162,10 @@ ALWAYS_INLINE void panel_weights_packed(const int fmt, const uint8_t *rec, __m51
 }
 
 /* The panel's 16 rows x na tokens (group tokens t0..t0+na-1) over blocks
- * [i0, i0 + nblk); y = output of token t0, row 0; add: accumulate into y;
- * keep: the rows to store. packed: w0 is the panel's first record, else row
- * 0 of 16 GGUF rows ws bytes apart. */
-ALWAYS_INLINE void panel_tile(const int fmt, const int packed, const int na, const uint8_t *w0, size_t ws,
-                              __m512i row_offsets, const panel_acts *pa, int i0, int nblk, int t0, float *y,
-                              size_t ys, int add, __mmask16 keep)
+ * [i0, i0 + nblk); w0 = the panel's first record; y = output of token t0,
+ * row 0; add: accumulate into y; keep: the rows to store. */
+ALWAYS_INLINE void panel_tile(const int fmt, const int na, const uint8_t *w0, const panel_acts *pa, int i0, int nblk,
+                              int t0, float *y, size_t ys, int add, __mmask16 keep)
 {
     const size_t bs = b32_size[fmt];
     __m512 acc[PANEL_A];
@@ -394,9 +174,8 @@ ALWAYS_INLINE void panel_tile(const int fmt, const int packed, const int na, con
     for (int b = 0; b < nblk; b++) {
         __m512i u[8];
         __m512 dw, mw = _mm512_setzero_ps();
-        if (packed && na == 1) prefetch_ahead(w0 + (size_t)(i0 + b) * PANEL_ROWS * bs, PANEL_ROWS * bs); /* decode */
-        if (packed) panel_weights_packed(fmt, w0 + (size_t)(i0 + b) * PANEL_ROWS * bs, u, &dw, &mw);
-        else panel_weights(fmt, w0 + (size_t)(i0 + b) * bs, ws, row_offsets, u, &dw, &mw);
+        if (na == 1) prefetch_ahead(w0 + (size_t)(i0 + b) * PANEL_ROWS * bs, PANEL_ROWS * bs); /* decode */
+        panel_weights(fmt, w0 + (size_t)(i0 + b) * PANEL_ROWS * bs, u, &dw, &mw);
         /* four tokens at a time, their dot-product chains interleaved */
         UNROLL
         for (int t4 = 0; t4 < na; t4 += 4) {
@@ -432,102 +211,76 @@ ALWAYS_INLINE void panel_tile(const int fmt, const int packed, const int na, con
     }
 }
 
-typedef void (*panel_fn)(const uint8_t *w0, size_t ws, __m512i row_offsets, const panel_acts *pa, int i0, int nblk,
-                         int t0, float *y, size_t ys, int add, __mmask16 keep);
+typedef void (*panel_fn)(const uint8_t *w0, const panel_acts *pa, int i0, int nblk, int t0, float *y, size_t ys,
+                         int add, __mmask16 keep);
 typedef struct {
     panel_fn t16, t8, t4, t1; /* 16, 8, 4 and 1 tokens */
 } panel_tiles;
-typedef struct {
-    panel_tiles rows, packed; /* GGUF rows transposed on the fly; load-time panels */
-    tile_fn fallback;
-} panel_kernels;
 
 /* One row panel against the g tokens of the group (16, or fewer in the last group). */
-static void panel_group(const panel_tiles *tl, int g, const uint8_t *w0, size_t ws, __m512i row_offsets,
-                        const panel_acts *pa, int i0, int nblk, float *y, size_t ys, __mmask16 keep)
+static void panel_group(const panel_tiles *tl, int g, const uint8_t *w0, const panel_acts *pa, int i0, int nblk,
+                        float *y, size_t ys, __mmask16 keep)
 {
     const int add = i0 > 0;
     if (g == PANEL_A) {
-        tl->t16(w0, ws, row_offsets, pa, i0, nblk, 0, y, ys, add, keep);
+        tl->t16(w0, pa, i0, nblk, 0, y, ys, add, keep);
         return;
     }
     int t0 = 0;
-    if (g - t0 >= 8) tl->t8(w0, ws, row_offsets, pa, i0, nblk, t0, y, ys, add, keep), t0 += 8;
-    if (g - t0 >= 4) tl->t4(w0, ws, row_offsets, pa, i0, nblk, t0, y + (size_t)t0 * ys, ys, add, keep), t0 += 4;
-    for (; t0 < g; t0++) tl->t1(w0, ws, row_offsets, pa, i0, nblk, t0, y + (size_t)t0 * ys, ys, add, keep);
+    if (g - t0 >= 8) tl->t8(w0, pa, i0, nblk, t0, y, ys, add, keep), t0 += 8;
+    if (g - t0 >= 4) tl->t4(w0, pa, i0, nblk, t0, y + (size_t)t0 * ys, ys, add, keep), t0 += 4;
+    for (; t0 < g; t0++) tl->t1(w0, pa, i0, nblk, t0, y + (size_t)t0 * ys, ys, add, keep);
 }
 
-/* Tokens in groups of 16 (8 + 4 + singles for the last group, so one token,
- * the decode case, is a panel too); for each group and 128-block chunk every
- * panel of 16 rows is visited. Nothing is computed per call beyond pointers:
- * the offset correction of unsigned weights comes with each activation block
- * (block_q8_32.sum), so decode can split a matrix into many calls for free.
- * packed: w is the panel form (panels.h) and rows start at panel row0 / 16;
- * else n_rows GGUF rows ws bytes apart, rows past the last 16 to the tiles. */
-static void panel_gemm(const panel_kernels *k, int packed, int n, const void *w, size_t ws, int row0, int n_rows,
+/* Rows [row0, row0 + n_rows) of the panel form (panels.h), bs bytes per
+ * block: tokens in groups of 16 (8 + 4 + singles for the last group, so one
+ * token, the decode case, is a panel too); for each group and 128-block
+ * chunk every panel of 16 rows is visited. Nothing is computed per call
+ * beyond pointers: the offset correction of unsigned weights comes with each
+ * activation block (block_q8_32.sum), so decode can split a matrix into many
+ * calls for free. */
+static void panel_gemm(const panel_tiles *tl, int n, const void *panels, size_t bs, int row0, int n_rows,
                        const void *act, size_t as, int n_act, float *y, size_t ys)
 {
-    const int nb = n / QK32, rows16 = packed ? n_rows : n_rows / PANEL_ROWS * PANEL_ROWS;
-    if (!packed && (nb == 0 || rows16 == 0 || ws > (size_t)INT32_MAX / PANEL_ROWS)) {
-        gemm_tiles(k->fallback, n, w, ws, n_rows, act, as, n_act, y, ys);
-        return;
-    }
-    const __m512i row_index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i row_offsets = _mm512_mullo_epi32(row_index, _mm512_set1_epi32((int)ws));
-    const size_t panel_bytes = (size_t)nb * ws * PANEL_ROWS; /* packed: ws is the block size */
-    const uint8_t *base = packed ? (const uint8_t *)w + (size_t)(row0 / PANEL_ROWS) * panel_bytes : w;
+    const int nb = n / QK32;
+    const size_t panel_bytes = (size_t)nb * bs * PANEL_ROWS;
+    const uint8_t *base = (const uint8_t *)panels + (size_t)(row0 / PANEL_ROWS) * panel_bytes;
     panel_acts pa;
     for (int a0 = 0; a0 < n_act; a0 += PANEL_A) {
         const int g = n_act - a0 < PANEL_A ? n_act - a0 : PANEL_A;
         for (int t = 0; t < PANEL_A; t++) pa.tok[t] = (const uint8_t *)act + (size_t)(a0 + (t < g ? t : g - 1)) * as;
-        /* one token (decode): every panel front to back in one pass, a single stream; in passes
-         * of 128 blocks a 4864- or 8960-wide matrix was read in runs of 36 KB that jump a panel
-         * ahead (Q4_0 at 8960 wide: 32 GB/s from memory on one core, 54 at 1536 wide) */
+        /* one token (decode): every panel front to back in one pass, a single stream; chunks of
+         * 128 blocks would read a wide matrix in short runs that jump a panel ahead */
         const int chunk = g == 1 ? nb : PANEL_CHUNK;
         for (int i0 = 0; i0 < nb; i0 += chunk) {
             const int nblk = nb - i0 < chunk ? nb - i0 : chunk;
-            for (int r0 = 0; r0 < rows16; r0 += PANEL_ROWS) {
-                const int left = rows16 - r0;
+            for (int r0 = 0; r0 < n_rows; r0 += PANEL_ROWS) {
+                const int left = n_rows - r0;
                 const __mmask16 keep = left >= PANEL_ROWS ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-                const uint8_t *w0 = packed ? base + (size_t)(r0 / PANEL_ROWS) * panel_bytes : base + (size_t)r0 * ws;
-                panel_group(packed ? &k->packed : &k->rows, g, w0, ws, row_offsets, &pa, i0, nblk,
+                panel_group(tl, g, base + (size_t)(r0 / PANEL_ROWS) * panel_bytes, &pa, i0, nblk,
                             y + (size_t)a0 * ys + r0, ys, keep);
             }
         }
     }
-    if (rows16 < n_rows)
-        gemm_tiles(k->fallback, n, (const uint8_t *)w + (size_t)rows16 * ws, ws, n_rows - rows16, act, as, n_act,
-                   y + rows16, ys);
 }
 
-#define PANEL_TILE(name, fmt, packed, na, suffix)                                                                  \
-    static void panel##na##suffix##_##name(const uint8_t *w0, size_t ws, __m512i ro, const panel_acts *pa, int i0, \
-                                           int nblk, int t0, float *y, size_t ys, int add, __mmask16 keep)        \
+#define PANEL_TILE(name, fmt, na)                                                                                  \
+    static void panel##na##_##name(const uint8_t *w0, const panel_acts *pa, int i0, int nblk, int t0, float *y,     \
+                                   size_t ys, int add, __mmask16 keep)                                             \
     {                                                                                                              \
-        panel_tile(fmt, packed, na, w0, ws, ro, pa, i0, nblk, t0, y, ys, add, keep);                               \
+        panel_tile(fmt, na, w0, pa, i0, nblk, t0, y, ys, add, keep);                                               \
     }
 
 #define PANEL_GEMM(name, fmt)                                                                                      \
-    PANEL_TILE(name, fmt, 0, 16, )                                                                                 \
-    PANEL_TILE(name, fmt, 0, 8, )                                                                                  \
-    PANEL_TILE(name, fmt, 0, 4, )                                                                                  \
-    PANEL_TILE(name, fmt, 0, 1, )                                                                                  \
-    PANEL_TILE(name, fmt, 1, 16, p)                                                                                \
-    PANEL_TILE(name, fmt, 1, 8, p)                                                                                 \
-    PANEL_TILE(name, fmt, 1, 4, p)                                                                                 \
-    PANEL_TILE(name, fmt, 1, 1, p)                                                                                 \
-    static const panel_kernels panels_##name = {{panel16_##name, panel8_##name, panel4_##name, panel1_##name},     \
-                                                {panel16p_##name, panel8p_##name, panel4p_##name, panel1p_##name}, \
-                                                tile_##name};                                                      \
-    static void gemm_panel_##name(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int na,       \
-                                  float *y, size_t ys)                                                             \
-    {                                                                                                              \
-        panel_gemm(&panels_##name, 0, n, w, ws, 0, nr, a, as, na, y, ys);                                          \
-    }                                                                                                              \
+    PANEL_TILE(name, fmt, 16)                                                                                      \
+    PANEL_TILE(name, fmt, 8)                                                                                       \
+    PANEL_TILE(name, fmt, 4)                                                                                       \
+    PANEL_TILE(name, fmt, 1)                                                                                       \
+    static const panel_tiles panels_##name = {panel16_##name, panel8_##name, panel4_##name, panel1_##name};         \
     static void gemm_packed_##name(int n, const void *panels, int row0, int nr, const void *a, size_t as, int na,  \
                                    float *y, size_t ys)                                                            \
     {                                                                                                              \
-        panel_gemm(&panels_##name, 1, n, panels, b32_size[fmt], row0, nr, a, as, na, y, ys);                       \
+        panel_gemm(&panels_##name, n, panels, b32_size[fmt], row0, nr, a, as, na, y, ys);                          \
     }
 
 PANEL_GEMM(q4_0_vnni, B32_Q4_0)
@@ -794,17 +547,8 @@ KQ_GEMM(q6_K_vnni, KQ_Q6_K)
 
 void kernels_install_gemm_avx512(kernel_table *t, int vnni)
 {
-    /* Without VNNI every type keeps its AVX2 row-panel kernel: measured here
-     * (Qwen2.5-Coder-1.5B Q4_K_M prefill, 2 threads) 187 tok/s against 142 for
-     * the AVX-512 k-quant tiles that used to serve this level. */
+    /* Without VNNI every type keeps its AVX2 row-panel kernel (see the top of this file). */
     if (!vnni) return;
-    t->gemm[QT_Q4_0] = gemm_panel_q4_0_vnni;
-    t->gemm[QT_Q4_1] = gemm_panel_q4_1_vnni;
-    t->gemm[QT_Q5_0] = gemm_panel_q5_0_vnni;
-    t->gemm[QT_Q5_1] = gemm_panel_q5_1_vnni;
-    t->gemm[QT_Q8_0] = gemm_panel_q8_0_vnni;
-    t->gemm[QT_IQ4_NL] = gemm_panel_iq4_nl_vnni;
-    /* weights repacked at load (panels.h): decode and prefill without transposes */
     t->gemm_panels[QT_Q4_0] = gemm_packed_q4_0_vnni;
     t->gemm_panels[QT_Q4_1] = gemm_packed_q4_1_vnni;
     t->gemm_panels[QT_Q5_0] = gemm_packed_q5_0_vnni;
