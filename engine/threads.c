@@ -1,9 +1,10 @@
 /*
  * threads.c - the persistent worker pool and the CPU count it is sized by.
  *
- * A decode step runs hundreds of short parallel regions (one per matmul), so
- * the cost that matters is the latency of one threads_run(), not throughput.
- * The pool keeps n-1 workers alive; the caller is thread 0. A run publishes
+ * Prefill runs one short parallel region per step and decode one region per
+ * token whose threads meet at barriers (engine/model.c), so what matters is
+ * the latency of handing work over and of a barrier, not throughput. The
+ * pool keeps n-1 workers alive; the caller is thread 0. A run publishes
  * (fn, ctx) and bumps an atomic generation counter; workers that are spinning
  * on that counter start within a few hundred nanoseconds. A worker that has
  * seen no new generation for THREADS_SPIN_NS goes to sleep on a condition
@@ -11,8 +12,9 @@
  * broadcast when some worker is actually asleep. Completion is an atomic
  * counter of finished tasks that the caller spins on, never reset, so a run
  * writes no line a worker is about to write. Each cache line that crosses
- * between the threads counts: ~90 ns when the two CPUs share a core complex,
- * ~400 ns when they do not (an empty run then costs ~500 ns).
+ * between the threads counts, several times more when the two CPUs sit on
+ * different core complexes than when they share one (`prbot bench` reports
+ * the hand-off time of the machine it runs on).
  *
  * Lost wake-ups are impossible: a worker increments n_sleeping and re-reads
  * the generation under the mutex before waiting, while the caller bumps the
@@ -35,9 +37,9 @@
  * thread is pinned to its own CPU (the caller to the first). Unpinned, the
  * scheduler sometimes starts a worker on the caller's CPU and leaves it
  * there: the two then take turns through sched_yield and every parallel
- * region costs a context switch (seen here: 1 run in 6 of a small model
- * decoding 40x slower, with 2400 context switches instead of 10). The
- * caller's own affinity is restored by threads_free.
+ * region costs a context switch, which makes an occasional run of a small
+ * model many times slower. The caller's own affinity is restored by
+ * threads_free.
  *
  * threads_available() counts the CPUs in our affinity mask and caps that by
  * the cgroup CPU quota (v2 cpu.max, or v1 cpu.cfs_quota_us / cfs_period_us),
@@ -75,8 +77,8 @@ struct thread_pool {
     pthread_mutex_t mutex; /* only for sleeping and waking */
     pthread_cond_t wake;
     /* One line for what a run hands over: the worker's one miss on the
-     * generation brings the task along (an empty run across core complexes
-     * measured 550 ns with fn and ctx on a line of their own, 500 ns here). */
+     * generation brings the task along (fn and ctx on a line of their own
+     * would cost a second miss per run). */
     _Alignas(CACHE_LINE) atomic_uint generation;
     thread_task_fn fn;     /* written by the caller before each generation bump */
     void *ctx;
