@@ -154,22 +154,6 @@ static char *build_prompt(engine *e, const generate_options *o, char *err, size_
     return text;
 }
 
-/* Tokenizes text with BOS per the model's metadata; *ids is malloc'ed. */
-static int tokenize_text(engine *e, const char *text, size_t len, int add_bos, int parse_special, int32_t **ids)
-{
-    int cap = (int)len + 8;
-    *ids = malloc((size_t)cap * sizeof **ids);
-    if (!*ids) return -1;
-    int n = engine_tokenize(e, text, len, add_bos, parse_special, *ids, cap);
-    if (n > cap) { /* cannot happen for byte-level tokenizers, but be safe */
-        int32_t *bigger = realloc(*ids, (size_t)n * sizeof **ids);
-        if (!bigger) return -1;
-        *ids = bigger;
-        n = engine_tokenize(e, text, len, add_bos, parse_special, *ids, n);
-    }
-    return n;
-}
-
 typedef struct {
     int stream;
     char *text;
@@ -237,7 +221,7 @@ int cmd_generate(int argc, char **argv)
     if (load_grammar(&o, &g, err, sizeof err)) goto done;
     o.sampling.grammar = g;
     if (!(text = build_prompt(e, &o, err, sizeof err))) goto done;
-    int n_prompt = tokenize_text(e, text, strlen(text), engine_get_info(e)->add_bos, 1, &prompt);
+    int n_prompt = engine_tokenize_alloc(e, text, strlen(text), engine_get_info(e)->add_bos, 1, &prompt);
     if (n_prompt < 0) {
         snprintf(err, sizeof err, "out of memory tokenizing the prompt");
         goto done;
@@ -362,7 +346,7 @@ int cmd_chat(int argc, char **argv)
         engine_stats st;
         int n = -1;
         if (engine_chat_format(e, msgs, n_msgs, 1, &text, err, sizeof err) == 0)
-            n = tokenize_text(e, text, strlen(text), engine_get_info(e)->add_bos, 1, &ids);
+            n = engine_tokenize_alloc(e, text, strlen(text), engine_get_info(e)->add_bos, 1, &ids);
         if (n < 0 || engine_generate(ses, ids, n, &s, on_token, &sink, NULL, 0, &st, err, sizeof err)) {
             fprintf(stderr, "prbot chat: %s\n", err);
             free(text);
@@ -457,7 +441,7 @@ int cmd_logits(int argc, char **argv)
     int32_t *ids = NULL;
     float *logits = NULL;
     int n = tokens_arg ? parse_token_list(tokens_arg, &ids)
-                       : tokenize_text(e, prompt, strlen(prompt), engine_get_info(e)->add_bos, 1, &ids);
+                       : engine_tokenize_alloc(e, prompt, strlen(prompt), engine_get_info(e)->add_bos, 1, &ids);
     rc = 1;
     if (n <= 0) {
         snprintf(err, sizeof err, tokens_arg ? "--tokens must be comma-separated non-negative ids, e.g. 1,2,3"
@@ -535,7 +519,7 @@ int cmd_tokenize(int argc, char **argv)
     if (!use_stdin) len = strlen(text);
     int32_t *ids = NULL;
     int n = (use_stdin && !input) ? -1
-                                   : tokenize_text(e, use_stdin ? input : text, len,
+                                   : engine_tokenize_alloc(e, use_stdin ? input : text, len,
                                                    raw ? 0 : engine_get_info(e)->add_bos, !raw, &ids);
     if (n < 0) {
         fprintf(stderr, "prbot tokenize: out of memory\n");

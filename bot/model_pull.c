@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../engine/engine.h"
 #include "cli_options.h"
 #include "commands.h"
 #include "http.h"
@@ -78,13 +79,6 @@ static const char pull_usage[] =
     "\n"
     "A cached file that matches --sha256 is not downloaded again; a checksum mismatch\n"
     "deletes only the partial download, never an already cached file.\n";
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void sleep_seconds(double s)
 {
@@ -168,7 +162,7 @@ static void format_bytes(double b, char *out, size_t cap)
 
 static void report_progress(download *d, int final)
 {
-    double t = now_seconds();
+    double t = engine_now_s();
     double elapsed = t - d->started;
     int decile = d->total > 0 ? (int)(d->have * 10 / d->total) : -1;
     if (!final) {
@@ -532,7 +526,7 @@ static int model_pull(const pull_options *o, char *final_path, size_t cap, char 
     memset(&d, 0, sizeof d);
     d.total = -1;
     d.tty = isatty(STDERR_FILENO);
-    d.started = now_seconds();
+    d.started = engine_now_s();
     d.last_report = o->quiet ? -1 : d.started;
     d.last_report_decile = 0;
     if (!o->quiet) fprintf(stderr, "prbot model pull: %s -> %s\n", o->url, final_path);

@@ -57,6 +57,7 @@
 #include "linemap.h"
 #include "prompt.h"
 #include "publish.h"
+#include "registry.h"
 #include "textbuf.h"
 
 #define DEFAULT_MAX_TOKENS 512
@@ -254,17 +255,6 @@ static int parse_options(int argc, char **argv, review_options *o)
     return 0;
 }
 
-/* The cache directory model pull uses: $PRBOT_CACHE, else XDG's. */
-static int model_cache_dir(char *out, size_t cap)
-{
-    const char *v;
-    if ((v = getenv("PRBOT_CACHE")) && *v) snprintf(out, cap, "%s", v);
-    else if ((v = getenv("XDG_CACHE_HOME")) && *v) snprintf(out, cap, "%s/prbot", v);
-    else if ((v = getenv("HOME")) && *v) snprintf(out, cap, "%s/.cache/prbot", v);
-    else return -1;
-    return 0;
-}
-
 /* --model, else $PRBOT_MODEL, else the only .gguf file in the cache. */
 static int find_model(const char *opt, char *out, size_t cap, char *err, size_t errlen)
 {
@@ -274,7 +264,7 @@ static int find_model(const char *opt, char *out, size_t cap, char *err, size_t 
         return 0;
     }
     char dir[3072];
-    DIR *d = model_cache_dir(dir, sizeof dir) == 0 ? opendir(dir) : NULL;
+    DIR *d = model_cache_dir(NULL, dir, sizeof dir, NULL, 0) == 0 ? opendir(dir) : NULL;
     int found = 0;
     if (d) {
         struct dirent *ent;
@@ -299,8 +289,6 @@ static int find_model(const char *opt, char *out, size_t cap, char *err, size_t 
 
 typedef struct {
     engine *e;
-    int32_t *ids;
-    int cap;
 } token_counter;
 
 /* Without a local tokenizer (a backend and no --model): a conservative
@@ -314,15 +302,8 @@ static int estimate_tokens(void *user, const char *text, size_t len)
 
 static int count_tokens(void *user, const char *text, size_t len)
 {
-    token_counter *tc = user;
-    int n = engine_tokenize(tc->e, text, len, 0, 0, tc->ids, tc->cap);
-    if (n > tc->cap) {
-        int32_t *ids = realloc(tc->ids, (size_t)n * sizeof *ids);
-        if (!ids) return -1;
-        tc->ids = ids;
-        tc->cap = n;
-    }
-    return n;
+    const token_counter *tc = user;
+    return engine_tokenize(tc->e, text, len, 0, 0, NULL, 0);
 }
 
 static char *format_chat(void *user, const char *system, const char *user_msg)
@@ -627,17 +608,15 @@ static int build_prompt(review_state *s, token_counter *tc, char *err, size_t er
     return 0;
 }
 
-static int generate(review_state *s, token_counter *tc, char *err, size_t errlen)
+static int generate(review_state *s, char *err, size_t errlen)
 {
     const engine_info *info = engine_get_info(s->e);
     const char *formatted = s->prompt.formatted;
-    int n = engine_tokenize(s->e, formatted, strlen(formatted), info->add_bos, 1, tc->ids, tc->cap);
-    if (n > tc->cap) {
-        count_tokens(tc, formatted, strlen(formatted) + 1); /* grows the buffer */
-        n = engine_tokenize(s->e, formatted, strlen(formatted), info->add_bos, 1, tc->ids, tc->cap);
-    }
-    if (n <= 0 || n > tc->cap) {
-        snprintf(err, errlen, "could not tokenize the prompt");
+    int32_t *ids;
+    int n = engine_tokenize_alloc(s->e, formatted, strlen(formatted), info->add_bos, 1, &ids);
+    if (n <= 0) {
+        free(ids);
+        err_set(err, errlen, "could not tokenize the prompt");
         return -1;
     }
     engine_sampling sp;
@@ -653,10 +632,14 @@ static int generate(review_state *s, token_counter *tc, char *err, size_t errlen
     log_line(&s->log, "prefilling %d prompt tokens, then generating up to %d tokens", n, sp.max_tokens);
     generated_text g = {0};
     engine_session *ses;
-    if (engine_session_new(&ses, s->e, 0, err, errlen) < 0) return -1;
+    if (engine_session_new(&ses, s->e, 0, err, errlen) < 0) {
+        free(ids);
+        return -1;
+    }
     engine_set_progress(ses, on_prefill_progress, &s->log);
-    int rc = engine_generate(ses, tc->ids, n, &sp, on_token, &g, NULL, 0, &s->stats, err, errlen);
+    int rc = engine_generate(ses, ids, n, &sp, on_token, &g, NULL, 0, &s->stats, err, errlen);
     engine_session_free(ses);
+    free(ids);
     log_commands_resume(&s->log);
     fputs("\n--------------------------\n", stderr);
     if (rc < 0 || g.failed) {
@@ -749,9 +732,8 @@ static int run_model(review_state *s, char *err, size_t errlen)
         s->model_text = strdup(s->tmpl.findings ? "" : s->notice);
         rc = s->model_text ? 0 : -1;
     } else if (rc == 0) {
-        rc = s->opt.backend ? generate_backend(s, err, errlen) : generate(s, &tc, err, errlen);
+        rc = s->opt.backend ? generate_backend(s, err, errlen) : generate(s, err, errlen);
     }
-    free(tc.ids);
     return rc;
 }
 

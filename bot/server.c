@@ -61,6 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../engine/engine.h"
 #include "errors.h"
 #include "registry.h"
 #include "server_api.h"
@@ -197,13 +198,6 @@ struct server {
     char self_exe[4096];
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* The name a model file gets by default: its base name without ".gguf". */
 static void name_of_path(const char *path, char *out, size_t cap)
 {
@@ -280,7 +274,7 @@ static loaded_model *load_model(server *srv, const char *name, const char *path,
         err_set(err, errlen, "%d models are busy; try again later", MAX_LOADED);
         return NULL;
     }
-    double t0 = now_s();
+    double t0 = engine_now_s();
     engine_params ep = {.n_threads = srv->o.threads, .n_ctx = srv->o.n_ctx};
     engine *e;
     if (engine_open(&e, path, &ep, err, errlen)) return NULL;
@@ -292,8 +286,8 @@ static loaded_model *load_model(server *srv, const char *name, const char *path,
     m->e = e;
     m->sessions = calloc((size_t)srv->o.parallel, sizeof *m->sessions);
     m->session_busy = calloc((size_t)srv->o.parallel, sizeof *m->session_busy);
-    m->load_s = now_s() - t0;
-    m->last_used = now_s();
+    m->load_s = engine_now_s() - t0;
+    m->last_used = engine_now_s();
     m->bytes = engine_get_info(e)->file_bytes;
     srv->n_models++;
     pthread_mutex_unlock(&srv->mu);
@@ -334,22 +328,6 @@ static int pick_session(server *srv, loaded_model *m, const int32_t *tokens, int
 
 /* ---- the scheduler ------------------------------------------------------- */
 
-static int tokenize_all(engine *e, const char *text, int32_t **out)
-{
-    size_t len = strlen(text);
-    int cap = (int)(len < 1000000 ? len : 1000000) + 8;
-    *out = malloc((size_t)cap * sizeof **out);
-    if (!*out) return -1;
-    int n = engine_tokenize(e, text, len, engine_get_info(e)->add_bos, 1, *out, cap);
-    if (n > cap) {
-        int32_t *bigger = realloc(*out, (size_t)n * sizeof **out);
-        if (!bigger) return -1;
-        *out = bigger;
-        n = engine_tokenize(e, text, len, engine_get_info(e)->add_bos, 1, *out, n);
-    }
-    return n;
-}
-
 /* The model's input for the request: its chat template applied, or the prompt as is. */
 static char *prompt_text(engine *e, const api_request *r, char *err, size_t errlen)
 {
@@ -375,7 +353,7 @@ static char *prompt_text(engine *e, const api_request *r, char *err, size_t errl
 static int job_begin(server *srv, job *j)
 {
     char err[512];
-    double t0 = now_s();
+    double t0 = engine_now_s();
     int had = find_loaded(srv, j->model_name, j->model_path) != NULL;
     loaded_model *m = load_model(srv, j->model_name, j->model_path, err, sizeof err);
     if (!m) {
@@ -384,9 +362,9 @@ static int job_begin(server *srv, job *j)
         job_fail(j, 500, msg);
         return -1;
     }
-    j->load_s = had ? 0 : now_s() - t0;
+    j->load_s = had ? 0 : engine_now_s() - t0;
     char *text = prompt_text(m->e, &j->req, err, sizeof err);
-    int n = text ? tokenize_all(m->e, text, &j->tokens) : -1;
+    int n = text ? engine_tokenize_alloc(m->e, text, strlen(text), engine_get_info(m->e)->add_bos, 1, &j->tokens) : -1;
     if (text && n <= 0) snprintf(err, sizeof err, n == 0 ? "the prompt gives no tokens" : "out of memory");
     free(text);
     if (n <= 0) {
@@ -412,7 +390,7 @@ static int job_begin(server *srv, job *j)
     }
     m->session_busy[slot] = 1;
     m->n_active++;
-    m->last_used = now_s();
+    m->last_used = engine_now_s();
     j->m = m;
     j->slot = slot;
     pthread_mutex_lock(&j->mu);
@@ -454,7 +432,7 @@ static void job_end(server *srv, job *j)
     if (j->m) {
         j->m->session_busy[j->slot] = 0;
         j->m->n_active--;
-        j->m->last_used = now_s();
+        j->m->last_used = engine_now_s();
     }
     (void)srv;
 }
@@ -505,7 +483,7 @@ static int job_step(server *srv, job *j)
     j->res.load_s = j->load_s;
     j->res.prefill_s = st.prefill_s;
     j->res.decode_s = st.decode_s;
-    j->res.total_s = now_s() - j->t_queued;
+    j->res.total_s = engine_now_s() - j->t_queued;
     j->state = JOB_DONE;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
@@ -831,7 +809,7 @@ static enum MHD_Result generate(struct MHD_Connection *c, conn *cc, api_request 
     snprintf(j->id, sizeof j->id, "%s-%ld", cc->ep == API_OPENAI_CHAT ? "chatcmpl" : "cmpl",
              atomic_fetch_add(&srv->next_id, 1));
     j->fmt = (api_stream){cc->ep, j->id, j->model_name, (long long)time(NULL), j->req.include_usage};
-    j->t_queued = now_s();
+    j->t_queued = engine_now_s();
     if (enqueue(srv, j)) {
         j->refs = 1;
         job_release(j);
@@ -1058,7 +1036,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!cc) {
         if (!(cc = calloc(1, sizeof *cc))) return MHD_NO;
         cc->srv = srv;
-        cc->t0 = now_s();
+        cc->t0 = engine_now_s();
         cc->fd = -1;
         cc->pull_err_fd = cc->pull_out_fd = -1;
         snprintf(cc->method, sizeof cc->method, "%s", method);
@@ -1100,7 +1078,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (cc->pull_err_fd >= 0) close(cc->pull_err_fd);
     if (cc->pull_out_fd >= 0) close(cc->pull_out_fd);
     log_note("prbot serve: %s %s %d tokens=%d ms=%.0f", cc->method, cc->path, cc->status, cc->tokens,
-            (now_s() - cc->t0) * 1000);
+            (engine_now_s() - cc->t0) * 1000);
     textbuf_free(&cc->body);
     textbuf_free(&cc->out);
     free(cc);

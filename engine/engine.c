@@ -220,6 +220,27 @@ int engine_tokenize(engine *e, const char *text, size_t len, int add_bos, int pa
     return tokenizer_encode(e->tok, text, len, add_bos, parse_special, out, cap);
 }
 
+int engine_tokenize_alloc(engine *e, const char *text, size_t len, int add_bos, int parse_special, int32_t **out)
+{
+    /* A token covers at least one byte, except BOS and a leading space some
+     * tokenizers add: one pass nearly always suffices. */
+    int cap = len < (size_t)INT32_MAX - 64 ? (int)len + 8 : INT32_MAX - 56;
+    for (int pass = 0; pass < 2; pass++) {
+        int32_t *ids = malloc((size_t)cap * sizeof *ids);
+        if (!ids) break;
+        int n = engine_tokenize(e, text, len, add_bos, parse_special, ids, cap);
+        if (n >= 0 && n <= cap) {
+            *out = ids;
+            return n;
+        }
+        free(ids);
+        if (n < 0) break;
+        cap = n;
+    }
+    *out = NULL;
+    return -1;
+}
+
 int engine_token_piece(engine *e, int32_t id, char *buf, int cap)
 {
     return tokenizer_piece(e->tok, id, 0, buf, cap);

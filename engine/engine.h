@@ -12,7 +12,7 @@
  *   engine *e;          engine_open(&e, "model.gguf", &params, err, sizeof err);
  *   engine_session *s;  engine_session_new(&s, e, 0, err, sizeof err);
  *   engine_chat_format(e, msgs, n, 1, &prompt);         // model's own template
- *   n = engine_tokenize(e, prompt, strlen(prompt), 1, 1, ids, cap);
+ *   n = engine_tokenize_alloc(e, prompt, strlen(prompt), 1, 1, &ids);
  *   engine_generate(s, ids, n, &sampling, on_token, user, NULL, 0, &stats, err, sizeof err);
  *   engine_session_free(s);
  *   engine_close(e);
@@ -143,8 +143,12 @@ int engine_open(engine **out, const char *model_path, const engine_params *param
 void engine_close(engine *e);
 const engine_info *engine_get_info(const engine *e);
 
-/* As tokenizer_encode: returns the total count (may exceed cap) or -1. */
+/* As tokenizer_encode: writes up to cap ids, returns the total count (may
+ * exceed cap; out may be NULL when cap is 0, to count) or -1. */
 int engine_tokenize(engine *e, const char *text, size_t len, int add_bos, int parse_special, int32_t *out, int cap);
+/* The same into an array of the right size: *out is malloc'ed (NULL on
+ * failure); returns the count or -1. */
+int engine_tokenize_alloc(engine *e, const char *text, size_t len, int add_bos, int parse_special, int32_t **out);
 /* Raw bytes of one token (see tokenizer_piece); returns length. */
 int engine_token_piece(engine *e, int32_t id, char *buf, int cap);
 /* 1 when id ends a generation (end of turn, end of text). */
