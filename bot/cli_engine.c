@@ -156,8 +156,7 @@ static char *build_prompt(engine *e, const generate_options *o, char *err, size_
 
 typedef struct {
     int stream;
-    char *text;
-    size_t len, cap;
+    textbuf text;
 } text_sink;
 
 static int on_token(int32_t id, const char *text, void *user)
@@ -168,16 +167,8 @@ static int on_token(int32_t id, const char *text, void *user)
         fputs(text, stdout);
         fflush(stdout);
     }
-    if (sink->len + n + 1 > sink->cap) {
-        size_t cap = (sink->cap + n + 1) * 2;
-        char *p = realloc(sink->text, cap);
-        if (!p) return 1;
-        sink->text = p;
-        sink->cap = cap;
-    }
-    memcpy(sink->text + sink->len, text, n + 1);
-    sink->len += n;
-    return 0;
+    textbuf_add(&sink->text, text, n);
+    return sink->text.failed;
 }
 
 static void print_generate_json(const int32_t *prompt, int n_prompt, const int32_t *gen, int n_gen, const char *text,
@@ -232,7 +223,7 @@ int cmd_generate(int argc, char **argv)
     if (engine_generate(ses, prompt, n_prompt, &o.sampling, on_token, &sink, gen, cap, &st, err, sizeof err))
         goto done;
     if (o.json)
-        print_generate_json(prompt, n_prompt, gen, st.generated_tokens, sink.text ? sink.text : "", &st);
+        print_generate_json(prompt, n_prompt, gen, st.generated_tokens, sink.text.data ? sink.text.data : "", &st);
     else
         fputc('\n', stdout);
     fflush(stdout);
@@ -247,7 +238,7 @@ done:
     free(text);
     free(prompt);
     free(gen);
-    free(sink.text);
+    textbuf_free(&sink.text);
     engine_session_free(ses);
     engine_close(e);
     return rc;
@@ -285,13 +276,13 @@ static int chat_with_server(const char *url, const char *model, const char *syst
         text_sink sink = {.stream = 1};
         if (ollama_chat(url, model, msgs, n_msgs, on_server_text, &sink, err, sizeof err)) {
             fprintf(stderr, "prbot chat: %s\n", err);
-            free(sink.text);
+            textbuf_free(&sink.text);
             rc = 1;
             break;
         }
         fputc('\n', stdout);
         fflush(stdout);
-        owned[n_owned] = sink.text ? sink.text : strdup("");
+        owned[n_owned] = sink.text.data ? sink.text.data : strdup("");
         msgs[n_msgs++] = (engine_chat_msg){"assistant", owned[n_owned++]};
     }
     for (int i = 0; i < n_owned; i++) free(owned[i]);
@@ -351,12 +342,12 @@ int cmd_chat(int argc, char **argv)
             fprintf(stderr, "prbot chat: %s\n", err);
             free(text);
             free(ids);
-            free(sink.text);
+            textbuf_free(&sink.text);
             rc = 1;
             break;
         }
         fputc('\n', stdout);
-        owned[n_owned] = sink.text ? sink.text : strdup("");
+        owned[n_owned] = sink.text.data ? sink.text.data : strdup("");
         msgs[n_msgs++] = (engine_chat_msg){"assistant", owned[n_owned++]};
         free(text);
         free(ids);
@@ -478,23 +469,13 @@ static const char tokenize_usage[] =
 
 static char *read_all_stdin(size_t *len)
 {
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, stdin);
-        n += got;
-        if (got == 0) break;
-        if (n == cap) {
-            char *p = realloc(buf, cap *= 2);
-            if (!p) {
-                free(buf);
-                return NULL;
-            }
-            buf = p;
-        }
-    }
-    *len = n;
-    return buf;
+    textbuf b = {0};
+    char chunk[65536];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, stdin)) > 0) textbuf_add(&b, chunk, got);
+    *len = b.len;
+    if (!b.data && !b.failed) return strdup("");
+    return textbuf_take(&b);
 }
 
 int cmd_tokenize(int argc, char **argv)

@@ -318,12 +318,6 @@ static char *format_chat(void *user, const char *system, const char *user_msg)
     return out;
 }
 
-typedef struct {
-    char *text;
-    size_t len, cap;
-    int failed;
-} generated_text;
-
 /* Prefill progress, one line per chunk; the generated text streams after the last. */
 static void on_prefill_progress(int done, int total, double seconds, void *user)
 {
@@ -338,24 +332,11 @@ static void on_prefill_progress(int done, int total, double seconds, void *user)
 static int on_token(int32_t id, const char *text, void *user)
 {
     (void)id;
-    generated_text *g = user;
-    size_t n = strlen(text);
+    textbuf *g = user;
     fputs(text, stderr);
     fflush(stderr);
-    if (g->len + n + 1 > g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 4096;
-        while (cap < g->len + n + 1) cap *= 2;
-        char *t = realloc(g->text, cap);
-        if (!t) {
-            g->failed = 1;
-            return 1;
-        }
-        g->text = t;
-        g->cap = cap;
-    }
-    memcpy(g->text + g->len, text, n + 1);
-    g->len += n;
-    return 0;
+    textbuf_puts(g, text);
+    return g->failed;
 }
 
 /* ---- the review -------------------------------------------------------- */
@@ -630,7 +611,7 @@ static int generate(review_state *s, char *err, size_t errlen)
         if (sp.time_budget_s < 1) sp.time_budget_s = 1;
     }
     log_line(&s->log, "prefilling %d prompt tokens, then generating up to %d tokens", n, sp.max_tokens);
-    generated_text g = {0};
+    textbuf g = {0};
     engine_session *ses;
     if (engine_session_new(&ses, s->e, 0, err, errlen) < 0) {
         free(ids);
@@ -644,10 +625,10 @@ static int generate(review_state *s, char *err, size_t errlen)
     fputs("\n--------------------------\n", stderr);
     if (rc < 0 || g.failed) {
         if (g.failed) snprintf(err, errlen, "out of memory collecting the generated text");
-        free(g.text);
+        textbuf_free(&g);
         return -1;
     }
-    s->model_text = g.text ? g.text : strdup("");
+    s->model_text = g.data ? g.data : strdup("");
     log_line(&s->log, "prefill %d tokens in %.2f s (%.1f tok/s), decode %d tokens in %.2f s (%.1f tok/s), stop: %s",
              s->stats.prompt_tokens, s->stats.prefill_s, s->stats.prefill_tokens_per_s, s->stats.generated_tokens,
              s->stats.decode_s, s->stats.decode_tokens_per_s, s->stats.stop_reason ? s->stats.stop_reason : "?");
@@ -657,11 +638,11 @@ static int generate(review_state *s, char *err, size_t errlen)
 /* A backend's answer streams to stderr as a local one does; a retried one starts over. */
 static int on_backend_text(const char *text, void *user)
 {
-    generated_text *g = user;
+    textbuf *g = user;
     if (!text) {
         fputs("\n----- retrying: the text above is discarded -----\n", stderr);
         g->len = 0;
-        if (g->text) g->text[0] = 0;
+        if (g->data) g->data[0] = 0;
         return 0;
     }
     return on_token(0, text, g);
@@ -684,7 +665,7 @@ static int generate_backend(review_state *s, char *err, size_t errlen)
              s->opt.backend, s->prompt.max_tokens);
     fputs("----- generated text -----\n", stderr);
     log_commands_stop(&s->log);
-    generated_text g = {0};
+    textbuf g = {0};
     backend_result res;
     double t0 = seconds_since(&s->log.start);
     int rc = backend_chat(&bo, msgs, n, s->prompt.max_tokens, 0.0, budget, on_backend_text, &g, &res, err, errlen);
@@ -692,10 +673,10 @@ static int generate_backend(review_state *s, char *err, size_t errlen)
     fputs("\n--------------------------\n", stderr);
     if (rc < 0 || g.failed) {
         if (rc == 0) err_set(err, errlen, "out of memory collecting the generated text");
-        free(g.text);
+        textbuf_free(&g);
         return -1;
     }
-    s->model_text = g.text ? g.text : strdup("");
+    s->model_text = g.data ? g.data : strdup("");
     double seconds = seconds_since(&s->log.start) - t0;
     s->stats.prompt_tokens = res.prompt_tokens >= 0 ? res.prompt_tokens : s->prompt.prompt_tokens;
     s->stats.generated_tokens = res.completion_tokens >= 0 ? res.completion_tokens : 0;
