@@ -25,9 +25,9 @@
  *
  * The document (review_doc) adds the run's facts: repository, PR, SHAs,
  * model, files reviewed/not shown/skipped, token counts. It is written to
- * and read from review.json, whose format is the contract in
- * /work/notes/contract-review-json.md (version 1); review_doc_load is the
- * strict reader `prbot post` uses on an artifact it does not trust.
+ * and read from review.json, whose format (version 1) docs/DESIGN.md
+ * describes; review_doc_load is the strict reader `prbot post` uses on an
+ * artifact it does not trust.
  */
 #ifndef PRBOT_FINDINGS_H
 #define PRBOT_FINDINGS_H

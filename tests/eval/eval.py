@@ -16,8 +16,8 @@ what prbot printed:
   false     findings (severity bug or risk) on a clean PR;
   seconds   wall time of the prbot run, model loading included.
 
-With `--output DIR` (issue 13's structured review, contract in
-/work/notes/contract-review-json.md) the findings come from DIR/review.json.
+With `--output DIR` (the review document, docs/DESIGN.md) the findings come
+from DIR/review.json.
 Until prbot has that flag they come from the markdown comment: "named" is
 matched against the model's risks section and "anchored" is n/a. Before
 matching, phrases of the prompt template are cut out of the model's text,
