@@ -40,6 +40,7 @@
 #include "../engine/engine.h"
 #include "cli_options.h"
 #include "commands.h"
+#include "errors.h"
 
 #define BANDWIDTH_PASSES_PER_REP 4 /* one before the prefill, three around the two decode runs */
 #define MAX_REPS 100
@@ -210,7 +211,7 @@ static int run_bench(engine_session *e, engine_membw *probe, const bench_options
     int n_tokens = o->n_prompt + o->n_gen;
     int32_t *tokens = malloc((size_t)n_tokens * sizeof *tokens);
     if (!tokens) {
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return -1;
     }
     uint64_t rng = o->seed;
@@ -346,7 +347,7 @@ int cmd_bench(int argc, char **argv)
 {
     bench_options o;
     int rc = parse_bench(argc, argv, &o);
-    if (rc) return rc < 0 ? 0 : rc;
+    if (rc) return rc == CLI_HELP ? 0 : rc;
     char err[512];
     struct stat st;
     if (stat(o.model, &st)) {

@@ -194,7 +194,7 @@ int cmd_generate(int argc, char **argv)
 {
     generate_options o;
     int rc = parse_generate(argc, argv, &o);
-    if (rc) return rc < 0 ? 0 : rc;
+    if (rc) return rc == CLI_HELP ? 0 : rc;
     engine_params params = {.n_threads = o.threads, .n_ctx = o.n_ctx};
     engine *e = open_engine("generate", o.model, &params);
     if (!e) return 1;
@@ -214,7 +214,7 @@ int cmd_generate(int argc, char **argv)
     if (!(text = build_prompt(e, &o, err, sizeof err))) goto done;
     int n_prompt = engine_tokenize_alloc(e, text, strlen(text), engine_get_info(e)->add_bos, 1, &prompt);
     if (n_prompt < 0) {
-        snprintf(err, sizeof err, "out of memory tokenizing the prompt");
+        err_set(err, sizeof err, "out of memory tokenizing the prompt");
         goto done;
     }
     int cap = o.sampling.max_tokens > 0 ? o.sampling.max_tokens : 1;
@@ -302,7 +302,7 @@ int cmd_chat(int argc, char **argv)
         {NULL, 0, NULL},
     };
     int rc = cli_parse("chat", argc, argv, opts, chat_usage, NULL);
-    if (rc) return rc < 0 ? 0 : rc;
+    if (rc) return rc == CLI_HELP ? 0 : rc;
     if (server_url) return chat_with_server(server_url, model_path, system);
     if (!model_path) {
         fprintf(stderr, "prbot chat: --model is required\n");
@@ -392,13 +392,13 @@ static int write_file_atomic(const char *path, const void *data, size_t len, cha
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        err_set(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         return -1;
     }
     int ok = fwrite(data, 1, len, f) == len;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path)) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        err_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
         unlink(tmp);
         return -1;
     }
@@ -415,7 +415,7 @@ int cmd_logits(int argc, char **argv)
         {"--threads", CLI_INT, &threads},      {NULL, 0, NULL},
     };
     int rc = cli_parse("logits", argc, argv, opts, logits_usage, NULL);
-    if (rc) return rc < 0 ? 0 : rc;
+    if (rc) return rc == CLI_HELP ? 0 : rc;
     if (!model_path || !out_path || !prompt == !tokens_arg) {
         fprintf(stderr, "prbot logits: needs --model, --out and exactly one of --prompt or --tokens\n");
         return 2;
@@ -435,13 +435,13 @@ int cmd_logits(int argc, char **argv)
                        : engine_tokenize_alloc(e, prompt, strlen(prompt), engine_get_info(e)->add_bos, 1, &ids);
     rc = 1;
     if (n <= 0) {
-        snprintf(err, sizeof err, tokens_arg ? "--tokens must be comma-separated non-negative ids, e.g. 1,2,3"
+        err_set(err, sizeof err, tokens_arg ? "--tokens must be comma-separated non-negative ids, e.g. 1,2,3"
                                              : "the prompt gives no tokens");
         goto done;
     }
     size_t n_vocab = (size_t)engine_get_info(e)->n_vocab;
     if (!(logits = malloc((size_t)n * n_vocab * sizeof *logits))) {
-        snprintf(err, sizeof err, "out of memory for %d x %zu logits", n, n_vocab);
+        err_set(err, sizeof err, "out of memory for %d x %zu logits", n, n_vocab);
         goto done;
     }
     if (engine_eval(ses, ids, n, logits, err, sizeof err) ||
@@ -487,7 +487,7 @@ int cmd_tokenize(int argc, char **argv)
         {NULL, 0, NULL},
     };
     int rc = cli_parse("tokenize", argc, argv, opts, tokenize_usage, &text);
-    if (rc) return rc < 0 ? 0 : rc;
+    if (rc) return rc == CLI_HELP ? 0 : rc;
     if (!model_path || !text == !use_stdin) {
         fprintf(stderr, "prbot tokenize: needs --model and either TEXT or --stdin\n");
         return 2;

@@ -19,7 +19,7 @@ static int store_value(const char *cmd, const cli_option *o, const char *v)
         cli_list *l = o->dest;
         if (l->n >= CLI_LIST_MAX) {
             fprintf(stderr, "prbot %s: too many %s options (at most %d)\n", cmd, o->name, CLI_LIST_MAX);
-            return 2;
+            return CLI_USAGE;
         }
         l->items[l->n++] = v;
         return 0;
@@ -55,7 +55,7 @@ static int store_value(const char *cmd, const cli_option *o, const char *v)
     case CLI_FLAG: break;
     }
     fprintf(stderr, "prbot %s: %s expects a number, got '%s'\n", cmd, o->name, v);
-    return 2;
+    return CLI_USAGE;
 }
 
 static const cli_option *find_option(const cli_option *opts, const char *arg, size_t name_len)
@@ -72,7 +72,7 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts, co
         const char *arg = argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             fputs(usage, stdout);
-            return -1;
+            return CLI_HELP;
         }
         if (strncmp(arg, "--", 2) != 0 || !strcmp(arg, "--")) {
             if (!strcmp(arg, "--") && i + 1 < argc) arg = argv[++i];
@@ -81,19 +81,19 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts, co
                 continue;
             }
             fprintf(stderr, "prbot %s: unexpected argument '%s' (see prbot %s --help)\n", cmd, arg, cmd);
-            return 2;
+            return CLI_USAGE;
         }
         const char *eq = strchr(arg, '=');
         size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
         const cli_option *o = find_option(opts, arg, name_len);
         if (!o) {
             fprintf(stderr, "prbot %s: unknown option '%.*s' (see prbot %s --help)\n", cmd, (int)name_len, arg, cmd);
-            return 2;
+            return CLI_USAGE;
         }
         if (o->kind == CLI_FLAG) {
             if (eq) {
                 fprintf(stderr, "prbot %s: %s takes no value\n", cmd, o->name);
-                return 2;
+                return CLI_USAGE;
             }
             *(int *)o->dest = 1;
             continue;
@@ -101,7 +101,7 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts, co
         const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!value) {
             fprintf(stderr, "prbot %s: %s needs a value\n", cmd, o->name);
-            return 2;
+            return CLI_USAGE;
         }
         int rc = store_value(cmd, o, value);
         if (rc) return rc;

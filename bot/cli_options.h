@@ -24,9 +24,16 @@ typedef struct {
     void *dest;       /* int* (FLAG, INT), const char** (STRING), uint64_t*, float*, double*, cli_list* */
 } cli_option;
 
-/* Returns 0 when parsed, -1 when --help was printed (caller exits 0), 2 on a
- * usage error (one line already printed: "prbot CMD: ..."). `positional`, if
- * non-NULL, receives the one allowed positional argument. */
+/* What cli_parse did; a command exits 0 after CLI_HELP and 2 (the usage
+ * exit status of commands.h) after CLI_USAGE. */
+typedef enum {
+    CLI_OK = 0,    /* parsed */
+    CLI_HELP = 1,  /* --help: the usage text was printed */
+    CLI_USAGE = 2, /* a usage error: one line was printed, "prbot CMD: ..." */
+} cli_result;
+
+/* Parses argv[1..argc) by the table. `positional`, if non-NULL, receives the
+ * one allowed positional argument. */
 int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts, const char *usage,
               const char **positional);
 

@@ -56,7 +56,7 @@ int cmd_serve(int argc, char **argv)
         {NULL, 0, NULL},
     };
     int rc = cli_parse("serve", argc, argv, opts, serve_usage, NULL);
-    if (rc) return rc < 0 ? 0 : rc;
+    if (rc) return rc == CLI_HELP ? 0 : rc;
     if (!o.model_path) {
         fprintf(stderr, "prbot serve: --model PATH is required (see prbot serve --help)\n");
         return 2;

@@ -35,6 +35,7 @@
 #include "../engine/engine.h"
 #include "cli_options.h"
 #include "commands.h"
+#include "errors.h"
 #include "http.h"
 #include "registry.h"
 #include "sha256.h"
@@ -114,7 +115,7 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
             char saved = *p;
             *p = 0;
             if (mkdir(path, 0755) && errno != EEXIST) {
-                snprintf(err, errlen, "cannot create cache directory %.400s: %s", path, strerror(errno));
+                err_set(err, errlen, "cannot create cache directory %.400s: %s", path, strerror(errno));
                 return -1;
             }
             *p = saved;
@@ -123,7 +124,7 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     }
     struct stat st;
     if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "cache directory %.400s is not a directory", dir);
+        err_set(err, errlen, "cache directory %.400s is not a directory", dir);
         return -1;
     }
     return 0;
@@ -375,12 +376,12 @@ static int open_part(download *d, const char *part, char *err, size_t errlen)
     sha256_init(&d->sha);
     d->out = fopen(part, "ab");
     if (!d->out) {
-        snprintf(err, errlen, "cannot open %.400s: %s", part, strerror(errno));
+        err_set(err, errlen, "cannot open %.400s: %s", part, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fileno(d->out), &st)) {
-        snprintf(err, errlen, "cannot stat %.400s: %s", part, strerror(errno));
+        err_set(err, errlen, "cannot stat %.400s: %s", part, strerror(errno));
         return -1;
     }
     d->have = (long long)st.st_size;
@@ -418,7 +419,7 @@ static int download_part(download *d, const pull_options *o, const char *part, c
             /* The .part is not a prefix the server can continue (e.g. the file changed): start over. */
             fprintf(stderr, "prbot model pull: server cannot resume at %lld bytes; starting over\n", d->have);
             if (ftruncate(fileno(d->out), 0) || fseek(d->out, 0, SEEK_SET)) {
-                snprintf(err, errlen, "cannot truncate %.400s: %s", part, strerror(errno));
+                err_set(err, errlen, "cannot truncate %.400s: %s", part, strerror(errno));
                 return -1;
             }
             sha256_init(&d->sha);
@@ -428,7 +429,7 @@ static int download_part(download *d, const pull_options *o, const char *part, c
         }
         if (r == TRANSFER_RANGE_INVALID) snprintf(d->err, sizeof d->err, "HTTP 416 from %.400s", o->url);
         if (r != TRANSFER_RETRY || attempt >= attempts) {
-            snprintf(err, errlen, "%s%s", d->err,
+            err_set(err, errlen, "%s%s", d->err,
                      r == TRANSFER_RETRY ? "; the partial download is kept, run the command again to resume" : "");
             return -1;
         }
@@ -453,13 +454,13 @@ static int verify_and_install(download *d, const pull_options *o, const char *pa
         snprintf(expected, sizeof expected, "%s", d->advertised_sha);
     lowercase(expected);
     if (d->total >= 0 && d->have != d->total) {
-        snprintf(err, errlen, "download is %lld bytes, the server announced %lld; run again to resume", d->have,
+        err_set(err, errlen, "download is %lld bytes, the server announced %lld; run again to resume", d->have,
                  d->total);
         return -1;
     }
     if (expected[0] && strcmp(expected, got)) {
         unlink(part);
-        snprintf(err, errlen, "checksum mismatch for %s: expected sha256 %s, got %s; deleted the download "
+        err_set(err, errlen, "checksum mismatch for %s: expected sha256 %s, got %s; deleted the download "
                  "(any previously cached file is untouched)", o->url, expected, got);
         return -1;
     }
@@ -469,11 +470,11 @@ static int verify_and_install(download *d, const pull_options *o, const char *pa
     else if (!o->quiet)
         fprintf(stderr, "prbot model pull: sha256 %s verified%s\n", got, o->sha256 ? "" : " (from the server's ETag)");
     if (fsync(fileno(d->out))) {
-        snprintf(err, errlen, "cannot sync %.400s: %s", part, strerror(errno));
+        err_set(err, errlen, "cannot sync %.400s: %s", part, strerror(errno));
         return -1;
     }
     if (rename(part, final_path)) {
-        snprintf(err, errlen, "cannot move %.300s to %.300s: %s", part, final_path, strerror(errno));
+        err_set(err, errlen, "cannot move %.300s to %.300s: %s", part, final_path, strerror(errno));
         return -1;
     }
     return 0;
@@ -483,21 +484,21 @@ static int model_pull(const pull_options *o, char *final_path, size_t cap, char 
 {
     char dir[1024], name[256], part[1400];
     if (o->sha256 && !is_hex64(o->sha256)) {
-        snprintf(err, errlen, "--sha256 must be 64 hex digits (got '%.80s')", o->sha256);
+        err_set(err, errlen, "--sha256 must be 64 hex digits (got '%.80s')", o->sha256);
         return -1;
     }
     if (strncmp(o->url, "https://", 8) && strncmp(o->url, "http://", 7)) {
-        snprintf(err, errlen, "URL must start with https:// or http:// (got '%.200s')", o->url);
+        err_set(err, errlen, "URL must start with https:// or http:// (got '%.200s')", o->url);
         return -1;
     }
     if (o->output)
         snprintf(name, sizeof name, "%s", o->output);
     else if (name_from_url(o->url, name, sizeof name)) {
-        snprintf(err, errlen, "cannot take a file name from the URL; pass --output NAME");
+        err_set(err, errlen, "cannot take a file name from the URL; pass --output NAME");
         return -1;
     }
     if (!name_valid(name)) {
-        snprintf(err, errlen, "bad file name '%s' (no slashes); pass --output NAME", name);
+        err_set(err, errlen, "bad file name '%s' (no slashes); pass --output NAME", name);
         return -1;
     }
     if (model_cache_dir(o->cache, dir, sizeof dir, err, errlen) || make_dirs(dir, err, errlen)) return -1;
@@ -546,7 +547,7 @@ static int cmd_model_pull(int argc, char **argv)
         {NULL, CLI_FLAG, NULL},
     };
     int rc = cli_parse("model pull", argc, argv, opts, pull_usage, &o.url);
-    if (rc < 0) return 0;
+    if (rc == CLI_HELP) return 0;
     if (rc) return 2;
     if (!o.url) {
         fprintf(stderr, "prbot model pull: missing URL (see prbot model pull --help)\n");

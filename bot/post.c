@@ -242,7 +242,7 @@ int cmd_post(int argc, char **argv)
 {
     post_options o;
     int rc = parse_options(argc, argv, &o);
-    if (rc) return rc < 0 ? 0 : rc;
+    if (rc) return rc == CLI_HELP ? 0 : rc;
     char err[1024] = "";
     const char *repo = getenv("GITHUB_REPOSITORY"), *token = getenv("GITHUB_TOKEN");
     size_t len = 0;

@@ -1080,7 +1080,7 @@ int cmd_review(int argc, char **argv)
     memset(&s, 0, sizeof s);
     clock_gettime(CLOCK_MONOTONIC, &s.log.start);
     int rc = parse_options(argc, argv, &s.opt);
-    if (rc) return rc < 0 ? 0 : rc;
+    if (rc) return rc == CLI_HELP ? 0 : rc;
     char err[1024] = "";
     event_options eo = {.repo_dir = s.opt.repo, .base = s.opt.base, .head = s.opt.head, .pr = s.opt.pr};
     if (event_load(&s.ctx, &eo, err, sizeof err) < 0) return fail(&s, err);

@@ -365,7 +365,7 @@ static int job_begin(server *srv, job *j)
     j->load_s = had ? 0 : engine_now_s() - t0;
     char *text = prompt_text(m->e, &j->req, err, sizeof err);
     int n = text ? engine_tokenize_alloc(m->e, text, strlen(text), engine_get_info(m->e)->add_bos, 1, &j->tokens) : -1;
-    if (text && n <= 0) snprintf(err, sizeof err, n == 0 ? "the prompt gives no tokens" : "out of memory");
+    if (text && n <= 0) err_set(err, sizeof err, n == 0 ? "the prompt gives no tokens" : "out of memory");
     free(text);
     if (n <= 0) {
         job_fail(j, 400, err);
@@ -378,7 +378,7 @@ static int job_begin(server *srv, job *j)
     }
     engine_session *s = m->sessions[slot];
     if (n >= engine_session_n_ctx(s)) {
-        snprintf(err, sizeof err, "the prompt has %d tokens; the context holds %d", n, engine_session_n_ctx(s));
+        err_set(err, sizeof err, "the prompt has %d tokens; the context holds %d", n, engine_session_n_ctx(s));
         job_fail(j, 400, err);
         return -1;
     }
@@ -698,13 +698,13 @@ static enum MHD_Result create_model(struct MHD_Connection *c, conn *cc, const ap
     server *srv = cc->srv;
     char err[512];
     if (!registry_name_valid(r->name) || !strcmp(r->name, srv->default_name)) {
-        snprintf(err, sizeof err, "invalid model name '%.140s': use at most %d of A-Z a-z 0-9 . _ : / -, not the default model's name",
+        err_set(err, sizeof err, "invalid model name '%.140s': use at most %d of A-Z a-z 0-9 . _ : / -, not the default model's name",
                  r->name, REGISTRY_NAME_MAX);
         return respond_error(c, cc, 400, err);
     }
     char *real = realpath(r->path, NULL);
     if (!real) {
-        snprintf(err, sizeof err, "modelpath '%.300s': %s", r->path, strerror(errno));
+        err_set(err, sizeof err, "modelpath '%.300s': %s", r->path, strerror(errno));
         return respond_error(c, cc, 400, err);
     }
     engine *e = open_vocab(real, err, sizeof err);
@@ -729,7 +729,7 @@ static enum MHD_Result delete_model(struct MHD_Connection *c, conn *cc, const ap
     int rc = registry_remove(&srv->reg, r->name, err, sizeof err);
     pthread_mutex_unlock(&srv->mu);
     if (rc == 1) {
-        snprintf(err, sizeof err, "model '%.140s' not found", r->name);
+        err_set(err, sizeof err, "model '%.140s' not found", r->name);
         return respond_error(c, cc, 404, err);
     }
     if (rc < 0) return respond_error(c, cc, 500, err);

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errors.h"
+
 static const uint32_t round_constants[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -121,7 +123,7 @@ int sha256_update_file(sha256_ctx *ctx, const char *path, long long limit, char 
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        err_set(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     static const size_t chunk = 1 << 16;
@@ -138,7 +140,7 @@ int sha256_update_file(sha256_ctx *ctx, const char *path, long long limit, char 
     int bad = ferror(f);
     fclose(f);
     if (bad || (limit >= 0 && left > 0)) {
-        snprintf(err, errlen, "cannot read %s%s", path, bad ? "" : ": shorter than expected");
+        err_set(err, errlen, "cannot read %s%s", path, bad ? "" : ": shorter than expected");
         return -1;
     }
     return 0;

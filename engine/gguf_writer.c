@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "quant.h"
 
 #define WRITER_DEFAULT_ALIGNMENT 32
@@ -334,7 +335,7 @@ static int write_tensor_data(FILE *fp, const writer_tensor *t, char *err, size_t
 {
     if (!t->fill) {
         if (t->nbytes && (!t->data || fwrite(t->data, 1, t->nbytes, fp) != t->nbytes)) {
-            snprintf(err, errlen, "%s: cannot write tensor %s: %s", path, t->name,
+            err_set(err, errlen, "%s: cannot write tensor %s: %s", path, t->name,
                      t->data ? strerror(errno) : "no data given");
             return -1;
         }
@@ -345,18 +346,18 @@ static int write_tensor_data(FILE *fp, const writer_tensor *t, char *err, size_t
     if (chunk > t->nbytes) chunk = t->nbytes;
     void *buf = malloc(chunk ? chunk : 1);
     if (!buf) {
-        snprintf(err, errlen, "%s: out of memory for tensor %s", path, t->name);
+        err_set(err, errlen, "%s: out of memory for tensor %s", path, t->name);
         return -1;
     }
     for (size_t off = 0; off < t->nbytes; off += chunk) {
         size_t n = t->nbytes - off < chunk ? t->nbytes - off : chunk;
         if (t->fill(t->user, buf, off, n) != 0) {
-            snprintf(err, errlen, "%s: producing the data of tensor %s failed", path, t->name);
+            err_set(err, errlen, "%s: producing the data of tensor %s failed", path, t->name);
             free(buf);
             return -1;
         }
         if (fwrite(buf, 1, n, fp) != n) {
-            snprintf(err, errlen, "%s: cannot write tensor %s: %s", path, t->name, strerror(errno));
+            err_set(err, errlen, "%s: cannot write tensor %s: %s", path, t->name, strerror(errno));
             free(buf);
             return -1;
         }
@@ -370,14 +371,14 @@ static int write_body(FILE *fp, const gguf_writer *w, const bytes *header, uint6
 {
     if (fwrite(header->data, 1, header->len, fp) != header->len ||
         write_zeros(fp, align_up(header->len, alignment) - header->len)) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        err_set(err, errlen, "%s: cannot write: %s", path, strerror(errno));
         return -1;
     }
     for (size_t i = 0; i < w->n_tensors; i++) {
         const writer_tensor *t = &w->tensors[i];
         if (write_tensor_data(fp, t, err, errlen, path)) return -1;
         if (write_zeros(fp, align_up(t->nbytes, alignment) - t->nbytes)) {
-            snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+            err_set(err, errlen, "%s: cannot write: %s", path, strerror(errno));
             return -1;
         }
     }
@@ -387,7 +388,7 @@ static int write_body(FILE *fp, const gguf_writer *w, const bytes *header, uint6
 int gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t errlen)
 {
     if (w->oom) {
-        snprintf(err, errlen, "%s: out of memory while building the GGUF file", path);
+        err_set(err, errlen, "%s: out of memory while building the GGUF file", path);
         return -1;
     }
     uint64_t alignment = writer_alignment(w);
@@ -398,7 +399,7 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t errlen
     if (header.oom || !tmp) {
         free(header.data);
         free(tmp);
-        snprintf(err, errlen, "%s: out of memory while building the GGUF file", path);
+        err_set(err, errlen, "%s: out of memory while building the GGUF file", path);
         return -1;
     }
     memcpy(tmp, path, plen);
@@ -407,15 +408,15 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t errlen
     int rc = -1;
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
-        snprintf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
+        err_set(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
     } else {
         rc = write_body(fp, w, &header, alignment, path, err, errlen);
         if (fclose(fp) != 0 && rc == 0) {
-            snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
+            err_set(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
             rc = -1;
         }
         if (rc == 0 && rename(tmp, path) != 0) {
-            snprintf(err, errlen, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+            err_set(err, errlen, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
             rc = -1;
         }
         if (rc != 0) remove(tmp);
