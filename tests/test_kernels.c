@@ -285,20 +285,18 @@ static void test_f16_rows(void)
     }
 }
 
-/* SwiGLU against the scalar reference: a vector exp within a few ulp, so a relative bound;
- * large gates of both signs (e^-g overflows for g < -88), zeros, odd lengths for the tails. */
-static void test_silu_mul(void)
+typedef void (*gated_row_fn)(int n, float *gate, const float *up);
+
+/* A gated activation row (gate[i] = act(gate[i]) * up[i]) against its scalar reference: the
+ * `special` gates first, then gates uniform in +-range and ups in +-3, at lengths that leave
+ * vector tails; rel_bound(g) is the relative difference allowed for gate g. */
+static void expect_gated_row(const char *what, gated_row_fn kernel, gated_row_fn ref, const float *special,
+                             int n_special, float range, float (*rel_bound)(float g))
 {
-    kernel_table t;
-    if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
-    REQUIRE(t.silu_mul_row, "silu_mul_row missing");
-    rng_state = 0x5170 + (uint64_t)cur_isa;
     enum { N = 1003 };
     float gate[N], up[N], got[N], want[N];
-    static const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 30.0f, -30.0f, 87.0f, -87.0f, 89.0f, -89.0f,
-                                    200.0f, -200.0f, 1e30f, -1e30f};
     for (int i = 0; i < N; i++) {
-        gate[i] = i < (int)(sizeof special / sizeof *special) ? special[i] : rng_float(-12, 12);
+        gate[i] = i < n_special ? special[i] : rng_float(-range, range);
         up[i] = rng_float(-3, 3);
     }
     static const int lengths[] = {1, 7, 8, 15, 16, 17, N};
@@ -306,15 +304,70 @@ static void test_silu_mul(void)
         int n = lengths[k], bad = -1;
         memcpy(got, gate, sizeof gate);
         memcpy(want, gate, sizeof gate);
-        t.silu_mul_row(n, got, up);
-        silu_mul_row_ref(n, want, up);
+        kernel(n, got, up);
+        ref(n, want, up);
         for (int i = 0; i < n; i++)
-            if (!(fabsf(got[i] - want[i]) <= 4e-7f * fabsf(want[i]) + 1e-30f)) bad = i;
+            if (!(fabsf(got[i] - want[i]) <= rel_bound(gate[i]) * fabsf(want[i]) + 1e-30f)) bad = i;
         for (int i = n; i < N; i++)
             if (got[i] != gate[i]) bad = i; /* nothing past n is written */
-        EXPECT(bad < 0, "n=%d: silu(%g) * %g = %.9g, reference %.9g", n, bad < 0 ? 0 : gate[bad], bad < 0 ? 0 : up[bad],
-               bad < 0 ? 0 : got[bad], bad < 0 ? 0 : want[bad]);
+        EXPECT(bad < 0, "n=%d: %s(%g) * %g = %.9g, reference %.9g", n, what, bad < 0 ? 0 : gate[bad],
+               bad < 0 ? 0 : up[bad], bad < 0 ? 0 : got[bad], bad < 0 ? 0 : want[bad]);
     }
+}
+
+/* a vector exp within a few ulp */
+static float silu_bound(float g)
+{
+    (void)g;
+    return 4e-7f;
+}
+
+/* an ulp of z = g (GELU_Z_LINEAR + GELU_Z_CUBIC g^2), computed in a different order by the
+ * vector code, is |z| ulps of e^-|z| */
+static float gelu_bound(float g)
+{
+    float z = fabsf(g * (GELU_Z_LINEAR + GELU_Z_CUBIC * g * g));
+    return 1e-6f * (1 + fminf(z, 100));
+}
+
+/* SwiGLU: large gates of both signs (e^-g overflows for g < -88), zeros. */
+static void test_silu_mul(void)
+{
+    kernel_table t;
+    if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
+    REQUIRE(t.silu_mul_row, "silu_mul_row missing");
+    rng_state = 0x5170 + (uint64_t)cur_isa;
+    static const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 30.0f, -30.0f, 87.0f, -87.0f, 89.0f, -89.0f,
+                                    200.0f, -200.0f, 1e30f, -1e30f};
+    expect_gated_row("silu", t.silu_mul_row, silu_mul_row_ref, special, (int)(sizeof special / sizeof *special), 12,
+                     silu_bound);
+}
+
+/* GeGLU (tanh form): gates of both signs past where e^-z underflows (|g| > ~7.5), zeros. */
+static void test_gelu_mul(void)
+{
+    kernel_table t;
+    if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
+    REQUIRE(t.gelu_mul_row, "gelu_mul_row missing");
+    rng_state = 0x6e1u + (uint64_t)cur_isa;
+    static const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 3.0f, -3.0f, 7.0f, -7.0f, 9.0f, -9.0f,
+                                    200.0f, -200.0f, 1e30f, -1e30f};
+    expect_gated_row("gelu", t.gelu_mul_row, gelu_mul_row_ref, special, (int)(sizeof special / sizeof *special), 8,
+                     gelu_bound);
+}
+
+/* The reference itself against the tanh form in double, where that form does not cancel. */
+static void test_gelu_ref_is_gelu(void)
+{
+    float worst = 0;
+    for (int i = -4000; i <= 4000; i++) {
+        float g = i / 1000.0f, up = 1.0f, got = g;
+        gelu_mul_row_ref(1, &got, &up);
+        double want = 0.5 * g * (1 + tanh(sqrt(2 / M_PI) * (g + 0.044715 * (double)g * g * g)));
+        float err = (float)fabs(got - want);
+        if (err > worst) worst = err;
+    }
+    EXPECT(worst < 2e-6f, "gelu_mul_row_ref is %g away from 0.5 g (1 + tanh(...))", (double)worst);
 }
 
 /* ---- dispatch ------------------------------------------------------------ */
@@ -379,6 +432,7 @@ int main(void)
     TEST_RUN(test_scalar_table_is_the_reference);
     TEST_RUN(test_detection_matches_compiler);
     TEST_RUN(test_cap);
+    TEST_RUN(test_gelu_ref_is_gelu);
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         cur_isa = isas[i];
 #if defined(__x86_64__)
@@ -399,6 +453,8 @@ int main(void)
         TEST_RUN_AS(name, test_f16_rows);
         snprintf(name, sizeof name, "silu_mul_%s", isa_names[cur_isa]);
         TEST_RUN_AS(name, test_silu_mul);
+        snprintf(name, sizeof name, "gelu_mul_%s", isa_names[cur_isa]);
+        TEST_RUN_AS(name, test_gelu_mul);
         for (cur_act = ACT_Q8_32; cur_act <= ACT_Q8_K; cur_act++) {
             snprintf(name, sizeof name, "quantize_%s_%s", isa_names[cur_isa], cur_act == ACT_Q8_32 ? "q8_32" : "q8_K");
             TEST_RUN_AS(name, test_quantize_act);

@@ -77,6 +77,7 @@ static void fill_scalar(kernel_table *t)
     t->f16_to_f32_row = f16_to_f32_row_ref;
     t->axpy_f16 = axpy_f16_ref;
     t->silu_mul_row = silu_mul_row_ref;
+    t->gelu_mul_row = gelu_mul_row_ref;
     kernels_install_gemm_ref(t);
     t->attention_scores = attention_scores_ref;
     t->attention_softmax = attention_softmax_ref;

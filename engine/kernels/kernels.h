@@ -33,6 +33,9 @@ typedef struct {
     void (*f16_to_f32_row)(int n, const f16_t *x, float *y);
     /* SwiGLU: gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + e^-gate[i]) * up[i] */
     void (*silu_mul_row)(int n, float *gate, const float *up);
+    /* GeGLU (tanh form): gate[i] = gelu(gate[i]) * up[i], gelu(g) = g / 2 (1 + tanh(z / 2)) =
+     * g / (1 + e^-z) with z = 2 sqrt(2 / pi) (g + 0.044715 g^3) */
+    void (*gelu_mul_row)(int n, float *gate, const float *up);
     /* attention over the F16 KV cache */
     float (*dot_f16_f32)(int n, const f16_t *x, const float *y);          /* sum x[i]*y[i] */
     void (*axpy_f16)(int n, float alpha, const f16_t *x, float *y);       /* y += alpha*x */
@@ -68,6 +71,7 @@ void f32_to_f16_row_ref(int n, const float *x, f16_t *y);
 void f16_to_f32_row_ref(int n, const f16_t *x, float *y);
 void axpy_f16_ref(int n, float alpha, const f16_t *x, float *y);
 void silu_mul_row_ref(int n, float *gate, const float *up);
+void gelu_mul_row_ref(int n, float *gate, const float *up);
 /* One query row against n keys: scores (n floats of scratch) end as the probabilities. */
 void attention_ref(int n, int hd, const float *q, const f16_t *k, const f16_t *v, size_t kv_stride, float scale,
                    float *scores, float *out);
@@ -80,6 +84,10 @@ void kernels_install_attention_avx2(kernel_table *t);
 void kernels_install_attention_avx512(kernel_table *t); /* attention_block only */
 
 extern kernel_table kernels;
+
+/* gelu's z = g (GELU_Z_LINEAR + GELU_Z_CUBIC g^2): 2 sqrt(2 / pi) and 2 sqrt(2 / pi) 0.044715 */
+#define GELU_Z_LINEAR 1.5957691216057308f
+#define GELU_Z_CUBIC 0.071354816f
 
 typedef enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_AVX512VNNI = 3, ISA_NEON = 4 } kernel_isa;
 

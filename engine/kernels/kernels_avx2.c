@@ -601,6 +601,14 @@ static void silu_mul_row_avx2(int n, float *gate, const float *up)
     silu_mul_row_ref(n - i, gate + i, up + i);
 }
 
+static void gelu_mul_row_avx2(int n, float *gate, const float *up)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(gate + i, gelu_mul8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+    gelu_mul_row_ref(n - i, gate + i, up + i);
+}
+
 /* F16C converts 8 at a time with round-to-nearest-even, as f32_to_f16 does. */
 static void f32_to_f16_row_avx2(int n, const float *x, f16_t *y)
 {
@@ -638,6 +646,7 @@ void kernels_install_avx2(kernel_table *t)
     t->vec_dot[QT_IQ4_XS] = vec_dot_iq4_xs_avx2;
     t->quantize_act[ACT_Q8_32] = quantize_q8_32_avx2;
     t->silu_mul_row = silu_mul_row_avx2;
+    t->gelu_mul_row = gelu_mul_row_avx2;
     t->quantize_act[ACT_Q8_K] = quantize_q8_K_avx2;
     t->dot_f16_f32 = dot_f16_f32_avx2;
     t->axpy_f16 = axpy_f16_avx2;

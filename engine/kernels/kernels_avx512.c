@@ -358,9 +358,18 @@ static void silu_mul_row_avx512(int n, float *gate, const float *up)
     silu_mul_row_ref(n - i, gate + i, up + i);
 }
 
+static void gelu_mul_row_avx512(int n, float *gate, const float *up)
+{
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(gate + i, gelu_mul16(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
+    gelu_mul_row_ref(n - i, gate + i, up + i);
+}
+
 void kernels_install_avx512(kernel_table *t, int vnni)
 {
     t->silu_mul_row = silu_mul_row_avx512;
+    t->gelu_mul_row = gelu_mul_row_avx512;
     t->vec_dot[QT_F32] = vec_dot_f32_avx512;
     t->vec_dot[QT_F16] = vec_dot_f16_avx512;
     t->vec_dot[QT_Q4_K] = vnni ? vec_dot_q4_K_vnni : vec_dot_q4_K_avx512;

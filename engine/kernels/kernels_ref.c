@@ -35,6 +35,16 @@ void silu_mul_row_ref(int n, float *gate, const float *up)
     for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+/* In the sigmoid form, with e^-|z| only (never overflows), which also keeps
+ * the small values of large negative gates that 1 + tanh would cancel. */
+void gelu_mul_row_ref(int n, float *gate, const float *up)
+{
+    for (int i = 0; i < n; i++) {
+        float g = gate[i], z = g * (GELU_Z_LINEAR + GELU_Z_CUBIC * (g * g)), e = expf(-fabsf(z));
+        gate[i] = (z < 0 ? g * e : g) / (1.0f + e) * up[i];
+    }
+}
+
 void attention_scores_ref(int n_q, int n, int hd, const float *q, const f16_t *k, size_t kv_stride, float scale,
                           float *scores, size_t s_stride)
 {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../quant.h"
+#include "kernels.h"
 
 /* For helpers whose constant arguments must fold away where they are expanded. */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -63,6 +64,18 @@ static inline __m256 silu_mul8(__m256 g, __m256 u)
     const __m256 minus_abs = _mm256_or_ps(g, _mm256_set1_ps(-0.0f)); /* sign bit set: -|g| */
     const __m256 e = _mm256_and_ps(exp8(minus_abs), _mm256_cmp_ps(minus_abs, _mm256_set1_ps(-87.0f), _CMP_GE_OQ));
     const __m256 num = _mm256_blendv_ps(g, _mm256_mul_ps(g, e), g);
+    return _mm256_mul_ps(_mm256_div_ps(num, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+
+/* gelu(g) * u = g / (1 + e^-z) * u, z = g (GELU_Z_LINEAR + GELU_Z_CUBIC g^2), with e = e^-|z|
+ * only, as silu_mul8 (gelu_mul_row_ref's order of operations). */
+static inline __m256 gelu_mul8(__m256 g, __m256 u)
+{
+    const __m256 z = _mm256_mul_ps(g, _mm256_add_ps(_mm256_set1_ps(GELU_Z_LINEAR),
+                                                    _mm256_mul_ps(_mm256_set1_ps(GELU_Z_CUBIC), _mm256_mul_ps(g, g))));
+    const __m256 minus_abs = _mm256_or_ps(z, _mm256_set1_ps(-0.0f));
+    const __m256 e = _mm256_and_ps(exp8(minus_abs), _mm256_cmp_ps(minus_abs, _mm256_set1_ps(-87.0f), _CMP_GE_OQ));
+    const __m256 num = _mm256_blendv_ps(g, _mm256_mul_ps(g, e), z);
     return _mm256_mul_ps(_mm256_div_ps(num, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
 }
 
@@ -217,6 +230,19 @@ static inline __m512 silu_mul16(__m512 g, __m512 u)
     const __m512 e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(minus_abs, _mm512_set1_ps(-87.0f), _CMP_GE_OQ),
                                          exp16(minus_abs));
     const __mmask16 negative = _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ);
+    const __m512 num = _mm512_mask_mul_ps(g, negative, g, e);
+    return _mm512_mul_ps(_mm512_div_ps(num, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+
+/* gelu_mul8 sixteen at a time. */
+static inline __m512 gelu_mul16(__m512 g, __m512 u)
+{
+    const __m512 z = _mm512_mul_ps(g, _mm512_add_ps(_mm512_set1_ps(GELU_Z_LINEAR),
+                                                    _mm512_mul_ps(_mm512_set1_ps(GELU_Z_CUBIC), _mm512_mul_ps(g, g))));
+    const __m512 minus_abs = _mm512_or_ps(z, _mm512_set1_ps(-0.0f));
+    const __m512 e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(minus_abs, _mm512_set1_ps(-87.0f), _CMP_GE_OQ),
+                                         exp16(minus_abs));
+    const __mmask16 negative = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
     const __m512 num = _mm512_mask_mul_ps(g, negative, g, e);
     return _mm512_mul_ps(_mm512_div_ps(num, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
 }
