@@ -1,9 +1,9 @@
 /*
- * model.h - transformer weights and the forward pass (llama, qwen2).
+ * model.h - transformer weights and the forward pass.
  *
  * model_load binds GGUF tensors to a model description and checks every
- * shape; architecture differences are rows of a small table (RoPE layout,
- * QKV bias), not separate code paths. model_state owns everything that
+ * shape; architecture differences are named fields of a small table
+ * (arch_traits), not separate code paths. model_state owns everything that
  * changes while running: KV cache, scratch buffers, position.
  */
 #ifndef PRBOT_MODEL_H
@@ -15,10 +15,16 @@
 #include "gguf.h"
 #include "threads.h"
 
+typedef enum {
+    ROPE_ADJACENT, /* rotate pairs (2i, 2i + 1) */
+    ROPE_NEOX,     /* rotate pairs (i, i + rope_dim / 2) */
+} rope_layout;
+
+/* What one architecture does differently; zero is the llama default. */
 typedef struct {
     const char *name;
-    int rope_neox;    /* 1: rotate (i, i+d/2) pairs; 0: rotate adjacent (2i, 2i+1) pairs */
-    int qkv_bias;     /* attention q/k/v carry bias vectors */
+    rope_layout rope;
+    int qkv_bias; /* q, k, v must carry bias vectors (other archs may) */
 } arch_traits;
 
 /* A weight matrix: its GGUF tensor and, once model_pack_weights found a panel
