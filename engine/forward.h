@@ -50,10 +50,14 @@ struct model_state {
     const model *m;
     thread_pool *pool;
     int n_ctx, n_batch, pos;
-    /* KV cache, F16 like the reference's default: [n_layer][n_head_kv][n_ctx][head_dim] */
+    /* KV cache, F16 like the reference's default: per layer, per KV head, a
+     * run of kv_slots[il] rows of head_dim (see kv_row in model.c) */
     f16_t *k_cache, *v_cache;
-    rope_table rope;
-    float kq_scale; /* multiplies q . k in attention */
+    size_t *kv_offset; /* [n_layer]: the layer's first row */
+    int *kv_slots;     /* [n_layer]: rows per KV head */
+    int *kv_ring;      /* [n_layer]: positions the ring holds, 0 when every position has its own row */
+    rope_table rope[2]; /* [ROPE_GLOBAL], [ROPE_SLIDING] */
+    float kq_scale;     /* multiplies q . k in attention (1 when q carries the scale) */
     /* activations, n_batch rows each */
     float *x;      /* residual stream, n_embd */
     float *in;     /* a product's input rows before quantization, widest input */
@@ -122,13 +126,14 @@ void transformer(pass *p);
  * output goes: one row per token of all their outputs side by side (*y NULL
  * for the output matrix, whose rows go to the pass's logits). */
 int product_matrices(const model_state *s, int step, const matrix *w[3], float **y);
-/* Token t's query (every head), in place: bias, RoPE. */
+/* Token t's query (every head), in place: bias, norm, RoPE, scale. */
 void prepare_query(const model_state *s, int il, float *q, int pos);
 /* KV head kvh of one token's k or v, prepared in place and stored in the cache. */
 void store_key(model_state *s, int il, int kvh, float *k, int pos);
 void store_value(model_state *s, int il, int kvh, float *v, int pos);
 /* The cache row of (layer il, KV head kvh, position pos). From there the rows
- * of the positions that follow, up to the newest, are contiguous. */
+ * of the positions that follow, up to the newest, are contiguous for as many
+ * as attention reads (key_range). */
 f16_t *kv_row(const model_state *s, f16_t *cache, int il, int kvh, int pos);
 /* The keys a query at position pos attends to in layer il: [*first, pos]; returns their count. */
 int key_range(const model_state *s, int il, int pos, int *first);

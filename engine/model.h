@@ -20,11 +20,28 @@ typedef enum {
     ROPE_NEOX,     /* rotate pairs (i, i + rope_dim / 2) */
 } rope_layout;
 
+typedef enum {
+    FFN_SILU,      /* SwiGLU: silu(gate) * up */
+    FFN_GELU_TANH, /* GeGLU: gelu(gate) * up, tanh approximation */
+} ffn_activation;
+
 /* What one architecture does differently; zero is the llama default. */
 typedef struct {
     const char *name;
     rope_layout rope;
-    int qkv_bias; /* q, k, v must carry bias vectors (other archs may) */
+    ffn_activation ffn;
+    int qkv_bias;        /* q, k, v must carry bias vectors (other archs may) */
+    int qk_norm;         /* RMS norm over each head of q and k before RoPE (attn_q_norm, attn_k_norm) */
+    int post_norms;      /* RMS norm of the attention and FFN outputs before each residual add
+                            (post_attention_norm, post_ffw_norm) */
+    int embd_scale_sqrt; /* embedding rows times sqrt(n_embd) */
+    int fused_qkv;       /* q, k, v as one attn_qkv matrix (three separate ones also accepted) */
+    int fused_gate_up;   /* gate and up as one ffn_up matrix of 2 n_ff rows, gate first */
+    int scaled_query;    /* q times the attention scale before attention, not the scores */
+    int swa_pattern;     /* with attention.sliding_window: layer il slides unless (il + 1) % swa_pattern
+                            == 0; 0: every layer slides */
+    float swa_rope_base; /* RoPE base of sliding layers, never scaled (0: as the other layers) */
+    int scales;          /* embedding_scale, residual_scale, attention.scale, logit_scale from metadata */
 } arch_traits;
 
 /* A weight matrix: its GGUF tensor and, once model_pack_weights found a panel
@@ -35,17 +52,38 @@ typedef struct {
     uint8_t *panels; /* NULL: the rows as the file stores them */
 } matrix;
 
+enum { ROPE_GLOBAL, ROPE_SLIDING };
+
 typedef struct {
-    float *attn_norm, *ffn_norm;      /* f32 copies, n_embd */
-    float *bq, *bk, *bv;              /* f32 copies or NULL */
+    float *attn_norm, *ffn_norm;          /* f32 copies, n_embd */
+    float *attn_post_norm, *ffn_post_norm; /* or NULL */
+    float *q_norm, *k_norm;               /* head_dim, or NULL */
+    float *bq, *bk, *bv;                  /* f32 copies or NULL */
+    matrix wqkv;                          /* fused q | k | v, or wq, wk, wv */
     matrix wq, wk, wv, wo;
-    matrix w_gate, w_up, w_down;
+    matrix w_gate, w_up, w_down;          /* w_up alone is gate | up when fused */
+    int window; /* sliding window: a query sees the keys at most window - 1 positions back; 0: all */
+    int rope;   /* ROPE_GLOBAL or ROPE_SLIDING */
 } layer_weights;
+
+/* How positions turn into rotation angles (one per kind of layer). */
+typedef struct {
+    float base;          /* theta_i = pos * scale / factor_i * base^(-2i / rope_dim) */
+    float scale;         /* linear scaling: 1 / rope.scaling.factor */
+    float mscale;        /* cos and sin times this (rope.scaling.attn_factor) */
+    const float *factors; /* rope_dim / 2 frequency divisors, or NULL */
+    int longrope;        /* factors are LongRoPE's: long or short by context size (model_state_new) */
+} rope_params;
 
 typedef struct {
     const arch_traits *arch;
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train, rope_dim;
-    float rope_base, norm_eps;
+    float norm_eps;
+    rope_params rope[2]; /* [ROPE_GLOBAL], [ROPE_SLIDING] */
+    float *rope_freqs;   /* llama 3: rope_freqs.weight */
+    float *rope_long, *rope_short; /* LongRoPE: rope_factors_long/short.weight */
+    int n_ctx_orig;      /* LongRoPE: long factors beyond this context */
+    float embd_scale, residual_scale, attn_scale, logit_scale; /* 1, 1, 1/sqrt(head_dim), 1 by default */
     matrix tok_embd, output; /* same tensor (and panels) when tied */
     float *output_norm;
     layer_weights *layers;
@@ -58,6 +96,8 @@ int model_load(model *m, const gguf_file *f, char *err, size_t errlen);
  * kernel, so memory stays about one copy of the weights. */
 int model_pack_weights(model *m, thread_pool *pool, char *err, size_t errlen);
 void model_free(model *m);
+/* "llama, qwen2, ..." */
+const char *model_supported_archs(void);
 
 typedef struct model_state model_state;
 
@@ -74,6 +114,8 @@ void model_state_reset(model_state *s);
 int model_state_rewind(model_state *s, int pos);
 int model_state_pos(const model_state *s);
 int model_state_n_ctx(const model_state *s);
+/* Bytes of K and V cache, all layers (flat in n_ctx for sliding-window layers). */
+uint64_t model_state_kv_bytes(const model_state *s);
 
 /* Runs tokens[0..n) at the current position (any n; split into n_batch chunks).
  * logits_all: n rows of n_vocab, or NULL. The last row is always kept and

@@ -477,10 +477,11 @@ static void prepare_token(const pass *p, int t, const void *layer)
 /*
  * Prefill: work items are (KV head, block of tokens): the query rows of every
  * head that shares that KV head, for a few consecutive tokens, go to the
- * kernel together so one pass over the cache serves them all. K and V are
- * F16 in the cache and queries are rounded to F16 values first, which is
- * what the reference implementation computes; matching it keeps our logits
- * within a hair of the golden ones.
+ * kernel together so one pass over the cache serves them all (a block whose
+ * tokens see different first keys, past a sliding window, goes a token at a
+ * time). K and V are F16 in the cache and queries are rounded to F16 values
+ * first, which is what the reference implementation computes; matching it
+ * keeps our logits within a hair of the golden ones.
  */
 typedef struct {
     pass *p;
@@ -529,9 +530,17 @@ static void attention_worker(void *ctx, int ith, int nth)
     int n_blocks = (p->n_tok + t->block_tokens - 1) / t->block_tokens, n_items = n_blocks * m->n_head_kv;
     /* later tokens see more keys: interleave items so both threads get a fair share */
     for (int i = ith; i < n_items; i += nth) {
-        int block = i / m->n_head_kv, kvh = i % m->n_head_kv, tok0 = block * t->block_tokens;
+        int block = i / m->n_head_kv, kvh = i % m->n_head_kv, tok0 = block * t->block_tokens, first;
         int n_tok = p->n_tok - tok0 < t->block_tokens ? p->n_tok - tok0 : t->block_tokens;
-        attention_rows(p, t->il, kvh, tok0, n_tok, 0, q_rows, out_rows, scores, n_keys);
+        key_range(s, t->il, p->pos0 + tok0 + n_tok - 1, &first);
+        if (first == 0) {
+            attention_rows(p, t->il, kvh, tok0, n_tok, 0, q_rows, out_rows, scores, n_keys);
+            continue;
+        }
+        for (int k = 0; k < n_tok; k++) {
+            key_range(s, t->il, p->pos0 + tok0 + k, &first);
+            attention_rows(p, t->il, kvh, tok0 + k, 1, first, q_rows, out_rows, scores, n_keys);
+        }
     }
 }
 

@@ -1,12 +1,17 @@
 /*
  * gen_model - writes a random-weight GGUF model with a real model's shapes.
  *
- *   gen_model --shape NAME --type Q4_0|Q8_0|Q4_K_M --out PATH [--seed S]
+ *   gen_model --shape NAME --type Q4_0|Q8_0|Q4_K_M|F16 --out PATH [--seed S]
+ *             [--chat-template FILE] [--add-bos] [--rope-factors full|rotary]
  *   gen_model --list
  *
  * Benchmarks need files exactly as big, and laid out exactly like, the real
- * SmolLM2-135M / Qwen2.5-0.5B / Qwen2.5-Coder-1.5B/3B/7B quantizations: random
- * weights run as fast as trained ones. Quantizing 1.5 billion random floats
+ * SmolLM2-135M / Qwen2.5-0.5B / Qwen2.5-Coder-1.5B/3B/7B / Qwen3-1.7B / Gemma-3-1B /
+ * Phi-4-mini quantizations: random weights run as fast as trained ones. The
+ * tiny-* shapes are for tests: small models of each architecture, written
+ * the same way, whose logits a reference engine computes once for a golden
+ * file (tests/golden/), so that the test can write the model again from its
+ * seed instead of storing it. Quantizing 1.5 billion random floats
  * would take minutes, so the weights are produced directly as valid blocks:
  * random quant bits with f16 scales chosen so that the weights come out with a
  * standard deviation of about 0.02, like a trained model's. Tensor data is
@@ -24,12 +29,17 @@
  *  - A K-quant needs rows that are a multiple of 256; where they are not
  *    (dim 576 and 896 are not) the reference falls back Q4_K -> Q5_0 and
  *    Q6_K -> Q8_0, and so do we.
- * Norm weights are F32 ones, QKV biases F32 small random values.
+ * Norm weights are F32 ones (random around 1 for the tiny-* test shapes, so
+ * a test sees a norm applied with the wrong weight, and around 30 for their
+ * output norm, so their logits spread like a real model's), QKV biases F32 small
+ * random values, RoPE frequency factors F32 between 1 and 4. F16: every
+ * matrix F16 with values of std ~0.02.
  *
  * The vocabulary is byte-level BPE ("gpt2"): the 256 byte symbols, then
  * two-symbol tokens (printable bytes first) with one merge each, then
  * three-symbol tokens, then <|endoftext|>, <|im_start|>, <|im_end|> as
- * control tokens, exactly n_vocab in all, with a ChatML template.
+ * control tokens, exactly n_vocab in all, with a ChatML template (or the
+ * one given with --chat-template).
  */
 #include <errno.h>
 #include <math.h>
@@ -46,27 +56,55 @@ typedef struct {
     int n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx_train;
     float rope_base, rms_eps;
     int qkv_bias, tied;
+    int head_dim;          /* written as attention.key_length when set (else n_embd / n_head) */
+    int rope_dim;          /* written as rope.dimension_count when set (partial rotary) */
+    int qk_norm;           /* attn_q_norm, attn_k_norm */
+    int post_norms;        /* post_attention_norm, post_ffw_norm */
+    int fused_qkv;         /* attn_qkv instead of attn_q, attn_k, attn_v */
+    int fused_gate_up;     /* ffn_up of 2 n_ff rows instead of ffn_gate and ffn_up */
+    int sliding_window;    /* attention.sliding_window */
+    int longrope_orig_ctx; /* rope_factors_long/short and rope.scaling.original_context_length */
+    float rope_attn_factor; /* rope.scaling.attn_factor when set */
+    int random_norms;      /* norm weights random around 1 instead of ones */
 } model_shape;
 
 static const model_shape shapes[] = {
-    {"smollm2-135m", "llama", "smollm", 576, 30, 9, 3, 1536, 49152, 8192, 100000.0f, 1e-5f, 0, 1},
-    {"qwen2.5-0.5b", "qwen2", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768, 1000000.0f, 1e-6f, 1, 1},
-    {"qwen2.5-coder-1.5b", "qwen2", "qwen2", 1536, 28, 12, 2, 8960, 151936, 32768, 1000000.0f, 1e-6f, 1, 1},
-    {"qwen2.5-coder-3b", "qwen2", "qwen2", 2048, 36, 16, 2, 11008, 151936, 32768, 1000000.0f, 1e-6f, 1, 1},
-    {"qwen2.5-coder-7b", "qwen2", "qwen2", 3584, 28, 28, 4, 18944, 152064, 32768, 1000000.0f, 1e-6f, 1, 0},
+    {"smollm2-135m", "llama", "smollm", 576, 30, 9, 3, 1536, 49152, 8192, 100000.0f, 1e-5f, .qkv_bias = 0, .tied = 1},
+    {"qwen2.5-0.5b", "qwen2", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768, 1000000.0f, 1e-6f, .qkv_bias = 1, .tied = 1},
+    {"qwen2.5-coder-1.5b", "qwen2", "qwen2", 1536, 28, 12, 2, 8960, 151936, 32768, 1000000.0f, 1e-6f, .qkv_bias = 1,
+     .tied = 1},
+    {"qwen2.5-coder-3b", "qwen2", "qwen2", 2048, 36, 16, 2, 11008, 151936, 32768, 1000000.0f, 1e-6f, .qkv_bias = 1,
+     .tied = 1},
+    {"qwen2.5-coder-7b", "qwen2", "qwen2", 3584, 28, 28, 4, 18944, 152064, 32768, 1000000.0f, 1e-6f, .qkv_bias = 1,
+     .tied = 0},
+    {"qwen3-1.7b", "qwen3", "qwen2", 2048, 28, 16, 8, 6144, 151936, 40960, 1000000.0f, 1e-6f, .tied = 1,
+     .head_dim = 128, .qk_norm = 1},
+    {"gemma3-1b", "gemma3", "llama-bpe", 1152, 26, 4, 1, 6912, 262144, 32768, 1000000.0f, 1e-6f, .tied = 1,
+     .head_dim = 256, .qk_norm = 1, .post_norms = 1, .sliding_window = 512},
+    {"phi4-mini", "phi3", "llama-bpe", 3072, 32, 24, 8, 8192, 200064, 131072, 10000.0f, 1e-5f, .tied = 1,
+     .rope_dim = 96, .fused_qkv = 1, .fused_gate_up = 1, .sliding_window = 262144, .longrope_orig_ctx = 4096,
+     .rope_attn_factor = 1.1902380714238083f},
     /* for tests: k-quant-sized rows with tied embeddings and QKV bias ... */
-    {"tiny", "qwen2", "qwen2", 256, 2, 4, 2, 512, 2048, 4096, 1000000.0f, 1e-6f, 1, 1},
+    {"tiny", "qwen2", "qwen2", 256, 2, 4, 2, 512, 2048, 4096, 1000000.0f, 1e-6f, .qkv_bias = 1, .tied = 1},
     /* ... and rows of 192 (the k-quant fallback) with a separate output matrix */
-    {"tiny-llama", "llama", "smollm", 192, 2, 3, 1, 512, 1024, 4096, 10000.0f, 1e-5f, 0, 0},
+    {"tiny-llama", "llama", "smollm", 192, 2, 3, 1, 512, 1024, 4096, 10000.0f, 1e-5f, .qkv_bias = 0, .tied = 0},
+    /* Phi-3.5-mini in small: fused matrices, LongRoPE (short factors at the default context), its
+     * attention factor, a window beyond the context; and Phi-4-mini's partial rotary (3/4 of the head) */
+    {"tiny-phi", "phi3", "qwen2", 256, 2, 4, 2, 512, 2048, 8192, 10000.0f, 1e-5f, .tied = 0, .fused_qkv = 1,
+     .fused_gate_up = 1, .sliding_window = 262144, .longrope_orig_ctx = 4096, .rope_attn_factor = 1.19f,
+     .random_norms = 1},
+    {"tiny-phi4", "phi3", "qwen2", 256, 2, 4, 2, 512, 2048, 8192, 10000.0f, 1e-5f, .tied = 0, .rope_dim = 48,
+     .fused_qkv = 1, .fused_gate_up = 1, .sliding_window = 262144, .longrope_orig_ctx = 4096,
+     .rope_attn_factor = 1.19f, .random_norms = 1},
 };
 
-typedef enum { MIX_Q4_0, MIX_Q8_0, MIX_Q4_K_M } type_mix;
+typedef enum { MIX_Q4_0, MIX_Q8_0, MIX_Q4_K_M, MIX_F16 } type_mix;
 
 static const struct {
     const char *name;
     type_mix mix;
     uint32_t file_type; /* general.file_type as the reference numbers it */
-} mixes[] = {{"Q4_0", MIX_Q4_0, 2}, {"Q8_0", MIX_Q8_0, 7}, {"Q4_K_M", MIX_Q4_K_M, 15}};
+} mixes[] = {{"Q4_0", MIX_Q4_0, 2}, {"Q8_0", MIX_Q8_0, 7}, {"Q4_K_M", MIX_Q4_K_M, 15}, {"F16", MIX_F16, 1}};
 
 static const char chatml_template[] =
     "{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
@@ -148,6 +186,11 @@ static void random_block(uint32_t type, uint64_t *s, uint8_t *out)
         b->d = f32_to_f16(random_uniform(s, 0.8f, 1.2f) * 0.02f / (40.0f * 18.5f));
         break;
     }
+    case QT_F16: { /* uniform in +-0.0346: std 0.02 */
+        f16_t h = f32_to_f16(random_uniform(s, -0.0346f, 0.0346f));
+        memcpy(out, &h, sizeof h);
+        break;
+    }
     default:
         memset(out, 0, quant_traits_of(type)->type_size);
     }
@@ -155,7 +198,7 @@ static void random_block(uint32_t type, uint64_t *s, uint8_t *out)
 
 /* --------------------------------------------------- streamed tensors */
 
-typedef enum { FILL_BLOCKS, FILL_ONES, FILL_SMALL } fill_kind;
+typedef enum { FILL_BLOCKS, FILL_ONES, FILL_SMALL, FILL_NORM, FILL_WIDE_NORM, FILL_FACTORS } fill_kind;
 
 /* One tensor's generator. Blocks are made in file order; the writer asks for
  * its data in order, so a block split across two requests is kept here. */
@@ -173,7 +216,11 @@ static void make_unit(tensor_fill *t, uint64_t index)
     if (t->kind == FILL_BLOCKS) {
         random_block(t->type, &t->rng, t->block);
     } else {
-        float v = t->kind == FILL_ONES ? 1.0f : random_uniform(&t->rng, -0.02f, 0.02f);
+        float v = t->kind == FILL_ONES      ? 1.0f
+                  : t->kind == FILL_NORM    ? random_uniform(&t->rng, 0.6f, 1.4f)
+                  : t->kind == FILL_WIDE_NORM ? random_uniform(&t->rng, 20.0f, 40.0f)
+                  : t->kind == FILL_FACTORS ? random_uniform(&t->rng, 1.0f, 4.0f)
+                                            : random_uniform(&t->rng, -0.02f, 0.02f);
         memcpy(t->block, &v, sizeof v);
     }
     t->block_index = index;
@@ -246,6 +293,7 @@ typedef enum { W_OUTPUT, W_EMBD, W_ATTN_V, W_FFN_DOWN, W_OTHER } weight_role;
 
 static uint32_t weight_type(type_mix mix, weight_role role, int layer, int n_layer, int64_t ne0)
 {
+    if (mix == MIX_F16) return QT_F16;
     uint32_t base = mix == MIX_Q4_0 ? QT_Q4_0 : mix == MIX_Q8_0 ? QT_Q8_0 : QT_Q4_K;
     uint32_t t = base;
     if (role == W_OUTPUT && mix != MIX_Q8_0) t = QT_Q6_K;
@@ -363,7 +411,14 @@ static int build_vocab(vocab *v, int n_vocab)
     return 0;
 }
 
-static int add_tokenizer(gguf_writer *w, const model_shape *sh, vocab *v)
+/* What the command line adds to a shape. */
+typedef struct {
+    const char *chat_template; /* NULL: ChatML */
+    int add_bos;
+    int factors_full_head;     /* RoPE factors for every pair of the head, not just the rotated ones */
+} gen_options;
+
+static int add_tokenizer(gguf_writer *w, const model_shape *sh, vocab *v, const gen_options *o)
 {
     if (build_vocab(v, sh->n_vocab)) return -1;
     int32_t eot = sh->n_vocab - 3, im_end = sh->n_vocab - 1;
@@ -376,8 +431,8 @@ static int add_tokenizer(gguf_writer *w, const model_shape *sh, vocab *v)
     rc |= gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)eot);
     rc |= gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)im_end);
     rc |= gguf_writer_add_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)eot);
-    rc |= gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", 0);
-    rc |= gguf_writer_add_str(w, "tokenizer.chat_template", chatml_template);
+    rc |= gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", o->add_bos);
+    rc |= gguf_writer_add_str(w, "tokenizer.chat_template", o->chat_template ? o->chat_template : chatml_template);
     return rc ? -1 : 0;
 }
 
@@ -402,36 +457,54 @@ static int add_hparams(gguf_writer *w, const model_shape *sh, const char *mix_na
     rc |= ARCH_U32("attention.head_count_kv", sh->n_head_kv);
     rc |= ARCH_F32("rope.freq_base", sh->rope_base);
     rc |= ARCH_F32("attention.layer_norm_rms_epsilon", sh->rms_eps);
+    if (sh->head_dim) {
+        rc |= ARCH_U32("attention.key_length", sh->head_dim);
+        rc |= ARCH_U32("attention.value_length", sh->head_dim);
+    }
+    if (sh->rope_dim) rc |= ARCH_U32("rope.dimension_count", sh->rope_dim);
+    if (sh->sliding_window) rc |= ARCH_U32("attention.sliding_window", sh->sliding_window);
+    if (sh->longrope_orig_ctx) rc |= ARCH_U32("rope.scaling.original_context_length", sh->longrope_orig_ctx);
+    if (sh->rope_attn_factor != 0) rc |= ARCH_F32("rope.scaling.attn_factor", sh->rope_attn_factor);
 #undef ARCH_U32
 #undef ARCH_F32
     return rc ? -1 : 0;
 }
 
+static int head_dim_of(const model_shape *sh) { return sh->head_dim ? sh->head_dim : sh->n_embd / sh->n_head; }
+
 static int add_layer(gguf_writer *w, fill_set *set, const model_shape *sh, type_mix mix, int il)
 {
-    int64_t head_dim = sh->n_embd / sh->n_head, q_dim = head_dim * sh->n_head, kv_dim = head_dim * sh->n_head_kv;
+    int64_t head_dim = head_dim_of(sh), q_dim = head_dim * sh->n_head, kv_dim = head_dim * sh->n_head_kv;
+    fill_kind norm = sh->random_norms ? FILL_NORM : FILL_ONES;
     const struct {
         const char *name;
         weight_role role;
         int64_t in, out;
-        int has_bias;
+        int has_bias, present;
     } mats[] = {
-        {"attn_q", W_OTHER, sh->n_embd, q_dim, sh->qkv_bias},
-        {"attn_k", W_OTHER, sh->n_embd, kv_dim, sh->qkv_bias},
-        {"attn_v", W_ATTN_V, sh->n_embd, kv_dim, sh->qkv_bias},
-        {"attn_output", W_OTHER, q_dim, sh->n_embd, 0},
-        {"ffn_gate", W_OTHER, sh->n_embd, sh->n_ff, 0},
-        {"ffn_up", W_OTHER, sh->n_embd, sh->n_ff, 0},
-        {"ffn_down", W_FFN_DOWN, sh->n_ff, sh->n_embd, 0},
+        {"attn_qkv", W_OTHER, sh->n_embd, q_dim + 2 * kv_dim, 0, sh->fused_qkv},
+        {"attn_q", W_OTHER, sh->n_embd, q_dim, sh->qkv_bias, !sh->fused_qkv},
+        {"attn_k", W_OTHER, sh->n_embd, kv_dim, sh->qkv_bias, !sh->fused_qkv},
+        {"attn_v", W_ATTN_V, sh->n_embd, kv_dim, sh->qkv_bias, !sh->fused_qkv},
+        {"attn_output", W_OTHER, q_dim, sh->n_embd, 0, 1},
+        {"ffn_gate", W_OTHER, sh->n_embd, sh->n_ff, 0, !sh->fused_gate_up},
+        {"ffn_up", W_OTHER, sh->n_embd, (int64_t)sh->n_ff * (sh->fused_gate_up ? 2 : 1), 0, 1},
+        {"ffn_down", W_FFN_DOWN, sh->n_ff, sh->n_embd, 0, 1},
     };
     char name[96];
     int rc = 0;
-    snprintf(name, sizeof name, "blk.%d.attn_norm.weight", il);
-    rc |= add_tensor(w, set, name, QT_F32, FILL_ONES, sh->n_embd, 1);
+#define VECTOR(suffix, kind, n)                                                                            \
+    (snprintf(name, sizeof name, "blk.%d.%s.weight", il, suffix), add_tensor(w, set, name, QT_F32, kind, n, 1))
+    rc |= VECTOR("attn_norm", norm, sh->n_embd);
+    if (sh->qk_norm) {
+        rc |= VECTOR("attn_q_norm", norm, head_dim);
+        rc |= VECTOR("attn_k_norm", norm, head_dim);
+    }
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
-        if (i == 4) {
-            snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", il);
-            rc |= add_tensor(w, set, name, QT_F32, FILL_ONES, sh->n_embd, 1);
+        if (!mats[i].present) continue;
+        if (!strcmp(mats[i].name, "ffn_gate") || (sh->fused_gate_up && !strcmp(mats[i].name, "ffn_up"))) {
+            if (sh->post_norms) rc |= VECTOR("post_attention_norm", norm, sh->n_embd);
+            rc |= VECTOR("ffn_norm", norm, sh->n_embd);
         }
         uint32_t t = weight_type(mix, mats[i].role, il, sh->n_layer, mats[i].in);
         snprintf(name, sizeof name, "blk.%d.%s.weight", il, mats[i].name);
@@ -441,13 +514,16 @@ static int add_layer(gguf_writer *w, fill_set *set, const model_shape *sh, type_
             rc |= add_tensor(w, set, name, QT_F32, FILL_SMALL, mats[i].out, 1);
         }
     }
+    if (sh->post_norms) rc |= VECTOR("post_ffw_norm", norm, sh->n_embd);
+#undef VECTOR
     return rc ? -1 : 0;
 }
 
-static int generate(const model_shape *sh, int mix_index, const char *path, uint64_t seed, char *err, size_t errlen)
+static int generate(const model_shape *sh, int mix_index, const char *path, uint64_t seed, const gen_options *o,
+                    char *err, size_t errlen)
 {
     type_mix mix = mixes[mix_index].mix;
-    fill_set set = {.cap = 4 + sh->n_layer * 16, .seed = seed};
+    fill_set set = {.cap = 8 + sh->n_layer * 20, .seed = seed};
     vocab v = {0};
     gguf_writer *w = gguf_writer_new();
     set.fills = calloc((size_t)set.cap, sizeof *set.fills);
@@ -456,14 +532,21 @@ static int generate(const model_shape *sh, int mix_index, const char *path, uint
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    if (add_hparams(w, sh, mixes[mix_index].name, mixes[mix_index].file_type) || add_tokenizer(w, sh, &v)) {
+    if (add_hparams(w, sh, mixes[mix_index].name, mixes[mix_index].file_type) || add_tokenizer(w, sh, &v, o)) {
         snprintf(err, errlen, "cannot build the metadata (out of memory?)");
         goto done;
     }
     weight_role embd_role = sh->tied ? W_OUTPUT : W_EMBD;
     int bad = add_tensor(w, &set, "token_embd.weight", weight_type(mix, embd_role, 0, sh->n_layer, sh->n_embd),
                          FILL_BLOCKS, sh->n_embd, sh->n_vocab);
-    bad |= add_tensor(w, &set, "output_norm.weight", QT_F32, FILL_ONES, sh->n_embd, 1);
+    /* the tiny test shapes' logits spread over ~10 (not ~0.3), so greedy steps are rarely near-ties */
+    bad |= add_tensor(w, &set, "output_norm.weight", QT_F32, sh->random_norms ? FILL_WIDE_NORM : FILL_ONES, sh->n_embd,
+                      1);
+    if (sh->longrope_orig_ctx) {
+        int pairs = (o->factors_full_head || !sh->rope_dim ? head_dim_of(sh) : sh->rope_dim) / 2;
+        bad |= add_tensor(w, &set, "rope_factors_long.weight", QT_F32, FILL_FACTORS, pairs, 1);
+        bad |= add_tensor(w, &set, "rope_factors_short.weight", QT_F32, FILL_FACTORS, pairs, 1);
+    }
     if (!sh->tied)
         bad |= add_tensor(w, &set, "output.weight", weight_type(mix, W_OUTPUT, 0, sh->n_layer, sh->n_embd),
                           FILL_BLOCKS, sh->n_embd, sh->n_vocab);
@@ -483,14 +566,31 @@ done:
 /* ------------------------------------------------------------------ main */
 
 static const char usage[] =
-    "usage: gen_model --shape NAME --type Q4_0|Q8_0|Q4_K_M --out PATH [--seed S]\n"
+    "usage: gen_model --shape NAME --type Q4_0|Q8_0|Q4_K_M|F16 --out PATH [--seed S]\n"
+    "                 [--chat-template FILE] [--add-bos] [--rope-factors full|rotary]\n"
     "       gen_model --list\n"
-    "Writes a random-weight GGUF with the real shapes of NAME (see --list).\n";
+    "Writes a random-weight GGUF with the real shapes of NAME (see --list). --chat-template\n"
+    "stores FILE as tokenizer.chat_template, --add-bos makes the tokenizer add BOS, and\n"
+    "--rope-factors full writes LongRoPE factors for every pair of the head (the reference\n"
+    "engine's layout) instead of only the rotated pairs (the converter's).\n";
+
+/* The whole of a small text file, NUL-terminated, or NULL. */
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *text = malloc(1 << 20);
+    size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (text) text[n] = 0;
+    return text;
+}
 
 int main(int argc, char **argv)
 {
-    const char *shape_name = NULL, *type_name = NULL, *out = NULL;
+    const char *shape_name = NULL, *type_name = NULL, *out = NULL, *template_path = NULL, *factors = "rotary";
     uint64_t seed = 1;
+    gen_options o = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--list")) {
@@ -500,14 +600,21 @@ int main(int argc, char **argv)
                        shapes[s].n_vocab);
             return 0;
         }
-        if (!val || (strcmp(a, "--shape") && strcmp(a, "--type") && strcmp(a, "--out") && strcmp(a, "--seed"))) {
+        if (!strcmp(a, "--add-bos")) {
+            o.add_bos = 1;
+            continue;
+        }
+        const char *const valued[] = {"--shape", "--type", "--out", "--seed", "--chat-template", "--rope-factors"};
+        const char **dst[] = {&shape_name, &type_name, &out, NULL, &template_path, &factors};
+        int k = -1;
+        for (int j = 0; j < (int)(sizeof valued / sizeof valued[0]); j++)
+            if (!strcmp(a, valued[j])) k = j;
+        if (!val || k < 0) {
             fputs(usage, stderr);
             return 2;
         }
-        if (!strcmp(a, "--shape")) shape_name = val;
-        if (!strcmp(a, "--type")) type_name = val;
-        if (!strcmp(a, "--out")) out = val;
-        if (!strcmp(a, "--seed")) seed = strtoull(val, NULL, 10);
+        if (dst[k]) *dst[k] = val;
+        else seed = strtoull(val, NULL, 10);
         i++;
     }
     const model_shape *sh = NULL;
@@ -516,12 +623,21 @@ int main(int argc, char **argv)
         if (!strcmp(shapes[s].name, shape_name)) sh = &shapes[s];
     for (int m = 0; type_name && m < (int)(sizeof mixes / sizeof mixes[0]); m++)
         if (!strcmp(mixes[m].name, type_name)) mix_index = m;
-    if (!sh || mix_index < 0 || !out) {
-        fprintf(stderr, "gen_model: needs a known --shape (see --list), --type Q4_0|Q8_0|Q4_K_M and --out\n");
+    if (!sh || mix_index < 0 || !out || (strcmp(factors, "full") && strcmp(factors, "rotary"))) {
+        fprintf(stderr, "gen_model: needs a known --shape (see --list), --type Q4_0|Q8_0|Q4_K_M|F16 and --out\n");
         return 2;
     }
+    o.factors_full_head = !strcmp(factors, "full");
+    char *tmpl = NULL;
+    if (template_path && !(tmpl = read_text(template_path))) {
+        fprintf(stderr, "gen_model: cannot read %s\n", template_path);
+        return 1;
+    }
+    o.chat_template = tmpl;
     char err[512];
-    if (generate(sh, mix_index, out, seed, err, sizeof err)) {
+    int rc = generate(sh, mix_index, out, seed, &o, err, sizeof err);
+    free(tmpl);
+    if (rc) {
         fprintf(stderr, "gen_model: %s\n", err);
         return 1;
     }
