@@ -9,9 +9,21 @@
  * Gemma trim the content, Llama-2 folds the system prompt into the first
  * [INST] and closes answers with </s>, Gemma has no system role and calls the
  * assistant "model", Phi-3 ends a prompt without a generation turn with its
- * EOS text). ChatML templates that write a fixed system prompt when none is
+ * EOS text, Llama 3.1+ always opens with a system block that states its
+ * knowledge cut-off and a date, Qwen3 drops the <think> part of earlier
+ * answers). ChatML templates that write a fixed system prompt when none is
  * given (SmolLM2, Qwen2.5) keep that prompt as a literal string, which
  * chat_template_default_system() lifts out of the template source.
+ *
+ * Thinking is always off: a Qwen3 template that can switch it off gets the
+ * empty <think></think> block its own `enable_thinking=false` writes, so the
+ * model answers at once (engine.c also keeps any <think> block a model writes
+ * anyway out of the text it hands back).
+ *
+ * To add a family: a kind in chat.h, its marker in chat_template_detect (more
+ * specific markers first), a formatter here written from the family's
+ * published template, and a test in tests/test_chat.c with the expected text
+ * written out by hand.
  */
 #include "chat.h"
 
@@ -87,9 +99,16 @@ chat_template_kind chat_template_detect(const char *template_text, size_t len)
 {
     if (!template_text) return CHAT_CHATML;
     const char *t = template_text;
-    if (contains(t, len, "<|im_start|>")) return CHAT_CHATML;
-    if (contains(t, len, "<|start_header_id|>")) return CHAT_LLAMA3;
+    if (contains(t, len, "<|im_start|>")) {
+        if (!contains(t, len, "</think>")) return CHAT_CHATML;
+        return contains(t, len, "enable_thinking") ? CHAT_QWEN3 : CHAT_QWEN3_INSTRUCT;
+    }
+    if (contains(t, len, "<|start_header_id|>"))
+        return contains(t, len, "Cutting Knowledge Date") ? CHAT_LLAMA31 : CHAT_LLAMA3;
     if (contains(t, len, "<start_of_turn>")) return CHAT_GEMMA;
+    /* Phi-4-mini builds its tags from the role name, so only these are literal */
+    if (contains(t, len, "<|end|>") && contains(t, len, "<|assistant|>") && contains(t, len, "<|tool|>"))
+        return CHAT_PHI4;
     if (contains(t, len, "<|user|>")) {
         if (contains(t, len, "<|end|>")) return CHAT_PHI3;
         if (contains(t, len, "</s>") || contains(t, len, "eos_token")) return CHAT_ZEPHYR;
@@ -100,7 +119,8 @@ chat_template_kind chat_template_detect(const char *template_text, size_t len)
 
 const char *chat_template_name(chat_template_kind k)
 {
-    static const char *const names[CHAT_TEMPLATE_COUNT] = {"chatml", "llama3", "llama2", "gemma", "phi3", "zephyr"};
+    static const char *const names[CHAT_TEMPLATE_COUNT] = {"chatml", "llama3", "llama2",        "gemma",  "phi3",
+                                                           "zephyr", "qwen3",  "qwen3-instruct", "llama31", "phi4"};
     return k >= 0 && k < CHAT_TEMPLATE_COUNT ? names[k] : "unknown";
 }
 
@@ -131,6 +151,23 @@ static void render_llama3(text_buffer *b, const engine_chat_msg *msgs, int n, in
         buffer_append(b, "<|eot_id|>");
     }
     if (add_assistant) buffer_append(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
+/*
+ * Llama 3.1-3.3: {bos}<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n
+ * Today Date: 26 Jul 2024\n\n{system|trim}<|eot_id|>, then the other messages as Llama 3. The block is
+ * there with or without a system message. The date is the template's own fallback (used when the
+ * renderer offers no strftime_now), so a prompt does not change from one day to the next.
+ */
+static void render_llama31(text_buffer *b, const engine_chat_msg *msgs, int n, int add_assistant, const char *bos)
+{
+    int first = n > 0 && role_is(&msgs[0], "system");
+    buffer_append(b, bos);
+    buffer_append(b, "<|start_header_id|>system<|end_header_id|>\n\n"
+                     "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
+    if (first) buffer_append_trimmed(b, msgs[0].content);
+    buffer_append(b, "<|eot_id|>");
+    render_llama3(b, msgs + first, n - first, add_assistant, "");
 }
 
 /*
@@ -219,6 +256,91 @@ static void render_phi3(text_buffer *b, const engine_chat_msg *msgs, int n, int 
     buffer_append(b, add_assistant ? "<|assistant|>\n" : "<|endoftext|>");
 }
 
+/* Phi-4-mini: <|{role}|>{content}<|end|> for every message, then <|assistant|> (or the EOS text). */
+static void render_phi4(text_buffer *b, const engine_chat_msg *msgs, int n, int add_assistant)
+{
+    for (int i = 0; i < n; i++) {
+        buffer_append(b, "<|");
+        buffer_append(b, msgs[i].role);
+        buffer_append(b, "|>");
+        buffer_append(b, msgs[i].content);
+        buffer_append(b, "<|end|>");
+    }
+    buffer_append(b, add_assistant ? "<|assistant|>" : "<|endoftext|>");
+}
+
+/* s[0, n) without leading / trailing newlines: *s and *n adjusted (Jinja's lstrip('\n') / rstrip('\n')). */
+static void strip_newlines(const char **s, size_t *n, int leading, int trailing)
+{
+    while (leading && *n && **s == '\n') (*s)++, (*n)--;
+    while (trailing && *n && (*s)[*n - 1] == '\n') (*n)--;
+}
+
+/* The last occurrence of needle in s[0, n), or NULL. */
+static const char *find_last(const char *s, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = n >= k ? n - k + 1 : 0; i-- > 0;)
+        if (memcmp(s + i, needle, k) == 0) return s + i;
+    return NULL;
+}
+
+/*
+ * Qwen3: ChatML, except that an answer holding "</think>" is split as the
+ * template does: the reasoning is what lies between the last "<think>" before
+ * the first "</think>" and it, the content what follows the last "</think>".
+ * Answers before the last user message keep only their content; an answer
+ * after it that is the last message (or has reasoning) is written with its
+ * reasoning in a <think> block. The generation prompt of a template that can
+ * switch thinking off gets the empty block that switch writes.
+ */
+static void render_qwen3(text_buffer *b, const engine_chat_msg *msgs, int n, int add_assistant, int thinking_switch)
+{
+    int last_query = -1;
+    for (int i = 0; i < n; i++)
+        if (role_is(&msgs[i], "user")) last_query = i;
+    for (int i = 0; i < n; i++) {
+        if (!role_is(&msgs[i], "assistant")) {
+            buffer_append(b, "<|im_start|>");
+            buffer_append(b, msgs[i].role);
+            buffer_append(b, "\n");
+            buffer_append(b, msgs[i].content);
+            buffer_append(b, "<|im_end|>\n");
+            continue;
+        }
+        const char *content = msgs[i].content ? msgs[i].content : "", *reasoning = "";
+        size_t content_len = strlen(content), reasoning_len = 0;
+        const char *end_tag = strstr(content, "</think>");
+        if (end_tag) {
+            reasoning = content;
+            reasoning_len = (size_t)(end_tag - content);
+            strip_newlines(&reasoning, &reasoning_len, 0, 1);
+            const char *open = find_last(reasoning, reasoning_len, "<think>");
+            if (open) {
+                reasoning_len -= (size_t)(open + 7 - reasoning);
+                reasoning = open + 7;
+            }
+            strip_newlines(&reasoning, &reasoning_len, 1, 0);
+            const char *last_end = find_last(content, content_len, "</think>") + 8;
+            content_len -= (size_t)(last_end - content);
+            content = last_end;
+            strip_newlines(&content, &content_len, 1, 0);
+        }
+        buffer_append(b, "<|im_start|>assistant\n");
+        if (i > last_query && (i == n - 1 || reasoning_len > 0)) {
+            strip_newlines(&reasoning, &reasoning_len, 1, 1);
+            strip_newlines(&content, &content_len, 1, 0);
+            buffer_append(b, "<think>\n");
+            buffer_append_n(b, reasoning, reasoning_len);
+            buffer_append(b, "\n</think>\n\n");
+        }
+        buffer_append_n(b, content, content_len);
+        buffer_append(b, "<|im_end|>\n");
+    }
+    if (add_assistant) buffer_append(b, thinking_switch ? "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+                                                        : "<|im_start|>assistant\n");
+}
+
 /* <|system|>\n{system}</s>\n<|user|>\n{user}</s>\n<|assistant|>\n */
 static void render_zephyr(text_buffer *b, const engine_chat_msg *msgs, int n, int add_assistant)
 {
@@ -243,6 +365,10 @@ int chat_template_apply(chat_template_kind k, const engine_chat_msg *msgs, int n
     text_buffer b = {0};
     switch (k) {
     case CHAT_LLAMA3: render_llama3(&b, msgs, n_msgs, add_assistant, bos_text); break;
+    case CHAT_LLAMA31: render_llama31(&b, msgs, n_msgs, add_assistant, bos_text); break;
+    case CHAT_QWEN3: render_qwen3(&b, msgs, n_msgs, add_assistant, 1); break;
+    case CHAT_QWEN3_INSTRUCT: render_qwen3(&b, msgs, n_msgs, add_assistant, 0); break;
+    case CHAT_PHI4: render_phi4(&b, msgs, n_msgs, add_assistant); break;
     case CHAT_LLAMA2:
         if (render_llama2(&b, msgs, n_msgs, bos_text) != 0) b.failed = 1;
         break;

@@ -2,10 +2,13 @@
  * chat.h - chat templates.
  *
  * We do not run Jinja. The model's tokenizer.chat_template is recognised by
- * distinctive markers (<|im_start|> = ChatML, <|start_header_id|> = Llama-3,
- * [INST] = Llama-2/Mistral, <start_of_turn> = Gemma, <|user|> + <|end|> = Phi-3,
- * <|user|> + </s> = Zephyr) and rendered by a small hand-written formatter for
- * that family. An unknown or missing template falls back to ChatML.
+ * distinctive markers (<|im_start|> = ChatML, with </think> = Qwen3,
+ * <|start_header_id|> = Llama-3, with "Cutting Knowledge Date" = Llama 3.1+,
+ * [INST] = Llama-2/Mistral, <start_of_turn> = Gemma, <|end|> + <|assistant|>
+ * + <|tool|> = Phi-4-mini, <|user|> + <|end|> = Phi-3, <|user|> + </s> =
+ * Zephyr) and
+ * rendered by a small hand-written formatter for that family. An unknown or
+ * missing template falls back to ChatML.
  */
 #ifndef PRBOT_CHAT_H
 #define PRBOT_CHAT_H
@@ -18,9 +21,13 @@ typedef enum {
     CHAT_CHATML = 0,
     CHAT_LLAMA3,
     CHAT_LLAMA2,  /* also Mistral [INST] */
-    CHAT_GEMMA,
-    CHAT_PHI3,
+    CHAT_GEMMA,   /* Gemma 2 and 3 */
+    CHAT_PHI3,    /* Phi-3, Phi-3.5 */
     CHAT_ZEPHYR,
+    CHAT_QWEN3,   /* ChatML with <think> blocks and a switch to turn thinking off */
+    CHAT_QWEN3_INSTRUCT, /* ChatML with <think> blocks, no switch (Qwen3-*-Instruct-2507) */
+    CHAT_LLAMA31, /* Llama 3.1-3.3: a system block with the knowledge cut-off and date */
+    CHAT_PHI4,    /* Phi-4-mini: Phi-3's tags without newlines */
     CHAT_TEMPLATE_COUNT
 } chat_template_kind;
 

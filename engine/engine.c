@@ -41,6 +41,7 @@
 #include "model.h"
 #include "quant.h"
 #include "sampler.h"
+#include "think.h"
 #include "threads.h"
 #include "tokenizer.h"
 
@@ -57,6 +58,7 @@ struct engine {
     char name[128];
     char file_type[16];
     int n_batch;
+    int strip_think; /* the chat template knows <think> blocks: keep them out of generated text */
     atomic_int busy; /* a session is evaluating on the pool */
     pthread_mutex_t grammar_lock; /* the first session to need grammar_vocab builds it */
     grammar_vocab *grammar_vocab;
@@ -79,6 +81,7 @@ struct engine_session {
     sampler *smp;
     grammar_matcher *gm; /* when sp.grammar is set */
     tokenizer_stream stream;
+    think_filter think;
     engine_stats stats;
     double t0, t1;
 };
@@ -192,6 +195,11 @@ int engine_open(engine **out, const char *model_path, const engine_params *param
     e->info.eos = tokenizer_eos(e->tok);
     e->info.add_bos = tokenizer_add_bos(e->tok);
     e->info.has_chat_template = gguf_kv_find(e->file, "tokenizer.chat_template") != NULL;
+    gguf_str tmpl;
+    if (gguf_get_str(e->file, "tokenizer.chat_template", &tmpl) == 0) {
+        chat_template_kind kind = chat_template_detect(tmpl.ptr, (size_t)tmpl.len);
+        e->strip_think = kind == CHAT_QWEN3 || kind == CHAT_QWEN3_INSTRUCT;
+    }
     e->info.arch = "";
     if (!(params && params->vocab_only) && open_model(e, params, err, errlen)) goto fail;
     *out = e;
@@ -296,7 +304,8 @@ int engine_chat_format(engine *e, const engine_chat_msg *msgs, int n_msgs, int a
     size_t len = has ? (size_t)tmpl.len : 0;
     char bos[64] = "";
     int32_t bos_id = tokenizer_bos(e->tok);
-    if (bos_id >= 0) {
+    /* a tokenizer that adds BOS itself gets the text without it, so the prompt has one */
+    if (bos_id >= 0 && !tokenizer_add_bos(e->tok)) {
         int n = tokenizer_piece(e->tok, bos_id, 1, bos, sizeof bos - 1);
         bos[n >= 0 && n < (int)sizeof bos ? n : 0] = 0;
     }
@@ -416,15 +425,32 @@ int engine_start(engine_session *s, const int32_t *prompt, int n_prompt, const e
     s->stats.cached_tokens = s->n_prefilled;
     s->stats.stop_reason = "max_tokens";
     tokenizer_stream_init(&s->stream);
+    think_filter_init(&s->think);
     s->t0 = s->t1 = now_s();
     s->phase = GEN_PREFILL;
     return 0;
 }
 
+/* Hands text[0, n) to the callback, without <think> blocks when the model writes them;
+ * returns the callback's verdict (non-zero = stop). */
+static int emit(engine_session *s, int32_t id, const char *text, size_t n, engine_token_cb cb, void *user)
+{
+    if (!cb) return 0;
+    if (!s->e->strip_think) return cb(id, text, user);
+    char small[256 + 16], *answer = n + 16 <= sizeof small ? small : malloc(n + 16);
+    if (!answer) return 1;
+    size_t len = think_filter_feed(&s->think, text, n, answer, n + 16);
+    if (id < 0) len += think_filter_flush(&s->think, answer + len, n + 16 - len);
+    int stop = id < 0 && len == 0 ? 0 : cb(id, answer, user);
+    if (answer != small) free(answer);
+    return stop;
+}
+
 static void finish(engine_session *s, engine_token_cb cb, void *user)
 {
     char text[64];
-    if (tokenizer_stream_flush(&s->stream, text, sizeof text) > 0 && cb) cb(-1, text, user);
+    int n = tokenizer_stream_flush(&s->stream, text, sizeof text);
+    if (n > 0 || s->e->strip_think) emit(s, -1, text, n > 0 ? (size_t)n : 0, cb, user);
     double t2 = now_s();
     engine_stats *st = &s->stats;
     st->prefill_s = s->t1 - s->t0;
@@ -486,8 +512,8 @@ static int decode_step(engine_session *s, engine_token_cb cb, void *user, char *
         snprintf(err, errlen, "out of memory streaming token %d", (int)id);
         return -1;
     }
-    tokenizer_stream_feed(s->e->tok, &s->stream, id, text, (int)cap);
-    int stop = cb && cb(id, text, user);
+    int n = tokenizer_stream_feed(s->e->tok, &s->stream, id, text, (int)cap);
+    int stop = emit(s, id, text, n > 0 ? (size_t)n : 0, cb, user);
     if (text != small) free(text);
     if (stop) {
         st->stop_reason = "callback";

@@ -3,8 +3,10 @@
  *
  * The expected prompts are written out by hand from each family's official
  * Jinja template (as published with the models: Qwen/SmolLM ChatML,
- * Meta-Llama-3-Instruct, Llama-2-chat, Gemma-it, Phi-3-mini-instruct,
- * Zephyr-7b-beta / TinyLlama-chat), evaluated by hand for one conversation:
+ * Meta-Llama-3-Instruct, Llama-3.1/3.2-Instruct, Llama-2-chat, Gemma-it and
+ * Gemma-3-it, Phi-3-mini-instruct, Phi-4-mini-instruct, Qwen3 and
+ * Qwen3-Instruct-2507, Zephyr-7b-beta / TinyLlama-chat), evaluated by hand
+ * for one conversation:
  * system + user + assistant + user, where the last user message ends in a
  * newline so the families that trim content (Llama-3, Gemma, Llama-2) can be
  * told from those that keep it. The detection snippets are the real template
@@ -103,6 +105,57 @@ static void render_zephyr(void)
                   "<|assistant|>\n");
 }
 
+/* Qwen3 (the hybrid thinking models): thinking switched off, as reviews want it. */
+static void render_qwen3(void)
+{
+    expect_render(CHAT_QWEN3, conversation, N_CONVERSATION, 1, "",
+                  "<|im_start|>system\nYou are terse.<|im_end|>\n"
+                  "<|im_start|>user\nHi there<|im_end|>\n"
+                  "<|im_start|>assistant\nHello! How can I help?<|im_end|>\n"
+                  "<|im_start|>user\nReview this diff.\n<|im_end|>\n"
+                  "<|im_start|>assistant\n<think>\n\n</think>\n\n");
+    /* an earlier answer keeps only what follows its reasoning */
+    const engine_chat_msg thought[] = {
+        {"user", "Hi"}, {"assistant", "<think>\nThe user greets.\n</think>\n\nHello."}, {"user", "Review."}};
+    expect_render(CHAT_QWEN3, thought, 3, 1, "",
+                  "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n"
+                  "<|im_start|>user\nReview.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+    /* the last answer, after the last question, is written with its reasoning */
+    expect_render(CHAT_QWEN3, thought, 2, 0, "",
+                  "<|im_start|>user\nHi<|im_end|>\n"
+                  "<|im_start|>assistant\n<think>\nThe user greets.\n</think>\n\nHello.<|im_end|>\n");
+    /* Qwen3-*-Instruct-2507: the same, with no switch to write */
+    expect_render(CHAT_QWEN3_INSTRUCT, thought, 3, 1, "",
+                  "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n"
+                  "<|im_start|>user\nReview.<|im_end|>\n<|im_start|>assistant\n");
+}
+
+/* Llama 3.1-3.3: the system block is always there, with the template's own date fallback. */
+static void render_llama31(void)
+{
+    expect_render(CHAT_LLAMA31, conversation, N_CONVERSATION, 1, "<|begin_of_text|>",
+                  "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+                  "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nYou are terse.<|eot_id|>"
+                  "<|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
+                  "<|start_header_id|>assistant<|end_header_id|>\n\nHello! How can I help?<|eot_id|>"
+                  "<|start_header_id|>user<|end_header_id|>\n\nReview this diff.<|eot_id|>"
+                  "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    expect_render(CHAT_LLAMA31, conversation + 1, 1, 1, "",
+                  "<|start_header_id|>system<|end_header_id|>\n\n"
+                  "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|>"
+                  "<|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
+                  "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
+/* Phi-4-mini: Phi-3's tags without the newlines, every role written as it is. */
+static void render_phi4(void)
+{
+    expect_render(CHAT_PHI4, conversation, N_CONVERSATION, 1, "<s>",
+                  "<|system|>You are terse.<|end|><|user|>Hi there<|end|>"
+                  "<|assistant|>Hello! How can I help?<|end|><|user|>Review this diff.\n<|end|><|assistant|>");
+    expect_render(CHAT_PHI4, conversation + 1, 1, 0, "", "<|user|>Hi there<|end|><|endoftext|>");
+}
+
 /* Template sources (real ones, some shortened to their distinctive parts). */
 static const char smollm2_template[] =
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
@@ -166,6 +219,54 @@ static const char zephyr_template[] =
     "{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n"
     "{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}";
 
+static const char qwen3_template[] =
+    "{%- if messages[0].role == 'system' %}\n        {{- '<|im_start|>system\\n' + messages[0].content + "
+    "'<|im_end|>\\n' }}\n{%- endif %}\n{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length "
+    "- 1) %}\n{%- for message in messages %}\n    {%- if message.content is string %}\n        {%- set content = "
+    "message.content %}\n    {%- endif %}\n    {%- if (message.role == \"user\") or (message.role == \"system\" and "
+    "not loop.first) %}\n        {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' + '\\n' }}\n"
+    "    {%- elif message.role == \"assistant\" %}\n        {%- set reasoning_content = '' %}\n        {%- if "
+    "'</think>' in content %}\n            {%- set reasoning_content = "
+    "content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}\n            {%- set "
+    "content = content.split('</think>')[-1].lstrip('\\n') %}\n        {%- endif %}\n        {{- '<|im_start|>' + "
+    "message.role + '\\n' + content }}\n        {{- '<|im_end|>\\n' }}\n    {%- endif %}\n{%- endfor %}\n{%- if "
+    "add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n    {%- if enable_thinking is defined and "
+    "enable_thinking is false %}\n        {{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- endif %}\n{%- endif %}";
+
+/* Qwen3-4B-Instruct-2507: the same history handling, no thinking switch. */
+static const char qwen3_instruct_template[] =
+    "{%- for message in messages %}\n    {%- if message.role == \"assistant\" %}\n        {%- if '</think>' in "
+    "content %}\n            {%- set content = content.split('</think>')[-1].lstrip('\\n') %}\n        {%- endif "
+    "%}\n    {%- endif %}\n    {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}\n{%- "
+    "endfor %}\n{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n{%- endif %}";
+
+static const char llama32_template[] =
+    "{{- bos_token }}\n{%- if not date_string is defined %}\n    {%- if strftime_now is defined %}\n        {%- set "
+    "date_string = strftime_now(\"%d %b %Y\") %}\n    {%- else %}\n        {%- set date_string = \"26 Jul 2024\" "
+    "%}\n    {%- endif %}\n{%- endif %}\n{%- if messages[0]['role'] == 'system' %}\n    {%- set system_message = "
+    "messages[0]['content']|trim %}\n    {%- set messages = messages[1:] %}\n{%- else %}\n    {%- set "
+    "system_message = \"\" %}\n{%- endif %}\n{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}\n{{- "
+    "\"Cutting Knowledge Date: December 2023\\n\" }}\n{{- \"Today Date: \" + date_string + \"\\n\\n\" }}\n{{- "
+    "system_message }}\n{{- \"<|eot_id|>\" }}\n{%- for message in messages %}\n    {{- '<|start_header_id|>' + "
+    "message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}\n{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n{%- endif %}";
+
+static const char gemma3_template[] =
+    "{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n    {%- set first_user_prefix = "
+    "messages[0]['content'] + '\n\n' -%}\n    {%- set loop_messages = messages[1:] -%}\n{%- else -%}\n    {%- set "
+    "first_user_prefix = \"\" -%}\n    {%- set loop_messages = messages -%}\n{%- endif -%}\n{%- for message in "
+    "loop_messages -%}\n    {%- if (message['role'] == 'assistant') -%}\n        {%- set role = \"model\" -%}\n    "
+    "{%- else -%}\n        {%- set role = message['role'] -%}\n    {%- endif -%}\n    {{ '<start_of_turn>' + role + "
+    "'\n' + (first_user_prefix if loop.first else \"\") }}\n    {{ message['content'] | trim }}\n    {{ "
+    "'<end_of_turn>\n' }}\n{%- endfor -%}\n{%- if add_generation_prompt -%}\n    {{'<start_of_turn>model\n'}}\n{%- "
+    "endif -%}\n";
+
+static const char phi4_mini_template[] =
+    "{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and message['tools'] is "
+    "not none %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + '<|/tool|>' "
+    "+ '<|end|>' }}{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endif %}{% "
+    "endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}";
+
 static const char alpaca_template[] =
     "{% for message in messages %}{% if message['role'] == 'user' %}{{ '### Instruction:\n' + message['content'] + "
     "'\n\n' }}{% elif message['role'] == 'assistant' %}{{ '### Response:\n' + message['content'] + '\n\n' }}{% endif "
@@ -188,6 +289,11 @@ static void detect_families(void)
     expect_detect(gemma_template, CHAT_GEMMA, "Gemma");
     expect_detect(phi3_template, CHAT_PHI3, "Phi-3");
     expect_detect(zephyr_template, CHAT_ZEPHYR, "Zephyr");
+    expect_detect(qwen3_template, CHAT_QWEN3, "Qwen3");
+    expect_detect(qwen3_instruct_template, CHAT_QWEN3_INSTRUCT, "Qwen3-Instruct-2507");
+    expect_detect(llama32_template, CHAT_LLAMA31, "Llama-3.2");
+    expect_detect(gemma3_template, CHAT_GEMMA, "Gemma-3");
+    expect_detect(phi4_mini_template, CHAT_PHI4, "Phi-4-mini");
 }
 
 static void detect_unknown_falls_back_to_chatml(void)
@@ -301,6 +407,38 @@ static void render_from_template_text(void)
     free(got);
 }
 
+/* The four families of issue 12 through their template text: detection and rendering together, for
+ * the prompt a review sends (a system message and one user message). */
+static void expect_template_renders(const char *tmpl, const char *bos, const char *want, const char *what)
+{
+    const engine_chat_msg review[] = {{"system", "You review code."}, {"user", "Diff:\n+ x++;\n"}};
+    char *got = NULL;
+    REQUIRE(chat_template_render(tmpl, strlen(tmpl), review, 2, 1, bos, &got) == 0 && got, "%s: render failed", what);
+    EXPECT(strcmp(got, want) == 0, "%s: got \"%s\"", what, got);
+    free(got);
+}
+
+static void render_new_families_from_template_text(void)
+{
+    expect_template_renders(qwen3_template, "",
+                            "<|im_start|>system\nYou review code.<|im_end|>\n<|im_start|>user\nDiff:\n+ x++;\n"
+                            "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+                            "Qwen3");
+    expect_template_renders(gemma3_template, "<bos>",
+                            "<bos><start_of_turn>user\nYou review code.\n\nDiff:\n+ x++;<end_of_turn>\n"
+                            "<start_of_turn>model\n",
+                            "Gemma 3");
+    expect_template_renders(llama32_template, "<|begin_of_text|>",
+                            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge "
+                            "Date: December 2023\nToday Date: 26 Jul 2024\n\nYou review code.<|eot_id|>"
+                            "<|start_header_id|>user<|end_header_id|>\n\nDiff:\n+ x++;<|eot_id|>"
+                            "<|start_header_id|>assistant<|end_header_id|>\n\n",
+                            "Llama 3.2");
+    expect_template_renders(phi4_mini_template, "",
+                            "<|system|>You review code.<|end|><|user|>Diff:\n+ x++;\n<|end|><|assistant|>",
+                            "Phi-4-mini");
+}
+
 static void empty_conversation(void)
 {
     char *got = NULL;
@@ -320,12 +458,16 @@ int main(void)
     TEST_RUN(render_gemma);
     TEST_RUN(render_phi3);
     TEST_RUN(render_zephyr);
+    TEST_RUN(render_qwen3);
+    TEST_RUN(render_llama31);
+    TEST_RUN(render_phi4);
     TEST_RUN(detect_families);
     TEST_RUN(detect_unknown_falls_back_to_chatml);
     TEST_RUN(names);
     TEST_RUN(default_system_prompts);
     TEST_RUN(default_system_worst_case);
     TEST_RUN(render_from_template_text);
+    TEST_RUN(render_new_families_from_template_text);
     TEST_RUN(empty_conversation);
     return test_exit_code();
 }
