@@ -2,10 +2,12 @@
 # tests/bench.sh - what `make bench` runs: speed of prbot on the real model shapes,
 # beside reference engines run on the same files in the same run.
 #
-# 1. Generates random-weight GGUF files with the real shapes of DESIGN.md and
-#    of Qwen2.5-Coder-3B/7B (tests/tools/gen_model), cached outside the
-#    repository in ${PRBOT_CACHE:-~/.cache/prbot}/bench/<shape>-<type>.gguf and
-#    made only once; real model files found in the cache are benchmarked too.
+# 1. Generates random-weight GGUF files (tests/tools/gen_model) with the real
+#    shapes of DESIGN.md, of Qwen2.5-Coder-3B/7B, and of Qwen3-1.7B,
+#    Gemma-3-1B and Phi-4-mini (the other architectures, through the same
+#    kernels and threads), cached outside the repository in
+#    ${PRBOT_CACHE:-~/.cache/prbot}/bench/<shape>-<type>.gguf and made only
+#    once; real model files found in the cache are benchmarked too.
 # 2. For each file, one after the other: `prbot bench -p 512 -n 64 --threads 2
 #    --reps 3 --json` once per kernel set (BENCH_ISAS: the best this CPU has,
 #    then PRBOT_ISA=avx2, what GitHub's hosted x86 runners have), then
@@ -25,6 +27,7 @@
 # Environment (space-separated lists):
 #   BENCH_SHAPES x BENCH_TYPES   small shapes and their type mixes (3 x Q4_0 Q8_0 Q4_K_M)
 #   BENCH_BIG_SHAPES x BENCH_BIG_TYPES   qwen2.5-coder-3b qwen2.5-coder-7b x Q4_K_M
+#   BENCH_MORE_SHAPES x BENCH_MORE_TYPES the other architectures: qwen3-1.7b gemma3-1b phi4-mini x Q4_K_M
 #   BENCH_REAL                   file names in the cache (default: the real Qwen2.5-Coder-0.5B Q4_K_M)
 #   BENCH_ISAS                   "native avx2" (native = no PRBOT_ISA); avx2 is skipped where it is native
 #   BENCH_REF                    NAME=DIR ... reference builds (DIR/bin/llama-bench or DIR/llama-bench);
@@ -45,6 +48,8 @@ SHAPES="${BENCH_SHAPES-smollm2-135m qwen2.5-0.5b qwen2.5-coder-1.5b}"
 TYPES="${BENCH_TYPES-Q4_0 Q8_0 Q4_K_M}"
 BIG_SHAPES="${BENCH_BIG_SHAPES-qwen2.5-coder-3b qwen2.5-coder-7b}"
 BIG_TYPES="${BENCH_BIG_TYPES-Q4_K_M}"
+MORE_SHAPES="${BENCH_MORE_SHAPES-qwen3-1.7b gemma3-1b phi4-mini}"
+MORE_TYPES="${BENCH_MORE_TYPES-Q4_K_M}"
 REAL="${BENCH_REAL-Qwen2.5-Coder-0.5B-Instruct-Q4_K_M.gguf}"
 ISAS="${BENCH_ISAS-native avx2}"
 REFS="${BENCH_REF-}"
@@ -119,6 +124,9 @@ for shape in $SHAPES; do
 done
 for shape in $BIG_SHAPES; do
     for type in $BIG_TYPES; do rows+=("$shape|$type|"); done
+done
+for shape in $MORE_SHAPES; do
+    for type in $MORE_TYPES; do rows+=("$shape|$type|"); done
 done
 for name in $REAL; do
     if [ -s "$ROOT/$name" ]; then rows+=("${name%.gguf}|file|$ROOT/$name"); else echo "bench: no $ROOT/$name (skipped)" >&2; fi

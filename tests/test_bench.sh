@@ -157,7 +157,7 @@ echo '[{"build_commit":"fake","n_prompt":16,"n_gen":0,"avg_ts":40.0,"samples_ts"
  {"build_commit":"fake","n_prompt":0,"n_gen":4,"avg_ts":8.0,"samples_ts":[8.0]}]'
 SH
 chmod +x "$tmp/ref/bin/llama-bench"
-if PRBOT_CACHE="$tmp/cache" BENCH_SHAPES=tiny BENCH_TYPES=Q8_0 BENCH_BIG_SHAPES= BENCH_REAL= BENCH_E2E=0 \
+if PRBOT_CACHE="$tmp/cache" BENCH_SHAPES=tiny BENCH_TYPES=Q8_0 BENCH_BIG_SHAPES= BENCH_MORE_SHAPES= BENCH_REAL= BENCH_E2E=0 \
     BENCH_ISAS="native avx2 native" BENCH_REF="fake=$tmp/ref" BENCH_P=16 BENCH_N=4 BENCH_REPS=1 \
     BENCH_PRBOT_ARGS="--bandwidth-mib 16" PRBOT="$PRBOT" TOOL_BIN_DIR="${TOOL_BIN_DIR:-build/tools}" \
     bash tests/bench.sh >"$tmp/bench.md" 2>"$tmp/bench.log"; then
