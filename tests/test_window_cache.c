@@ -7,10 +7,12 @@
  * session reusing the prefix its cache shares with the next prompt
  * (model_state_rewind) may keep it only when the window before the cut is
  * still in the ring; either way it must generate exactly what a fresh session
- * given the whole prompt generates.
+ * given the whole prompt generates. And the ring is what keeps memory flat: a
+ * longer context adds rows to the global layer's cache only.
  */
 #include <string.h>
 
+#include "model.h"
 #include "engine.h"
 #include "test.h"
 
@@ -86,8 +88,35 @@ static void test_rewind_keeps_only_what_the_ring_holds(void)
     engine_close(e);
 }
 
+static void test_sliding_layers_do_not_grow_with_the_context(void)
+{
+    char err[512];
+    gguf_file *f = NULL;
+    REQUIRE(gguf_open(&f, test_data_path(MODEL), err, sizeof err) == 0, "%s", err);
+    model m;
+    REQUIRE(model_load(&m, f, err, sizeof err) == 0, "%s", err);
+    thread_pool *pool = threads_new(1);
+    model_state *small = NULL, *big = NULL;
+    REQUIRE(pool && model_state_new(&small, &m, 256, STEP_BATCH, pool, err, sizeof err) == 0, "%s", err);
+    REQUIRE(model_state_new(&big, &m, 4096, STEP_BATCH, pool, err, sizeof err) == 0, "%s", err);
+    int global = 0;
+    for (int il = 0; il < m.n_layer; il++) global += m.layers[il].window == 0;
+    EXPECT(global == 1 && m.n_layer == 6, "%d global layers of %d, want 1 of 6", global, m.n_layer);
+    /* K and V, F16: what 3840 more positions cost the global layers, and nothing more */
+    uint64_t per_position = (uint64_t)global * m.n_head_kv * m.head_dim * 2 * 2;
+    uint64_t grown = model_state_kv_bytes(big) - model_state_kv_bytes(small);
+    EXPECT(grown == per_position * (4096 - 256), "4096 positions take %llu bytes more than 256, want %llu",
+           (unsigned long long)grown, (unsigned long long)(per_position * (4096 - 256)));
+    model_state_free(small);
+    model_state_free(big);
+    threads_free(pool);
+    model_free(&m);
+    gguf_close(f);
+}
+
 int main(void)
 {
     TEST_RUN(test_rewind_keeps_only_what_the_ring_holds);
+    TEST_RUN(test_sliding_layers_do_not_grow_with_the_context);
     return test_exit_code();
 }
