@@ -11,6 +11,7 @@
 
 #include "engine.h"
 #include "test.h"
+#include "greedy.h"
 
 #define MODEL "models/stories260K.gguf"
 #define N_GEN 24
@@ -45,25 +46,6 @@ static engine *open_two(int n_ctx, engine_session **a, engine_session **b)
 static int tokenize(engine *e, const char *text, int32_t *ids, int cap)
 {
     return engine_tokenize(e, text, strlen(text), engine_get_info(e)->add_bos, 0, ids, cap);
-}
-
-static engine_sampling greedy(int max_tokens)
-{
-    engine_sampling sp;
-    engine_sampling_defaults(&sp);
-    sp.temperature = 0;
-    sp.max_tokens = max_tokens;
-    return sp;
-}
-
-/* Greedy continuation of prompt on session s; returns the count generated. */
-static int run(engine_session *s, const int32_t *prompt, int n, int max_tokens, int32_t *out, engine_stats *st)
-{
-    char err[512];
-    engine_sampling sp = greedy(max_tokens);
-    int rc = engine_generate(s, prompt, n, &sp, NULL, NULL, out, max_tokens, st, err, sizeof err);
-    REQUIRE(rc == 0, "engine_generate: %s", err);
-    return st->generated_tokens;
 }
 
 /* A session answering a prompt that starts with everything its cache holds

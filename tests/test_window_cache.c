@@ -15,6 +15,7 @@
 #include "model.h"
 #include "engine.h"
 #include "test.h"
+#include "greedy.h"
 
 #define MODEL "models/tiny-gemma3-F16.gguf"
 #define STEP_BATCH 16 /* ring: window 16 + 16 - 1 = 31 positions */
@@ -22,25 +23,6 @@
 
 static const char *text = "<start_of_turn>user\nWhat does this change break?\n+    free(item);\n"
                           "+    return item->next;<end_of_turn>\n<start_of_turn>model\n";
-
-static engine_sampling greedy(int max_tokens)
-{
-    engine_sampling sp;
-    engine_sampling_defaults(&sp);
-    sp.temperature = 0;
-    sp.max_tokens = max_tokens;
-    return sp;
-}
-
-/* Greedy continuation of prompt on session s into out; returns the count generated. */
-static int run(engine_session *s, const int32_t *prompt, int n, int max_tokens, int32_t *out, engine_stats *st)
-{
-    char err[512];
-    engine_sampling sp = greedy(max_tokens);
-    int rc = engine_generate(s, prompt, n, &sp, NULL, NULL, out, max_tokens, st, err, sizeof err);
-    REQUIRE(rc == 0, "engine_generate: %s", err);
-    return st->generated_tokens;
-}
 
 /* What a fresh session generates for prompt, against what session s generates reusing its cache. */
 static void expect_same_as_fresh(engine *e, engine_session *s, const int32_t *prompt, int n, int want_cached,
