@@ -147,7 +147,8 @@ static void test_validation(void)
 
 static void test_clean_text(void)
 {
-    char *s = findings_clean_text("  # Title\n\n  with\ttabs \x01 and\r\nbreaks  ", 40, 0);
+    static const char messy[] = "  # Title\n\n  with\ttabs \x01 and\r\nbreaks  ";
+    char *s = findings_clean_text(messy, sizeof messy - 1, 0);
     EXPECT(s && !strcmp(s, "Title with tabs and breaks"), "'%s'", s);
     free(s);
     s = findings_clean_text("1. - > item", 11, 0);
