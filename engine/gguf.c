@@ -87,6 +87,7 @@ static int fail(reader *r, const char *fmt, ...)
 /* Copies a file-provided name into dst as printable ASCII, shortened if long. */
 static void printable_name(char *dst, size_t cap, const char *s, uint64_t len)
 {
+    if (!cap) return;
     size_t n = 0;
     for (uint64_t i = 0; i < len && n + 4 < cap; i++) {
         if (i == GGUF_PRINT_NAME_MAX) {
@@ -706,6 +707,12 @@ int64_t gguf_array_int(const gguf_kv *kv, uint64_t i)
     if (kv->array_type == GGUF_VALUE_BOOL) return kv->data[i] != 0;
     if (!elem || scalar_int(kv->array_type, kv->data + i * elem, &s, &u, &is_signed)) return 0;
     return is_signed ? s : (int64_t)u;
+}
+
+const char *gguf_str_printable(char *dst, size_t cap, gguf_str s)
+{
+    printable_name(dst, cap, s.ptr, s.len);
+    return dst;
 }
 
 int gguf_str_eq(gguf_str s, const char *c)

@@ -97,5 +97,8 @@ int64_t gguf_array_int(const gguf_kv *kv, uint64_t i); /* any integer array */
 
 /* Compares a gguf_str with a C string. */
 int gguf_str_eq(gguf_str s, const char *c);
+/* A string from the file as printable ASCII for an error message (other
+ * bytes, line breaks among them, become '?'; long ones are shortened). */
+const char *gguf_str_printable(char *dst, size_t cap, gguf_str s);
 
 #endif

@@ -435,8 +435,9 @@ int model_load(model *m, const gguf_file *f, char *err, size_t errlen)
     for (size_t i = 0; i < N_ARCHS; i++)
         if (gguf_str_eq(arch, arch_table[i].name)) m->arch = &arch_table[i];
     if (!m->arch) {
-        snprintf(err, errlen, "%s: unsupported architecture '%.*s' (supported: %s)", f->path,
-                 (int)(arch.len > 64 ? 64 : arch.len), arch.ptr, model_supported_archs());
+        char name[96];
+        snprintf(err, errlen, "%s: unsupported architecture '%s' (supported: %s)", f->path,
+                 gguf_str_printable(name, sizeof name, arch), model_supported_archs());
         return -1;
     }
     binder b = {.f = f, .used = calloc(f->n_tensors ? f->n_tensors : 1, 1), .err = err, .errlen = errlen};

@@ -349,8 +349,9 @@ int tokenizer_load(tokenizer **out, const gguf_file *f, char *err, size_t errlen
     }
     int is_spm = gguf_str_eq(model, "llama"), is_bpe = gguf_str_eq(model, "gpt2");
     if (!is_spm && !is_bpe) {
-        snprintf(err, errlen, "%s: tokenizer model '%.*s' is not supported (only llama and gpt2)", f->path,
-                 (int)(model.len > 64 ? 64 : model.len), model.ptr);
+        char name[96];
+        snprintf(err, errlen, "%s: tokenizer model '%s' is not supported (only llama and gpt2)", f->path,
+                 gguf_str_printable(name, sizeof name, model));
         return -1;
     }
     tokenizer *t = calloc(1, sizeof *t);

@@ -26,6 +26,8 @@
 #include "../engine/gguf_writer.h"
 #include "../engine/quant.h"
 #include "../engine/engine.h"
+#include "../engine/model.h"
+#include "../engine/tokenizer.h"
 #include "tiny_model.h"
 
 static char tmp_dir[256];
@@ -853,6 +855,31 @@ static void test_random_header_flips(void)
     remove(tmp_path("base.gguf"));
 }
 
+/* Names a file gives (architecture, tokenizer model) are quoted in errors as
+ * printable ASCII: a line break in them made a two-line error (fuzz_gguf). */
+static void test_names_in_errors_are_one_line(void)
+{
+    const char *path = tmp_path("names.gguf");
+    gguf_writer *w = gguf_writer_new();
+    REQUIRE(w, "out of memory");
+    gguf_writer_add_str(w, "general.architecture", "l\nx\x01");
+    gguf_writer_add_str(w, "tokenizer.ggml.model", "a\r\nb");
+    char err[512] = "";
+    REQUIRE(gguf_writer_write(w, path, err, sizeof err) == 0, "write: %s", err);
+    gguf_writer_free(w);
+    gguf_file *f = NULL;
+    REQUIRE(gguf_open(&f, path, err, sizeof err) == 0, "open: %s", err);
+    model m;
+    err[0] = 0;
+    EXPECT(model_load(&m, f, err, sizeof err) != 0 && strstr(err, "unsupported architecture 'l?x?'"), "model: %s",
+           err);
+    tokenizer *t = NULL;
+    err[0] = 0;
+    EXPECT(tokenizer_load(&t, f, err, sizeof err) != 0 && strstr(err, "tokenizer model 'a??b'"), "tokenizer: %s", err);
+    gguf_close(f);
+    remove(path);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -874,6 +901,7 @@ int main(void)
     TEST_RUN(test_aliased_matrices_refused);
     TEST_RUN(test_crafted_corruptions);
     TEST_RUN(test_random_header_flips);
+    TEST_RUN(test_names_in_errors_are_one_line);
     remove(tmp_path("roundtrip.gguf"));
     if (rmdir(tmp_dir) != 0) printf("FAIL cleanup: %s not empty\n", tmp_dir);
     return test_exit_code();
