@@ -50,10 +50,12 @@
 #include "diff.h"
 #include "errors.h"
 #include "../engine/engine.h"
+#include "../engine/grammar.h"
 #include "backend.h"
 #include "event.h"
 #include "findings.h"
 #include "github.h"
+#include "json_schema.h"
 #include "linemap.h"
 #include "prompt.h"
 #include "publish.h"
@@ -65,6 +67,7 @@
 #define POST_RESERVE_S 10.0     /* of --time-budget kept for posting */
 #define DEFAULT_BACKEND_CTX 8192
 #define ANCHOR_DISTANCE 3       /* lines a cited line may be moved to reach the diff */
+#define SCHEMA_MAX_FINDINGS 5   /* the prompt asks for at most five */
 
 static const char usage_text[] =
     "usage: prbot review [options]\n"
@@ -589,6 +592,55 @@ static int build_prompt(review_state *s, token_counter *tc, char *err, size_t er
     return 0;
 }
 
+/* The grammar of the findings answer (findings_schema): paths only of the
+ * files shown that have new-side lines, lines within their hunks' range
+ * widened by ANCHOR_DISTANCE. Anchoring still checks every line; the
+ * grammar makes the answer parse and keeps the model on the shown files. */
+static int findings_grammar(review_state *s, grammar **out, char *err, size_t errlen)
+{
+    const diff_result *shown = s->incremental ? &s->inc : &s->diff;
+    const char **paths = calloc(shown->n_files + 1, sizeof *paths);
+    int *lo = calloc(shown->n_files + 1, sizeof *lo), *hi = calloc(shown->n_files + 1, sizeof *hi);
+    json_t *schema = NULL;
+    char *text = NULL;
+    size_t n = 0;
+    int rc = -1;
+    if (!paths || !lo || !hi) goto oom;
+    for (size_t i = 0; i < shown->n_files; i++) {
+        const diff_file *f = &shown->files[i];
+        linemap m;
+        if (f->skip_reason || !f->patch_len) continue;
+        if (linemap_parse(f->patch, f->patch_len, &m, err, errlen) < 0) goto done;
+        int first = 0, last = 0;
+        for (size_t h = 0; h < m.n_hunks; h++) {
+            if (m.hunks[h].last_new < m.hunks[h].first_new) continue;
+            if (!first || m.hunks[h].first_new < first) first = m.hunks[h].first_new;
+            if (m.hunks[h].last_new > last) last = m.hunks[h].last_new;
+        }
+        linemap_free(&m);
+        if (!first) continue; /* only deleted lines: nothing a comment may target */
+        paths[n] = f->path;
+        lo[n] = first > ANCHOR_DISTANCE ? first - ANCHOR_DISTANCE : 1;
+        hi[n] = last + ANCHOR_DISTANCE;
+        n++;
+    }
+    schema = findings_schema(paths, lo, hi, n, SCHEMA_MAX_FINDINGS, 1);
+    if (!schema) goto oom;
+    if (json_schema_to_grammar(schema, JSON_SCHEMA_DEFAULT_SPACE, &text, err, errlen) < 0) goto done;
+    if (grammar_parse(out, text, strlen(text), err, errlen) < 0) goto done;
+    rc = 0;
+    goto done;
+oom:
+    err_set(err, errlen, "out of memory building the findings grammar");
+done:
+    free(text);
+    json_decref(schema);
+    free(paths);
+    free(lo);
+    free(hi);
+    return rc;
+}
+
 static int generate(review_state *s, char *err, size_t errlen)
 {
     const engine_info *info = engine_get_info(s->e);
@@ -610,10 +662,18 @@ static int generate(review_state *s, char *err, size_t errlen)
         sp.time_budget_s = s->opt.time_budget - seconds_since(&s->log.start) - POST_RESERVE_S;
         if (sp.time_budget_s < 1) sp.time_budget_s = 1;
     }
-    log_line(&s->log, "prefilling %d prompt tokens, then generating up to %d tokens", n, sp.max_tokens);
+    grammar *g_findings = NULL;
+    if (s->tmpl.findings && findings_grammar(s, &g_findings, err, errlen) < 0) {
+        free(ids);
+        return -1;
+    }
+    sp.grammar = g_findings;
+    log_line(&s->log, "prefilling %d prompt tokens, then generating up to %d tokens%s", n, sp.max_tokens,
+             sp.grammar ? " of findings JSON (constrained)" : "");
     textbuf g = {0};
     engine_session *ses;
     if (engine_session_new(&ses, s->e, 0, err, errlen) < 0) {
+        grammar_free(g_findings);
         free(ids);
         return -1;
     }
@@ -621,6 +681,7 @@ static int generate(review_state *s, char *err, size_t errlen)
     int rc = engine_generate(ses, ids, n, &sp, on_token, &g, NULL, 0, &s->stats, err, errlen);
     engine_session_free(ses);
     free(ids);
+    grammar_free(g_findings);
     log_commands_resume(&s->log);
     fputs("\n--------------------------\n", stderr);
     if (rc < 0 || g.failed) {
