@@ -371,7 +371,8 @@ def generated_text_cannot_run_workflow_commands():
             r = run(["--model", model, *args], env)
             assert r.returncode == 0, r.stderr[-2000:]
             output = r.stderr + r.stdout
-            assert "::error::pwned" in r.stderr, "the generated text should still stream to the log"
+            if "summary" in args:  # under the findings grammar the model cannot write this text at all
+                assert "::error::pwned" in r.stderr, "the generated text should still stream to the log"
             commands = runner_commands(output)
             assert all(re.match(r"::(group|endgroup|warning|notice)::", c) for c in commands), commands
             assert not [c for c in commands if "pwned" in c or "hunter2" in c or "from-a-path" in c], commands
