@@ -6,6 +6,16 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+/* Error and log lines often quote what a file or a server sent (a metadata
+ * key, a tensor name, an API message); a control byte in it must not start
+ * a second line (in an Actions log, a line starting "::" is a command to
+ * the runner) or move the terminal's cursor. Each becomes '?'. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7F) *s = '?';
+}
+
 void err_set(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || !errlen) return;
@@ -13,6 +23,7 @@ void err_set(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+    one_line(err);
 }
 
 static log_fn log_sink;
@@ -32,5 +43,6 @@ void log_note(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    one_line(line);
     log_sink(line, log_user);
 }

@@ -47,6 +47,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "forward.h"
 #include "kernels/kernels.h"
 #include "kernels/panels.h"
@@ -110,8 +111,8 @@ static int check_metadata(const model *m, const gguf_file *f, char *err, size_t 
         gguf_str suffix = {key.ptr + arch_len + 1, key.len - arch_len - 1};
         if (key_in(suffix, known_keys, sizeof known_keys / sizeof known_keys[0])) continue;
         if (m->arch->scales && key_in(suffix, scale_keys, sizeof scale_keys / sizeof scale_keys[0])) continue;
-        snprintf(err, errlen, "%s: metadata %.*s is not supported (it would change the results)", f->path,
-                 (int)(key.len > 96 ? 96 : key.len), key.ptr);
+        err_set(err, errlen, "%s: metadata %.*s is not supported (it would change the results)", f->path,
+                (int)(key.len > 96 ? 96 : key.len), key.ptr);
         return -1;
     }
     return 0;
