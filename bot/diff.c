@@ -11,9 +11,10 @@
  * keep get their patch text built, hunk by hunk, and only up to a per-file and
  * a total byte cap, so a PR with a million changed lines costs a few MiB.
  *
- * A missing base commit (a shallow `actions/checkout`) is reported with its
- * own return code, DIFF_ERR_BASE_MISSING, because the caller can recover by
- * asking GitHub's PR files API instead.
+ * A missing base commit (a shallow `actions/checkout`) is reported as
+ * PRBOT_ENOTFOUND and a directory that is no checkout as PRBOT_ENOREPO
+ * (errors.h), because the caller can recover from both by asking GitHub's PR
+ * files API instead.
  */
 #include "diff.h"
 
@@ -979,10 +980,10 @@ static int resolve_base(git_repository *repo, const char *base, git_commit **out
         err_set(err, errlen,
                 "base commit %s is not in this checkout (shallow clone?); use actions/checkout with fetch-depth: 0",
                 base);
-        return DIFF_ERR_BASE_MISSING;
+        return PRBOT_ENOTFOUND;
     }
     err_set(err, errlen, "cannot resolve base '%s': %s; pass --base REV", base, git_last_message());
-    return -1;
+    return PRBOT_ERROR;
 }
 
 int diff_collect(const char *repo_dir, const char *base, const char *head, const diff_options *opt,
@@ -992,9 +993,9 @@ int diff_collect(const char *repo_dir, const char *base, const char *head, const
     git_libgit2_init();
     git_repository *repo = NULL;
     git_commit *c_base = NULL, *c_head = NULL, *c_merge = NULL;
-    int rc = -1;
+    int rc = PRBOT_ERROR;
     if (open_repo(&repo, repo_dir, err, errlen) < 0) {
-        rc = DIFF_ERR_NO_REPO;
+        rc = PRBOT_ENOREPO;
         goto done;
     }
     int hrc = resolve_commit(repo, head, &c_head);
@@ -1002,7 +1003,7 @@ int diff_collect(const char *repo_dir, const char *base, const char *head, const
         /* actions/checkout of a pull_request fetches only the merge commit */
         err_set(err, errlen, "head commit %s is not in this checkout; use actions/checkout with fetch-depth: 0",
                 head);
-        rc = DIFF_ERR_BASE_MISSING;
+        rc = PRBOT_ENOTFOUND;
         goto done;
     }
     if (hrc < 0) {
@@ -1010,7 +1011,7 @@ int diff_collect(const char *repo_dir, const char *base, const char *head, const
         goto done;
     }
     if ((rc = resolve_base(repo, base, &c_base, err, errlen)) < 0) goto done;
-    rc = -1;
+    rc = PRBOT_ERROR;
     git_oid merge_base;
     int mrc = git_merge_base(&merge_base, repo, git_commit_id(c_base), git_commit_id(c_head));
     if (mrc == GIT_ENOTFOUND && git_repository_is_shallow(repo)) {
@@ -1018,7 +1019,7 @@ int diff_collect(const char *repo_dir, const char *base, const char *head, const
                 "the history joining base %.12s and head %.12s is not in this shallow checkout; "
                 "use actions/checkout with fetch-depth: 0",
                 git_oid_tostr_s(git_commit_id(c_base)), git_oid_tostr_s(git_commit_id(c_head)));
-        rc = DIFF_ERR_BASE_MISSING;
+        rc = PRBOT_ENOTFOUND;
         goto done;
     }
     if (mrc < 0) {

@@ -14,11 +14,7 @@
 
 #include <stddef.h>
 
-/* diff_collect's return value when the base commit (or the history joining
- * base and head) is not in the checkout: a shallow clone. */
-#define DIFF_ERR_BASE_MISSING (-2)
-/* ... when repo_dir is not a git checkout at all (no actions/checkout step). */
-#define DIFF_ERR_NO_REPO (-3)
+#include "errors.h"
 
 /* Paths longer than this are skipped unmatched ("path longer than ..."): no
  * system can check them out, and every glob and attribute match is then
@@ -58,8 +54,10 @@ typedef struct {
 } diff_options;
 
 /* Diffs merge-base(base, head)..head in the repository at repo_dir (any path
- * inside it). Returns 0, DIFF_ERR_BASE_MISSING, DIFF_ERR_NO_REPO or -1; err gets
- * one line. */
+ * inside it). Returns PRBOT_OK; PRBOT_ENOTFOUND when the base or head commit
+ * (or the history joining them) is not in the checkout, a shallow clone;
+ * PRBOT_ENOREPO when repo_dir is not a git checkout at all (no
+ * actions/checkout step); else PRBOT_ERROR. err gets one line. */
 int diff_collect(const char *repo_dir, const char *base, const char *head, const diff_options *opt,
                  diff_result *out, char *err, size_t errlen);
 void diff_result_free(diff_result *r);

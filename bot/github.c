@@ -4,12 +4,12 @@
  * Every call goes through gh_call(), which sends one request with the
  * standard headers, classifies the answer and decides whether to retry:
  *
- *   2xx                               -> GH_OK
+ *   2xx                               -> PRBOT_OK
  *   429, 403 that is a rate limit     -> wait (Retry-After, x-ratelimit-reset or backoff), retry
  *   5xx, transport error              -> retry, unless the request must not be repeated blindly
- *   404                               -> GH_ERR_NOT_FOUND
- *   other 403                         -> GH_ERR_FORBIDDEN (read-only token)
- *   anything else                     -> GH_ERR_API
+ *   404                               -> PRBOT_ENOTFOUND
+ *   other 403                         -> PRBOT_EFORBIDDEN (read-only token)
+ *   anything else                     -> PRBOT_ERROR
  *
  * The rules are retry.h's, which the review backend client follows too.
  * Waits grow as 1, 2, 4, ... seconds plus up to 50% jitter, each capped by
@@ -72,17 +72,6 @@ struct gh_client {
 };
 
 typedef enum { RETRY_ALL, RETRY_RATE_LIMIT_ONLY } retry_policy;
-
-const char *gh_result_name(int rc)
-{
-    switch (rc) {
-    case GH_OK: return "ok";
-    case GH_ERR_NOT_FOUND: return "not found";
-    case GH_ERR_FORBIDDEN: return "forbidden";
-    case GH_ERR_INVALID: return "invalid";
-    default: return "API error";
-    }
-}
 
 /* ---------------------------------------------------------------- client */
 
@@ -232,7 +221,7 @@ static void describe_failure(const http_response *r, char *out, size_t cap)
     json_decref(root);
 }
 
-/* One API request with retries. On GH_OK, *resp holds the 2xx response
+/* One API request with retries. On PRBOT_OK, *resp holds the 2xx response
  * (caller frees). On failure resp is freed, err set, and *retryable (if not
  * NULL) says whether the failure was a 5xx/transport error that the policy
  * did not let us retry here. */
@@ -255,7 +244,7 @@ static int gh_call(gh_client *c, const char *method, const char *url, const char
         char why[600];
         if (writes) pace_write(c);
         int transport_failed = http_request(method, url, headers, body, c->retry.timeout_s, resp, why, sizeof why);
-        if (!transport_failed && resp->status >= 200 && resp->status < 300) return GH_OK;
+        if (!transport_failed && resp->status >= 200 && resp->status < 300) return PRBOT_OK;
 
         int rate_limited = !transport_failed && retry_is_rate_limited(resp);
         int server_error = transport_failed || resp->status >= 500;
@@ -267,25 +256,25 @@ static int gh_call(gh_client *c, const char *method, const char *url, const char
             http_response_free(resp);
             snprintf(err, errlen, "GitHub API %s %s: %s", method, shown, why);
             redact_token(c, err);
-            if (status == 404) return GH_ERR_NOT_FOUND;
-            if (status == 403) return GH_ERR_FORBIDDEN;
-            if (status == 422) return GH_ERR_INVALID;
+            if (status == 404) return PRBOT_ENOTFOUND;
+            if (status == 403) return PRBOT_EFORBIDDEN;
+            if (status == 422) return PRBOT_EINVALID;
             if (status == 401)
                 snprintf(err + strlen(err), errlen - strlen(err),
                          " (the token is invalid or expired; check the github-token input / GITHUB_TOKEN)");
-            return GH_ERR_API;
+            return PRBOT_ERROR;
         }
         if (server_error && policy == RETRY_RATE_LIMIT_ONLY) {
             http_response_free(resp);
             snprintf(err, errlen, "GitHub API %s %s: %s", method, shown, why);
             if (retryable) *retryable = 1;
-            return GH_ERR_API;
+            return PRBOT_ERROR;
         }
         if (attempt >= c->retry.max_attempts) {
             http_response_free(resp);
             snprintf(err, errlen, "GitHub API %s %s: %s (gave up after %d attempts)", method, shown, why,
                      attempt);
-            return GH_ERR_API;
+            return PRBOT_ERROR;
         }
         double wait = retry_wait_seconds(&c->retry, transport_failed ? NULL : resp, attempt);
         http_response_free(resp);
@@ -412,11 +401,11 @@ static int gh_get_all_pages(gh_client *c, char *first_url, page_item_fn on_item,
             snprintf(err, errlen, "GitHub API GET %s: more than %d pages; giving up", url_for_message(c, url),
                      MAX_PAGES);
             free(url);
-            return GH_ERR_API;
+            return PRBOT_ERROR;
         }
         http_response r;
         int rc = gh_call(c, "GET", url, NULL, RETRY_ALL, &r, NULL, err, errlen);
-        if (rc != GH_OK) {
+        if (rc != PRBOT_OK) {
             free(url);
             return rc;
         }
@@ -426,7 +415,7 @@ static int gh_get_all_pages(gh_client *c, char *first_url, page_item_fn on_item,
             json_decref(root);
             http_response_free(&r);
             free(url);
-            return GH_ERR_API;
+            return PRBOT_ERROR;
         }
         size_t i;
         json_t *item;
@@ -444,19 +433,19 @@ static int gh_get_all_pages(gh_client *c, char *first_url, page_item_fn on_item,
         if (stop < 0) {
             free(url);
             free(next);
-            return GH_ERR_API;
+            return PRBOT_ERROR;
         }
         if (next && (!gh_url_under_base(c->api, next) || !strcmp(next, url))) {
             snprintf(err, errlen, "GitHub API: next page URL '%.200s' is not under %s; refusing to follow", next,
                      c->api);
             free(next);
             free(url);
-            return GH_ERR_API;
+            return PRBOT_ERROR;
         }
         free(url);
         url = next;
     }
-    return GH_OK;
+    return PRBOT_OK;
 }
 
 /* ---------------------------------------------------------------- pulls */
@@ -514,14 +503,15 @@ static int pull_from_json(json_t *root, gh_pull *p)
     return 0;
 }
 
-/* Fills pull from a parsed response: 0, -1 (out of memory) or -2 (not a pull request's shape). */
+/* Fills pull from a parsed response: PRBOT_OK, PRBOT_ERROR (out of memory) or PRBOT_EINVALID (not a pull
+ * request's shape). */
 static int pull_from_root(json_t *root, gh_pull *pull)
 {
     memset(pull, 0, sizeof *pull);
-    if (!json_is_object(root) || !json_is_object(json_object_get(root, "head"))) return -2;
-    if (pull_from_json(root, pull) == 0) return 0;
+    if (!json_is_object(root) || !json_is_object(json_object_get(root, "head"))) return PRBOT_EINVALID;
+    if (pull_from_json(root, pull) == 0) return PRBOT_OK;
     gh_pull_free(pull);
-    return -1;
+    return PRBOT_ERROR;
 }
 
 int gh_pull_parse(const char *json, size_t len, gh_pull *pull)
@@ -529,7 +519,7 @@ int gh_pull_parse(const char *json, size_t len, gh_pull *pull)
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr);
     memset(pull, 0, sizeof *pull);
-    if (!root) return -2;
+    if (!root) return PRBOT_EINVALID;
     int rc = pull_from_root(root, pull);
     json_decref(root);
     return rc;
@@ -541,26 +531,26 @@ int gh_pull_get(gh_client *c, long number, gh_pull *pull, char *err, size_t errl
     char *url = url_printf("%s/repos/%s/pulls/%ld", c->api, c->repo, number);
     if (!url) {
         snprintf(err, errlen, "out of memory");
-        return GH_ERR_API;
+        return PRBOT_ERROR;
     }
     http_response r;
     int rc = gh_call(c, "GET", url, NULL, RETRY_ALL, &r, NULL, err, errlen);
-    if (rc == GH_ERR_NOT_FOUND)
+    if (rc == PRBOT_ENOTFOUND)
         snprintf(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404; check the PR number "
                  "and that the token can read the repository)", number, c->repo);
-    if (rc != GH_OK) {
+    if (rc != PRBOT_OK) {
         free(url);
         return rc;
     }
     json_t *root = parse_json(c, &r, "GET", url, err, errlen);
     free(url);
     http_response_free(&r);
-    if (!root) return GH_ERR_API;
+    if (!root) return PRBOT_ERROR;
     rc = pull_from_root(root, pull);
     json_decref(root);
-    if (rc == -2) snprintf(err, errlen, "GitHub API: pull request #%ld: unexpected response shape", number);
-    if (rc == -1) snprintf(err, errlen, "out of memory");
-    return rc ? GH_ERR_API : GH_OK;
+    if (rc == PRBOT_EINVALID) snprintf(err, errlen, "GitHub API: pull request #%ld: unexpected response shape", number);
+    if (rc == PRBOT_ERROR) snprintf(err, errlen, "out of memory");
+    return rc ? PRBOT_ERROR : PRBOT_OK;
 }
 
 /* ---------------------------------------------------------------- files */
@@ -626,19 +616,19 @@ int gh_pull_files(gh_client *c, long number, gh_pull_file **files, size_t *n, ch
     char *url = url_printf("%s/repos/%s/pulls/%ld/files?per_page=100", c->api, c->repo, number);
     if (!url) {
         snprintf(err, errlen, "out of memory");
-        return GH_ERR_API;
+        return PRBOT_ERROR;
     }
     file_list list = {0};
     int rc = gh_get_all_pages(c, url, collect_file, &list, err, errlen);
-    if (rc == GH_ERR_NOT_FOUND)
+    if (rc == PRBOT_ENOTFOUND)
         snprintf(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404)", number, c->repo);
-    if (rc != GH_OK) {
+    if (rc != PRBOT_OK) {
         gh_pull_files_free(list.items, list.n);
         return rc;
     }
     *files = list.items;
     *n = list.n;
-    return GH_OK;
+    return PRBOT_OK;
 }
 
 /* ---------------------------------------------------------------- comments */
@@ -684,26 +674,26 @@ static int match_marker(json_t *item, void *user, char *err, size_t errlen)
  * GITHUB_TOKEN), "any bot". Asked once per client. */
 static int own_identity(gh_client *c, char *err, size_t errlen)
 {
-    if (c->login[0] || c->login_is_bot) return GH_OK;
+    if (c->login[0] || c->login_is_bot) return PRBOT_OK;
     char *url = url_printf("%s/user", c->api);
     if (!url) {
         snprintf(err, errlen, "out of memory");
-        return GH_ERR_API;
+        return PRBOT_ERROR;
     }
     http_response r;
     int rc = gh_call(c, "GET", url, NULL, RETRY_ALL, &r, NULL, err, errlen);
-    if (rc == GH_ERR_FORBIDDEN) {
+    if (rc == PRBOT_EFORBIDDEN) {
         c->login_is_bot = 1;
         free(url);
-        return GH_OK;
+        return PRBOT_OK;
     }
-    if (rc == GH_ERR_NOT_FOUND) rc = GH_ERR_API; /* the API has no /user: not a missing pull request */
-    if (rc == GH_OK) {
+    if (rc == PRBOT_ENOTFOUND) rc = PRBOT_ERROR; /* the API has no /user: not a missing pull request */
+    if (rc == PRBOT_OK) {
         json_t *root = parse_json(c, &r, "GET", url, err, errlen);
         const char *login = json_string_value(json_object_get(root, "login"));
         if (login && *login && strlen(login) < sizeof c->login) snprintf(c->login, sizeof c->login, "%s", login);
         else if (root) snprintf(err, errlen, "GitHub API GET /user: no login in the response");
-        if (!c->login[0]) rc = GH_ERR_API;
+        if (!c->login[0]) rc = PRBOT_ERROR;
         json_decref(root);
         http_response_free(&r);
     }
@@ -716,11 +706,11 @@ static int read_comment_url(gh_client *c, const http_response *r, const char *me
                             char *url_out, size_t url_cap, char *err, size_t errlen)
 {
     json_t *root = parse_json(c, r, method, url, err, errlen);
-    if (!root) return GH_ERR_API;
+    if (!root) return PRBOT_ERROR;
     const char *html = json_string_value(json_object_get(root, "html_url"));
     if (url_out && url_cap) snprintf(url_out, url_cap, "%s", html ? html : "");
     json_decref(root);
-    return GH_OK;
+    return PRBOT_OK;
 }
 
 static int find_marked_comment(gh_client *c, long number, const char *marker, long long *id, char **body,
@@ -729,19 +719,19 @@ static int find_marked_comment(gh_client *c, long number, const char *marker, lo
     char *url = url_printf("%s/repos/%s/issues/%ld/comments?per_page=100", c->api, c->repo, number);
     if (!url) {
         snprintf(err, errlen, "out of memory");
-        return GH_ERR_API;
+        return PRBOT_ERROR;
     }
     int rc = own_identity(c, err, errlen);
-    if (rc != GH_OK) {
+    if (rc != PRBOT_OK) {
         free(url);
         return rc;
     }
     marker_search search = {marker, c->login, c->login_is_bot, 0, NULL, body != NULL};
     rc = gh_get_all_pages(c, url, match_marker, &search, err, errlen);
-    if (rc == GH_ERR_NOT_FOUND)
+    if (rc == PRBOT_ENOTFOUND)
         snprintf(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404)", number, c->repo);
     *id = search.id;
-    if (body && rc == GH_OK) *body = search.body;
+    if (body && rc == PRBOT_OK) *body = search.body;
     else free(search.body);
     return rc;
 }
@@ -763,25 +753,25 @@ int gh_comment_upsert(gh_client *c, long number, const char *marker, const char 
     if (updated) *updated = 0;
     if (!marker || !*marker) {
         snprintf(err, errlen, "gh_comment_upsert: empty marker");
-        return GH_ERR_API;
+        return PRBOT_ERROR;
     }
     json_t *payload = json_pack("{s:s}", "body", body);
     char *payload_text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
     json_decref(payload);
     if (!payload_text) {
         snprintf(err, errlen, "cannot encode the comment body as JSON (invalid UTF-8?)");
-        return GH_ERR_API;
+        return PRBOT_ERROR;
     }
-    int rc = GH_ERR_API;
+    int rc = PRBOT_ERROR;
     for (int round = 1; round <= c->retry.max_attempts; round++) {
         long long id = 0;
         rc = find_marked_comment(c, number, marker, &id, NULL, err, errlen);
-        if (rc != GH_OK) break;
+        if (rc != PRBOT_OK) break;
         char *url = id ? url_printf("%s/repos/%s/issues/comments/%lld", c->api, c->repo, id)
                        : url_printf("%s/repos/%s/issues/%ld/comments", c->api, c->repo, number);
         if (!url) {
             snprintf(err, errlen, "out of memory");
-            rc = GH_ERR_API;
+            rc = PRBOT_ERROR;
             break;
         }
         const char *method = id ? "PATCH" : "POST";
@@ -789,7 +779,7 @@ int gh_comment_upsert(gh_client *c, long number, const char *marker, const char 
         int retryable = 0;
         rc = gh_call(c, method, url, payload_text, id ? RETRY_ALL : RETRY_RATE_LIMIT_ONLY, &r, &retryable, err,
                      errlen);
-        if (rc == GH_OK) {
+        if (rc == PRBOT_OK) {
             rc = read_comment_url(c, &r, method, url, url_out, url_cap, err, errlen);
             if (updated) *updated = id != 0;
             http_response_free(&r);
@@ -797,7 +787,7 @@ int gh_comment_upsert(gh_client *c, long number, const char *marker, const char 
             break;
         }
         free(url);
-        int comment_vanished = id && rc == GH_ERR_NOT_FOUND; /* deleted between list and PATCH */
+        int comment_vanished = id && rc == PRBOT_ENOTFOUND; /* deleted between list and PATCH */
         if (!retryable && !comment_vanished) break;
         if (round < c->retry.max_attempts) {
             double wait = retry_wait_seconds(&c->retry, NULL, round);
@@ -842,11 +832,11 @@ int gh_review_create(gh_client *c, long number, const char *commit_id, const cha
         free(text);
         free(url);
         snprintf(err, errlen, "cannot encode the review as JSON (invalid UTF-8 or out of memory)");
-        return GH_ERR_API;
+        return PRBOT_ERROR;
     }
     http_response r;
     int rc = gh_call(c, "POST", url, text, RETRY_RATE_LIMIT_ONLY, &r, retryable, err, errlen);
-    if (rc == GH_OK) {
+    if (rc == PRBOT_OK) {
         json_t *root = parse_json(c, &r, "POST", url, err, errlen);
         json_t *id = json_object_get(root, "id");
         const char *html = json_string_value(json_object_get(root, "html_url"));
@@ -855,7 +845,7 @@ int gh_review_create(gh_client *c, long number, const char *commit_id, const cha
             snprintf(out->html_url, sizeof out->html_url, "%s", html ? html : "");
         } else {
             if (root) snprintf(err, errlen, "GitHub API POST %s: the answer has no review id", url_for_message(c, url));
-            rc = GH_ERR_API;
+            rc = PRBOT_ERROR;
         }
         json_decref(root);
         http_response_free(&r);
@@ -871,11 +861,11 @@ int gh_review_delete(gh_client *c, long number, long long review_id, char *err, 
     char *url = url_printf("%s/repos/%s/pulls/%ld/reviews/%lld", c->api, c->repo, number, review_id);
     if (!url) {
         snprintf(err, errlen, "out of memory");
-        return GH_ERR_API;
+        return PRBOT_ERROR;
     }
     http_response r;
     int rc = gh_call(c, "DELETE", url, NULL, RETRY_ALL, &r, NULL, err, errlen);
-    if (rc == GH_OK) http_response_free(&r);
+    if (rc == PRBOT_OK) http_response_free(&r);
     free(url);
     redact_token(c, err);
     return rc;
@@ -914,10 +904,10 @@ int gh_review_find(gh_client *c, long number, const char *marker, gh_review_ref 
     char *url = url_printf("%s/repos/%s/pulls/%ld/reviews?per_page=100", c->api, c->repo, number);
     if (!url) {
         snprintf(err, errlen, "out of memory");
-        return GH_ERR_API;
+        return PRBOT_ERROR;
     }
     int rc = own_identity(c, err, errlen);
-    if (rc != GH_OK) {
+    if (rc != PRBOT_OK) {
         free(url);
         return rc;
     }
@@ -976,18 +966,18 @@ int gh_review_comments(gh_client *c, long number, long long review_id, gh_posted
                            review_id);
     if (!url) {
         snprintf(err, errlen, "out of memory");
-        return GH_ERR_API;
+        return PRBOT_ERROR;
     }
     posted_list l = {0};
     int rc = gh_get_all_pages(c, url, collect_posted, &l, err, errlen);
-    if (rc != GH_OK) {
+    if (rc != PRBOT_OK) {
         gh_posted_comments_free(l.items, l.n);
         redact_token(c, err);
         return rc;
     }
     *out = l.items;
     *n = l.n;
-    return GH_OK;
+    return PRBOT_OK;
 }
 
 /* ---------------------------------------------------------------- summary */

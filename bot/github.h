@@ -10,13 +10,13 @@
  *   gh_client *gh;
  *   if (gh_client_new(&gh, getenv("GITHUB_API_URL"), token, "owner/repo", err, sizeof err)) ...
  *   gh_pull pr;
- *   int rc = gh_pull_get(gh, 42, &pr, err, sizeof err);    // GH_OK / GH_ERR_*
+ *   int rc = gh_pull_get(gh, 42, &pr, err, sizeof err);    // PRBOT_OK / PRBOT_E* (errors.h)
  *   ...
  *   char url[512];
  *   int updated;
  *   rc = gh_comment_upsert(gh, 42, "<!-- prbot:review -->", body, url, sizeof url, &updated,
  *                          err, sizeof err);
- *   if (rc == GH_ERR_FORBIDDEN) gh_step_summary_write(body, err2, sizeof err2);
+ *   if (rc == PRBOT_EFORBIDDEN) gh_step_summary_write(body, err2, sizeof err2);
  *   gh_pull_free(&pr);
  *   gh_client_free(gh);
  *
@@ -43,23 +43,17 @@
  * with the Authorization header redacted. The token never appears in `err`,
  * in logs, or anywhere else this module writes.
  *
- * Return codes: functions that talk to the API return one of gh_result
- * (GH_OK == 0, errors < 0) and put one line in `err`. The other functions
- * return 0 / -1.
+ * Return codes: errors.h's prbot_result, with one line in `err`. A call to
+ * the API maps GitHub's answer: 2xx PRBOT_OK, 404 PRBOT_ENOTFOUND, a 403
+ * that is not a rate limit PRBOT_EFORBIDDEN, 422 PRBOT_EINVALID, anything
+ * else (after the retries) PRBOT_ERROR.
  */
 #ifndef PRBOT_GITHUB_H
 #define PRBOT_GITHUB_H
 
 #include <stddef.h>
 
-typedef enum {
-    GH_OK = 0,
-    GH_ERR_API = -1,       /* anything else: network, 5xx after retries, 401, 422, bad JSON ... */
-    GH_ERR_NOT_FOUND = -2, /* 404: no such PR/repo (or the token cannot see it) */
-    GH_ERR_FORBIDDEN = -3, /* 403 that is not a rate limit: a read-only token, e.g. a fork PR
-                              ("Resource not accessible by integration") */
-    GH_ERR_INVALID = -4,   /* 422: GitHub refused the request's content (err has its "errors") */
-} gh_result;
+#include "errors.h"
 
 typedef struct gh_client gh_client;
 
@@ -93,12 +87,12 @@ int gh_client_new(gh_client **out, const char *api_url, const char *token, const
                   char *err, size_t errlen);
 void gh_client_free(gh_client *c);
 
-/* GET /repos/{repo}/pulls/{number}. On GH_OK fills *pull (free with gh_pull_free). */
+/* GET /repos/{repo}/pulls/{number}. On PRBOT_OK fills *pull (free with gh_pull_free). */
 int gh_pull_get(gh_client *c, long number, gh_pull *pull, char *err, size_t errlen);
 void gh_pull_free(gh_pull *pull);
 
 /* GET /repos/{repo}/pulls/{number}/files, all pages (per_page=100, following
- * the Link rel="next" header). On GH_OK *files is a malloc'ed array of *n
+ * the Link rel="next" header). On PRBOT_OK *files is a malloc'ed array of *n
  * entries (possibly 0); free with gh_pull_files_free. */
 int gh_pull_files(gh_client *c, long number, gh_pull_file **files, size_t *n, char *err,
                   size_t errlen);
@@ -111,12 +105,12 @@ void gh_pull_files_free(gh_pull_file *files, size_t n);
  * GET /user);
  * PATCHes the first one found with `body`, else POSTs a new comment. The
  * body should itself contain the marker, or the next run will not find it.
- * On GH_OK writes the comment's html_url into url_out (if url_out/url_cap
+ * On PRBOT_OK writes the comment's html_url into url_out (if url_out/url_cap
  * are non-zero, truncated to fit) and *updated = 1 when an existing comment
  * was edited, 0 when a new one was created (updated may be NULL).
- * GH_ERR_FORBIDDEN: the token cannot write (read-only / fork PR): the caller
+ * PRBOT_EFORBIDDEN: the token cannot write (read-only / fork PR): the caller
  * should write the body to the job summary (gh_step_summary_write) and exit 0.
- * GH_ERR_NOT_FOUND: no such PR. */
+ * PRBOT_ENOTFOUND: no such PR. */
 int gh_comment_upsert(gh_client *c, long number, const char *marker, const char *body,
                       char *url_out, size_t url_cap, int *updated, char *err, size_t errlen);
 
@@ -132,7 +126,7 @@ int gh_comment_find(gh_client *c, long number, const char *marker, long long *id
  * commit_id (the head that was diffed), event COMMENT, and comments on
  * RIGHT-side lines (`line`, and `start_line` for a range in one hunk).
  * GitHub validates every comment against the PR's diff and answers 422
- * (GH_ERR_INVALID) for the whole review when one is off the diff; a review
+ * (PRBOT_EINVALID) for the whole review when one is off the diff; a review
  * created without an event is PENDING (visible to its author only) and can
  * be deleted, which is how a caller tests comments without posting them. */
 typedef struct {
@@ -178,9 +172,6 @@ int gh_step_summary_write(const char *body, char *err, size_t errlen);
  * values with a line break are left out. */
 void gh_action_output(const char *name, const char *value);
 
-/* A short human name for a gh_result ("ok", "not found", "forbidden", "API error"). */
-const char *gh_result_name(int rc);
-
 /* ---- what the client reads from GitHub's answers (pure functions, for the
  * tests and tests/fuzz/fuzz_github.c) ------------------------------------ */
 
@@ -190,8 +181,9 @@ char *gh_link_next(const char *link);
  * port of the API base, no user or password, and a path under base's path
  * (compared on '/' boundaries, dot segments removed). */
 int gh_url_under_base(const char *base, const char *url);
-/* A pull request from GET /pulls/{n}'s JSON: 0, -1 (out of memory) or -2
- * (not JSON of a pull request). Free with gh_pull_free. */
+/* A pull request from GET /pulls/{n}'s JSON: PRBOT_OK, PRBOT_ERROR (out of
+ * memory) or PRBOT_EINVALID (not JSON of a pull request). Free with
+ * gh_pull_free. */
 int gh_pull_parse(const char *json, size_t len, gh_pull *pull);
 /* 1 when a comment is the one gh_comment_upsert keeps: its body starts with
  * the marker line and its author is the token's login (or, when the token

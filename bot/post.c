@@ -198,7 +198,7 @@ static int check_binding(gh_client *gh, const review_doc *d, long pr, const char
     }
     gh_pull p;
     int rc = gh_pull_get(gh, pr, &p, err, errlen);
-    if (rc != GH_OK) return -1;
+    if (rc != PRBOT_OK) return -1;
     int result = 0;
     if (strcmp(p.state, "open") != 0) {
         snprintf(err, errlen, "pull request #%ld is %s: nothing posted", pr, p.state);
@@ -285,9 +285,9 @@ int cmd_post(int argc, char **argv)
         }
         goto done;
     }
-    if (publish_files_from_api(gh, pr, &files, err, sizeof err) != GH_OK) goto done;
+    if (publish_files_from_api(gh, pr, &files, err, sizeof err) != PRBOT_OK) goto done;
     if (check_paths(&doc, &files, pr, err, sizeof err) < 0) goto done;
-    if (publish_state_read(gh, pr, "review", &prev, err, sizeof err) != GH_OK) {
+    if (publish_state_read(gh, pr, "review", &prev, err, sizeof err) != PRBOT_OK) {
         fprintf(stderr, "prbot post: warning: %s; posting without the earlier reviews' state\n", err);
         memset(&prev, 0, sizeof prev);
     }
@@ -318,14 +318,14 @@ int cmd_post(int argc, char **argv)
         for (size_t i = 0; i < plan.n_comments; i++)
             printf("\n#### %s:%d\n\n%s", plan.comments[i].path, plan.comments[i].line, plan.comments[i].body);
         if (in_actions) printf("\n::%s::\n", stop);
-        exit_code = rc == GH_OK ? 0 : 1;
+        exit_code = rc == PRBOT_OK ? 0 : 1;
         goto done;
     }
     if (plan.review_error[0]) {
         fprintf(stderr, "prbot post: warning: could not post the review (its findings are in the summary): %s\n",
                 plan.review_error);
-        if (o.strict && rc == GH_OK) {
-            rc = GH_ERR_API;
+        if (o.strict && rc == PRBOT_OK) {
+            rc = PRBOT_ERROR;
             snprintf(err, sizeof err, "the review was not posted: %s", plan.review_error);
         }
     }
@@ -333,12 +333,12 @@ int cmd_post(int argc, char **argv)
         fprintf(stderr, "prbot post: review posted: %s\n", plan.review_url);
         gh_action_output("review-url", plan.review_url);
     }
-    if (rc == GH_OK) {
+    if (rc == PRBOT_OK) {
         fprintf(stderr, "prbot post: summary %s: %s\n", plan.summary_updated ? "updated" : "created", plan.summary_url);
         gh_action_output("comment-url", plan.summary_url);
         exit_code = 0;
         err[0] = 0;
-    } else if (!o.strict && rc != GH_ERR_FORBIDDEN) {
+    } else if (!o.strict && rc != PRBOT_EFORBIDDEN) {
         fprintf(stderr, "prbot post: warning: %s (not failing the job; pass --strict to)\n", err);
         exit_code = 0;
         err[0] = 0;

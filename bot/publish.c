@@ -221,14 +221,14 @@ int publish_state_read(gh_client *gh, long pr, const char *name, publish_state *
     long long id = 0;
     char *body = NULL;
     int rc = gh_comment_find(gh, pr, marker, &id, &body, err, errlen);
-    if (rc != GH_OK) return rc;
+    if (rc != PRBOT_OK) return rc;
     if (body && publish_state_parse(body, st) < 0) {
         free(body);
         err_set(err, errlen, "out of memory reading the summary's state");
-        return GH_ERR_API;
+        return PRBOT_ERROR;
     }
     free(body);
-    return GH_OK;
+    return PRBOT_OK;
 }
 
 /* ---- the PR's files --------------------------------------------------------- */
@@ -273,17 +273,17 @@ int publish_files_from_api(gh_client *gh, long pr, publish_files *out, char *err
     gh_pull_file *files = NULL;
     size_t n = 0;
     int rc = gh_pull_files(gh, pr, &files, &n, err, errlen);
-    if (rc != GH_OK) return rc;
+    if (rc != PRBOT_OK) return rc;
     out->files = calloc(n ? n : 1, sizeof *out->files);
     if (!out->files) {
         err_set(err, errlen, "out of memory");
-        rc = GH_ERR_API;
+        rc = PRBOT_ERROR;
     }
-    for (size_t i = 0; rc == GH_OK && i < n; i++)
+    for (size_t i = 0; rc == PRBOT_OK && i < n; i++)
         if (files_add(out, files[i].filename, files[i].patch, files[i].patch ? strlen(files[i].patch) : 0, err, errlen) < 0)
-            rc = GH_ERR_API;
+            rc = PRBOT_ERROR;
     gh_pull_files_free(files, n);
-    if (rc != GH_OK) publish_files_free(out);
+    if (rc != PRBOT_OK) publish_files_free(out);
     return rc;
 }
 
@@ -499,17 +499,17 @@ static int create_review(gh_client *gh, long pr, const review_doc *doc, const pu
 {
     char marker[128];
     snprintf(marker, sizeof marker, "%s%.40s -->", RUN_MARKER_PREFIX, doc->head_sha);
-    int rc = GH_ERR_API;
+    int rc = PRBOT_ERROR;
     for (int round = 1; round <= CREATE_ROUNDS; round++) {
         int retryable = 0;
         rc = gh_review_create(gh, pr, doc->head_sha, "COMMENT", plan->review_body, comments, n, ref, &retryable, err,
                               errlen);
-        if (rc == GH_OK || !retryable) return rc;
+        if (rc == PRBOT_OK || !retryable) return rc;
         int found = 0;
         char err2[512];
-        if (gh_review_find(gh, pr, marker, ref, &found, err2, sizeof err2) == GH_OK && found) {
+        if (gh_review_find(gh, pr, marker, ref, &found, err2, sizeof err2) == PRBOT_OK && found) {
             log_note("prbot: %s; the review was created all the same", err);
-            return GH_OK;
+            return PRBOT_OK;
         }
         log_note("prbot: %s; trying again (%d/%d)", err, round + 1, CREATE_ROUNDS);
     }
@@ -518,7 +518,7 @@ static int create_review(gh_client *gh, long pr, const review_doc *doc, const pu
 
 /* After a 422: which comments does GitHub accept? Each is tried alone as a
  * pending review, deleted at once. keep[i] = 1 for the accepted ones.
- * Returns GH_OK, or the error that stopped the probing. */
+ * Returns PRBOT_OK, or the error that stopped the probing. */
 static int probe_comments(gh_client *gh, long pr, const review_doc *doc, const publish_plan *plan, int *keep,
                           char *err, size_t errlen)
 {
@@ -527,17 +527,17 @@ static int probe_comments(gh_client *gh, long pr, const review_doc *doc, const p
         int retryable = 0;
         int rc = gh_review_create(gh, pr, doc->head_sha, NULL, "prbot: checking one comment", &plan->comments[i], 1,
                                   &ref, &retryable, err, errlen);
-        if (rc == GH_ERR_INVALID) {
+        if (rc == PRBOT_EINVALID) {
             log_note("prbot: GitHub refuses the comment on %s:%d: %s", plan->comments[i].path,
                     plan->comments[i].line, err);
             keep[i] = 0;
             continue;
         }
-        if (rc != GH_OK) return rc;
+        if (rc != PRBOT_OK) return rc;
         keep[i] = 1;
-        if ((rc = gh_review_delete(gh, pr, ref.id, err, errlen)) != GH_OK) return rc;
+        if ((rc = gh_review_delete(gh, pr, ref.id, err, errlen)) != PRBOT_OK) return rc;
     }
-    return GH_OK;
+    return PRBOT_OK;
 }
 
 /* Links each posted comment's finding to the comment, by the fingerprint marker in its body. */
@@ -546,7 +546,7 @@ static void link_comments(gh_client *gh, long pr, review_doc *doc, const gh_revi
     gh_posted_comment *posted = NULL;
     size_t n = 0;
     char err[512];
-    if (gh_review_comments(gh, pr, ref->id, &posted, &n, err, sizeof err) != GH_OK) {
+    if (gh_review_comments(gh, pr, ref->id, &posted, &n, err, sizeof err) != PRBOT_OK) {
         log_note("prbot: could not read the review's comments (%s); the summary links the review instead", err);
         return;
     }
@@ -563,19 +563,19 @@ static void link_comments(gh_client *gh, long pr, review_doc *doc, const gh_revi
 }
 
 /* Posts the review, dropping what GitHub refuses; marks findings that did
- * not make it as summary-only. Returns GH_OK or GH_ERR_FORBIDDEN, or the
+ * not make it as summary-only. Returns PRBOT_OK or PRBOT_EFORBIDDEN, or the
  * error after which the review was given up (the summary still follows). */
 static int post_review(gh_client *gh, long pr, review_doc *doc, publish_plan *plan, char *err, size_t errlen)
 {
     gh_review_ref ref;
     int rc = create_review(gh, pr, doc, plan, plan->comments, plan->n_comments, &ref, err, errlen);
-    if (rc == GH_ERR_INVALID && plan->n_comments) {
+    if (rc == PRBOT_EINVALID && plan->n_comments) {
         log_note("prbot: GitHub refused the review (%s); finding the comments it refuses", err);
         int *keep = calloc(plan->n_comments, sizeof *keep);
         gh_review_comment *kept = calloc(plan->n_comments, sizeof *kept);
         size_t n_kept = 0;
-        int prc = keep && kept ? probe_comments(gh, pr, doc, plan, keep, err, errlen) : GH_ERR_API;
-        if (prc == GH_OK) {
+        int prc = keep && kept ? probe_comments(gh, pr, doc, plan, keep, err, errlen) : PRBOT_ERROR;
+        if (prc == PRBOT_OK) {
             for (size_t i = 0; i < plan->n_comments; i++) {
                 if (keep[i]) {
                     kept[n_kept++] = plan->comments[i];
@@ -588,7 +588,7 @@ static int post_review(gh_client *gh, long pr, review_doc *doc, publish_plan *pl
             }
             rc = create_review(gh, pr, doc, plan, kept, n_kept, &ref, err, errlen);
         }
-        if (rc == GH_ERR_INVALID || prc != GH_OK) {
+        if (rc == PRBOT_EINVALID || prc != PRBOT_OK) {
             log_note("prbot: %s; posting the review without inline comments", err);
             for (size_t i = 0; i < plan->n_comments; i++) {
                 finding *f = &doc->f.items[plan->finding_of[i]];
@@ -601,7 +601,7 @@ static int post_review(gh_client *gh, long pr, review_doc *doc, publish_plan *pl
         free(keep);
         free(kept);
     }
-    if (rc != GH_OK) {
+    if (rc != PRBOT_OK) {
         for (size_t i = 0; i < plan->n_comments; i++) {
             finding *f = &doc->f.items[plan->finding_of[i]];
             f->inline_comment = 0;
@@ -614,7 +614,7 @@ static int post_review(gh_client *gh, long pr, review_doc *doc, publish_plan *pl
     size_t n_inline = 0;
     for (size_t i = 0; i < doc->f.n; i++) n_inline += doc->f.items[i].inline_comment != 0;
     if (n_inline) link_comments(gh, pr, doc, &ref);
-    return GH_OK;
+    return PRBOT_OK;
 }
 
 int publish_post(gh_client *gh, long pr, review_doc *doc, const publish_state *prev, const publish_options *o,
@@ -622,20 +622,20 @@ int publish_post(gh_client *gh, long pr, review_doc *doc, const publish_state *p
 {
     if (!o->no_inline && !o->dry_run) {
         int review_rc = post_review(gh, pr, doc, plan, plan->review_error, sizeof plan->review_error);
-        if (review_rc == GH_ERR_FORBIDDEN) {
+        if (review_rc == PRBOT_EFORBIDDEN) {
             err_set(err, errlen, "%s", plan->review_error);
             return review_rc;
         }
-        if (review_rc == GH_OK) plan->review_error[0] = 0;
+        if (review_rc == PRBOT_OK) plan->review_error[0] = 0;
     }
-    if (publish_render_summary(doc, prev, o, info, plan, err, errlen) < 0) return GH_ERR_API;
-    if (o->dry_run) return GH_OK;
+    if (publish_render_summary(doc, prev, o, info, plan, err, errlen) < 0) return PRBOT_ERROR;
+    if (o->dry_run) return PRBOT_OK;
     char marker[256];
     comment_marker(o->name, marker, sizeof marker);
     int updated = 0;
     int rc = gh_comment_upsert(gh, pr, marker, plan->summary_body, plan->summary_url, sizeof plan->summary_url,
                                &updated, err, errlen);
-    if (rc == GH_OK) plan->summary_updated = updated;
+    if (rc == PRBOT_OK) plan->summary_updated = updated;
     return rc;
 }
 

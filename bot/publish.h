@@ -52,7 +52,7 @@ int publish_state_parse(const char *body, publish_state *st);
 /* "<!-- prbot:state v1 ... -->" for st (malloc'ed) or NULL. */
 char *publish_state_encode(const publish_state *st);
 /* Finds the summary comment (marker of `name`) and reads its state. A
- * missing comment is not an error. Returns a gh_result. */
+ * missing comment is not an error. Returns a prbot_result. */
 int publish_state_read(gh_client *gh, long pr, const char *name, publish_state *st, char *err, size_t errlen);
 /* 1 when fingerprint fp was posted before. */
 int publish_state_has(const publish_state *st, const char *fp);
@@ -115,9 +115,9 @@ int publish_render_summary(const review_doc *doc, const publish_state *prev, con
                            const publish_summary_info *info, publish_plan *plan, char *err, size_t errlen);
 
 /* Posts the review (one per run when inline comments are on, with or
- * without comments) and then the summary. Returns the summary's gh_result;
+ * without comments) and then the summary. Returns the summary's prbot_result;
  * a review that could not be posted leaves its findings in the summary and
- * its reason in plan->review_error. On GH_ERR_FORBIDDEN nothing was written. */
+ * its reason in plan->review_error. On PRBOT_EFORBIDDEN nothing was written. */
 int publish_post(gh_client *gh, long pr, review_doc *doc, const publish_state *prev, const publish_options *o,
                  const publish_summary_info *info, publish_plan *plan, char *err, size_t errlen);
 

@@ -392,7 +392,7 @@ static int fetch_pull(review_state *s, char *err, size_t errlen)
     log_line(&s->log, "fetching PR #%ld from the GitHub API", s->ctx.pr_number);
     gh_pull pr;
     int rc = gh_pull_get(s->gh, s->ctx.pr_number, &pr, err, errlen);
-    if (rc != GH_OK) return -1;
+    if (rc != PRBOT_OK) return -1;
     snprintf(s->ctx.base_sha, sizeof s->ctx.base_sha, "%s", pr.base_sha);
     snprintf(s->ctx.head_sha, sizeof s->ctx.head_sha, "%s", pr.head_sha);
     if (!s->opt.base) snprintf(s->ctx.base_rev, sizeof s->ctx.base_rev, "%s", pr.base_sha);
@@ -420,7 +420,7 @@ static int diff_from_api(review_state *s, const diff_options *dopt, char *err, s
     if (need_client(s, err, errlen) < 0) return -1;
     gh_pull_file *files = NULL;
     size_t n = 0;
-    if (gh_pull_files(s->gh, s->ctx.pr_number, &files, &n, err, errlen) != GH_OK) return -1;
+    if (gh_pull_files(s->gh, s->ctx.pr_number, &files, &n, err, errlen) != PRBOT_OK) return -1;
     memset(&s->diff, 0, sizeof s->diff);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -447,11 +447,11 @@ static int collect_diff(review_state *s, char *err, size_t errlen)
     log_line(&s->log, "diffing merge-base(%s, %s)..%s in %s", s->ctx.base_rev, s->ctx.head_rev, s->ctx.head_rev,
              s->ctx.repo_dir);
     int rc = diff_collect(s->ctx.repo_dir, s->ctx.base_rev, s->ctx.head_rev, &dopt, &s->diff, err, errlen);
-    int recoverable = rc == DIFF_ERR_BASE_MISSING || (rc == DIFF_ERR_NO_REPO && s->ctx.kind != EVENT_LOCAL);
+    int recoverable = rc == PRBOT_ENOTFOUND || (rc == PRBOT_ENOREPO && s->ctx.kind != EVENT_LOCAL);
     if (recoverable && s->ctx.pr_number && !s->opt.dry_run) {
         log_warning(&s->log, err);
         log_line(&s->log, "falling back to the PR files API (GET /pulls/%ld/files)", s->ctx.pr_number);
-        s->diff_source = rc == DIFF_ERR_NO_REPO ? "from GitHub's PR files API (no git checkout)"
+        s->diff_source = rc == PRBOT_ENOREPO ? "from GitHub's PR files API (no git checkout)"
                                                 : "from GitHub's PR files API (the checkout lacks the base commit)";
         return diff_from_api(s, &dopt, err, errlen);
     }
@@ -480,7 +480,7 @@ static void read_state(review_state *s)
     char err[512];
     if (need_client(s, err, sizeof err) < 0) return;
     int rc = publish_state_read(s->gh, s->ctx.pr_number, s->tmpl.name, &s->prev, err, sizeof err);
-    if (rc != GH_OK) {
+    if (rc != PRBOT_OK) {
         log_warning(&s->log, err);
         log_line(&s->log, "could not read the last review's state: reviewing the whole PR");
         return;
@@ -988,14 +988,14 @@ static void write_body_file(review_state *s)
  * summary when the API would not take it. */
 static int post_outcome(review_state *s, int rc, const char *err, const char *url, int updated)
 {
-    if (rc == GH_OK) {
+    if (rc == PRBOT_OK) {
         gh_action_output("comment-url", url);
         fprintf(stderr, "prbot review: comment %s: %s\n", updated ? "updated" : "created", url);
         return 0;
     }
     char summary_err[512] = "";
     int summarised = gh_step_summary_write(s->body, summary_err, sizeof summary_err) == 0;
-    if (rc == GH_ERR_FORBIDDEN) {
+    if (rc == PRBOT_EFORBIDDEN) {
         fprintf(stderr, "prbot review: the token cannot comment on PR #%ld (read-only token, e.g. a fork PR): %s\n",
                 s->ctx.pr_number, summarised ? "the review is in the job summary" : summary_err);
         if (s->ctx.in_actions)
@@ -1029,7 +1029,7 @@ static int post(review_state *s)
 {
     char err[1024] = "", url[512] = "", marker[256];
     comment_marker(s->tmpl.name, marker, sizeof marker);
-    int updated = 0, rc = GH_ERR_API;
+    int updated = 0, rc = PRBOT_ERROR;
     if (need_token(s, err, sizeof err) == 0)
         rc = gh_comment_upsert(s->gh, s->ctx.pr_number, marker, s->body, url, sizeof url, &updated, err, sizeof err);
     return post_outcome(s, rc, err, url, updated);
@@ -1039,19 +1039,19 @@ static int post(review_state *s)
 static int post_findings(review_state *s)
 {
     char err[1024] = "";
-    int rc = GH_ERR_API;
+    int rc = PRBOT_ERROR;
     publish_files files = {0};
     publish_options po = {.name = s->tmpl.name, .max_inline = s->opt.max_inline, .no_inline = s->opt.no_inline};
     publish_summary_info si = summary_info(s);
     if (need_token(s, err, sizeof err) == 0) {
         rc = publish_files_from_api(s->gh, s->ctx.pr_number, &files, err, sizeof err);
-        if (rc != GH_OK && rc != GH_ERR_FORBIDDEN) { /* check against our own diff instead */
+        if (rc != PRBOT_OK && rc != PRBOT_EFORBIDDEN) { /* check against our own diff instead */
             log_warning(&s->log, err);
-            rc = publish_files_from_diff(&s->diff, &files, err, sizeof err) == 0 ? GH_OK : GH_ERR_API;
+            rc = publish_files_from_diff(&s->diff, &files, err, sizeof err) == 0 ? PRBOT_OK : PRBOT_ERROR;
         }
     }
-    if (rc == GH_OK) rc = publish_prepare(&s->doc, &files, &s->prev, &po, &s->plan, err, sizeof err) == 0 ? GH_OK : GH_ERR_API;
-    if (rc == GH_OK) {
+    if (rc == PRBOT_OK) rc = publish_prepare(&s->doc, &files, &s->prev, &po, &s->plan, err, sizeof err) == 0 ? PRBOT_OK : PRBOT_ERROR;
+    if (rc == PRBOT_OK) {
         log_line(&s->log, "posting a review with %zu inline comment%s on %.12s", s->plan.n_comments,
                  s->plan.n_comments == 1 ? "" : "s", s->doc.head_sha);
         rc = publish_post(s->gh, s->ctx.pr_number, &s->doc, &s->prev, &po, &si, &s->plan, err, sizeof err);
@@ -1061,8 +1061,8 @@ static int post_findings(review_state *s)
         char msg[700];
         snprintf(msg, sizeof msg, "could not post the review (its findings are in the summary): %s", s->plan.review_error);
         log_warning(&s->log, msg);
-        if (s->opt.strict && rc == GH_OK) {
-            rc = GH_ERR_API;
+        if (s->opt.strict && rc == PRBOT_OK) {
+            rc = PRBOT_ERROR;
             snprintf(err, sizeof err, "%s", msg);
         }
     }
@@ -1081,7 +1081,7 @@ static int post_findings(review_state *s)
         fprintf(stderr, "prbot review: out of memory\n");
         return 1;
     }
-    if (!s->body) return post_outcome(s, rc == GH_OK ? GH_ERR_API : rc, err, "", 0);
+    if (!s->body) return post_outcome(s, rc == PRBOT_OK ? PRBOT_ERROR : rc, err, "", 0);
     write_body_file(s);
     return post_outcome(s, rc, err, s->plan.summary_url, s->plan.summary_updated);
 }

@@ -26,6 +26,18 @@ void err_set(char *err, size_t errlen, const char *fmt, ...)
     one_line(err);
 }
 
+const char *prbot_result_name(int rc)
+{
+    switch (rc) {
+    case PRBOT_OK: return "ok";
+    case PRBOT_ENOTFOUND: return "not found";
+    case PRBOT_EFORBIDDEN: return "forbidden";
+    case PRBOT_EINVALID: return "invalid";
+    case PRBOT_ENOREPO: return "not a repository";
+    default: return "error";
+    }
+}
+
 static log_fn log_sink;
 static void *log_user;
 

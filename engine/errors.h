@@ -1,12 +1,21 @@
 /*
- * errors.h - the one helper every function uses to write its error line.
+ * errors.h - how every function reports failure: a prbot_result, and one
+ * line in the caller's error buffer.
  *
- * Functions report failure by returning -1 (or NULL) and writing one line to
- * a caller-provided `char *err, size_t errlen`; the caller adds its context
- * and decides whether to print it (only the command layer, bot/main.c and
- * the cmd_* functions, prints). err_set formats that line; a NULL err or a
- * zero errlen means the caller does not want it. It lives in engine/, the
- * lowest layer, so that engine/ and bot/ share it; bot/errors.h includes it.
+ * The convention (libgit2's git_error_code is the model): a function that
+ * can fail returns a prbot_result (PRBOT_OK == 0, failures < 0), or NULL for
+ * one that returns a pointer, and writes one line naming the problem to a
+ * caller-provided `char *err, size_t errlen` with err_set. Most failures are
+ * PRBOT_ERROR (-1); the other codes exist only where a caller acts on the
+ * difference (a 403 sends the review to the job summary, a base commit
+ * missing from a shallow checkout falls back to the PR files API), so add
+ * one only for such a caller, here, never a module's own. A function that
+ * answers a question returns its answer (a count, 1/0) and -1 on failure.
+ * The caller adds its context and decides whether to print the line (only
+ * the command layer, bot/main.c and the cmd_* functions, prints). A NULL err
+ * or a zero errlen means the caller does not want it. This file lives in
+ * engine/, the lowest layer, so that engine/ and bot/ share it;
+ * bot/errors.h includes it.
  *
  * Lines that are not failures (a retry and its wait, a debug trace) go to
  * log_note, which hands them to the one log function the command layer set
@@ -18,6 +27,23 @@
 #define PRBOT_ERRORS_H
 
 #include <stddef.h>
+
+typedef enum {
+    PRBOT_OK = 0,
+    PRBOT_ERROR = -1,      /* anything no caller treats apart: I/O, out of memory, bad input, network,
+                              a 5xx after retries, a 401, a response that is not the JSON expected */
+    PRBOT_ENOTFOUND = -2,  /* what was asked for is not there: a 404 (no such pull request, or the token
+                              cannot see it); a base or head commit missing from a shallow checkout */
+    PRBOT_EFORBIDDEN = -3, /* not allowed: a 403 that is not a rate limit (a read-only token, a fork PR:
+                              "Resource not accessible by integration") */
+    PRBOT_EINVALID = -4,   /* refused as malformed: GitHub's 422 (err has its "errors"), a document of
+                              the wrong shape */
+    PRBOT_ENOREPO = -5,    /* the directory is not a git checkout (no actions/checkout step) */
+} prbot_result;
+
+/* A short name for a prbot_result: "ok", "error", "not found", "forbidden", "invalid", "not a repository". */
+const char *prbot_result_name(int rc);
+
 
 void err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

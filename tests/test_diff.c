@@ -408,19 +408,19 @@ static void test_shallow_clone_base_missing(void)
     diff_result r;
     char err[512] = "";
     int rc = diff_collect(clone, base, "HEAD", NULL, &r, err, sizeof err);
-    EXPECT(rc == DIFF_ERR_BASE_MISSING, "rc %d (%s)", rc, err);
+    EXPECT(rc == PRBOT_ENOTFOUND, "rc %d (%s)", rc, err);
     EXPECT(strstr(err, base) && strstr(err, "fetch-depth"), "message: %s", err);
     EXPECT(r.n_files == 0 && r.files == NULL, "no files on error");
     /* a head SHA missing from the checkout (actions/checkout fetched only the merge commit) */
     rc = diff_collect(clone, "HEAD", base, NULL, &r, err, sizeof err);
-    EXPECT(rc == DIFF_ERR_BASE_MISSING && strstr(err, "head commit"), "head missing: rc %d (%s)", rc, err);
+    EXPECT(rc == PRBOT_ENOTFOUND && strstr(err, "head commit"), "head missing: rc %d (%s)", rc, err);
     /* the full repository works with the same base */
     REQUIRE(diff_collect(repo_dir, base, "HEAD", NULL, &r, err, sizeof err) == 0, "full repo: %s", err);
     EXPECT(r.n_files == 1, "files %zu", r.n_files);
     diff_result_free(&r);
     /* not a repository at all */
     rc = diff_collect("/", "HEAD~1", "HEAD", NULL, &r, err, sizeof err);
-    EXPECT(rc == DIFF_ERR_NO_REPO && strstr(err, "not a git repository") && strstr(err, "--repo"), "rc %d: %s", rc,
+    EXPECT(rc == PRBOT_ENOREPO && strstr(err, "not a git repository") && strstr(err, "--repo"), "rc %d: %s", rc,
            err);
     /* a bad name is a plain error, not "base missing" */
     rc = diff_collect(repo_dir, "no-such-branch", "HEAD", NULL, &r, err, sizeof err);

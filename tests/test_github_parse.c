@@ -112,7 +112,7 @@ static void pull_parse(void)
                                       "{\"head\": {\"sha\": [1]}, \"title\": {\"x\": 1}}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = gh_pull_parse(bad[i], strlen(bad[i]), &p);
-        EXPECT(rc == -2 || rc == 0, "%s: rc %d", bad[i], rc);
+        EXPECT(rc == PRBOT_EINVALID || rc == PRBOT_OK, "%s: rc %d", bad[i], rc);
         if (rc == 0) {
             EXPECT(p.title && p.head_sha && p.author, "%s: NULL strings", bad[i]);
             gh_pull_free(&p);

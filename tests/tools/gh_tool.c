@@ -37,20 +37,20 @@ static char *read_file(const char *path)
 
 static int exit_code(int rc)
 {
-    return rc == GH_OK ? 0 : rc == GH_ERR_NOT_FOUND ? 2 : rc == GH_ERR_FORBIDDEN ? 3 : 1;
+    return rc == PRBOT_OK ? 0 : rc == PRBOT_ENOTFOUND ? 2 : rc == PRBOT_EFORBIDDEN ? 3 : 1;
 }
 
 static int run_pull(gh_client *gh, long number, char *err, size_t errlen)
 {
     gh_pull p;
     int rc = gh_pull_get(gh, number, &p, err, errlen);
-    if (rc != GH_OK) return rc;
+    if (rc != PRBOT_OK) return rc;
     printf("number=%ld\ntitle=%s\nauthor=%s\nbase_sha=%s\nhead_sha=%s\nbase_ref=%s\nhead_ref=%s\n"
            "head_repo=%s\ndraft=%d\nfork=%d\nauthor_is_bot=%d\nhtml_url=%s\n",
            p.number, p.title, p.author, p.base_sha, p.head_sha, p.base_ref, p.head_ref, p.head_repo, p.draft,
            p.fork, p.author_is_bot, p.html_url);
     gh_pull_free(&p);
-    return GH_OK;
+    return PRBOT_OK;
 }
 
 static int run_files(gh_client *gh, long number, char *err, size_t errlen)
@@ -58,14 +58,14 @@ static int run_files(gh_client *gh, long number, char *err, size_t errlen)
     gh_pull_file *files;
     size_t n;
     int rc = gh_pull_files(gh, number, &files, &n, err, errlen);
-    if (rc != GH_OK) return rc;
+    if (rc != PRBOT_OK) return rc;
     for (size_t i = 0; i < n; i++)
         printf("%s %s %s +%ld -%ld %zu\n", files[i].status, files[i].filename,
                files[i].previous_filename ? files[i].previous_filename : "-", files[i].additions,
                files[i].deletions, files[i].patch ? strlen(files[i].patch) : (size_t)0);
     printf("total %zu\n", n);
     gh_pull_files_free(files, n);
-    return GH_OK;
+    return PRBOT_OK;
 }
 
 static int run_upsert(gh_client *gh, long number, const char *marker, const char *path, char *err, size_t errlen)
@@ -73,12 +73,12 @@ static int run_upsert(gh_client *gh, long number, const char *marker, const char
     char *body = read_file(path);
     if (!body) {
         snprintf(err, errlen, "cannot read %s", path);
-        return GH_ERR_API;
+        return PRBOT_ERROR;
     }
     char url[512];
     int updated = -1;
     int rc = gh_comment_upsert(gh, number, marker, body, url, sizeof url, &updated, err, errlen);
-    if (rc == GH_OK) printf("%s %s\n", updated ? "updated" : "created", url);
+    if (rc == PRBOT_OK) printf("%s %s\n", updated ? "updated" : "created", url);
     free(body);
     return rc;
 }
@@ -127,7 +127,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "gh_tool: bad arguments\n");
         return 4;
     }
-    if (rc != GH_OK) fprintf(stderr, "gh_tool: %s: %s\n", gh_result_name(rc), err);
+    if (rc != PRBOT_OK) fprintf(stderr, "gh_tool: %s: %s\n", prbot_result_name(rc), err);
     gh_client_free(gh);
     return exit_code(rc);
 }
