@@ -133,10 +133,7 @@ static int load_grammar(const generate_options *o, grammar **out, char *err, siz
         if (!rc) len = strlen(text);
     }
     if (!rc) rc = grammar_parse(out, text, len, err, errlen);
-    if (rc) {
-        size_t used = strlen(err);
-        snprintf(err + used, errlen - used, " (%s)", path);
-    }
+    if (rc) err_append(err, errlen, " (%s)", path);
     free(text);
     return rc;
 }

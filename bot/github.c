@@ -90,12 +90,12 @@ int gh_client_new(gh_client **out, const char *api_url, const char *token, const
     *out = NULL;
     if (!api_url || !*api_url) api_url = "https://api.github.com";
     if (strncmp(api_url, "https://", 8) && strncmp(api_url, "http://", 7)) {
-        snprintf(err, errlen, "GITHUB_API_URL must start with https:// (got '%.200s')", api_url);
+        err_set(err, errlen, "GITHUB_API_URL must start with https:// (got '%.200s')", api_url);
         return -1;
     }
     if (!repo || !repo_name_valid(repo)) {
-        snprintf(err, errlen, "repository must be 'owner/name' (got '%.200s'); set GITHUB_REPOSITORY",
-                 repo ? repo : "");
+        err_set(err, errlen, "repository must be 'owner/name' (got '%.200s'); set GITHUB_REPOSITORY",
+                repo ? repo : "");
         return -1;
     }
     gh_client *c = calloc(1, sizeof *c);
@@ -109,7 +109,7 @@ int gh_client_new(gh_client **out, const char *api_url, const char *token, const
     if (token && *token) {
         if (strpbrk(token, "\r\n")) {
             gh_client_free(c);
-            snprintf(err, errlen, "the GitHub token contains a line break; check GITHUB_TOKEN");
+            err_set(err, errlen, "the GitHub token contains a line break; check GITHUB_TOKEN");
             return -1;
         }
         size_t len = strlen(token) + 32;
@@ -127,7 +127,7 @@ int gh_client_new(gh_client **out, const char *api_url, const char *token, const
     return 0;
 oom:
     gh_client_free(c);
-    snprintf(err, errlen, "out of memory");
+    err_set(err, errlen, "out of memory");
     return -1;
 }
 
@@ -254,26 +254,26 @@ static int gh_call(gh_client *c, const char *method, const char *url, const char
         if (!rate_limited && !server_error) {
             long status = resp->status;
             http_response_free(resp);
-            snprintf(err, errlen, "GitHub API %s %s: %s", method, shown, why);
+            err_set(err, errlen, "GitHub API %s %s: %s", method, shown, why);
             redact_token(c, err);
             if (status == 404) return PRBOT_ENOTFOUND;
             if (status == 403) return PRBOT_EFORBIDDEN;
             if (status == 422) return PRBOT_EINVALID;
             if (status == 401)
-                snprintf(err + strlen(err), errlen - strlen(err),
-                         " (the token is invalid or expired; check the github-token input / GITHUB_TOKEN)");
+                err_append(err, errlen,
+                           " (the token is invalid or expired; check the github-token input / GITHUB_TOKEN)");
             return PRBOT_ERROR;
         }
         if (server_error && policy == RETRY_RATE_LIMIT_ONLY) {
             http_response_free(resp);
-            snprintf(err, errlen, "GitHub API %s %s: %s", method, shown, why);
+            err_set(err, errlen, "GitHub API %s %s: %s", method, shown, why);
             if (retryable) *retryable = 1;
             return PRBOT_ERROR;
         }
         if (attempt >= c->retry.max_attempts) {
             http_response_free(resp);
-            snprintf(err, errlen, "GitHub API %s %s: %s (gave up after %d attempts)", method, shown, why,
-                     attempt);
+            err_set(err, errlen, "GitHub API %s %s: %s (gave up after %d attempts)", method, shown, why,
+                    attempt);
             return PRBOT_ERROR;
         }
         double wait = retry_wait_seconds(&c->retry, transport_failed ? NULL : resp, attempt);
@@ -290,8 +290,8 @@ static json_t *parse_json(const gh_client *c, const http_response *r, const char
     json_error_t jerr;
     json_t *root = json_loadb(r->body, r->body_len, 0, &jerr);
     if (!root)
-        snprintf(err, errlen, "GitHub API %s %s: response is not JSON (%s)", method, url_for_message(c, url),
-                 jerr.text);
+        err_set(err, errlen, "GitHub API %s %s: response is not JSON (%s)", method, url_for_message(c, url),
+                jerr.text);
     return root;
 }
 
@@ -398,8 +398,8 @@ static int gh_get_all_pages(gh_client *c, char *first_url, page_item_fn on_item,
     char *url = first_url; /* owned */
     for (int page = 0; url; page++) {
         if (page >= MAX_PAGES) {
-            snprintf(err, errlen, "GitHub API GET %s: more than %d pages; giving up", url_for_message(c, url),
-                     MAX_PAGES);
+            err_set(err, errlen, "GitHub API GET %s: more than %d pages; giving up", url_for_message(c, url),
+                    MAX_PAGES);
             free(url);
             return PRBOT_ERROR;
         }
@@ -411,7 +411,7 @@ static int gh_get_all_pages(gh_client *c, char *first_url, page_item_fn on_item,
         }
         json_t *root = parse_json(c, &r, "GET", url, err, errlen);
         if (!root || !json_is_array(root)) {
-            if (root) snprintf(err, errlen, "GitHub API GET %s: expected a JSON array", url_for_message(c, url));
+            if (root) err_set(err, errlen, "GitHub API GET %s: expected a JSON array", url_for_message(c, url));
             json_decref(root);
             http_response_free(&r);
             free(url);
@@ -436,8 +436,8 @@ static int gh_get_all_pages(gh_client *c, char *first_url, page_item_fn on_item,
             return PRBOT_ERROR;
         }
         if (next && (!gh_url_under_base(c->api, next) || !strcmp(next, url))) {
-            snprintf(err, errlen, "GitHub API: next page URL '%.200s' is not under %s; refusing to follow", next,
-                     c->api);
+            err_set(err, errlen, "GitHub API: next page URL '%.200s' is not under %s; refusing to follow", next,
+                    c->api);
             free(next);
             free(url);
             return PRBOT_ERROR;
@@ -530,14 +530,14 @@ int gh_pull_get(gh_client *c, long number, gh_pull *pull, char *err, size_t errl
     memset(pull, 0, sizeof *pull);
     char *url = url_printf("%s/repos/%s/pulls/%ld", c->api, c->repo, number);
     if (!url) {
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return PRBOT_ERROR;
     }
     http_response r;
     int rc = gh_call(c, "GET", url, NULL, RETRY_ALL, &r, NULL, err, errlen);
     if (rc == PRBOT_ENOTFOUND)
-        snprintf(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404; check the PR number "
-                 "and that the token can read the repository)", number, c->repo);
+        err_set(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404; check the PR number "
+                "and that the token can read the repository)", number, c->repo);
     if (rc != PRBOT_OK) {
         free(url);
         return rc;
@@ -548,8 +548,8 @@ int gh_pull_get(gh_client *c, long number, gh_pull *pull, char *err, size_t errl
     if (!root) return PRBOT_ERROR;
     rc = pull_from_root(root, pull);
     json_decref(root);
-    if (rc == PRBOT_EINVALID) snprintf(err, errlen, "GitHub API: pull request #%ld: unexpected response shape", number);
-    if (rc == PRBOT_ERROR) snprintf(err, errlen, "out of memory");
+    if (rc == PRBOT_EINVALID) err_set(err, errlen, "GitHub API: pull request #%ld: unexpected response shape", number);
+    if (rc == PRBOT_ERROR) err_set(err, errlen, "out of memory");
     return rc ? PRBOT_ERROR : PRBOT_OK;
 }
 
@@ -594,7 +594,7 @@ static int collect_file(json_t *item, void *user, char *err, size_t errlen)
     if (oom || !f->filename || !f->status) goto oom;
     return 0;
 oom:
-    snprintf(err, errlen, "out of memory reading the PR's files");
+    err_set(err, errlen, "out of memory reading the PR's files");
     return -1;
 }
 
@@ -615,13 +615,13 @@ int gh_pull_files(gh_client *c, long number, gh_pull_file **files, size_t *n, ch
     *n = 0;
     char *url = url_printf("%s/repos/%s/pulls/%ld/files?per_page=100", c->api, c->repo, number);
     if (!url) {
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return PRBOT_ERROR;
     }
     file_list list = {0};
     int rc = gh_get_all_pages(c, url, collect_file, &list, err, errlen);
     if (rc == PRBOT_ENOTFOUND)
-        snprintf(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404)", number, c->repo);
+        err_set(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404)", number, c->repo);
     if (rc != PRBOT_OK) {
         gh_pull_files_free(list.items, list.n);
         return rc;
@@ -661,7 +661,7 @@ static int match_marker(json_t *item, void *user, char *err, size_t errlen)
                                                   s->login_is_bot)) {
         s->id = (long long)json_integer_value(id);
         if (s->want_body && !(s->body = strdup(body))) {
-            snprintf(err, errlen, "out of memory");
+            err_set(err, errlen, "out of memory");
             return -1;
         }
         return 1;
@@ -677,7 +677,7 @@ static int own_identity(gh_client *c, char *err, size_t errlen)
     if (c->login[0] || c->login_is_bot) return PRBOT_OK;
     char *url = url_printf("%s/user", c->api);
     if (!url) {
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return PRBOT_ERROR;
     }
     http_response r;
@@ -692,7 +692,7 @@ static int own_identity(gh_client *c, char *err, size_t errlen)
         json_t *root = parse_json(c, &r, "GET", url, err, errlen);
         const char *login = json_string_value(json_object_get(root, "login"));
         if (login && *login && strlen(login) < sizeof c->login) snprintf(c->login, sizeof c->login, "%s", login);
-        else if (root) snprintf(err, errlen, "GitHub API GET /user: no login in the response");
+        else if (root) err_set(err, errlen, "GitHub API GET /user: no login in the response");
         if (!c->login[0]) rc = PRBOT_ERROR;
         json_decref(root);
         http_response_free(&r);
@@ -718,7 +718,7 @@ static int find_marked_comment(gh_client *c, long number, const char *marker, lo
 {
     char *url = url_printf("%s/repos/%s/issues/%ld/comments?per_page=100", c->api, c->repo, number);
     if (!url) {
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return PRBOT_ERROR;
     }
     int rc = own_identity(c, err, errlen);
@@ -729,7 +729,7 @@ static int find_marked_comment(gh_client *c, long number, const char *marker, lo
     marker_search search = {marker, c->login, c->login_is_bot, 0, NULL, body != NULL};
     rc = gh_get_all_pages(c, url, match_marker, &search, err, errlen);
     if (rc == PRBOT_ENOTFOUND)
-        snprintf(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404)", number, c->repo);
+        err_set(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404)", number, c->repo);
     *id = search.id;
     if (body && rc == PRBOT_OK) *body = search.body;
     else free(search.body);
@@ -752,14 +752,14 @@ int gh_comment_upsert(gh_client *c, long number, const char *marker, const char 
     if (url_out && url_cap) url_out[0] = 0;
     if (updated) *updated = 0;
     if (!marker || !*marker) {
-        snprintf(err, errlen, "gh_comment_upsert: empty marker");
+        err_set(err, errlen, "gh_comment_upsert: empty marker");
         return PRBOT_ERROR;
     }
     json_t *payload = json_pack("{s:s}", "body", body);
     char *payload_text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
     json_decref(payload);
     if (!payload_text) {
-        snprintf(err, errlen, "cannot encode the comment body as JSON (invalid UTF-8?)");
+        err_set(err, errlen, "cannot encode the comment body as JSON (invalid UTF-8?)");
         return PRBOT_ERROR;
     }
     int rc = PRBOT_ERROR;
@@ -770,7 +770,7 @@ int gh_comment_upsert(gh_client *c, long number, const char *marker, const char 
         char *url = id ? url_printf("%s/repos/%s/issues/comments/%lld", c->api, c->repo, id)
                        : url_printf("%s/repos/%s/issues/%ld/comments", c->api, c->repo, number);
         if (!url) {
-            snprintf(err, errlen, "out of memory");
+            err_set(err, errlen, "out of memory");
             rc = PRBOT_ERROR;
             break;
         }
@@ -831,7 +831,7 @@ int gh_review_create(gh_client *c, long number, const char *commit_id, const cha
     if (!text || !url) {
         free(text);
         free(url);
-        snprintf(err, errlen, "cannot encode the review as JSON (invalid UTF-8 or out of memory)");
+        err_set(err, errlen, "cannot encode the review as JSON (invalid UTF-8 or out of memory)");
         return PRBOT_ERROR;
     }
     http_response r;
@@ -844,7 +844,7 @@ int gh_review_create(gh_client *c, long number, const char *commit_id, const cha
             out->id = (long long)json_integer_value(id);
             snprintf(out->html_url, sizeof out->html_url, "%s", html ? html : "");
         } else {
-            if (root) snprintf(err, errlen, "GitHub API POST %s: the answer has no review id", url_for_message(c, url));
+            if (root) err_set(err, errlen, "GitHub API POST %s: the answer has no review id", url_for_message(c, url));
             rc = PRBOT_ERROR;
         }
         json_decref(root);
@@ -860,7 +860,7 @@ int gh_review_delete(gh_client *c, long number, long long review_id, char *err, 
 {
     char *url = url_printf("%s/repos/%s/pulls/%ld/reviews/%lld", c->api, c->repo, number, review_id);
     if (!url) {
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return PRBOT_ERROR;
     }
     http_response r;
@@ -903,7 +903,7 @@ int gh_review_find(gh_client *c, long number, const char *marker, gh_review_ref 
     *found = 0;
     char *url = url_printf("%s/repos/%s/pulls/%ld/reviews?per_page=100", c->api, c->repo, number);
     if (!url) {
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return PRBOT_ERROR;
     }
     int rc = own_identity(c, err, errlen);
@@ -943,7 +943,7 @@ static int collect_posted(json_t *item, void *user, char *err, size_t errlen)
     if (!pc->path || !pc->body || !pc->html_url) goto oom;
     return 0;
 oom:
-    snprintf(err, errlen, "out of memory reading the review's comments");
+    err_set(err, errlen, "out of memory reading the review's comments");
     return -1;
 }
 
@@ -965,7 +965,7 @@ int gh_review_comments(gh_client *c, long number, long long review_id, gh_posted
     char *url = url_printf("%s/repos/%s/pulls/%ld/reviews/%lld/comments?per_page=100", c->api, c->repo, number,
                            review_id);
     if (!url) {
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return PRBOT_ERROR;
     }
     posted_list l = {0};
@@ -986,19 +986,19 @@ int gh_step_summary_write(const char *body, char *err, size_t errlen)
 {
     const char *path = getenv("GITHUB_STEP_SUMMARY");
     if (!path || !*path) {
-        snprintf(err, errlen, "GITHUB_STEP_SUMMARY is not set (only GitHub Actions provides it)");
+        err_set(err, errlen, "GITHUB_STEP_SUMMARY is not set (only GitHub Actions provides it)");
         return -1;
     }
     FILE *f = fopen(path, "a");
     if (!f) {
-        snprintf(err, errlen, "cannot open GITHUB_STEP_SUMMARY file %s: %s", path, strerror(errno));
+        err_set(err, errlen, "cannot open GITHUB_STEP_SUMMARY file %s: %s", path, strerror(errno));
         return -1;
     }
     size_t len = strlen(body);
     int bad = fwrite(body, 1, len, f) != len || fputc('\n', f) == EOF;
     if (fclose(f) != 0) bad = 1;
     if (bad) {
-        snprintf(err, errlen, "cannot write GITHUB_STEP_SUMMARY file %s: %s", path, strerror(errno));
+        err_set(err, errlen, "cannot write GITHUB_STEP_SUMMARY file %s: %s", path, strerror(errno));
         return -1;
     }
     return 0;

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "cli_options.h"
+#include "errors.h"
 #include "commands.h"
 #include "event.h"
 #include "findings.h"
@@ -102,13 +103,13 @@ static char *read_document(const char *dir, size_t *len, char *err, size_t errle
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
-        snprintf(err, errlen, "cannot open %s: %s%s", path, strerror(errno),
-                 errno == ELOOP ? " (a symbolic link: refused)" : "");
+        err_set(err, errlen, "cannot open %s: %s%s", path, strerror(errno),
+                errno == ELOOP ? " (a symbolic link: refused)" : "");
         if (fd >= 0) close(fd);
         return NULL;
     }
     if (!S_ISREG(st.st_mode) || st.st_size < 0 || (unsigned long long)st.st_size > REVIEW_DOC_MAX_BYTES) {
-        snprintf(err, errlen, "%s is not a regular file of at most %u bytes", path, REVIEW_DOC_MAX_BYTES);
+        err_set(err, errlen, "%s is not a regular file of at most %u bytes", path, REVIEW_DOC_MAX_BYTES);
         close(fd);
         return NULL;
     }
@@ -122,7 +123,7 @@ static char *read_document(const char *dir, size_t *len, char *err, size_t errle
     close(fd);
     if (!text || got != (size_t)st.st_size) {
         free(text);
-        snprintf(err, errlen, "cannot read %s", path);
+        err_set(err, errlen, "cannot read %s", path);
         return NULL;
     }
     text[got] = 0;
@@ -162,7 +163,7 @@ static int files_for_summary(const review_doc *d, const publish_files *pf, diff_
     return 0;
 oom:
     diff_result_free(out);
-    snprintf(err, errlen, "out of memory");
+    err_set(err, errlen, "out of memory");
     return -1;
 }
 
@@ -170,29 +171,29 @@ oom:
 static int check_binding(gh_client *gh, const review_doc *d, long pr, const char *repo, char *err, size_t errlen)
 {
     if (strcasecmp(d->repo, repo) != 0) {
-        snprintf(err, errlen, "the review is for repository '%s', this is %s: refused", d->repo, repo);
+        err_set(err, errlen, "the review is for repository '%s', this is %s: refused", d->repo, repo);
         return -1;
     }
     if (!d->head_sha[0]) {
-        snprintf(err, errlen, "the review has no head_sha: refused");
+        err_set(err, errlen, "the review has no head_sha: refused");
         return -1;
     }
     const char *event_name = getenv("GITHUB_EVENT_NAME"), *event_path = getenv("GITHUB_EVENT_PATH");
     if (event_name && !strcmp(event_name, "workflow_run")) {
         event_workflow_run run;
         if (!event_path || event_parse_workflow_run(event_path, &run, err, errlen) < 0) {
-            if (!event_path) snprintf(err, errlen, "GITHUB_EVENT_PATH is not set for a workflow_run event");
+            if (!event_path) err_set(err, errlen, "GITHUB_EVENT_PATH is not set for a workflow_run event");
             return -1;
         }
         if (strcmp(run.head_sha, d->head_sha) != 0) {
-            snprintf(err, errlen, "the review is for commit %.12s but the workflow run that made it was for %.12s: "
-                     "refused", d->head_sha, run.head_sha);
+            err_set(err, errlen, "the review is for commit %.12s but the workflow run that made it was for %.12s: "
+                    "refused", d->head_sha, run.head_sha);
             return -1;
         }
         int listed = run.n_prs == 0; /* fork PRs are not listed: the head check below binds them */
         for (int i = 0; i < run.n_prs; i++) listed |= run.prs[i] == pr;
         if (!listed) {
-            snprintf(err, errlen, "the workflow run belongs to other pull requests than #%ld: refused", pr);
+            err_set(err, errlen, "the workflow run belongs to other pull requests than #%ld: refused", pr);
             return -1;
         }
     }
@@ -201,11 +202,11 @@ static int check_binding(gh_client *gh, const review_doc *d, long pr, const char
     if (rc != PRBOT_OK) return -1;
     int result = 0;
     if (strcmp(p.state, "open") != 0) {
-        snprintf(err, errlen, "pull request #%ld is %s: nothing posted", pr, p.state);
+        err_set(err, errlen, "pull request #%ld is %s: nothing posted", pr, p.state);
         result = 1;
     } else if (strcmp(p.head_sha, d->head_sha) != 0) {
-        snprintf(err, errlen, "pull request #%ld has moved on to %.12s since this review of %.12s was made: nothing "
-                 "posted (the run for the new head will post)", pr, p.head_sha, d->head_sha);
+        err_set(err, errlen, "pull request #%ld has moved on to %.12s since this review of %.12s was made: nothing "
+                "posted (the run for the new head will post)", pr, p.head_sha, d->head_sha);
         result = 1;
     }
     gh_pull_free(&p);
@@ -219,8 +220,8 @@ static int check_paths(const review_doc *d, const publish_files *pf, long pr, ch
         int found = 0;
         for (size_t k = 0; k < pf->n && !found; k++) found = !strcmp(pf->files[k].path, path);
         if (!found) {
-            snprintf(err, errlen, "finding %zu is on '%.200s', which is not a file of pull request #%ld: refused", i + 1,
-                     path, pr);
+            err_set(err, errlen, "finding %zu is on '%.200s', which is not a file of pull request #%ld: refused", i + 1,
+                    path, pr);
             return -1;
         }
     }
@@ -259,20 +260,20 @@ int cmd_post(int argc, char **argv)
     if (review_doc_parse(text, len, &doc, err, sizeof err) < 0) {
         char msg[1100];
         snprintf(msg, sizeof msg, "%s/review.json: %s", o.from, err);
-        snprintf(err, sizeof err, "%s", msg);
+        err_set(err, sizeof err, "%s", msg);
         goto done;
     }
     long pr = o.pr ? o.pr : doc.pr;
     if (!pr || (o.pr && doc.pr && doc.pr != o.pr)) {
-        snprintf(err, sizeof err, "the review is for PR #%ld%s: refused", doc.pr, o.pr ? ", not the one given by --pr" : "");
+        err_set(err, sizeof err, "the review is for PR #%ld%s: refused", doc.pr, o.pr ? ", not the one given by --pr" : "");
         goto done;
     }
     if (!repo || !*repo) {
-        snprintf(err, sizeof err, "GITHUB_REPOSITORY is not set: set it to owner/name");
+        err_set(err, sizeof err, "GITHUB_REPOSITORY is not set: set it to owner/name");
         goto done;
     }
     if (!o.dry_run && (!token || !*token)) {
-        snprintf(err, sizeof err, "GITHUB_TOKEN is not set: the posting job needs a token with pull-requests: write");
+        err_set(err, sizeof err, "GITHUB_TOKEN is not set: the posting job needs a token with pull-requests: write");
         goto done;
     }
     if (gh_client_new(&gh, getenv("GITHUB_API_URL"), token, repo, err, sizeof err) < 0) goto done;
@@ -310,7 +311,7 @@ int cmd_post(int argc, char **argv)
         char stop[33] = "";
         int in_actions = getenv("GITHUB_ACTIONS") && !strcmp(getenv("GITHUB_ACTIONS"), "true");
         if (in_actions && random_token(stop) < 0) {
-            snprintf(err, sizeof err, "cannot read /dev/urandom");
+            err_set(err, sizeof err, "cannot read /dev/urandom");
             goto done;
         }
         if (in_actions) printf("::stop-commands::%s\n", stop);
@@ -326,7 +327,7 @@ int cmd_post(int argc, char **argv)
                 plan.review_error);
         if (o.strict && rc == PRBOT_OK) {
             rc = PRBOT_ERROR;
-            snprintf(err, sizeof err, "the review was not posted: %s", plan.review_error);
+            err_set(err, sizeof err, "the review was not posted: %s", plan.review_error);
         }
     }
     if (plan.review_posted) {

@@ -281,10 +281,10 @@ static int find_model(const char *opt, char *out, size_t cap, char *err, size_t 
         closedir(d);
     }
     if (found == 1) return 0;
-    snprintf(err, errlen,
-             found ? "several models in the cache %s: choose one with --model PATH or PRBOT_MODEL"
-                   : "no model: pass --model PATH, set PRBOT_MODEL, or download one with prbot model pull URL%s",
-             found ? dir : "");
+    err_set(err, errlen,
+            found ? "several models in the cache %s: choose one with --model PATH or PRBOT_MODEL"
+                  : "no model: pass --model PATH, set PRBOT_MODEL, or download one with prbot model pull URL%s",
+            found ? dir : "");
     return -1;
 }
 
@@ -375,11 +375,11 @@ static int need_client(review_state *s, char *err, size_t errlen)
 {
     if (s->gh) return 0;
     if (s->opt.dry_run) {
-        snprintf(err, errlen, "--dry-run makes no network requests: pass --base REV and --head REV");
+        err_set(err, errlen, "--dry-run makes no network requests: pass --base REV and --head REV");
         return -1;
     }
     if (!s->ctx.repository[0]) {
-        snprintf(err, errlen, "GITHUB_REPOSITORY is not set: set it to owner/name to talk to GitHub");
+        err_set(err, errlen, "GITHUB_REPOSITORY is not set: set it to owner/name to talk to GitHub");
         return -1;
     }
     return gh_client_new(&s->gh, s->ctx.api_url, s->ctx.token, s->ctx.repository, err, errlen);
@@ -402,7 +402,7 @@ static int fetch_pull(review_state *s, char *err, size_t errlen)
     s->ctx.draft = pr.draft;
     rc = event_set_text(&s->ctx.title, pr.title) | event_set_text(&s->ctx.body, pr.body);
     gh_pull_free(&pr);
-    if (rc) snprintf(err, errlen, "out of memory");
+    if (rc) err_set(err, errlen, "out of memory");
     return rc ? -1 : 0;
 }
 
@@ -432,7 +432,7 @@ static int diff_from_api(review_state *s, const diff_options *dopt, char *err, s
     }
     gh_pull_files_free(files, n);
     if (rc == 0) rc = diff_result_apply_filters(&s->diff, dopt);
-    if (rc) snprintf(err, errlen, "out of memory reading the PR files");
+    if (rc) err_set(err, errlen, "out of memory reading the PR files");
     snprintf(s->diff.base_sha, sizeof s->diff.base_sha, "%.40s", s->ctx.base_sha);
     snprintf(s->diff.head_sha, sizeof s->diff.head_sha, "%.40s", s->ctx.head_sha);
     return rc ? -1 : 0;
@@ -527,7 +527,7 @@ static int incremental_diff(review_state *s, char *err, size_t errlen)
              head, s->inc.n_files);
     return 0;
 oom:
-    snprintf(err, errlen, "out of memory");
+    err_set(err, errlen, "out of memory");
     return -1;
 }
 
@@ -583,7 +583,7 @@ static int build_prompt(review_state *s, token_counter *tc, char *err, size_t er
     if (prompt_build(&s->tmpl, vars, sizeof vars / sizeof vars[0], shown, &b, &s->prompt, err, errlen) < 0)
         return -1;
     if (s->incremental && carry_choice(s) < 0) {
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return -1;
     }
     log_line(&s->log, "prompt: %d tokens (budget %d, bounded by the %s), %d files shown (%d truncated), %d left out",
@@ -685,7 +685,7 @@ static int generate(review_state *s, char *err, size_t errlen)
     log_commands_resume(&s->log);
     fputs("\n--------------------------\n", stderr);
     if (rc < 0 || g.failed) {
-        if (g.failed) snprintf(err, errlen, "out of memory collecting the generated text");
+        if (g.failed) err_set(err, errlen, "out of memory collecting the generated text");
         textbuf_free(&g);
         return -1;
     }
@@ -869,7 +869,7 @@ static int build_doc(review_state *s, char *err, size_t errlen)
     rc = 0;
     goto done;
 oom:
-    snprintf(err, errlen, "out of memory building the review document");
+    err_set(err, errlen, "out of memory building the review document");
 done:
     for (size_t i = 0; maps && whole && i < n; i++) {
         linemap_free(&maps[i]);
@@ -916,12 +916,12 @@ static int write_file_in(const char *dir, const char *name, const char *text, ch
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        err_set(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         return -1;
     }
     int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
     if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        err_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
         unlink(tmp);
         return -1;
     }
@@ -933,12 +933,12 @@ static int write_output_dir(review_state *s, char *err, size_t errlen)
 {
     const char *dir = s->opt.output;
     if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create --output directory %s: %s", dir, strerror(errno));
+        err_set(err, errlen, "cannot create --output directory %s: %s", dir, strerror(errno));
         return -1;
     }
     char *json = review_doc_to_json(&s->doc), *request = publish_review_request_json(&s->doc, &s->plan);
     int rc = -1;
-    if (!json || !request) snprintf(err, errlen, "out of memory writing %s", dir);
+    if (!json || !request) err_set(err, errlen, "out of memory writing %s", dir);
     else if (write_file_in(dir, "review.json", json, err, errlen) == 0 &&
              write_file_in(dir, "summary.md", s->plan.summary_body, err, errlen) == 0 &&
              write_file_in(dir, "review-request.json", request, err, errlen) == 0)
@@ -1017,8 +1017,8 @@ static int post_outcome(review_state *s, int rc, const char *err, const char *ur
 static int need_token(review_state *s, char *err, size_t errlen)
 {
     if (!s->ctx.token) {
-        snprintf(err, errlen, "GITHUB_TOKEN is not set: add `env: GITHUB_TOKEN: ${{ github.token }}` to the step "
-                              "(permissions: pull-requests: write)");
+        err_set(err, errlen, "GITHUB_TOKEN is not set: add `env: GITHUB_TOKEN: ${{ github.token }}` to the step "
+                             "(permissions: pull-requests: write)");
         return -1;
     }
     return need_client(s, err, errlen);
@@ -1063,7 +1063,7 @@ static int post_findings(review_state *s)
         log_warning(&s->log, msg);
         if (s->opt.strict && rc == PRBOT_OK) {
             rc = PRBOT_ERROR;
-            snprintf(err, sizeof err, "%s", msg);
+            err_set(err, sizeof err, "%s", msg);
         }
     }
     if (s->plan.review_posted) {

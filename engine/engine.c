@@ -35,6 +35,7 @@
 #include <cblas.h>
 
 #include "chat.h"
+#include "errors.h"
 #include "gguf.h"
 #include "grammar.h"
 #include "kernels/kernels.h"
@@ -147,13 +148,13 @@ static int open_model(engine *e, const engine_params *params, char *err, size_t 
     if (model_load(&e->model, e->file, err, errlen)) return -1;
     e->model_loaded = 1;
     if (e->model.n_vocab != tokenizer_n_vocab(e->tok)) {
-        snprintf(err, errlen, "%s: the model has %d token embeddings but the vocabulary has %d tokens",
-                 e->file->path, e->model.n_vocab, tokenizer_n_vocab(e->tok));
+        err_set(err, errlen, "%s: the model has %d token embeddings but the vocabulary has %d tokens",
+                e->file->path, e->model.n_vocab, tokenizer_n_vocab(e->tok));
         return -1;
     }
     int n_threads = params && params->n_threads > 0 ? params->n_threads : threads_available();
     if (!(e->pool = threads_new(n_threads))) {
-        snprintf(err, errlen, "cannot start %d threads", n_threads);
+        err_set(err, errlen, "cannot start %d threads", n_threads);
         return -1;
     }
     if (model_pack_weights(&e->model, e->pool, err, errlen)) return -1;
@@ -180,7 +181,7 @@ int engine_open(engine **out, const char *model_path, const engine_params *param
     openblas_set_num_threads(1);
     engine *e = calloc(1, sizeof *e);
     if (!e) {
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return -1;
     }
     pthread_mutex_init(&e->grammar_lock, NULL);
@@ -277,7 +278,7 @@ static int build_grammar_vocab(engine *e, char *err, size_t errlen)
         }
         rc = grammar_vocab_new(&e->grammar_vocab, n, pieces, lens, kinds, err, errlen);
     } else {
-        snprintf(err, errlen, "out of memory building the grammar's vocabulary");
+        err_set(err, errlen, "out of memory building the grammar's vocabulary");
     }
     free(blob);
     free(pieces);
@@ -310,8 +311,8 @@ int engine_chat_format(engine *e, const engine_chat_msg *msgs, int n_msgs, int a
         bos[n >= 0 && n < (int)sizeof bos ? n : 0] = 0;
     }
     if (chat_template_render(text, len, msgs, n_msgs, add_assistant, bos, out)) {
-        snprintf(err, errlen, "cannot format the chat with the %s template",
-                 chat_template_name(chat_template_detect(text, len)));
+        err_set(err, errlen, "cannot format the chat with the %s template",
+                chat_template_name(chat_template_detect(text, len)));
         return -1;
     }
     return 0;
@@ -325,7 +326,7 @@ int engine_session_new(engine_session **out, engine *e, int n_ctx, char *err, si
 {
     *out = NULL;
     if (!e->pool) {
-        snprintf(err, errlen, "%s: opened vocabulary-only, cannot evaluate", e->file->path);
+        err_set(err, errlen, "%s: opened vocabulary-only, cannot evaluate", e->file->path);
         return -1;
     }
     if (n_ctx <= 0) n_ctx = e->info.n_ctx;
@@ -338,7 +339,7 @@ int engine_session_new(engine_session **out, engine *e, int n_ctx, char *err, si
     }
     if (!s || !s->tokens || !s->prompt) {
         engine_session_free(s);
-        snprintf(err, errlen, "out of memory for a session of %d tokens", n_ctx);
+        err_set(err, errlen, "out of memory for a session of %d tokens", n_ctx);
         return -1;
     }
     int n_batch = e->n_batch < n_ctx ? e->n_batch : n_ctx;
@@ -371,7 +372,7 @@ int engine_eval(engine_session *s, const int32_t *tokens, int n, float *logits, 
 {
     int idle = 0;
     if (!atomic_compare_exchange_strong(&s->e->busy, &idle, 1)) {
-        snprintf(err, errlen, "another session of this model is evaluating (sessions of one model take turns)");
+        err_set(err, errlen, "another session of this model is evaluating (sessions of one model take turns)");
         return -1;
     }
     int pos0 = model_state_pos(s->state);
@@ -402,11 +403,11 @@ int engine_start(engine_session *s, const int32_t *prompt, int n_prompt, const e
     grammar_matcher_free(s->gm);
     s->gm = NULL;
     if (n_prompt <= 0) {
-        snprintf(err, errlen, "the prompt is empty (0 tokens)");
+        err_set(err, errlen, "the prompt is empty (0 tokens)");
         return -1;
     }
     if (n_prompt >= s->n_ctx) {
-        snprintf(err, errlen, "prompt of %d tokens does not fit the context of %d tokens", n_prompt, s->n_ctx);
+        err_set(err, errlen, "prompt of %d tokens does not fit the context of %d tokens", n_prompt, s->n_ctx);
         return -1;
     }
     const grammar_vocab *gv;
@@ -414,7 +415,7 @@ int engine_start(engine_session *s, const int32_t *prompt, int n_prompt, const e
                         grammar_matcher_new(&s->gm, sp->grammar, gv, err, errlen)))
         return -1;
     if (!(s->smp = sampler_new(sp, s->e->model.n_vocab))) {
-        snprintf(err, errlen, "out of memory creating the sampler");
+        err_set(err, errlen, "out of memory creating the sampler");
         return -1;
     }
     memcpy(s->prompt, prompt, (size_t)n_prompt * sizeof *prompt);
@@ -509,7 +510,7 @@ static int decode_step(engine_session *s, engine_token_cb cb, void *user, char *
     char small[256], *text = small;
     size_t cap = 3 * ((size_t)tokenizer_piece(s->e->tok, id, 0, NULL, 0) + sizeof s->stream.pending) + 1;
     if (cap > INT_MAX || (cap > sizeof small && !(text = malloc(cap)))) {
-        snprintf(err, errlen, "out of memory streaming token %d", (int)id);
+        err_set(err, errlen, "out of memory streaming token %d", (int)id);
         return -1;
     }
     int n = tokenizer_stream_feed(s->e->tok, &s->stream, id, text, (int)cap);
@@ -546,7 +547,7 @@ int engine_step(engine_session *s, engine_token_cb cb, void *user, char *err, si
     case GEN_DONE:
         return 0;
     default:
-        snprintf(err, errlen, "engine_step before engine_start");
+        err_set(err, errlen, "engine_step before engine_start");
         return -1;
     }
 }

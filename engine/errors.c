@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Error and log lines often quote what a file or a server sent (a metadata
  * key, a tensor name, an API message); a control byte in it must not start
@@ -24,6 +25,17 @@ void err_set(char *err, size_t errlen, const char *fmt, ...)
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     one_line(err);
+}
+
+void err_append(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    size_t used = strnlen(err, errlen - 1);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + used, errlen - used, fmt, ap);
+    va_end(ap);
+    one_line(err + used);
 }
 
 const char *prbot_result_name(int rc)

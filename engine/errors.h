@@ -46,6 +46,9 @@ const char *prbot_result_name(int rc);
 
 
 void err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Adds to the end of the line already in err, as far as it fits: the
+ * caller's context after a callee's message, e.g. " (path)". */
+void err_append(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Receives one line (no trailing newline). */
 typedef void (*log_fn)(const char *line, void *user);

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "unicode.h"
 
 #define MAX_NESTING 64                /* parentheses inside one another */
@@ -52,17 +53,8 @@
 #define MAX_CP 0x10FFFFu
 #define MAX_PIECE 65535               /* longest token in bytes */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+/* err_set, then -1, for `return fail(err, errlen, ...)`. */
+#define fail(err, errlen, ...) (err_set((err), (errlen), __VA_ARGS__), -1)
 
 /* Grows *p (elements of `size` bytes, capacity *cap) to hold `need`; 0 or -1. */
 static int grow(void **p, size_t *cap, size_t need, size_t size)
@@ -790,7 +782,7 @@ static void emit_class(compiler *c, const ast_node *n)
     for (int i = 0; i < n->b; i++) utf8_split(&l, c->p->ranges[2 * (n->a + i)], c->p->ranges[2 * (n->a + i) + 1]);
     if (l.failed) {
         c->failed = 1;
-        fail(c->err, c->errlen, "out of memory compiling the grammar");
+        err_set(c->err, c->errlen, "out of memory compiling the grammar");
     } else {
         emit_alternatives(c, (int)l.n, emit_seq_one, l.seq);
     }
@@ -1046,11 +1038,11 @@ static int analyse(grammar *g, char *err, size_t errlen)
     uint8_t *live = malloc((size_t)g->n_code + 1), *nullable = malloc((size_t)g->n_code + 1);
     int rc = -1;
     if (!live || !nullable || dependents_build(&d, g) || fixpoint(g, &d, live, 1) || fixpoint(g, &d, nullable, 0)) {
-        fail(err, errlen, "out of memory checking the grammar");
+        err_set(err, errlen, "out of memory checking the grammar");
         goto done;
     }
     if (!live[g->rule_start[g->root]]) {
-        fail(err, errlen, "grammar: rule 'root' can never finish, so the grammar accepts no output");
+        err_set(err, errlen, "grammar: rule 'root' can never finish, so the grammar accepts no output");
         goto done;
     }
     for (int pc = 0; pc < g->n_code; pc++)
@@ -1090,20 +1082,20 @@ int grammar_parse(grammar **out, const char *text, size_t len, char *err, size_t
     for (size_t r = 0; r < p.n_rules; r++)
         if (p.rules[r].len == 4 && memcmp(p.rules[r].name, "root", 4) == 0) root = (int)r;
     if (root < 0) {
-        fail(err, errlen, "grammar has no rule named 'root'");
+        err_set(err, errlen, "grammar has no rule named 'root'");
         goto failed;
     }
     g = calloc(1, sizeof *g);
     if (!g || !(g->rule_start = malloc(p.n_rules * sizeof *g->rule_start)) ||
         !(g->rule_name = calloc(p.n_rules, sizeof *g->rule_name))) {
-        fail(err, errlen, "out of memory compiling the grammar");
+        err_set(err, errlen, "out of memory compiling the grammar");
         goto failed;
     }
     g->n_rules = (int)p.n_rules;
     g->root = root;
     for (size_t r = 0; r < p.n_rules; r++) {
         if (!(g->rule_name[r] = strndup(p.rules[r].name, (size_t)p.rules[r].len))) {
-            fail(err, errlen, "out of memory compiling the grammar");
+            err_set(err, errlen, "out of memory compiling the grammar");
             goto failed;
         }
     }

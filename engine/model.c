@@ -125,7 +125,7 @@ static int get_arch_u32(const gguf_file *f, const char *arch, const char *suffix
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     if (gguf_get_u32(f, key, out) == 0) return 0;
     if (!required && !gguf_kv_find(f, key)) return 1;
-    snprintf(err, errlen, "%s: missing or invalid metadata %s", f->path, key);
+    err_set(err, errlen, "%s: missing or invalid metadata %s", f->path, key);
     return -1;
 }
 
@@ -137,7 +137,7 @@ static int get_arch_f32(const gguf_file *f, const char *arch, const char *suffix
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     if (gguf_get_f32(f, key, out) == 0) return 0;
     if (!gguf_kv_find(f, key)) return 1;
-    snprintf(err, errlen, "%s: invalid metadata %s", f->path, key);
+    err_set(err, errlen, "%s: invalid metadata %s", f->path, key);
     return -1;
 }
 
@@ -219,18 +219,18 @@ static int load_rope(model *m, const gguf_file *f, const char *arch, uint32_t n_
     gguf_str type = {"linear", 6};
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
     if (gguf_kv_find(f, key) && gguf_get_str(f, key, &type)) {
-        snprintf(err, errlen, "%s: invalid metadata %s", f->path, key);
+        err_set(err, errlen, "%s: invalid metadata %s", f->path, key);
         return -1;
     }
     if (gguf_str_eq(type, "none")) factor = 0;
     else if (!gguf_str_eq(type, "linear") && !gguf_str_eq(type, "longrope")) {
-        snprintf(err, errlen, "%s: rope.scaling.type '%.*s' is not supported (linear, longrope or none)", f->path,
-                 (int)(type.len > 32 ? 32 : type.len), type.ptr);
+        err_set(err, errlen, "%s: rope.scaling.type '%.*s' is not supported (linear, longrope or none)", f->path,
+                (int)(type.len > 32 ? 32 : type.len), type.ptr);
         return -1;
     }
     if (factor < 0 || !isfinite(factor) || !isfinite(g->base) || g->base <= 0 || !isfinite(g->mscale)) {
-        snprintf(err, errlen, "%s: implausible RoPE parameters (base %g, factor %g)", f->path, (double)g->base,
-                 (double)factor);
+        err_set(err, errlen, "%s: implausible RoPE parameters (base %g, factor %g)", f->path, (double)g->base,
+                (double)factor);
         return -1;
     }
     if (factor > 0) g->scale = 1.0f / factor;
@@ -252,8 +252,8 @@ static int load_hparams(model *m, const gguf_file *f, const char *arch, char *er
     if (rc) n_ctx = 2048;
     if (n_embd == 0 || n_embd > 65536 || n_layer == 0 || n_layer > 1024 || n_head == 0 || n_head > 1024 ||
         n_head_kv == 0 || n_head % n_head_kv || n_ff == 0 || n_ff > 1 << 20 || n_ctx == 0) {
-        snprintf(err, errlen, "%s: implausible model dimensions (embd %u, layers %u, heads %u/%u, ffn %u)", f->path,
-                 n_embd, n_layer, n_head, n_head_kv, n_ff);
+        err_set(err, errlen, "%s: implausible model dimensions (embd %u, layers %u, heads %u/%u, ffn %u)", f->path,
+                n_embd, n_layer, n_head, n_head_kv, n_ff);
         return -1;
     }
     if ((rc = get_arch_u32(f, arch, "attention.key_length", &key_len, 0, err, errlen)) < 0) return -1;
@@ -264,12 +264,12 @@ static int load_hparams(model *m, const gguf_file *f, const char *arch, char *er
     if (rc) rope_dim = key_len;
     if (key_len == 0 || key_len % 2 || key_len > MAX_HEAD_DIM || rope_dim > key_len || rope_dim % 2 ||
         rope_dim == 0) {
-        snprintf(err, errlen, "%s: implausible head size %u (rope dims %u)", f->path, key_len, rope_dim);
+        err_set(err, errlen, "%s: implausible head size %u (rope dims %u)", f->path, key_len, rope_dim);
         return -1;
     }
     if (value_len != key_len) {
-        snprintf(err, errlen, "%s: value heads of %u differ from key heads of %u (not supported)", f->path,
-                 value_len, key_len);
+        err_set(err, errlen, "%s: value heads of %u differ from key heads of %u (not supported)", f->path,
+                value_len, key_len);
         return -1;
     }
     if (get_arch_u32(f, arch, "attention.sliding_window", &window, 0, err, errlen) < 0) return -1;
@@ -297,13 +297,13 @@ static int load_hparams(model *m, const gguf_file *f, const char *arch, char *er
         for (size_t i = 0; i < sizeof dst / sizeof dst[0]; i++)
             if (get_arch_f32(f, arch, scale_keys[i], dst[i], err, errlen) < 0) return -1;
         if (!(m->logit_scale > 0)) {
-            snprintf(err, errlen, "%s: implausible %s.logit_scale %g", f->path, arch, (double)m->logit_scale);
+            err_set(err, errlen, "%s: implausible %s.logit_scale %g", f->path, arch, (double)m->logit_scale);
             return -1;
         }
     }
     m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
     if (!m->layers) {
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return -1;
     }
     for (int il = 0; il < m->n_layer; il++) {
@@ -430,20 +430,20 @@ int model_load(model *m, const gguf_file *f, char *err, size_t errlen)
     memset(m, 0, sizeof *m);
     gguf_str arch;
     if (gguf_get_str(f, "general.architecture", &arch)) {
-        snprintf(err, errlen, "%s: missing general.architecture", f->path);
+        err_set(err, errlen, "%s: missing general.architecture", f->path);
         return -1;
     }
     for (size_t i = 0; i < N_ARCHS; i++)
         if (gguf_str_eq(arch, arch_table[i].name)) m->arch = &arch_table[i];
     if (!m->arch) {
         char name[96];
-        snprintf(err, errlen, "%s: unsupported architecture '%s' (supported: %s)", f->path,
-                 gguf_str_printable(name, sizeof name, arch), model_supported_archs());
+        err_set(err, errlen, "%s: unsupported architecture '%s' (supported: %s)", f->path,
+                gguf_str_printable(name, sizeof name, arch), model_supported_archs());
         return -1;
     }
     binder b = {.f = f, .used = calloc(f->n_tensors ? f->n_tensors : 1, 1), .err = err, .errlen = errlen};
     int rc = -1;
-    if (!b.used) snprintf(err, errlen, "out of memory");
+    if (!b.used) err_set(err, errlen, "out of memory");
     else if (!check_metadata(m, f, err, errlen) && !load_hparams(m, f, m->arch->name, err, errlen))
         rc = load_tensors(&b, m);
     free(b.used);
@@ -536,7 +536,7 @@ int model_pack_weights(model *m, thread_pool *pool, char *err, size_t errlen)
 {
     pack_task task = {.mats = malloc(((size_t)m->n_layer * 8 + 1) * sizeof(matrix *))};
     if (!task.mats) {
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return -1;
     }
     if (wants_panels(&m->output)) task.mats[task.n_mats++] = &m->output;
@@ -551,7 +551,7 @@ int model_pack_weights(model *m, thread_pool *pool, char *err, size_t errlen)
     free(task.mats);
     if (m->output.t == m->tok_embd.t) m->tok_embd.panels = m->output.panels; /* tied: one copy serves both */
     if (atomic_load(&task.failed)) {
-        snprintf(err, errlen, "out of memory repacking the weights");
+        err_set(err, errlen, "out of memory repacking the weights");
         return -1;
     }
     return 0;
@@ -687,7 +687,7 @@ int model_state_new(model_state **out, const model *m, int n_ctx, int n_batch, t
     *out = s;
     return 0;
 oom:
-    snprintf(err, errlen, "out of memory allocating the KV cache and buffers for %d tokens of context", n_ctx);
+    err_set(err, errlen, "out of memory allocating the KV cache and buffers for %d tokens of context", n_ctx);
     model_state_free(s);
     return -1;
 }
@@ -935,16 +935,16 @@ int model_forward(model_state *s, const int32_t *tokens, int n, float *logits_al
 {
     const model *m = s->m;
     if (n <= 0) {
-        snprintf(err, errlen, "nothing to evaluate (0 tokens)");
+        err_set(err, errlen, "nothing to evaluate (0 tokens)");
         return -1;
     }
     if (s->pos + n > s->n_ctx) {
-        snprintf(err, errlen, "context full: %d + %d tokens exceed the context of %d", s->pos, n, s->n_ctx);
+        err_set(err, errlen, "context full: %d + %d tokens exceed the context of %d", s->pos, n, s->n_ctx);
         return -1;
     }
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= m->n_vocab) {
-            snprintf(err, errlen, "token id %d out of range (vocabulary has %d tokens)", tokens[i], m->n_vocab);
+            err_set(err, errlen, "token id %d out of range (vocabulary has %d tokens)", tokens[i], m->n_vocab);
             return -1;
         }
     for (int done = 0; done < n; done += s->n_batch) {

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "pretokenize.h"
 #include "unicode.h"
 
@@ -205,7 +206,7 @@ static int load_vocab(tokenizer *t, const gguf_file *f, char *err, size_t errlen
 {
     const gguf_kv *tokens = find_array(f, "tokenizer.ggml.tokens", GGUF_VALUE_STRING);
     if (!tokens || tokens->array_len == 0 || tokens->array_len > INT32_MAX / 2) {
-        snprintf(err, errlen, "%s: no usable tokenizer.ggml.tokens array", f->path);
+        err_set(err, errlen, "%s: no usable tokenizer.ggml.tokens array", f->path);
         return -1;
     }
     t->n_vocab = (int32_t)tokens->array_len;
@@ -230,7 +231,7 @@ static int load_vocab(tokenizer *t, const gguf_file *f, char *err, size_t errlen
     }
     return 0;
 oom:
-    snprintf(err, errlen, "out of memory loading the vocabulary of %s", f->path);
+    err_set(err, errlen, "out of memory loading the vocabulary of %s", f->path);
     return -1;
 }
 
@@ -238,7 +239,7 @@ static int load_merges(tokenizer *t, const gguf_file *f, char *err, size_t errle
 {
     const gguf_kv *merges = find_array(f, "tokenizer.ggml.merges", GGUF_VALUE_STRING);
     if (!merges) {
-        snprintf(err, errlen, "%s: BPE tokenizer without tokenizer.ggml.merges", f->path);
+        err_set(err, errlen, "%s: BPE tokenizer without tokenizer.ggml.merges", f->path);
         return -1;
     }
     if (list_from_kv(&t->merges, merges) || table_init(&t->merge_index, &t->merges)) goto oom;
@@ -252,7 +253,7 @@ static int load_merges(tokenizer *t, const gguf_file *f, char *err, size_t errle
     }
     return 0;
 oom:
-    snprintf(err, errlen, "out of memory loading the merges of %s", f->path);
+    err_set(err, errlen, "out of memory loading the merges of %s", f->path);
     return -1;
 }
 
@@ -344,19 +345,19 @@ int tokenizer_load(tokenizer **out, const gguf_file *f, char *err, size_t errlen
     *out = NULL;
     gguf_str model = {0}, pre = {0};
     if (gguf_get_str(f, "tokenizer.ggml.model", &model)) {
-        snprintf(err, errlen, "%s: no tokenizer.ggml.model in the metadata", f->path);
+        err_set(err, errlen, "%s: no tokenizer.ggml.model in the metadata", f->path);
         return -1;
     }
     int is_spm = gguf_str_eq(model, "llama"), is_bpe = gguf_str_eq(model, "gpt2");
     if (!is_spm && !is_bpe) {
         char name[96];
-        snprintf(err, errlen, "%s: tokenizer model '%s' is not supported (only llama and gpt2)", f->path,
-                 gguf_str_printable(name, sizeof name, model));
+        err_set(err, errlen, "%s: tokenizer model '%s' is not supported (only llama and gpt2)", f->path,
+                gguf_str_printable(name, sizeof name, model));
         return -1;
     }
     tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
-        snprintf(err, errlen, "out of memory loading the tokenizer");
+        err_set(err, errlen, "out of memory loading the tokenizer");
         return -1;
     }
     t->model = is_spm ? MODEL_SPM : MODEL_BPE;
@@ -385,7 +386,7 @@ int tokenizer_load(tokenizer **out, const gguf_file *f, char *err, size_t errlen
     init_byte_maps(t);
     mark_end_of_generation(t);
     if (collect_specials(t)) {
-        snprintf(err, errlen, "out of memory loading the tokenizer");
+        err_set(err, errlen, "out of memory loading the tokenizer");
         goto fail;
     }
     *out = t;
