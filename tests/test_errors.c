@@ -1,6 +1,7 @@
 /*
- * test_errors.c - err_set and log_note write one line each, whatever the
- * text they quote (engine/errors.c).
+ * test_errors.c - err_set, err_append and log_note write one line each,
+ * whatever the text they quote (engine/errors.c); the result codes are
+ * distinct and named.
  *
  * Error lines quote what a file or a server sent: a GGUF metadata key, a
  * tensor name, an API message. A newline in it would make a second line
@@ -41,6 +42,33 @@ static void test_err_set_one_line(void)
     EXPECT(!strcmp(err, "plain UTF-8 \xC3\xA9 stays"), "non-ASCII changed: %s", err);
 }
 
+static void test_err_append(void)
+{
+    char err[32];
+    err_set(err, sizeof err, "grammar: bad rule");
+    err_append(err, sizeof err, " (%s)", "g.gbnf");
+    EXPECT(!strcmp(err, "grammar: bad rule (g.gbnf)"), "appended: %s", err);
+    err_append(err, sizeof err, " %s", "a\ntail longer than the room left");
+    EXPECT(strlen(err) == sizeof err - 1 && !has_control(err) && !strncmp(err, "grammar: bad rule (g.gbnf) a?", 29),
+           "cut to the buffer, one line: %s", err);
+    char full[4] = "abc";
+    err_append(full, sizeof full, "x");
+    EXPECT(!strcmp(full, "abc"), "a full buffer changed: %s", full);
+    err_append(NULL, 0, "%s", "ignored");
+}
+
+static void test_result_names(void)
+{
+    const int codes[] = {PRBOT_OK, PRBOT_ERROR, PRBOT_ENOTFOUND, PRBOT_EFORBIDDEN, PRBOT_EINVALID, PRBOT_ENOREPO};
+    size_t n = sizeof codes / sizeof codes[0];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            EXPECT(codes[i] != codes[j] && strcmp(prbot_result_name(codes[i]), prbot_result_name(codes[j])),
+                   "codes %d and %d share a value or a name", codes[i], codes[j]);
+    EXPECT(!strcmp(prbot_result_name(PRBOT_EFORBIDDEN), "forbidden") && !strcmp(prbot_result_name(-99), "error"),
+           "names: %s, %s", prbot_result_name(PRBOT_EFORBIDDEN), prbot_result_name(-99));
+}
+
 static void test_log_note_one_line(void)
 {
     log_set(sink, NULL);
@@ -56,6 +84,8 @@ static void test_log_note_one_line(void)
 int main(void)
 {
     TEST_RUN(test_err_set_one_line);
+    TEST_RUN(test_err_append);
+    TEST_RUN(test_result_names);
     TEST_RUN(test_log_note_one_line);
     return test_exit_code();
 }
