@@ -582,13 +582,34 @@ static int append_text_within(textbuf *b, const char *raw, size_t room)
     return 0;
 }
 
+static void free_parts(textbuf *head, textbuf *middle, textbuf *tail)
+{
+    textbuf_free(head);
+    textbuf_free(middle);
+    textbuf_free(tail);
+}
+
+/* A comment is head + middle + tail, each built to fit: *out gets them
+ * joined, and the parts are freed either way. Returns 0, or -1 when an
+ * append to any of them failed (out of memory). */
+static int join_parts(textbuf *head, textbuf *middle, textbuf *tail, char **out)
+{
+    textbuf body = {.failed = head->failed || middle->failed || tail->failed};
+    textbuf_add(&body, head->data, head->len);
+    textbuf_add(&body, middle->data, middle->len);
+    textbuf_add(&body, tail->data, tail->len);
+    free_parts(head, middle, tail);
+    *out = textbuf_take(&body); /* NULL when an append failed */
+    return *out ? 0 : -1;
+}
+
 int comment_render(const comment_input *in, char **out, char *err, size_t errlen)
 {
     size_t max_bytes = in->max_bytes ? in->max_bytes : COMMENT_MAX_BYTES;
     const char *name = in->name && *in->name ? in->name : "review";
     char marker[256];
     comment_marker(name, marker, sizeof marker);
-    textbuf head = {0}, tail = {0}, body = {0};
+    textbuf head = {0}, middle = {0}, tail = {0};
     textbuf_printf(&head, "%s\n### ", marker);
     if (in->heading)
         append_prose_text(&head, in->heading);
@@ -611,21 +632,13 @@ int comment_render(const comment_input *in, char **out, char *err, size_t errlen
         err_set(err, errlen, "comment limit of %zu bytes is too small for the heading and footer", max_bytes);
         goto fail;
     }
-    textbuf_add(&body, head.data, head.len);
-    if (append_text_within(&body, in->model_text ? in->model_text : "", max_bytes - head.len - tail.len) < 0)
+    if (append_text_within(&middle, in->model_text ? in->model_text : "", max_bytes - head.len - tail.len) < 0)
         goto oom;
-    textbuf_add(&body, tail.data, tail.len);
-    if (body.failed) goto oom;
-    textbuf_free(&head);
-    textbuf_free(&tail);
-    *out = textbuf_take(&body);
-    return 0;
+    if (join_parts(&head, &middle, &tail, out) == 0) return 0;
 oom:
     err_set(err, errlen, "out of memory rendering the comment");
 fail:
-    textbuf_free(&head);
-    textbuf_free(&tail);
-    textbuf_free(&body);
+    free_parts(&head, &middle, &tail);
     return -1;
 }
 
@@ -756,7 +769,7 @@ int comment_render_summary(const comment_summary *in, char **out, char *err, siz
     const char *name = in->name && *in->name ? in->name : "review";
     char marker[256];
     comment_marker(name, marker, sizeof marker);
-    textbuf head = {0}, middle = {0}, tail = {0}, body = {0};
+    textbuf head = {0}, middle = {0}, tail = {0};
     textbuf_printf(&head, "%s\n", marker);
     if (in->state) textbuf_printf(&head, "%s\n", in->state);
     textbuf_puts(&head, "### ");
@@ -793,21 +806,10 @@ int comment_render_summary(const comment_summary *in, char **out, char *err, siz
         middle.len = keep;
         textbuf_puts(&middle, more);
     }
-    textbuf_add(&body, head.data, head.len);
-    textbuf_add(&body, middle.data ? middle.data : "", middle.len);
-    textbuf_add(&body, tail.data, tail.len);
-    if (body.failed) goto oom;
-    textbuf_free(&head);
-    textbuf_free(&middle);
-    textbuf_free(&tail);
-    *out = textbuf_take(&body);
-    return 0;
+    if (join_parts(&head, &middle, &tail, out) == 0) return 0;
 oom:
     err_set(err, errlen, "out of memory rendering the summary");
 fail:
-    textbuf_free(&head);
-    textbuf_free(&middle);
-    textbuf_free(&tail);
-    textbuf_free(&body);
+    free_parts(&head, &middle, &tail);
     return -1;
 }
