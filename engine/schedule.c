@@ -42,7 +42,6 @@
 #include "quant.h"
 
 #define MATMUL_ROW_TILE 64 /* prefill: rows per gemm call (amortises per-call token work) */
-#define MATVEC_ROW_TILE 16 /* decode: one weight panel */
 #define MATMUL_TOK_TILE 32
 
 /* Where thread ith of nth starts when n items are split evenly. */
@@ -55,7 +54,7 @@ static int split_point(int n, int ith, int nth) { return (int)((long long)n * it
  * parallel region: the input is quantized once per activation format, and
  * the output rows of all matrices form one range, so a decode step pays one
  * barrier per group, not per matrix. Each matrix's part of the range
- * is padded to a multiple of 16 rows, so every piece starts on a weight panel.
+ * is padded to a multiple of PANEL_ROWS, so every piece starts on a weight panel.
  *
  * Prefill takes 64-row tiles from an atomic counter (each tile is plenty of
  * work). Decode is a stream of weights from memory, and a stream is fastest
@@ -149,7 +148,7 @@ static void matmul_rows(const matmul_task *t, int m, int r0, int r1, float *wtil
     }
 }
 
-static int padded_rows(const matrix *w) { return ((int)w->t->ne[1] + MATVEC_ROW_TILE - 1) / MATVEC_ROW_TILE * MATVEC_ROW_TILE; }
+static int padded_rows(const matrix *w) { return ((int)w->t->ne[1] + PANEL_ROWS - 1) / PANEL_ROWS * PANEL_ROWS; }
 
 /* Rows [g0, g1) of the padded concatenated range. */
 static void matmul_range(const matmul_task *t, int g0, int g1, float *wtile)
@@ -199,8 +198,8 @@ static int share_claim(owned_share *sh, int from_back, int *first)
 
 static void matmul_panels(const matmul_task *t, int first, int n, float *wtile)
 {
-    int g1 = (first + n) * MATVEC_ROW_TILE;
-    matmul_range(t, first * MATVEC_ROW_TILE, g1 < t->total_rows ? g1 : t->total_rows, wtile);
+    int g1 = (first + n) * PANEL_ROWS;
+    matmul_range(t, first * PANEL_ROWS, g1 < t->total_rows ? g1 : t->total_rows, wtile);
 }
 
 static void matmul_worker(void *ctx, int ith, int nth)
@@ -235,7 +234,7 @@ static void matmul_task_init(matmul_task *t, const pass *p, int step, float *x, 
     int n_mats = product_matrices(s, step, w, &y);
     *t = (matmul_task){.n_mats = n_mats, .n_tok = n_tok, .n_in = (int)w[0]->t->ne[0], .x = x, .p = p, .in = in,
                        .first_tok = first_tok, .wtile = s->wtile, .wtile_floats = s->wtile_floats,
-                       .tile_rows = n_tok == 1 ? MATVEC_ROW_TILE : MATMUL_ROW_TILE};
+                       .tile_rows = n_tok == 1 ? PANEL_ROWS : MATMUL_ROW_TILE};
     if (!y) y = logits;
     t->x_stride = x_stride ? x_stride : (size_t)t->n_in;
     for (int m = 0; m < n_mats; m++) {
@@ -281,7 +280,7 @@ static int product_panels(const model_state *s, int step)
     float *y;
     int n_mats = product_matrices(s, step, w, &y), rows = 0;
     for (int i = 0; i < n_mats; i++) rows += padded_rows(w[i]);
-    return rows / MATVEC_ROW_TILE;
+    return rows / PANEL_ROWS;
 }
 
 /* Thread ith's equal contiguous share of the panels of decode product `step`. */
@@ -316,14 +315,14 @@ static const char *share_front(const model_state *s, int step, int ith, int nth,
     int panel = (int)(uint32_t)span, end = (int)(span >> 32);
     *bytes = 0;
     for (int m = 0; m < n_mats && panel < end; m++) {
-        int n_panels = padded_rows(w[m]) / MATVEC_ROW_TILE;
+        int n_panels = padded_rows(w[m]) / PANEL_ROWS;
         if (panel >= n_panels) {
             panel -= n_panels;
             end -= n_panels;
             continue;
         }
         if (!w[m]->panels) return NULL;
-        size_t panel_bytes = panels_size(w[m]->t->type, (int)w[m]->t->ne[0], MATVEC_ROW_TILE);
+        size_t panel_bytes = panels_size(w[m]->t->type, (int)w[m]->t->ne[0], PANEL_ROWS);
         *bytes = (size_t)((end < n_panels ? end : n_panels) - panel) * panel_bytes;
         return (const char *)w[m]->panels + (size_t)panel * panel_bytes;
     }
