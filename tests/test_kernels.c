@@ -12,8 +12,9 @@
  * kernel that adds products in int16 can meet. The |w_i| are obtained from the reference dot itself, by dotting each block
  * with one-hot activation blocks, so the test needs nothing but the reference.
  * The SIMD activation quantizers must reproduce the reference bit for bit,
- * including rounding ties, all-zero blocks, tiny and huge values. The F16
- * attention kernels (dot_f16_f32, axpy_f16) are checked the same way.
+ * including rounding ties, all-zero blocks, tiny and huge values. The f16
+ * row conversions and the SwiGLU/GeGLU rows are checked the same way (the
+ * attention kernels: tests/test_attention.c).
  */
 #include <math.h>
 #include <stdint.h>
@@ -210,41 +211,6 @@ static void test_quantize_act(void)
             check_quantize_case(&t, xu, n, what);
         }
         free(x);
-    }
-}
-
-/* ---- attention kernels over f16 ------------------------------------------- */
-
-static void test_attention_f16(void)
-{
-    kernel_table t;
-    if (kernels_fill(&t, cur_isa) != 0) SKIP("this CPU or build lacks the ISA");
-    REQUIRE(t.dot_f16_f32 && t.axpy_f16, "attention kernels missing");
-    rng_state = 0xA77 + (uint64_t)cur_isa;
-    static const int lengths[] = {1, 5, 8, 16, 17, 64, 100, 128};
-    for (size_t k = 0; k < sizeof lengths / sizeof lengths[0]; k++) {
-        const int n = lengths[k];
-        f16_t *x = malloc((size_t)(n + 1) * sizeof *x);
-        float *y = malloc((size_t)(n + 1) * sizeof *y), *y_ref = malloc((size_t)(n + 1) * sizeof *y);
-        REQUIRE(x && y && y_ref, "out of memory");
-        double abs_terms = 0;
-        for (int i = 0; i <= n; i++) {
-            x[i] = f32_to_f16(rng_float(-2, 2));
-            y[i] = y_ref[i] = rng_float(-2, 2);
-            if (i) abs_terms += fabs((double)f16_to_f32(x[i]) * y[i]);
-        }
-        /* +1: unaligned on purpose */
-        float got = t.dot_f16_f32(n, x + 1, y + 1), ref = dot_f16_f32_ref(n, x + 1, y + 1);
-        EXPECT(fabs((double)got - ref) <= 1e-5 * (abs_terms + 1), "dot n=%d: %g vs ref %g", n, got, ref);
-        const float alpha = rng_float(-1, 1);
-        t.axpy_f16(n, alpha, x + 1, y + 1);
-        axpy_f16_ref(n, alpha, x + 1, y_ref + 1);
-        for (int i = 0; i <= n; i++)
-            EXPECT(fabsf(y[i] - y_ref[i]) <= 1e-6f * (fabsf(y_ref[i]) + 1), "axpy n=%d y[%d]: %g vs ref %g", n, i, y[i],
-                   y_ref[i]);
-        free(x);
-        free(y);
-        free(y_ref);
     }
 }
 
@@ -447,8 +413,6 @@ int main(void)
             snprintf(name, sizeof name, "vec_dot_%s_%s", isa_names[cur_isa], quant_traits_of(cur_type)->name);
             TEST_RUN_AS(name, test_vec_dot_type);
         }
-        snprintf(name, sizeof name, "attention_f16_%s", isa_names[cur_isa]);
-        TEST_RUN_AS(name, test_attention_f16);
         snprintf(name, sizeof name, "f16_rows_%s", isa_names[cur_isa]);
         TEST_RUN_AS(name, test_f16_rows);
         snprintf(name, sizeof name, "silu_mul_%s", isa_names[cur_isa]);

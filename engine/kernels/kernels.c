@@ -72,10 +72,8 @@ static void fill_scalar(kernel_table *t)
     }
     t->quantize_act[ACT_Q8_32] = quantize_row_q8_32_ref;
     t->quantize_act[ACT_Q8_K] = quantize_row_q8_K_ref;
-    t->dot_f16_f32 = dot_f16_f32_ref;
     t->f32_to_f16_row = f32_to_f16_row_ref;
     t->f16_to_f32_row = f16_to_f32_row_ref;
-    t->axpy_f16 = axpy_f16_ref;
     t->silu_mul_row = silu_mul_row_ref;
     t->gelu_mul_row = gelu_mul_row_ref;
     kernels_install_gemm_ref(t);

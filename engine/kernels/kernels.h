@@ -36,9 +36,6 @@ typedef struct {
     /* GeGLU (tanh form): gate[i] = gelu(gate[i]) * up[i], gelu(g) = g / 2 (1 + tanh(z / 2)) =
      * g / (1 + e^-z) with z = 2 sqrt(2 / pi) (g + 0.044715 g^3) */
     void (*gelu_mul_row)(int n, float *gate, const float *up);
-    /* attention over the F16 KV cache */
-    float (*dot_f16_f32)(int n, const f16_t *x, const float *y);          /* sum x[i]*y[i] */
-    void (*axpy_f16)(int n, float alpha, const f16_t *x, float *y);       /* y += alpha*x */
     /* Decode attention over the F16 cache in three steps, so that threads can split the
      * keys (scores), the query rows (softmax) and the head columns (P x V), each thread
      * reading its own part of the cache. Composed for one row they compute attention_ref:

@@ -497,21 +497,6 @@ static float vec_dot_bf16_avx2(int n, const void *w, const void *a)
     FLOAT_DOT_BODY(LOAD8_BF16, bf16_to_f32)
 }
 
-/* Attention over the F16 KV cache: q.k scores and the weighted sum of values. */
-static float dot_f16_f32_avx2(int n, const f16_t *x, const float *y) { return vec_dot_f16_avx2(n, x, y); }
-
-static void axpy_f16_avx2(int n, float alpha, const f16_t *x, float *y)
-{
-    const __m256 va = _mm256_set1_ps(alpha);
-    int k = 0;
-    for (; k + 16 <= n; k += 16) {
-        _mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, LOAD8_F16(x, k), _mm256_loadu_ps(y + k)));
-        _mm256_storeu_ps(y + k + 8, _mm256_fmadd_ps(va, LOAD8_F16(x, k + 8), _mm256_loadu_ps(y + k + 8)));
-    }
-    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, LOAD8_F16(x, k), _mm256_loadu_ps(y + k)));
-    for (; k < n; k++) y[k] += alpha * f16_scalar(x[k]);
-}
-
 /* ---- activation quantizers ---------------------------------------------- */
 
 static inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
@@ -648,8 +633,6 @@ void kernels_install_avx2(kernel_table *t)
     t->silu_mul_row = silu_mul_row_avx2;
     t->gelu_mul_row = gelu_mul_row_avx2;
     t->quantize_act[ACT_Q8_K] = quantize_q8_K_avx2;
-    t->dot_f16_f32 = dot_f16_f32_avx2;
-    t->axpy_f16 = axpy_f16_avx2;
 }
 
 #else
