@@ -49,9 +49,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "../engine/engine.h"
 #include "errors.h"
 #include "http.h"
 #include "retry.h"
@@ -68,7 +68,7 @@ struct gh_client {
     char *auth_header; /* "Authorization: Bearer ..." or NULL */
     retry_rules retry;
     double write_interval;      /* seconds between two writes (GitHub asks for >= 1) */
-    struct timespec last_write; /* CLOCK_MONOTONIC of the last write request; 0 = none yet */
+    double last_write;          /* engine_now_s() of the last write request; 0 = none yet */
 };
 
 typedef enum { RETRY_ALL, RETRY_RATE_LIMIT_ONLY } retry_policy;
@@ -180,14 +180,10 @@ static char *url_printf(const char *fmt, ...)
  * this one: GitHub's secondary rate limits punish bursts of writes. */
 static void pace_write(gh_client *c)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (c->last_write.tv_sec || c->last_write.tv_nsec) {
-        double since = (double)(now.tv_sec - c->last_write.tv_sec) + (double)(now.tv_nsec - c->last_write.tv_nsec) * 1e-9;
-        if (since < c->write_interval) {
-            retry_sleep(c->write_interval - since);
-            clock_gettime(CLOCK_MONOTONIC, &now);
-        }
+    double now = engine_now_s();
+    if (c->last_write > 0 && now - c->last_write < c->write_interval) {
+        retry_sleep(c->write_interval - (now - c->last_write));
+        now = engine_now_s();
     }
     c->last_write = now;
 }

@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cblas.h>
 
@@ -91,13 +90,6 @@ void engine_set_progress(engine_session *s, engine_progress_cb cb, void *user)
 {
     s->progress = cb;
     s->progress_user = user;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 void engine_sampling_defaults(engine_sampling *s)
@@ -427,7 +419,7 @@ int engine_start(engine_session *s, const int32_t *prompt, int n_prompt, const e
     s->stats.stop_reason = "max_tokens";
     tokenizer_stream_init(&s->stream);
     think_filter_init(&s->think);
-    s->t0 = s->t1 = now_s();
+    s->t0 = s->t1 = engine_now_s();
     s->phase = GEN_PREFILL;
     return 0;
 }
@@ -452,7 +444,7 @@ static void finish(engine_session *s, engine_token_cb cb, void *user)
     char text[64];
     int n = tokenizer_stream_flush(&s->stream, text, sizeof text);
     if (n > 0 || s->e->strip_think) emit(s, -1, text, n > 0 ? (size_t)n : 0, cb, user);
-    double t2 = now_s();
+    double t2 = engine_now_s();
     engine_stats *st = &s->stats;
     st->prefill_s = s->t1 - s->t0;
     st->decode_s = t2 - s->t1;
@@ -472,9 +464,9 @@ static int prefill_step(engine_session *s, char *err, size_t errlen)
     int chunk = left < s->e->n_batch ? left : s->e->n_batch;
     if (engine_eval(s, s->prompt + s->n_prefilled, chunk, NULL, err, errlen)) return -1;
     s->n_prefilled += chunk;
-    if (s->progress) s->progress(s->n_prefilled, s->n_prompt, now_s() - s->t0, s->progress_user);
+    if (s->progress) s->progress(s->n_prefilled, s->n_prompt, engine_now_s() - s->t0, s->progress_user);
     if (s->n_prefilled == s->n_prompt) {
-        s->t1 = now_s();
+        s->t1 = engine_now_s();
         for (int i = 0; i < s->n_prompt; i++) sampler_accept(s->smp, s->prompt[i]);
         s->phase = GEN_DECODE;
     }
@@ -488,9 +480,9 @@ static int decode_step(engine_session *s, engine_token_cb cb, void *user, char *
     if (st->generated_tokens >= s->sp.max_tokens) return 0;
     float *logits = model_state_logits(s->state);
     if (s->gm) {
-        double t = now_s();
+        double t = engine_now_s();
         int allowed = grammar_matcher_mask(s->gm, logits, err, errlen);
-        st->grammar_s += now_s() - t;
+        st->grammar_s += engine_now_s() - t;
         if (allowed < 0) return -1;
         if (allowed == 0) {
             st->stop_reason = "grammar";
@@ -521,7 +513,7 @@ static int decode_step(engine_session *s, engine_token_cb cb, void *user, char *
         return 0;
     }
     if (st->generated_tokens >= s->sp.max_tokens) return 0;
-    if (s->sp.time_budget_s > 0 && now_s() - s->t0 >= s->sp.time_budget_s) {
+    if (s->sp.time_budget_s > 0 && engine_now_s() - s->t0 >= s->sp.time_budget_s) {
         st->stop_reason = "time_budget";
         return 0;
     }
