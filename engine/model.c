@@ -739,7 +739,7 @@ uint64_t model_state_kv_bytes(const model_state *s)
 
 /* The sum of squares runs in double as RMSNORM_CHAINS independent sums: one
  * chain of dependent adds made this step (repeated by every decode thread)
- * ~4x longer. */
+ * several times longer, one add latency per element. */
 #define RMSNORM_CHAINS 8
 static void rmsnorm(float *out, const float *x, const float *weight, int n, float eps)
 {

@@ -60,8 +60,8 @@ static int split_point(int n, int ith, int nth) { return (int)((long long)n * it
  * work). Decode is a stream of weights from memory, and a stream is fastest
  * when it is long and sequential: the hardware prefetcher needs a few lines
  * to lock on, so a thread that hops between small chunks pays a memory
- * latency at every hop (measured: 4 chunks per thread 415 tok/s, 16 chunks
- * 330, one contiguous half 500 on SmolLM2-135M Q4_0). So each thread owns
+ * latency at every hop (the more chunks per thread, the slower the decode;
+ * one contiguous share per thread is the fastest). So each thread owns
  * an equal contiguous share of the range and walks it front to back a few
  * panels at a time; a thread that finishes first (a vCPU that was slower
  * this millisecond, or started later) takes panels from the back of the
@@ -175,9 +175,9 @@ static uint64_t span_of(uint32_t front, uint32_t back) { return front | (uint64_
  * something to take; each claim is a locked instruction, which waits for the
  * loads in flight, so claims are few) or half of what is left from its back (a thread done
  * with its own: each steal is a compare-and-swap on a line the owner keeps
- * using, ~0.3 us when the two are on different core complexes, so a thief
- * takes enough to be worth it; one panel at a time lost 2-4 points of the
- * decode ceiling there); returns how many and sets *first, or 0 when the
+ * using, dear when the two are on different core complexes, so a thief
+ * takes enough to be worth it; one panel at a time lowered the decode
+ * ceiling there); returns how many and sets *first, or 0 when the
  * share is empty. */
 static int share_claim(owned_share *sh, int from_back, int *first)
 {
@@ -348,8 +348,8 @@ static const char *share_front(const model_state *s, int step, int ith, int nth,
  * Every value is computed by one thread in one fixed order, and the kernels
  * give the same bits for a key or a column whichever part of a split it is
  * in, so the result depends neither on the number of threads nor on the way
- * chosen. (Two barriers a layer fewer: ~1.2 us when the threads are on two
- * core complexes.)
+ * chosen. (Two barriers a layer fewer: a barrier is dearest when the
+ * threads are on two core complexes.)
  */
 #define DECODE_KEY_BLOCK 16
 #define DECODE_COLUMN_CHUNK 16

@@ -95,10 +95,9 @@ static void normalize_round_f16(float *p, int n, float inv_sum)
 }
 
 /* Decode reads each cache row once, from memory: keys in blocks that every
- * query row goes over while the block is in L1 (rows outside, one pass over
- * the keys per row, read K from memory n_q times: 3.8 GB/s of keys for 3
- * rows of 64 dims over 3400 keys x 3 heads on one thread), with the rows a
- * fixed distance ahead asked for. */
+ * query row goes over while the block is in L1 (with the rows outside, one
+ * pass over the keys per row, K would be read from memory n_q times), with
+ * the rows a fixed distance ahead asked for. */
 enum { DECODE_KEYS = 16, DECODE_PREFETCH = 64 /* keys ahead */ };
 
 /* v[8] -> one vector whose lane i is the sum of v[i]'s lanes. */
@@ -168,8 +167,8 @@ static void attention_softmax_avx2(int n, float *s)
 
 /* out[r][c] for one row and up to 64 columns (a multiple of 8): 8 accumulators of 8 lanes.
  * Expanded with cols = 64 for whole chunks and unrolled, so the accumulators stay in
- * registers (they went through the stack: 11 -> 36 GB/s of values from cache, 11 -> 26
- * from memory, one thread, 3 rows of 64 over 3400 keys x 3 heads). */
+ * registers (otherwise they go through the stack for every key, and those stores,
+ * not the values, bound the loop, from cache and from memory alike). */
 ALWAYS_INLINE void values_row_chunk(int n, const int cols, const float *p, const f16_t *v, size_t kv_stride,
                                     float *out)
 {

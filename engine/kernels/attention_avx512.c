@@ -501,8 +501,7 @@ static void rows_scores16(int n_q, int hd, const float *q, const f16_t *k, size_
  * key chunk converted once for both rows), a single row 16. The sums are
  * the same, vector for vector, as rows_scores16's, so the scores are too;
  * this path avoids its store and reload of every converted key and the
- * spilled row pointers (one thread, 3 rows of 64 dims, 3400 keys x 3 heads:
- * 21 -> 33 GB/s of keys from cache, 20 -> 29 GB/s from memory). */
+ * spilled row pointers, which bound that loop from cache and from memory. */
 ALWAYS_INLINE __m512 key_chunk(const f16_t *k, size_t kv_stride, int j, int nk, int d)
 {
     return j < nk ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + (size_t)j * kv_stride + d)))

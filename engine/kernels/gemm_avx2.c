@@ -59,8 +59,7 @@
 #include "simd_x86.h"
 /* acc += x in int16 lanes, as one in-place vpaddw the compiler cannot
  * reorder: written as intrinsics, GCC rebalances a running sum of products
- * into a tree, whose products are then all live at once and spill (measured:
- * a third slower). */
+ * into a tree, whose products are then all live at once and spill. */
 static inline void add_epi16_in_place(__m256i *acc, __m256i x) { __asm__("vpaddw %1, %0, %0" : "+x"(*acc) : "x"(x)); }
 
 static inline uint32_t read_u32(const uint8_t *p)
@@ -225,7 +224,7 @@ ALWAYS_INLINE void kq_sub_block(const int fmt, const int na, const kq_unpacked *
                                 const kq_scales *s, const block_q8_K *const a[], int c, __m256i acc[][PANEL_H])
 {
     const int g16 = kq_groups_per_sum(fmt);
-    for (int k0 = 0; k0 < 8; k0 += g16) { /* not forced to unroll: Q6_K decode measured faster (35 vs 29 GB/s) */
+    for (int k0 = 0; k0 < 8; k0 += g16) { /* not forced to unroll: Q6_K decode is faster rolled */
         __m256i s16[KQ_TOKENS][PANEL_H];
         UNROLL
         for (int k = k0; k < k0 + g16; k++) {
@@ -496,9 +495,9 @@ ALWAYS_INLINE void p32_unpack(const int fmt, const uint8_t *rec, p32_panel *p)
 #define P32_TOKENS 3 /* most tokens per pass in prefill */
 
 /* Prefill tokens per pass along an unpacked chunk: as many as keep their
- * float sums and int16 sums in the 16 ymm registers. Measured on one core
- * (896 x 4864, 512 tokens): 4-bit 2, 5-bit 3 (two int16 runs per block),
- * two planes 2 beat the neighbours by 5-20%. */
+ * float sums and int16 sums in the 16 ymm registers: 4-bit 2, 5-bit 3 (two
+ * int16 runs per block), two planes 2, each the fastest of its neighbours
+ * on one core. */
 static inline int p32_prefill_tokens(const int fmt) { return p32_planes(fmt) == 2 ? 2 : p32_has_qh(fmt) ? 3 : 2; }
 
 /* sumi[t][h] lane r = the exact integer dot of row 8h + r's block with

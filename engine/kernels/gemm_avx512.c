@@ -303,7 +303,7 @@ static inline __m512i or_masked(__m512i a, __m512i b, __m512i c) { return _mm512
  * groups (panels.h). Q4_K/Q5_K: qs byte 32j + l holds element 64j + l in
  * its low nibble and 64j + 32 + l in its high one; bit c of qh byte l is the
  * fifth bit of element 32c + l. Q4_K's high nibbles stay where they are, as
- * 16 q (one and instead of a shift and an and: decode +7% on one core);
+ * 16 q (one and instead of a shift and an and, in the decode's inner loop);
  * kq_record_scales makes up for it. Q6_K: element 128h + 32g + l has its
  * low 4 bits in ql byte 64h + 32(g & 1) + l (nibble g >> 1) and its high 2
  * bits at bit 2g of qh byte 32h + l. */

@@ -81,8 +81,8 @@ static inline __m256 gelu_mul8(__m256 g, __m256 u)
 
 /* Decode streams every weight from memory once per token. Asking for the
  * lines DECODE_PREFETCH_BYTES ahead of the ones being read keeps more of them
- * in flight than the hardware prefetcher does alone (measured on Qwen2.5-0.5B
- * Q4_0: +10% decode on one core, +13% on two at 83 GB/s). Prefetches past the
+ * in flight than the hardware prefetcher does alone, so decode gets closer
+ * to the memory bandwidth, on one core and on several. Prefetches past the
  * end of the weights are harmless. Always inlined: GCC 12 left it out of line
  * in the big kernels, found that a function doing nothing but prefetches has
  * no effect, and deleted every call. */
@@ -159,7 +159,7 @@ ALWAYS_INLINE int lane_dword_control(int b0, int b1, int b2, int b3, int d)
 }
 
 /* The same for a whole 128-bit lane; constant-folded for constant b (a control
- * built in an array was not, and cost 60% of AVX2 k-quant decode). */
+ * built in an array was not, and made AVX2 k-quant decode much slower). */
 ALWAYS_INLINE __m128i lane_bytes_control(int b0, int b1, int b2, int b3)
 {
     return _mm_setr_epi32(lane_dword_control(b0, b1, b2, b3, 0), lane_dword_control(b0, b1, b2, b3, 1),
@@ -258,10 +258,9 @@ ALWAYS_INLINE __m512i pick_bytes512(__m512i v, int b0, int b1, int b2, int b3)
 #if defined(__AVX512VNNI__)
 /* acc += u . (the 4 signed bytes at q, in every lane): vpdpbusd with the
  * broadcast folded into its memory operand ({1to16}), which GCC 12 does not
- * do from _mm512_set1_epi32. Measured on the k-quant panels, whose weights
- * come from memory too: prefill +13% (Q4_K), +22% (Q6_K) per matrix. The
- * 32-element panels, whose weights sit in registers, measured 5% slower
- * with it and keep the separate broadcast. */
+ * do from _mm512_set1_epi32. It makes prefill faster on the k-quant panels,
+ * whose weights come from memory too; the 32-element panels, whose weights
+ * sit in registers, are slower with it and keep the separate broadcast. */
 static inline void dpbusd_broadcast(__m512i *acc, __m512i u, const void *q)
 {
     __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(*acc) : "v"(u), "m"(*(const int32_t *)q));
