@@ -366,13 +366,7 @@ int diff_file_set_note(diff_file *f, const char *note) { return replace_string(&
 
 static diff_file *result_append(diff_result *r)
 {
-    if (r->n_files == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        diff_file *files = realloc(r->files, cap * sizeof *files);
-        if (!files) return NULL;
-        r->files = files;
-        r->cap = cap;
-    }
+    if (array_reserve((void **)&r->files, &r->cap, r->n_files, sizeof *r->files)) return NULL;
     diff_file *f = &r->files[r->n_files++];
     memset(f, 0, sizeof *f);
     return f;

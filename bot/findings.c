@@ -365,13 +365,7 @@ static char *dup_or_null(const char *s, int *oom)
 
 int findings_add(findings_list *l, const finding *f)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        finding *items = realloc(l->items, cap * sizeof *items);
-        if (!items) return -1;
-        l->items = items;
-        l->cap = cap;
-    }
+    if (array_reserve((void **)&l->items, &l->cap, l->n, sizeof *l->items)) return -1;
     finding *d = &l->items[l->n];
     *d = *f;
     int oom = 0;

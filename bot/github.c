@@ -55,6 +55,7 @@
 #include "errors.h"
 #include "http.h"
 #include "retry.h"
+#include "textbuf.h"
 
 #define MAX_PAGES 1000 /* 100,000 comments: far beyond any real PR */
 #define DEFAULT_WRITE_INTERVAL 1.0 /* GitHub: "wait at least one second between each request" that writes */
@@ -569,13 +570,7 @@ static int collect_file(json_t *item, void *user, char *err, size_t errlen)
 {
     file_list *list = user;
     if (!json_is_object(item)) return 0;
-    if (list->n == list->cap) {
-        size_t cap = list->cap ? list->cap * 2 : 64;
-        gh_pull_file *p = realloc(list->items, cap * sizeof *p);
-        if (!p) goto oom;
-        list->items = p;
-        list->cap = cap;
-    }
+    if (array_reserve((void **)&list->items, &list->cap, list->n, sizeof *list->items)) goto oom;
     gh_pull_file *f = &list->items[list->n];
     memset(f, 0, sizeof *f);
     int oom = 0;
@@ -923,13 +918,7 @@ static int collect_posted(json_t *item, void *user, char *err, size_t errlen)
 {
     posted_list *l = user;
     if (!json_is_object(item)) return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        gh_posted_comment *p = realloc(l->items, cap * sizeof *p);
-        if (!p) goto oom;
-        l->items = p;
-        l->cap = cap;
-    }
+    if (array_reserve((void **)&l->items, &l->cap, l->n, sizeof *l->items)) goto oom;
     gh_posted_comment *pc = &l->items[l->n++];
     json_t *line = json_object_get(item, "line");
     pc->line = json_is_integer(line) ? (int)json_integer_value(line) : 0;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "textbuf.h"
 
 /* Parses one decimal number at *p (advancing it); -1 if there is none or it is too large. */
 static int parse_num(const char **p, const char *end)
@@ -58,17 +59,6 @@ static int parse_header(const char *s, const char *end, linemap_hunk *h)
     return 0;
 }
 
-static int grow(void **items, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap) return 0;
-    size_t c = *cap ? *cap * 2 : 16;
-    void *p = realloc(*items, c * size);
-    if (!p) return -1;
-    *items = p;
-    *cap = c;
-    return 0;
-}
-
 int linemap_parse(const char *patch, size_t len, linemap *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -82,7 +72,7 @@ int linemap_parse(const char *patch, size_t len, linemap *out, char *err, size_t
         if (n && eol[-1] == '\r') n--; /* CRLF patches from the API */
         linemap_hunk h;
         if (n >= 2 && p[0] == '@' && p[1] == '@' && parse_header(p, p + n, &h) == 0) {
-            if (grow((void **)&out->hunks, &hunk_cap, out->n_hunks, sizeof *out->hunks) < 0) goto oom;
+            if (array_reserve((void **)&out->hunks, &hunk_cap, out->n_hunks, sizeof *out->hunks) < 0) goto oom;
             h.first_new = h.new_start;
             h.last_new = h.new_start - 1;
             h.first_line = out->n_lines;
@@ -92,7 +82,7 @@ int linemap_parse(const char *patch, size_t len, linemap *out, char *err, size_t
             old_no = h.old_start;
             new_no = h.new_start;
         } else if (in_hunk && n >= 1 && (p[0] == '+' || p[0] == '-' || p[0] == ' ')) {
-            if (grow((void **)&out->lines, &line_cap, out->n_lines, sizeof *out->lines) < 0) goto oom;
+            if (array_reserve((void **)&out->lines, &line_cap, out->n_lines, sizeof *out->lines) < 0) goto oom;
             linemap_hunk *h_cur = &out->hunks[out->n_hunks - 1];
             linemap_line *l = &out->lines[out->n_lines++];
             l->kind = p[0];

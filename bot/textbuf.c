@@ -4,6 +4,7 @@
 #include "textbuf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,4 +98,16 @@ char *textbuf_read_file(const char *path, size_t *len)
     }
     if (len) *len = got;
     return text;
+}
+
+int array_reserve(void **items, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap) return 0;
+    size_t c = *cap ? *cap * 2 : 16;
+    if (c <= n || c > SIZE_MAX / size) return -1;
+    void *p = realloc(*items, c * size);
+    if (!p) return -1;
+    *items = p;
+    *cap = c;
+    return 0;
 }
