@@ -552,10 +552,57 @@ int gh_pull_get(gh_client *c, long number, gh_pull *pull, char *err, size_t errl
 
 /* ---------------------------------------------------------------- files */
 
+/* A list GET reads page after page into an array of records (PR files,
+ * review comments): fill makes one record from one JSON item, clear frees
+ * what a record holds. Both lists go through get_records and free_records. */
 typedef struct {
-    gh_pull_file *items;
+    size_t size;                         /* bytes per record */
+    int (*fill)(void *rec, json_t *item); /* 0, or -1 out of memory (clear still frees the part made) */
+    void (*clear)(void *rec);
+    const char *what;                    /* "the PR's files", for the out-of-memory line */
+    void *items;
     size_t n, cap;
-} file_list;
+} record_list;
+
+static void free_records(void *items, size_t n, size_t size, void (*clear)(void *))
+{
+    for (size_t i = 0; items && i < n; i++) clear((char *)items + i * size);
+    free(items);
+}
+
+static int collect_record(json_t *item, void *user, char *err, size_t errlen)
+{
+    record_list *l = user;
+    if (!json_is_object(item)) return 0;
+    if (array_reserve(&l->items, &l->cap, l->n, l->size) == 0) {
+        void *rec = memset((char *)l->items + l->n * l->size, 0, l->size);
+        l->n++; /* counted even on failure so free_records releases it */
+        if (l->fill(rec, item) == 0) return 0;
+    }
+    err_set(err, errlen, "out of memory reading %s", l->what);
+    return -1;
+}
+
+/* GETs every page of url (owned); on PRBOT_OK *items and *n are the
+ * records, else they are freed. */
+static int get_records(gh_client *c, char *url, record_list *l, void **items, size_t *n, char *err, size_t errlen)
+{
+    *items = NULL;
+    *n = 0;
+    if (!url) {
+        err_set(err, errlen, "out of memory");
+        return PRBOT_ERROR;
+    }
+    int rc = gh_get_all_pages(c, url, collect_record, l, err, errlen);
+    if (rc != PRBOT_OK) {
+        free_records(l->items, l->n, l->size, l->clear);
+        redact_token(c, err);
+        return rc;
+    }
+    *items = l->items;
+    *n = l->n;
+    return PRBOT_OK;
+}
 
 static char *json_strdup_or_null(json_t *obj, const char *key, int *oom)
 {
@@ -566,13 +613,9 @@ static char *json_strdup_or_null(json_t *obj, const char *key, int *oom)
     return d;
 }
 
-static int collect_file(json_t *item, void *user, char *err, size_t errlen)
+static int fill_file(void *rec, json_t *item)
 {
-    file_list *list = user;
-    if (!json_is_object(item)) return 0;
-    if (array_reserve((void **)&list->items, &list->cap, list->n, sizeof *list->items)) goto oom;
-    gh_pull_file *f = &list->items[list->n];
-    memset(f, 0, sizeof *f);
+    gh_pull_file *f = rec;
     int oom = 0;
     f->filename = json_strdup(item, "filename");
     f->status = json_strdup(item, "status");
@@ -581,45 +624,28 @@ static int collect_file(json_t *item, void *user, char *err, size_t errlen)
     f->additions = (long)json_integer_value(json_object_get(item, "additions"));
     f->deletions = (long)json_integer_value(json_object_get(item, "deletions"));
     f->changes = (long)json_integer_value(json_object_get(item, "changes"));
-    list->n++; /* counted even on failure so the free below releases it */
-    if (oom || !f->filename || !f->status) goto oom;
-    return 0;
-oom:
-    err_set(err, errlen, "out of memory reading the PR's files");
-    return -1;
+    return oom || !f->filename || !f->status ? -1 : 0;
 }
 
-void gh_pull_files_free(gh_pull_file *files, size_t n)
+static void clear_file(void *rec)
 {
-    for (size_t i = 0; files && i < n; i++) {
-        free(files[i].filename);
-        free(files[i].previous_filename);
-        free(files[i].status);
-        free(files[i].patch);
-    }
-    free(files);
+    gh_pull_file *f = rec;
+    free(f->filename);
+    free(f->previous_filename);
+    free(f->status);
+    free(f->patch);
 }
+
+void gh_pull_files_free(gh_pull_file *files, size_t n) { free_records(files, n, sizeof *files, clear_file); }
 
 int gh_pull_files(gh_client *c, long number, gh_pull_file **files, size_t *n, char *err, size_t errlen)
 {
-    *files = NULL;
-    *n = 0;
+    record_list l = {sizeof **files, fill_file, clear_file, "the PR's files", NULL, 0, 0};
     char *url = url_printf("%s/repos/%s/pulls/%ld/files?per_page=100", c->api, c->repo, number);
-    if (!url) {
-        err_set(err, errlen, "out of memory");
-        return PRBOT_ERROR;
-    }
-    file_list list = {0};
-    int rc = gh_get_all_pages(c, url, collect_file, &list, err, errlen);
+    int rc = get_records(c, url, &l, (void **)files, n, err, errlen);
     if (rc == PRBOT_ENOTFOUND)
         err_set(err, errlen, "pull request #%ld not found in %s (GitHub API returned 404)", number, c->repo);
-    if (rc != PRBOT_OK) {
-        gh_pull_files_free(list.items, list.n);
-        return rc;
-    }
-    *files = list.items;
-    *n = list.n;
-    return PRBOT_OK;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- comments */
@@ -909,60 +935,37 @@ int gh_review_find(gh_client *c, long number, const char *marker, gh_review_ref 
     return rc;
 }
 
-typedef struct {
-    gh_posted_comment *items;
-    size_t n, cap;
-} posted_list;
-
-static int collect_posted(json_t *item, void *user, char *err, size_t errlen)
+static int fill_posted(void *rec, json_t *item)
 {
-    posted_list *l = user;
-    if (!json_is_object(item)) return 0;
-    if (array_reserve((void **)&l->items, &l->cap, l->n, sizeof *l->items)) goto oom;
-    gh_posted_comment *pc = &l->items[l->n++];
+    gh_posted_comment *pc = rec;
     json_t *line = json_object_get(item, "line");
     pc->line = json_is_integer(line) ? (int)json_integer_value(line) : 0;
     pc->path = json_strdup(item, "path");
     pc->body = json_strdup(item, "body");
     pc->html_url = json_strdup(item, "html_url");
-    if (!pc->path || !pc->body || !pc->html_url) goto oom;
-    return 0;
-oom:
-    err_set(err, errlen, "out of memory reading the review's comments");
-    return -1;
+    return pc->path && pc->body && pc->html_url ? 0 : -1;
+}
+
+static void clear_posted(void *rec)
+{
+    gh_posted_comment *pc = rec;
+    free(pc->path);
+    free(pc->body);
+    free(pc->html_url);
 }
 
 void gh_posted_comments_free(gh_posted_comment *comments, size_t n)
 {
-    for (size_t i = 0; comments && i < n; i++) {
-        free(comments[i].path);
-        free(comments[i].body);
-        free(comments[i].html_url);
-    }
-    free(comments);
+    free_records(comments, n, sizeof *comments, clear_posted);
 }
 
 int gh_review_comments(gh_client *c, long number, long long review_id, gh_posted_comment **out, size_t *n,
                        char *err, size_t errlen)
 {
-    *out = NULL;
-    *n = 0;
+    record_list l = {sizeof **out, fill_posted, clear_posted, "the review's comments", NULL, 0, 0};
     char *url = url_printf("%s/repos/%s/pulls/%ld/reviews/%lld/comments?per_page=100", c->api, c->repo, number,
                            review_id);
-    if (!url) {
-        err_set(err, errlen, "out of memory");
-        return PRBOT_ERROR;
-    }
-    posted_list l = {0};
-    int rc = gh_get_all_pages(c, url, collect_posted, &l, err, errlen);
-    if (rc != PRBOT_OK) {
-        gh_posted_comments_free(l.items, l.n);
-        redact_token(c, err);
-        return rc;
-    }
-    *out = l.items;
-    *n = l.n;
-    return PRBOT_OK;
+    return get_records(c, url, &l, (void **)out, n, err, errlen);
 }
 
 /* ---------------------------------------------------------------- summary */
