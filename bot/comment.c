@@ -301,6 +301,15 @@ static void append_prose_line(textbuf *b, const char *s, size_t n, int table)
             }
             continue;
         }
+        if (c == '~' && i + 2 < n && s[i + 1] == '~' && s[i + 2] == '~') {
+            /* three tildes where a line (or a list item, a quote) starts open a
+             * code fence that would swallow the rest of the comment; "\~~~" shows
+             * the same text and opens nothing */
+            textbuf_puts(b, "\\~");
+            i++;
+            while (i < n && s[i] == '~') textbuf_add(b, s + i++, 1);
+            continue;
+        }
         if (c == '<') {
             textbuf_puts(b, "&lt;");
         } else if (c == '&') {

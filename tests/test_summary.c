@@ -11,6 +11,7 @@
 #include "../bot/comment.h"
 #include "../bot/publish.h"
 #include "test.h"
+#include "markdown_check.h"
 
 static finding make(const char *path, int line, int severity, const char *title, const char *body, const char *sug)
 {
@@ -99,6 +100,33 @@ static void test_summary_body(void)
     free(b);
 }
 
+/* Found by fuzz_findings: the model's summary "~~~cut short" started a line of
+ * the summary comment and opened a code fence that swallowed the rest of it
+ * (findings, counts, footer). A title or body can stand at the start of a
+ * list item the same way. */
+static void test_tilde_fence_from_the_model(void)
+{
+    static const char *const tags[] = {"<details>", "</details>", "<summary>", "</summary>", "<sub>", "</sub>", NULL};
+    finding f = make("src/b.c", 0, SEVERITY_RISK, "~~~ title", "~~~~ body ~~~", NULL);
+    f.why_not_inline = "line not in the diff";
+    comment_summary cs = {.name = "review", .summary = "~~~cut short", .findings = &f, .n_findings = 1};
+    cs.stats.model_name = "m";
+    char *b = NULL, err[128];
+    REQUIRE(comment_render_summary(&cs, &b, err, sizeof err) == 0, "render: %s", err);
+    md_check_options o = {.allowed_tags = tags, .comment_allowed_until = 21};
+    const char *problem = md_check(b, strlen(b), &o);
+    EXPECT(!problem, "%s in: %s", problem, b);
+    EXPECT(strstr(b, "\\~~~cut short") && strstr(b, "generated locally by prbot"), "text shown, footer outside a fence: %s", b);
+    free(b);
+    snprintf(f.fingerprint, sizeof f.fingerprint, "0123456789abcdef");
+    b = comment_render_inline(&f);
+    REQUIRE(b, "render inline");
+    o.comment_allowed_until = 0;
+    problem = md_check(b, (size_t)(strstr(b, "<!--") - b), &o);
+    EXPECT(!problem, "inline: %s in: %s", problem, b);
+    free(b);
+}
+
 static void test_state_round_trip(void)
 {
     publish_state st;
@@ -165,6 +193,7 @@ int main(void)
 {
     TEST_RUN(test_inline_body);
     TEST_RUN(test_summary_body);
+    TEST_RUN(test_tilde_fence_from_the_model);
     TEST_RUN(test_state_round_trip);
     TEST_RUN(test_state_hostile);
     return test_exit_code();
