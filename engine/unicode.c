@@ -10,19 +10,36 @@
 
 #include "unicode_data.inc"
 
+/* The table's category: 0 other, 1-5 the letter categories, 6 number,
+ * 7 punctuation, 8 symbol, 9 mark (engine/unicode_gen.py). */
+static int table_category(uint32_t cp)
+{
+    size_t lo = 0, hi = sizeof unicode_category_ranges / sizeof unicode_category_ranges[0];
+    while (hi - lo > 1) { /* last entry whose first codepoint <= cp */
+        size_t mid = (lo + hi) / 2;
+        if ((unicode_category_ranges[mid] >> 4) <= cp) lo = mid;
+        else hi = mid;
+    }
+    return (int)(unicode_category_ranges[lo] & 15);
+}
+
 int unicode_class(uint32_t cp)
 {
+    static const unsigned char class_of[16] = {UNICODE_OTHER,  UNICODE_LETTER, UNICODE_LETTER, UNICODE_LETTER,
+                                               UNICODE_LETTER, UNICODE_LETTER, UNICODE_NUMBER, UNICODE_PUNCT,
+                                               UNICODE_SYMBOL, UNICODE_MARK};
     if (cp < 0x80) {
         if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return UNICODE_LETTER;
         if (cp >= '0' && cp <= '9') return UNICODE_NUMBER;
     }
-    size_t lo = 0, hi = sizeof unicode_class_ranges / sizeof unicode_class_ranges[0];
-    while (hi - lo > 1) { /* last entry whose first codepoint <= cp */
-        size_t mid = (lo + hi) / 2;
-        if ((unicode_class_ranges[mid] >> 3) <= cp) lo = mid;
-        else hi = mid;
-    }
-    return (int)(unicode_class_ranges[lo] & 7);
+    return class_of[table_category(cp)];
+}
+
+int unicode_letter_category(uint32_t cp)
+{
+    if (cp < 0x80) return cp >= 'A' && cp <= 'Z' ? UNICODE_LU : cp >= 'a' && cp <= 'z' ? UNICODE_LL : UNICODE_NOT_LETTER;
+    int cat = table_category(cp);
+    return cat <= UNICODE_LO ? cat : UNICODE_NOT_LETTER;
 }
 
 int unicode_is_whitespace(uint32_t cp)

@@ -1,6 +1,7 @@
 /*
  * unicode.h - the little Unicode the tokenizers need: UTF-8 decoding that
- * never fails, the general-category class of a codepoint, and White_Space.
+ * never fails, the general category of a codepoint (its major class, and a
+ * letter's case), and White_Space.
  *
  * Categories come from a generated range table (engine/unicode_data.inc,
  * made by engine/unicode_gen.py from Python's unicodedata), looked up by
@@ -25,6 +26,19 @@ enum {
 #define UNICODE_REPLACEMENT 0xFFFDu
 
 int unicode_class(uint32_t cp);
+
+/* Letter categories, for rules that tell case apart. */
+enum {
+    UNICODE_NOT_LETTER = 0,
+    UNICODE_LU = 1, /* uppercase */
+    UNICODE_LL = 2, /* lowercase */
+    UNICODE_LT = 3, /* titlecase (U+01C5 Dz) */
+    UNICODE_LM = 4, /* modifier */
+    UNICODE_LO = 5, /* other: CJK, kana, Hebrew, Arabic, ... */
+};
+
+/* The letter category of cp (UNICODE_NOT_LETTER for non-letters). */
+int unicode_letter_category(uint32_t cp);
 /* The White_Space property (\t..\r, space, U+0085, U+00A0, U+1680, ...). */
 int unicode_is_whitespace(uint32_t cp);
 

@@ -519,6 +519,17 @@ static void test_unicode_classes(void)
     for (size_t i = 0; i < sizeof facts / sizeof facts[0]; i++)
         EXPECT(unicode_class(facts[i].cp) == facts[i].cls, "U+%04X: class %d, want %d", facts[i].cp,
                unicode_class(facts[i].cp), facts[i].cls);
+    static const struct {
+        uint32_t cp;
+        int cat;
+    } letters[] = {
+        {'A', UNICODE_LU},    {'z', UNICODE_LL},    {0x0394, UNICODE_LU}, {0x03B2, UNICODE_LL},
+        {0x01C5, UNICODE_LT}, {0x02B0, UNICODE_LM}, {0x4E00, UNICODE_LO}, {0x05D0, UNICODE_LO},
+        {0x017F, UNICODE_LL}, {0x0301, UNICODE_NOT_LETTER}, {'7', UNICODE_NOT_LETTER}, {0x0378, UNICODE_NOT_LETTER},
+    };
+    for (size_t i = 0; i < sizeof letters / sizeof letters[0]; i++)
+        EXPECT(unicode_letter_category(letters[i].cp) == letters[i].cat, "U+%04X: letter category %d, want %d",
+               letters[i].cp, unicode_letter_category(letters[i].cp), letters[i].cat);
     EXPECT(unicode_is_whitespace(0x3000) && unicode_is_whitespace(0x85) && unicode_is_whitespace('\t'),
            "White_Space members");
     EXPECT(!unicode_is_whitespace(0x200B) && !unicode_is_whitespace(0x1C), "not White_Space");
