@@ -12,20 +12,34 @@
  * Classes follow the reference: \s is White_Space, \p{L} letters, \p{N}
  * numbers; rules written without \p categories ran on codepoints with every
  * non-ASCII whitespace replaced by U+000B there, so they see it that way here.
+ * The case-aware classes of gpt-4o (\p{Lu}, \p{Ll}, ...) are the Unicode
+ * categories of engine/unicode_data.inc, as the expression documents them.
+ *
+ * Every matcher must stay linear: a call may look at the runs that start at
+ * its position, but a long run it reads is then (mostly) its match, so the
+ * scan of a piece reads each codepoint a bounded number of times. The
+ * tokenizer fuzz target (tests/fuzz/fuzz_tokenizer.c) runs every rule.
+ *
+ * To add a pre-tokenizer: write its expressions as rules here (reuse the
+ * alternatives below where they are the same), add a pretokenizer_kind, its
+ * rule list in rules_for(), and its tokenizer.ggml.pre names in `known`.
  */
 #include "pretokenize.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "unicode.h"
 
-#define FLAG_WS 0x08
 #define CLASS_MASK 0x07
+#define FLAG_WS 0x08
+#define FLAG_UPPER 0x10 /* [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] */
+#define FLAG_LOWER 0x20 /* [\p{Ll}\p{Lm}\p{Lo}\p{M}] */
 
 typedef struct {
     const uint32_t *cp;
-    const uint8_t *flags; /* unicode class | FLAG_WS */
+    const uint8_t *flags; /* unicode class | FLAG_WS | FLAG_UPPER | FLAG_LOWER */
 } text_view;
 
 typedef size_t (*rule_fn)(const text_view *t, size_t pos, size_t end);
@@ -38,6 +52,8 @@ static int is_punct(const text_view *t, size_t i) { return class_is(t, i, UNICOD
 /* [^\s\p{L}\p{N}] */
 static int is_other(const text_view *t, size_t i) { return !is_ws(t, i) && !is_letter(t, i) && !is_number(t, i); }
 static int is_newline(const text_view *t, size_t i) { return t->cp[i] == '\r' || t->cp[i] == '\n'; }
+static int is_upper_like(const text_view *t, size_t i) { return t->flags[i] & FLAG_UPPER; }
+static int is_lower_like(const text_view *t, size_t i) { return t->flags[i] & FLAG_LOWER; }
 /* The codepoint as the category-free rules saw it. */
 static uint32_t plain_cp(const text_view *t, size_t i) { return t->cp[i] > 0x7F && is_ws(t, i) ? 0x0B : t->cp[i]; }
 
@@ -50,14 +66,21 @@ static size_t run_of(const text_view *t, size_t pos, size_t end, int (*pred)(con
 
 static uint32_t ascii_lower(uint32_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
-/* 's|'t|'re|'ve|'m|'ll|'d, optionally case-insensitive. */
+/* Simple Unicode case folding of the contraction letters: only 's' has a
+ * non-ASCII case variant, U+017F LATIN SMALL LETTER LONG S. */
+static uint32_t fold_contraction_letter(uint32_t c) { return c == 0x017F ? 's' : ascii_lower(c); }
+
+/* 's|'t|'re|'ve|'m|'ll|'d, optionally case-insensitive (any_case 1: ASCII
+ * only, as the reference wrote Llama 3's '[sS]'; 2: Unicode case folding,
+ * as (?i:...) means in gpt-4o's expression). */
 static size_t match_contraction(const text_view *t, size_t pos, size_t end, int any_case)
 {
     if (t->cp[pos] != '\'' || pos + 1 >= end) return 0;
-    uint32_t a = any_case ? ascii_lower(t->cp[pos + 1]) : t->cp[pos + 1];
+    uint32_t (*fold)(uint32_t) = any_case == 2 ? fold_contraction_letter : ascii_lower;
+    uint32_t a = any_case ? fold(t->cp[pos + 1]) : t->cp[pos + 1];
     if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
     if (pos + 2 >= end) return 0;
-    uint32_t b = any_case ? ascii_lower(t->cp[pos + 2]) : t->cp[pos + 2];
+    uint32_t b = any_case ? fold(t->cp[pos + 2]) : t->cp[pos + 2];
     if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
     return 0;
 }
@@ -89,15 +112,12 @@ static size_t rule_gpt2(const text_view *t, size_t pos, size_t end)
     return n - 1; /* give the last space to the next word; 0 when that leaves nothing */
 }
 
-/* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,max}| ?[^\s\p{L}\p{N}]+[\r\n]*|
- * \s*[\r\n]+|\s+(?!\S)|\s+  -- Llama 3 with max_digits 3, Qwen2 with 1. */
-static size_t match_llama3_like(const text_view *t, size_t pos, size_t end, size_t max_digits)
+/* \p{N}{1,max}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ -- the alternatives after
+ * the words in Llama 3 like rules; gpt-4o also takes '/' after punctuation
+ * ([\r\n/]*). */
+static size_t match_llama3_tail(const text_view *t, size_t pos, size_t end, size_t max_digits, int slash)
 {
     size_t n;
-    if ((n = match_contraction(t, pos, end, 1))) return n;
-    if (is_letter(t, pos)) return run_of(t, pos, end, is_letter);
-    if (!is_newline(t, pos) && !is_number(t, pos) && pos + 1 < end && is_letter(t, pos + 1))
-        return 1 + run_of(t, pos + 1, end, is_letter);
     if (is_number(t, pos)) {
         n = run_of(t, pos, end, is_number);
         return n < max_digits ? n : max_digits;
@@ -105,7 +125,8 @@ static size_t match_llama3_like(const text_view *t, size_t pos, size_t end, size
     size_t start = t->cp[pos] == ' ' && pos + 1 < end && is_other(t, pos + 1) ? pos + 1 : pos;
     if (is_other(t, start)) {
         size_t i = start + run_of(t, start, end, is_other);
-        return i + run_of(t, i, end, is_newline) - pos;
+        while (i < end && (is_newline(t, i) || (slash && t->cp[i] == '/'))) i++;
+        return i - pos;
     }
     size_t ws = run_of(t, pos, end, is_ws), last_newline_end = 0;
     for (size_t i = pos; i < pos + ws; i++)
@@ -115,8 +136,63 @@ static size_t match_llama3_like(const text_view *t, size_t pos, size_t end, size
     return ws;
 }
 
+/* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,max}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+ * \s*[\r\n]+|\s+(?!\S)|\s+  -- Llama 3 with max_digits 3, Qwen2 with 1. */
+static size_t match_llama3_like(const text_view *t, size_t pos, size_t end, size_t max_digits)
+{
+    size_t n;
+    if ((n = match_contraction(t, pos, end, 1))) return n;
+    if (is_letter(t, pos)) return run_of(t, pos, end, is_letter);
+    if (!is_newline(t, pos) && !is_number(t, pos) && pos + 1 < end && is_letter(t, pos + 1))
+        return 1 + run_of(t, pos + 1, end, is_letter);
+    return match_llama3_tail(t, pos, end, max_digits, 0);
+}
+
 static size_t rule_llama3(const text_view *t, size_t pos, size_t end) { return match_llama3_like(t, pos, end, 3); }
 static size_t rule_qwen2(const text_view *t, size_t pos, size_t end) { return match_llama3_like(t, pos, end, 1); }
+
+/* [^\r\n\p{L}\p{N}] */
+static int is_word_prefix(const text_view *t, size_t i) { return !is_newline(t, i) && !is_letter(t, i) && !is_number(t, i); }
+
+/* [U]*[L]+(?i:'s|'t|'re|'ve|'m|'ll|'d)? at s, U = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}],
+ * L = [\p{Ll}\p{Lm}\p{Lo}\p{M}]; 0 when it does not match. Greedy U* gives back
+ * codepoints until an L follows, so the L+ starts at the last L inside the U
+ * run, or right after the run. */
+static size_t match_lower_word(const text_view *t, size_t s, size_t end)
+{
+    size_t i = s, lower_at = end; /* end: no L yet */
+    for (; i < end && is_upper_like(t, i); i++)
+        if (is_lower_like(t, i)) lower_at = i;
+    if (i < end && is_lower_like(t, i)) lower_at = i;
+    if (lower_at == end) return 0;
+    i = lower_at + run_of(t, lower_at, end, is_lower_like);
+    return i + (i < end ? match_contraction(t, i, end, 2) : 0) - s;
+}
+
+/* [U]+[L]*(?i:'s|'t|'re|'ve|'m|'ll|'d)? at s. */
+static size_t match_upper_word(const text_view *t, size_t s, size_t end)
+{
+    size_t i = s + run_of(t, s, end, is_upper_like);
+    if (i == s) return 0;
+    i += run_of(t, i, end, is_lower_like);
+    return i + (i < end ? match_contraction(t, i, end, 2) : 0) - s;
+}
+
+/* [^\r\n\p{L}\p{N}]?[U]*[L]+(?i:'s|...)?|[^\r\n\p{L}\p{N}]?[U]+[L]*(?i:'s|...)?|\p{N}{1,3}|
+ * ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+  -- gpt-4o (o200k_base). Each word
+ * alternative is tried with its optional prefix codepoint and then without,
+ * as a backtracking matcher would; without differs only when the prefix is a
+ * mark (\p{M} is in the prefix class and in U and L). */
+static size_t rule_gpt4o(const text_view *t, size_t pos, size_t end)
+{
+    size_t n;
+    int prefix = is_word_prefix(t, pos) && pos + 1 < end;
+    if (prefix && (n = match_lower_word(t, pos + 1, end))) return 1 + n;
+    if ((n = match_lower_word(t, pos, end))) return n;
+    if (prefix && (n = match_upper_word(t, pos + 1, end))) return 1 + n;
+    if ((n = match_upper_word(t, pos, end))) return n;
+    return match_llama3_tail(t, pos, end, 3, 1);
+}
 
 /* \p{N} */
 static size_t rule_one_number(const text_view *t, size_t pos, size_t end) { return is_number(t, pos) ? 1 : 0; }
@@ -241,6 +317,7 @@ static rule_list rules_for(pretokenizer_kind kind)
     case PRETOK_GPT2: return (rule_list){{rule_gpt2}};
     case PRETOK_LLAMA3: return (rule_list){{rule_llama3}};
     case PRETOK_QWEN2: return (rule_list){{rule_qwen2}};
+    case PRETOK_GPT4O: return (rule_list){{rule_gpt4o}};
     case PRETOK_STARCODER: return (rule_list){{rule_one_number, rule_gpt2}};
     case PRETOK_FALCON: return (rule_list){{rule_falcon_punct, rule_gpt2, rule_three_digits}};
     case PRETOK_DEEPSEEK_LLM:
@@ -295,6 +372,16 @@ static int apply_rule(rule_fn rule, const text_view *t, const end_list *in, end_
     return 0;
 }
 
+static uint8_t codepoint_flags(uint32_t cp)
+{
+    int cls = unicode_class(cp), letter = unicode_letter_category(cp), flags = cls;
+    if (unicode_is_whitespace(cp)) flags |= FLAG_WS;
+    if (cls == UNICODE_MARK || letter == UNICODE_LM || letter == UNICODE_LO) flags |= FLAG_UPPER | FLAG_LOWER;
+    else if (letter == UNICODE_LU || letter == UNICODE_LT) flags |= FLAG_UPPER;
+    else if (letter == UNICODE_LL) flags |= FLAG_LOWER;
+    return (uint8_t)flags;
+}
+
 int pretokenize(pretokenizer_kind kind, const uint32_t *cps, size_t n, size_t **ends)
 {
     *ends = NULL;
@@ -303,7 +390,7 @@ int pretokenize(pretokenizer_kind kind, const uint32_t *cps, size_t n, size_t **
     end_list cur = {0}, next = {0};
     if (!flags || end_push(&cur, n)) goto fail;
     for (size_t i = 0; i < n; i++)
-        flags[i] = (uint8_t)(unicode_class(cps[i]) | (unicode_is_whitespace(cps[i]) ? FLAG_WS : 0));
+        flags[i] = codepoint_flags(cps[i]);
     text_view t = {cps, flags};
     rule_list rules = rules_for(kind);
     for (int r = 0; r < MAX_RULES && rules.rules[r]; r++) {
@@ -323,34 +410,83 @@ fail:
     return -1;
 }
 
-static int name_is(const char *name, size_t len, const char *const *list)
-{
-    for (; *list; list++)
-        if (strlen(*list) == len && memcmp(*list, name, len) == 0) return 1;
-    return 0;
-}
+/* tokenizer.ggml.pre names whose expressions the rules above implement, as
+ * the reference's vocabulary loader maps them. A name not here is refused:
+ * splitting its text by other rules would change the tokens without a word. */
+static const struct {
+    const char *name;
+    pretokenizer_kind kind;
+    unsigned char ignore_merges, add_bos;
+} known[] = {
+    {"default", PRETOK_DEFAULT, 0, 0},
+    /* exactly GPT-2's expression */
+    {"gpt-2", PRETOK_GPT2, 0, 0},
+    {"phi-2", PRETOK_GPT2, 0, 0},
+    {"mpt", PRETOK_GPT2, 0, 0},
+    {"olmo", PRETOK_GPT2, 0, 0},
+    {"jais", PRETOK_GPT2, 0, 0},
+    {"exaone4", PRETOK_GPT2, 0, 0},
+    {"gigachat", PRETOK_GPT2, 0, 0},
+    {"a.x-4.0", PRETOK_GPT2, 0, 0},
+    {"mellum", PRETOK_GPT2, 0, 0},
+    {"trillion", PRETOK_GPT2, 0, 0},
+    {"granite-docling", PRETOK_GPT2, 0, 0},
+    {"llama3", PRETOK_LLAMA3, 1, 1},
+    {"llama-v3", PRETOK_LLAMA3, 1, 1},
+    {"llama-bpe", PRETOK_LLAMA3, 1, 1},
+    {"falcon3", PRETOK_LLAMA3, 1, 1},
+    {"falcon-h1", PRETOK_LLAMA3, 1, 1},
+    {"dbrx", PRETOK_LLAMA3, 0, 0},
+    {"smaug-bpe", PRETOK_LLAMA3, 0, 0},
+    {"chatglm-bpe", PRETOK_LLAMA3, 0, 0},
+    {"glm4", PRETOK_LLAMA3, 0, 0},
+    {"qwen2", PRETOK_QWEN2, 0, 0},
+    {"qwen2.5", PRETOK_QWEN2, 0, 0},
+    {"qwen-2.5", PRETOK_QWEN2, 0, 0},
+    {"deepseek-r1-qwen", PRETOK_QWEN2, 0, 0},
+    {"stablelm2", PRETOK_QWEN2, 0, 0},
+    {"megrez", PRETOK_QWEN2, 0, 0},
+    {"hunyuan", PRETOK_QWEN2, 0, 0},
+    {"starcoder", PRETOK_STARCODER, 0, 0},
+    {"refact", PRETOK_STARCODER, 0, 0},
+    {"smollm", PRETOK_STARCODER, 0, 0},
+    {"command-r", PRETOK_STARCODER, 0, 0},
+    {"codeshell", PRETOK_STARCODER, 0, 0},
+    {"exaone", PRETOK_STARCODER, 0, 0},
+    {"minerva-7b", PRETOK_STARCODER, 0, 0},
+    {"falcon", PRETOK_FALCON, 0, 0},
+    {"deepseek-llm", PRETOK_DEEPSEEK_LLM, 0, 0},
+    {"deepseek-coder", PRETOK_DEEPSEEK_CODER, 0, 0},
+    {"gpt-4o", PRETOK_GPT4O, 0, 0},
+    {"llama4", PRETOK_GPT4O, 0, 0},
+    {"kanana2", PRETOK_GPT4O, 0, 0},
+    {"minimax-m2", PRETOK_GPT4O, 0, 0},
+};
 
-pretokenizer_kind pretokenizer_from_name(const char *name, size_t len, int *ignore_merges, int *add_bos)
+int pretokenizer_from_name(const char *name, size_t len, pretokenizer_kind *kind, int *ignore_merges, int *add_bos)
 {
-    static const char *const llama3[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", NULL};
-    static const char *const llama3_rules[] = {"dbrx", "smaug-bpe", "chatglm-bpe", "glm4", NULL};
-    static const char *const qwen2[] = {"qwen2", "qwen2.5", "qwen-2.5", "deepseek-r1-qwen", "stablelm2", "megrez",
-                                        "hunyuan", NULL};
-    static const char *const starcoder[] = {"starcoder", "refact", "smollm", "command-r", "codeshell", "exaone",
-                                            "minerva-7b", NULL};
+    *kind = PRETOK_DEFAULT;
     *ignore_merges = 0;
     *add_bos = 0;
-    if (!name || len == 0 || (len == 7 && memcmp(name, "default", 7) == 0)) return PRETOK_DEFAULT;
-    if (name_is(name, len, llama3)) {
-        *ignore_merges = 1;
-        *add_bos = 1;
-        return PRETOK_LLAMA3;
+    if (!name || len == 0) return 0;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strlen(known[i].name) == len && memcmp(known[i].name, name, len) == 0) {
+            *kind = known[i].kind;
+            *ignore_merges = known[i].ignore_merges;
+            *add_bos = known[i].add_bos;
+            return 0;
+        }
+    return -1;
+}
+
+void pretokenizer_names(char *buf, size_t len)
+{
+    size_t used = 0;
+    if (len == 0) return;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof known / sizeof known[0] && used < len; i++) {
+        int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", known[i].name);
+        if (n < 0) break;
+        used += (size_t)n;
     }
-    if (name_is(name, len, llama3_rules)) return PRETOK_LLAMA3;
-    if (name_is(name, len, qwen2)) return PRETOK_QWEN2;
-    if (name_is(name, len, starcoder)) return PRETOK_STARCODER;
-    if (len == 6 && memcmp(name, "falcon", 6) == 0) return PRETOK_FALCON;
-    if (len == 12 && memcmp(name, "deepseek-llm", 12) == 0) return PRETOK_DEEPSEEK_LLM;
-    if (len == 14 && memcmp(name, "deepseek-coder", 14) == 0) return PRETOK_DEEPSEEK_CODER;
-    return PRETOK_GPT2; /* gpt-2, mpt, olmo, jais, phi-2, ... and anything unknown */
 }

@@ -15,19 +15,24 @@
 
 typedef enum {
     PRETOK_DEFAULT,        /* "default" or missing */
-    PRETOK_GPT2,           /* gpt-2, mpt, olmo, jais, phi-2 and unknown names */
+    PRETOK_GPT2,           /* gpt-2, mpt, olmo, jais, phi-2, ... */
     PRETOK_LLAMA3,         /* llama-bpe, llama3, dbrx, smaug-bpe, chatglm-bpe */
     PRETOK_QWEN2,          /* qwen2, stablelm2, deepseek-r1-qwen, megrez */
     PRETOK_STARCODER,      /* starcoder, refact, smollm, command-r, codeshell, exaone */
     PRETOK_FALCON,         /* falcon */
     PRETOK_DEEPSEEK_LLM,   /* deepseek-llm */
     PRETOK_DEEPSEEK_CODER, /* deepseek-coder */
+    PRETOK_GPT4O,          /* gpt-4o (o200k_base: Phi-4-mini), llama4 */
+    PRETOK_COUNT
 } pretokenizer_kind;
 
-/* Maps a tokenizer.ggml.pre value (NULL = missing) to its rules. Sets
- * *ignore_merges and *add_bos to the pre-tokenizer's defaults (Llama 3
- * looks whole words up before merging and adds BOS). */
-pretokenizer_kind pretokenizer_from_name(const char *name, size_t len, int *ignore_merges, int *add_bos);
+/* Maps a tokenizer.ggml.pre value (NULL = missing: "default") to its rules
+ * in *kind and sets *ignore_merges and *add_bos to the pre-tokenizer's
+ * defaults (Llama 3 looks whole words up before merging and adds BOS).
+ * Returns -1 for a name whose rules are not implemented. */
+int pretokenizer_from_name(const char *name, size_t len, pretokenizer_kind *kind, int *ignore_merges, int *add_bos);
+/* Writes the supported names, comma-separated, into buf[0..len). */
+void pretokenizer_names(char *buf, size_t len);
 
 /* Splits the codepoints cps[0..n) into words. On success returns the word
  * count and sets *ends to a malloc'ed array of each word's end index (the

@@ -369,8 +369,14 @@ int tokenizer_load(tokenizer **out, const gguf_file *f, char *err, size_t errlen
         t->pre = PRETOK_DEFAULT;
     } else {
         int has_pre = gguf_get_str(f, "tokenizer.ggml.pre", &pre) == 0;
-        t->pre = pretokenizer_from_name(has_pre ? pre.ptr : NULL, has_pre ? (size_t)pre.len : 0, &t->ignore_merges,
-                                        &t->add_bos);
+        if (pretokenizer_from_name(has_pre ? pre.ptr : NULL, has_pre ? (size_t)pre.len : 0, &t->pre,
+                                   &t->ignore_merges, &t->add_bos)) {
+            char name[96], names[1024];
+            pretokenizer_names(names, sizeof names);
+            snprintf(err, errlen, "%s: tokenizer.ggml.pre '%s' is not supported (supported: %s)",
+                     f->path, gguf_str_printable(name, sizeof name, pre), names);
+            goto fail;
+        }
         t->bos = 11, t->eos = 11, t->unk = -1;
         if (load_merges(t, f, err, errlen)) goto fail;
     }

@@ -3,11 +3,15 @@
  * vectors: every string of every vocabulary in testdata/vocab (no BOS,
  * specials not parsed), the golden prompts (BOS per the model, specials
  * parsed), decode round trips, and the streaming decoder's UTF-8 guarantee.
+ * Our own vectors in tests/vocab: gpt-4o ids from the reference with a
+ * vocabulary written at test time, and gpt-4o word splits from the
+ * documented expression.
  */
 #include <dirent.h>
 #include <jansson.h>
 
 #include "gguf.h"
+#include "pretokenize.h"
 #include "test.h"
 #include "tokenizer.h"
 #include "unicode.h"
@@ -117,20 +121,18 @@ static char *decode_all(const tokenizer *t, const int32_t *ids, int n, size_t *l
     return out;
 }
 
-static void test_vocab_file(void)
+/* Encodes every string of inp_path with the vocabulary at gguf_path and
+ * compares with the ids of out_path. */
+static void check_vocab_vectors(const char *gguf_path, const char *inp_path, const char *out_path, int add_bos,
+                                int parse_special)
 {
-    char rel[256], path[1100];
-    snprintf(rel, sizeof rel, "vocab/%.200s", cur_vocab);
-    const char *gguf_path = test_data_path(rel);
-    snprintf(path, sizeof path, "%.1000s.inp", gguf_path);
-    char *inp = test_read_file(path, NULL);
-    snprintf(path, sizeof path, "%.1000s.out", gguf_path);
-    char *out = test_read_file(path, NULL);
+    char *inp = test_read_file(inp_path, NULL);
+    char *out = test_read_file(out_path, NULL);
     loaded_vocab v;
     if (!inp || !out) {
         free(inp);
         free(out);
-        SKIP("missing %s.inp/.out", cur_vocab);
+        SKIP("missing %s or %s", inp_path, out_path);
     }
     REQUIRE(load_vocab(&v, gguf_path) == 0, "cannot load %s", gguf_path);
     cur_is_spm = tokenizer_find(v.tok, "\xE2\x96\x81") >= 0 && tokenizer_find(v.tok, "<0x0A>") >= 0;
@@ -144,7 +146,7 @@ static void test_vocab_file(void)
         if (!line_end) line_end = line + strlen(line);
         int n_exp = parse_id_line(line, line_end, expected, 1024);
         int32_t *ids = NULL;
-        int n = encode_all(v.tok, s, (size_t)(sep - s), 0, 0, &ids);
+        int n = encode_all(v.tok, s, (size_t)(sep - s), add_bos, parse_special, &ids);
         int same = n == n_exp && n_exp <= 1024 && (n == 0 || memcmp(ids, expected, (size_t)n * sizeof *ids) == 0);
         if (!same && n_failed++ == 0) {
             char got[512], want[512];
@@ -154,7 +156,7 @@ static void test_vocab_file(void)
         }
         /* decoding gives back the text (SPM: behind the space it prepends) */
         size_t dec_len;
-        char *dec = same ? decode_all(v.tok, ids, n, &dec_len) : NULL;
+        char *dec = same && !add_bos && !parse_special ? decode_all(v.tok, ids, n, &dec_len) : NULL;
         if (dec) {
             const char *want_text = s;
             size_t want_len = (size_t)(sep - s);
@@ -172,13 +174,101 @@ static void test_vocab_file(void)
         s = sep + strlen(SEPARATOR);
         line = *line_end ? line_end + 1 : line_end;
     }
-    EXPECT(n_strings > 0, "no test strings in %s.inp", cur_vocab);
+    EXPECT(n_strings > 0, "no test strings in %s", inp_path);
     EXPECT(*line == 0, "more .out lines than strings");
     EXPECT(n_failed == 0, "%d of %d strings differ", n_failed, n_strings);
-    printf("# %s: %d strings, %d mismatches\n", cur_vocab, n_strings, n_failed);
+    printf("# %s: %d strings, %d mismatches\n", inp_path, n_strings, n_failed);
     unload_vocab(&v);
     free(inp);
     free(out);
+}
+
+static void test_vocab_file(void)
+{
+    char rel[256], inp[1100], out[1100];
+    snprintf(rel, sizeof rel, "vocab/%.200s", cur_vocab);
+    const char *gguf_path = test_data_path(rel);
+    snprintf(inp, sizeof inp, "%.1000s.inp", gguf_path);
+    snprintf(out, sizeof out, "%.1000s.out", gguf_path);
+    check_vocab_vectors(gguf_path, inp, out, 0, 0);
+}
+
+/* The gpt-4o pre-tokenizer against the reference: tests/vocab/gpt-4o.out
+ * holds the ids ik_llama.cpp's llama-tokenize gave for each string of
+ * gpt-4o.inp with the vocabulary tests/tools/gen_vocab.py writes, which
+ * this test writes again (it needs python3 with the gguf package). */
+static void test_gpt4o_reference_ids(void)
+{
+    char dir[] = "/tmp/prbot-vocab-XXXXXX", path[64], cmd[256];
+    REQUIRE(mkdtemp(dir), "cannot make a temporary directory");
+    snprintf(path, sizeof path, "%s/gpt-4o.gguf", dir);
+    snprintf(cmd, sizeof cmd,
+             "python3 tests/tools/gen_vocab.py --pre gpt-4o --corpus tests/vocab/gpt-4o.inp --out '%s' 2>/dev/null",
+             path);
+    int rc = system(cmd);
+    if (rc != 0) {
+        rmdir(dir);
+        SKIP("tests/tools/gen_vocab.py could not write the vocabulary (python3 with the gguf package?)");
+    }
+    check_vocab_vectors(path, "tests/vocab/gpt-4o.inp", "tests/vocab/gpt-4o.out", 0, 0);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Appends the codepoints of s[0..len) to cps (cap entries); returns the count. */
+static size_t decode_cps(const char *s, size_t len, uint32_t *cps, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n < cap;) i += utf8_decode(s + i, len - i, &cps[n++]);
+    return n;
+}
+
+/* engine/pretokenize.c's gpt-4o rule against the documented expression as
+ * Python's regex module splits it (tests/tools/gen_splits.py wrote the file:
+ * the reference strings and random ones over every class the rule tells
+ * apart). */
+static void test_gpt4o_documented_splits(void)
+{
+    char *all = test_read_file("tests/vocab/gpt-4o.splits.jsonl", NULL);
+    REQUIRE(all, "cannot read tests/vocab/gpt-4o.splits.jsonl");
+    int n_lines = 0, n_failed = 0;
+    for (char *line = all, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl) nl = line + strlen(line) - 1;
+        json_error_t jerr;
+        json_t *o = json_loadb(line, (size_t)(nl - line), 0, &jerr);
+        REQUIRE(o, "line %d: %s", n_lines + 1, jerr.text);
+        const char *text = json_string_value(json_object_get(o, "text"));
+        size_t text_len = json_string_length(json_object_get(o, "text"));
+        json_t *words = json_object_get(o, "words");
+        REQUIRE(text && json_is_array(words), "line %d: no text or words", n_lines + 1);
+        uint32_t cps[256], want[256];
+        size_t n = decode_cps(text, text_len, cps, 256), n_want = 0, end = 0;
+        for (size_t k = 0; k < json_array_size(words) && n_want < 256; k++) {
+            json_t *w = json_array_get(words, k);
+            uint32_t scratch[256];
+            end += decode_cps(json_string_value(w), json_string_length(w), scratch, 256);
+            want[n_want++] = (uint32_t)end;
+        }
+        size_t *ends = NULL;
+        int got = pretokenize(PRETOK_GPT4O, cps, n, &ends);
+        int same = got == (int)n_want;
+        for (int k = 0; same && k < got; k++) same = ends[k] == want[k];
+        if (!same && n_failed++ < 3) {
+            char g[512] = "", w[512] = "";
+            size_t gu = 0, wu = 0;
+            for (int k = 0; k < got && gu + 12 < sizeof g; k++) gu += (size_t)snprintf(g + gu, sizeof g - gu, " %zu", ends[k]);
+            for (size_t k = 0; k < n_want && wu + 12 < sizeof w; k++)
+                wu += (size_t)snprintf(w + wu, sizeof w - wu, " %u", want[k]);
+            EXPECT(0, "line %d (\"%s\"): word ends%s, want%s", n_lines + 1, escaped(text, text_len), g, w);
+        }
+        free(ends);
+        json_decref(o);
+        n_lines++;
+    }
+    free(all);
+    EXPECT(n_lines > 400, "only %d lines", n_lines);
+    EXPECT(n_failed == 0, "%d of %d strings split differently", n_failed, n_lines);
 }
 
 static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -545,6 +635,8 @@ int main(void)
 {
     TEST_RUN(test_unicode_classes);
     run_vocab_tests();
+    TEST_RUN(test_gpt4o_documented_splits);
+    TEST_RUN(test_gpt4o_reference_ids);
     run_golden_tests();
     TEST_RUN(test_stream_spm_byte_fallback);
     TEST_RUN(test_stream_bpe_split_characters);

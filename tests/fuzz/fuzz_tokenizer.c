@@ -7,14 +7,18 @@
  * an option byte (which vocabulary, BOS, special tokens), then the text.
  * Checked: every id is in the vocabulary; the ids decoded through the
  * stream, as generation streams them, give valid UTF-8 and no more bytes
- * than the pieces hold (each byte may become a 3-byte U+FFFD).
+ * than the pieces hold (each byte may become a 3-byte U+FFFD). The text's
+ * codepoints are also split by every pre-tokenizer, whether or not a test
+ * vocabulary uses it (gpt-4o's has none there): the words must tile the text.
  */
 #include "fuzz.h" /* first: it defines _GNU_SOURCE */
 
 #include <dirent.h>
 
 #include "../../engine/gguf.h"
+#include "../../engine/pretokenize.h"
 #include "../../engine/tokenizer.h"
+#include "../../engine/unicode.h"
 
 #define MAX_VOCABS 32
 
@@ -54,11 +58,31 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* Every pre-tokenizer's words are non-empty and end at the text's end. */
+static void check_pretokenizers(const char *s, size_t len)
+{
+    uint32_t *cps = malloc((len ? len : 1) * sizeof *cps);
+    FUZZ_CHECK(cps, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < len;) i += utf8_decode(s + i, len - i, &cps[n++]);
+    for (int kind = 0; kind < PRETOK_COUNT; kind++) {
+        size_t *ends;
+        int words = pretokenize((pretokenizer_kind)kind, cps, n, &ends);
+        FUZZ_CHECK(words >= 0, "pretokenize %d failed", kind);
+        for (int w = 0; w < words; w++)
+            FUZZ_CHECK(ends[w] > (w ? ends[w - 1] : 0) && ends[w] <= n, "pre-tokenizer %d: bad word end", kind);
+        FUZZ_CHECK(words == 0 ? n == 0 : ends[words - 1] == n, "pre-tokenizer %d: words do not cover the text", kind);
+        free(ends);
+    }
+    free(cps);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_input in = {data, size};
     unsigned opts = fuzz_take_byte(&in);
     const tokenizer *t = vocabs[(opts >> 2) % (unsigned)n_vocabs];
+    check_pretokenizers((const char *)in.p, in.n);
     int32_t small[256], *ids = small;
     int n = tokenizer_encode(t, (const char *)in.p, in.n, opts & 1, opts & 2, ids, 256);
     FUZZ_CHECK(n >= 0, "encode failed");
