@@ -7,7 +7,8 @@
  *     out of the text first, longest token first, each one splitting every
  *     remaining plain-text fragment at its leftmost non-overlapping matches.
  *     Without parse_special only user-defined tokens are cut (the reference
- *     tokenizer always pre-splits those).
+ *     tokenizer always pre-splits those). Phi-3 models drop the whitespace
+ *     after their special tokens (mark_rstrip_specials).
  *  2. Each plain fragment is tokenized on its own:
  *     - SPM ("llama"): spaces become U+2581 (plus one in front when the
  *       fragment starts the text or follows a special token), the text is
@@ -69,6 +70,7 @@ struct tokenizer {
     /* special tokens, longest text first */
     int32_t *specials;
     int n_specials;
+    uint8_t *rstrip; /* NULL, or per token: whitespace after it in the text is dropped */
     int32_t bos, eos, eot, unk;
     int add_bos, add_space_prefix, ignore_merges;
     pretokenizer_kind pre;
@@ -322,6 +324,38 @@ static int compare_special(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Phi-3 models strip the whitespace that follows their special tokens
+ * (rstrip in their tokenizer.json): "<|user|>\nHi" is <|user|> Hi. The
+ * reference engine gives this to every special token but <unk>, <s> and
+ * <|endoftext|> when general.name contains "phi-3" or "phi3" in any case,
+ * and so must we, or a Phi-3 prompt gets a newline token after every role
+ * marker that the model never saw there. Phi-3.5 and Phi-4 files are named
+ * differently and keep their whitespace in the reference too. */
+static int mark_rstrip_specials(tokenizer *t, const gguf_file *f)
+{
+    gguf_str name;
+    char lower[256];
+    if (gguf_get_str(f, "general.name", &name)) return 0;
+    size_t n = name.len < sizeof lower - 1 ? (size_t)name.len : sizeof lower - 1;
+    for (size_t i = 0; i < n; i++) {
+        char c = name.ptr[i];
+        lower[i] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+    }
+    lower[n] = 0;
+    if (!strstr(lower, "phi-3") && !strstr(lower, "phi3")) return 0;
+    t->rstrip = calloc((size_t)t->n_vocab, 1);
+    if (!t->rstrip) return -1;
+    for (int i = 0; i < t->n_specials; i++) t->rstrip[t->specials[i]] = 1;
+    static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+    for (size_t k = 0; k < sizeof keep / sizeof keep[0]; k++) {
+        int32_t id = token_lookup(t, keep[k], strlen(keep[k]));
+        if (id >= 0) t->rstrip[id] = 0;
+    }
+    int32_t eos_text = token_lookup(t, "</s>", 4);
+    if (eos_text >= 0) t->rstrip[eos_text] = 1;
+    return 0;
+}
+
 /* Control, user-defined and unknown tokens, longest text first. */
 static int collect_specials(tokenizer *t)
 {
@@ -373,8 +407,8 @@ int tokenizer_load(tokenizer **out, const gguf_file *f, char *err, size_t errlen
                                    &t->ignore_merges, &t->add_bos)) {
             char name[96], names[1024];
             pretokenizer_names(names, sizeof names);
-            snprintf(err, errlen, "%s: tokenizer.ggml.pre '%s' is not supported (supported: %s)",
-                     f->path, gguf_str_printable(name, sizeof name, pre), names);
+            err_set(err, errlen, "%s: tokenizer.ggml.pre '%s' is not supported (supported: %s)",
+                    f->path, gguf_str_printable(name, sizeof name, pre), names);
             goto fail;
         }
         t->bos = 11, t->eos = 11, t->unk = -1;
@@ -391,7 +425,7 @@ int tokenizer_load(tokenizer **out, const gguf_file *f, char *err, size_t errlen
     read_flag(f, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix);
     init_byte_maps(t);
     mark_end_of_generation(t);
-    if (collect_specials(t)) {
+    if (collect_specials(t) || mark_rstrip_specials(t, f)) {
         err_set(err, errlen, "out of memory loading the tokenizer");
         goto fail;
     }
@@ -414,6 +448,7 @@ void tokenizer_free(tokenizer *t)
     free(t->attr);
     free(t->eog);
     free(t->specials);
+    free(t->rstrip);
     free(t);
 }
 
@@ -738,6 +773,8 @@ static int split_on_token(const tokenizer *t, const char *text, int32_t id, frag
             if (!hit) break;
             if (fragment_push(next, (fragment){at, tn, id})) return -1;
             pos = at + tn;
+            if (t->rstrip && t->rstrip[id])
+                while (pos < end && (text[pos] == ' ' || (text[pos] >= '\t' && text[pos] <= '\r'))) pos++;
         }
     }
     fragment_list swap = *cur;

@@ -4,8 +4,8 @@
  * specials not parsed), the golden prompts (BOS per the model, specials
  * parsed), decode round trips, and the streaming decoder's UTF-8 guarantee.
  * Our own vectors in tests/vocab: gpt-4o ids from the reference with a
- * vocabulary written at test time, and gpt-4o word splits from the
- * documented expression.
+ * vocabulary written at test time, gpt-4o word splits from the documented
+ * expression, and Phi-3 chat prompts (special tokens' rstrip).
  */
 #include <dirent.h>
 #include <jansson.h>
@@ -238,6 +238,17 @@ static void test_gpt4o_reference_ids(void)
     check_vocab_vectors(path, "tests/vocab/gpt-4o.inp", "tests/vocab/gpt-4o.out", 0, 0, deviates);
     unlink(path);
     rmdir(dir);
+}
+
+/* Phi-3 chat prompts, BOS added and special tokens parsed, against the ids
+ * ik_llama.cpp's llama-tokenize gave with the Phi-3 vocabulary (general.name
+ * "Phi3": whitespace after the special tokens is dropped, see
+ * mark_rstrip_specials in engine/tokenizer.c). */
+static void test_phi3_chat_rstrip(void)
+{
+    const char *gguf_path = test_data_path("vocab/ggml-vocab-phi-3.gguf");
+    if (access(gguf_path, R_OK) != 0) SKIP("no %s", gguf_path);
+    check_vocab_vectors(gguf_path, "tests/vocab/phi-3-chat.inp", "tests/vocab/phi-3-chat.out", 1, 1, NULL);
 }
 
 /* Appends the codepoints of s[0..len) to cps (cap entries); returns the count. */
@@ -662,6 +673,7 @@ int main(void)
     run_vocab_tests();
     TEST_RUN(test_gpt4o_documented_splits);
     TEST_RUN(test_gpt4o_reference_ids);
+    TEST_RUN(test_phi3_chat_rstrip);
     run_golden_tests();
     TEST_RUN(test_stream_spm_byte_fallback);
     TEST_RUN(test_stream_bpe_split_characters);
