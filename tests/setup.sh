@@ -25,9 +25,12 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 packages=(build-essential pkg-config git python3 python3-pip unzip ca-certificates
           libcurl4-openssl-dev libjansson-dev libgit2-dev libopenblas-dev libmicrohttpd-dev)
-# What only the test suite wants: ARM64 kernel tests under qemu. Optional: if a
-# mirror lacks them, tests/test_aarch64.sh says so and skips.
+# What only the test suite wants: the engine's ARM64 tests under qemu (the
+# kernels, and the golden suite, which links the arm64 jansson and OpenBLAS of
+# Debian's multiarch). Optional: if a mirror lacks them, tests/test_aarch64.sh
+# says so and skips.
 test_packages=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+test_arm64_libs=(libjansson-dev:arm64 libopenblas-dev:arm64)
 # `make fuzz` (tests/fuzz): clang and its runtimes, libFuzzer's among them
 # (libclang-rt-dev is the distribution's current libclang-rt-N-dev).
 fuzz_packages=(clang libclang-rt-dev)
@@ -51,7 +54,20 @@ missing=($(missing_of "${packages[@]}"))
 if [ "${1:-}" = --test ]; then
     missing=($(missing_of "${test_packages[@]}"))
     [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}" ||
-        echo "setup: could not install ${missing[*]}; the ARM64 kernel tests will be skipped" >&2
+        echo "setup: could not install ${missing[*]}; the ARM64 tests under qemu will be skipped" >&2
+    missing=($(missing_of "${test_arm64_libs[@]}"))
+    if [ ${#missing[@]} -gt 0 ]; then
+        added_arm64=0
+        if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+            $SUDO dpkg --add-architecture arm64 && apt_updated=0 added_arm64=1
+        fi
+        if ! apt_install "${missing[@]}"; then
+            # A mirror without arm64 packages (Ubuntu keeps them on ports.ubuntu.com) would
+            # make every later apt-get update fail: leave the machine as it was.
+            if [ "$added_arm64" = 1 ]; then $SUDO dpkg --remove-architecture arm64 && apt_updated=0 || true; fi
+            echo "setup: could not install ${missing[*]}; the ARM64 golden suite will be skipped" >&2
+        fi
+    fi
 fi
 if [ "${1:-}" = --test ] || [ "${1:-}" = --fuzz ]; then
     missing=($(missing_of "${fuzz_packages[@]}"))

@@ -1,29 +1,88 @@
 #!/usr/bin/env bash
-# test_aarch64.sh - the engine's kernel tests built for ARM64 and run under
-# qemu, so the NEON kernels and the scalar fallbacks of a non-x86 build are
-# checked against their references too (runners may be ARM). Needs
-# aarch64-linux-gnu-gcc and qemu-aarch64 (tests/setup.sh installs them);
-# skips with a reason when they are missing. Result names get an "aarch64:"
-# prefix.
+# test_aarch64.sh - the engine built for ARM64 and run under qemu, so that an
+# ARM runner's answers are checked to be x86's: the kernel tests (NEON kernels
+# and the scalar fallbacks against their references) and the golden suite
+# (every golden model's prompt tokens, batch logits and greedy text, on the
+# ARM64 kernel table). Needs aarch64-linux-gnu-gcc, qemu-aarch64 and the arm64
+# jansson and OpenBLAS the engine links (tests/setup.sh installs them); skips
+# with a reason when they are missing. Result names get an "aarch64:" prefix.
+#
+# Budget: qemu runs this code many times slower than the host, so the golden
+# suite runs with --goldens-only (the decode-vs-batch and thread-count checks
+# test engine invariants that do not depend on the ISA and run natively in
+# test_golden). The sanitizer run (make test-asan sets PRBOT_AARCH64_TESTS=0)
+# skips it all: this cross build has no sanitizers, so it would only repeat
+# make test's run.
+#
+# The goldens of the models gen_model writes at test time (tests/golden/) were
+# computed from the files the native gen_model writes, so test_golden runs the
+# native one ($TOOL_BIN_DIR, as make test builds it) through system(): qemu-user
+# hands the exec of an x86 program to the host kernel. A gen_model built for
+# ARM64 could round a weight differently (fused multiply-adds) and write
+# another model than the one the goldens describe.
 source "$(dirname "$0")/lib.sh"
 cc=aarch64-linux-gnu-gcc
+libdir=/usr/lib/aarch64-linux-gnu
+if [ "${PRBOT_AARCH64_TESTS:-1}" = 0 ]; then
+    skip aarch64 "PRBOT_AARCH64_TESTS=0 (the sanitizer run; make test runs these)"
+    exit 0
+fi
 if ! command -v "$cc" >/dev/null || ! command -v qemu-aarch64 >/dev/null; then
     skip aarch64_kernels "no $cc or qemu-aarch64 (apt-get install gcc-aarch64-linux-gnu qemu-user)"
     exit 0
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-# what the kernel tests link: the types and the kernels (the rest of the engine uses OpenBLAS,
-# which the cross toolchain does not carry)
-sources=(engine/quant.c engine/kernels/*.c)
-for t in test_kernels test_gemm test_attention test_quant; do
-    if ! "$cc" -std=gnu11 -O2 -march=armv8.2-a+dotprod -pthread -Itests -Iengine -o "$out/$t" "tests/$t.c" \
-        "${sources[@]}" -lm 2>"$out/$t.err"; then
-        fail "aarch64_build_$t" "$(head -c 300 "$out/$t.err")"
-        continue
+flags=(-std=gnu11 -O2 -march=armv8.2-a+dotprod -pthread -fno-strict-aliasing -Itests -Iengine
+       -I/usr/include/aarch64-linux-gnu/openblas-pthread)
+
+# run NAME BINARY ARGS...: the program under qemu, its result names prefixed.
+# OpenBLAS on one thread: under qemu its thread pool's start-up spins without returning.
+run() {
+    local name=$1; shift
+    OPENBLAS_NUM_THREADS=1 qemu-aarch64 -L /usr/aarch64-linux-gnu "$@" | sed -E 's/^(ok|FAIL|skip) /\1 aarch64:/'
+    local rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 0 ] || echo "FAIL aarch64:$name: exited with status $rc"
+}
+
+# build NAME SOURCES... LIBS...: one test program; prints its build result
+build() {
+    local name=$1; shift
+    if "$cc" "${flags[@]}" -o "$out/$name" "$@" -lm 2>"$out/$name.err"; then
+        ok "aarch64_build_$name"
+    else
+        fail "aarch64_build_$name" "$(head -c 300 "$out/$name.err")"
+        return 1
     fi
-    ok "aarch64_build_$t"
-    qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/$t" | sed -E 's/^(ok|FAIL|skip) /\1 aarch64:/'
-    rc=${PIPESTATUS[0]}
-    [ "$rc" -eq 0 ] || echo "FAIL aarch64:$t: exited with status $rc"
+}
+
+# The kernel tests link the types and the kernels only.
+kernel_sources=(engine/quant.c engine/kernels/*.c)
+for t in test_kernels test_gemm test_attention test_quant; do
+    build "$t" "tests/$t.c" "${kernel_sources[@]}" && run "$t" "$out/$t"
 done
+
+# The golden suite links the whole engine (OpenBLAS, jansson for the golden files).
+if [ ! -e "$libdir/libjansson.so" ] || { [ ! -e "$libdir/libopenblas.so" ] && [ ! -e "$libdir/openblas-pthread/libopenblas.so" ]; }; then
+    skip aarch64_golden "no arm64 libjansson-dev / libopenblas-dev (dpkg --add-architecture arm64; apt-get install libjansson-dev:arm64 libopenblas-dev:arm64)"
+    exit 0
+fi
+mkdir -p "$out/obj"
+compile() { "$cc" "${flags[@]}" -c "$1" -o "$2" 2>>"$out/engine.err" || echo "$1" >>"$out/engine.failed"; }
+objs=()
+for src in engine/*.c engine/kernels/*.c; do
+    objs+=("$out/obj/${src//\//_}.o")
+    compile "$src" "${objs[-1]}" &
+    [ $((${#objs[@]} % 2)) -ne 0 ] || wait # two compilers at a time, the machine's cores
+done
+wait
+if [ -s "$out/engine.failed" ]; then
+    fail aarch64_build_engine "$(tr '\n' ' ' <"$out/engine.failed"): $(head -c 300 "$out/engine.err")"
+    exit 0
+fi
+ok aarch64_build_engine
+export TOOL_BIN_DIR="${TOOL_BIN_DIR:-$PWD/build/tools}"
+if [ ! -x "$TOOL_BIN_DIR/gen_model" ]; then
+    fail aarch64_golden_generated "no native $TOOL_BIN_DIR/gen_model to write the generated models (make tests-build)"
+fi
+build test_golden tests/test_golden.c "${objs[@]}" -ljansson -lopenblas && run test_golden "$out/test_golden" --goldens-only
