@@ -248,6 +248,7 @@ int main(void)
     const struct { kernel_isa isa; const char *name; } isas[] = {
         {ISA_SCALAR, "attention_scalar"}, {ISA_AVX2, "attention_avx2"}, {ISA_AVX512, "attention_avx512"},
         {ISA_AVX512VNNI, "attention_avx512vnni"}, {ISA_NEON, "attention_neon"},
+        {ISA_NEONDOT, "attention_neondot"},
     };
     for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
         isa_under_test = isas[i].isa;
@@ -256,7 +257,7 @@ int main(void)
     const struct { kernel_isa isa; const char *name; } rows_isas[] = {
         {ISA_SCALAR, "attention_decode_scalar"}, {ISA_AVX2, "attention_decode_avx2"},
         {ISA_AVX512, "attention_decode_avx512"}, {ISA_AVX512VNNI, "attention_decode_avx512vnni"},
-        {ISA_NEON, "attention_decode_neon"},
+        {ISA_NEON, "attention_decode_neon"}, {ISA_NEONDOT, "attention_decode_neondot"},
     };
     for (size_t i = 0; i < sizeof rows_isas / sizeof *rows_isas; i++) {
         isa_under_test = rows_isas[i].isa;
@@ -265,7 +266,7 @@ int main(void)
     const struct { kernel_isa isa; const char *name; } block_isas[] = {
         {ISA_SCALAR, "attention_block_scalar"}, {ISA_AVX2, "attention_block_avx2"},
         {ISA_AVX512, "attention_block_avx512"}, {ISA_AVX512VNNI, "attention_block_avx512vnni"},
-        {ISA_NEON, "attention_block_neon"},
+        {ISA_NEON, "attention_block_neon"}, {ISA_NEONDOT, "attention_block_neondot"},
     };
     for (size_t i = 0; i < sizeof block_isas / sizeof *block_isas; i++) {
         isa_under_test = block_isas[i].isa;

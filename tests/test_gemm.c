@@ -403,8 +403,8 @@ static void test_gemm_coverage(void)
 
 int main(void)
 {
-    static const kernel_isa isas[] = {ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_NEON};
-    static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon"};
+    static const kernel_isa isas[] = {ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_NEON, ISA_NEONDOT};
+    static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot"};
     TEST_RUN(test_gemm_coverage);
     for (size_t k = 0; k < N_TYPES; k++) {
         cur_type = all_types[k];

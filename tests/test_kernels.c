@@ -365,10 +365,16 @@ static void test_detection_matches_compiler(void)
     EXPECT((kernels_fill(&t, ISA_AVX512) == 0) == avx512, "avx512 detection disagrees (compiler says %d)", avx512);
     EXPECT((kernels_fill(&t, ISA_AVX512VNNI) == 0) == vnni, "vnni detection disagrees (compiler says %d)", vnni);
     EXPECT(kernels_fill(&t, ISA_NEON) == -1, "neon claimed on x86");
+    EXPECT(kernels_fill(&t, ISA_NEONDOT) == -1, "neondot claimed on x86");
 #elif defined(__aarch64__)
     kernel_table t;
     EXPECT(kernels_fill(&t, ISA_NEON) == 0, "neon not available on aarch64");
     EXPECT(kernels_fill(&t, ISA_AVX2) == -1, "avx2 claimed on aarch64");
+    /* tests/test_aarch64.sh runs this under emulated CPUs with and without the dot-product extension */
+    const char *dotprod = getenv("PRBOT_TEST_DOTPROD");
+    if (dotprod)
+        EXPECT((kernels_fill(&t, ISA_NEONDOT) == 0) == (atoi(dotprod) != 0),
+               "neondot detection disagrees (the emulated CPU has dotprod: %s)", dotprod);
 #else
     SKIP("no SIMD ISA for this architecture");
 #endif
@@ -393,8 +399,8 @@ static void test_cap(void)
 
 int main(void)
 {
-    static const kernel_isa isas[] = {ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_NEON};
-    static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon"};
+    static const kernel_isa isas[] = {ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_NEON, ISA_NEONDOT};
+    static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot"};
     TEST_RUN(test_scalar_table_is_the_reference);
     TEST_RUN(test_detection_matches_compiler);
     TEST_RUN(test_cap);
@@ -402,9 +408,9 @@ int main(void)
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         cur_isa = isas[i];
 #if defined(__x86_64__)
-        if (cur_isa == ISA_NEON) continue;
+        if (cur_isa >= ISA_NEON) continue;
 #else
-        if (cur_isa != ISA_NEON) continue;
+        if (cur_isa < ISA_NEON) continue;
 #endif
         char name[80];
         for (size_t k = 0; k < N_TYPES; k++) {

@@ -9,9 +9,13 @@
  * An installer only runs after the check said yes; on builds for another
  * architecture the installers are empty functions and kernels_fill says -1.
  *
- * kernels_set_cap("scalar"|"avx2"|"avx512"|"avx512vnni"|"neon") caps the level
- * (for tests, benchmarks and bug hunts; prbot takes it from PRBOT_ISA through
- * engine_set_isa); it can never raise it above what the CPU has.
+ * On AArch64 the kernel says (getauxval(AT_HWCAP)) whether the CPU has the
+ * dot-product extension: "neondot" then, else "neon".
+ *
+ * kernels_set_cap("scalar"|"avx2"|"avx512"|"avx512vnni"|"neon"|"neondot")
+ * caps the level (for tests, benchmarks and bug hunts; prbot takes it from
+ * PRBOT_ISA through engine_set_isa); it can never raise it above what the CPU
+ * has. An ARM name caps nothing on x86; an x86 name leaves ARM the scalar code.
  */
 #include "kernels.h"
 
@@ -21,11 +25,16 @@
 
 #if defined(__x86_64__)
 #include <cpuid.h>
+#elif defined(__aarch64__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20) /* the Linux UAPI value, for older headers */
+#endif
 #endif
 
 kernel_table kernels;
 
-static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon"};
+static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot"};
 
 #if defined(__x86_64__)
 static uint64_t read_xcr0(void)
@@ -57,7 +66,11 @@ static int cpu_has_isa(kernel_isa isa)
     return 0;
 }
 #elif defined(__aarch64__)
-static int cpu_has_isa(kernel_isa isa) { return isa == ISA_NEON; } /* NEON is architectural on aarch64 */
+static int cpu_has_isa(kernel_isa isa)
+{
+    if (isa == ISA_NEON) return 1; /* NEON is architectural on aarch64 */
+    return isa == ISA_NEONDOT && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+}
 #else
 static int cpu_has_isa(kernel_isa isa) { (void)isa; return 0; }
 #endif
@@ -85,7 +98,7 @@ static void fill_scalar(kernel_table *t)
 
 int kernels_fill(kernel_table *t, kernel_isa isa)
 {
-    if (isa < ISA_SCALAR || isa > ISA_NEON) return -1;
+    if (isa < ISA_SCALAR || isa > ISA_NEONDOT) return -1;
     if (isa != ISA_SCALAR && !cpu_has_isa(isa)) return -1;
     fill_scalar(t);
     switch (isa) {
@@ -106,7 +119,8 @@ int kernels_fill(kernel_table *t, kernel_isa isa)
         kernels_install_gemm_avx512(t, isa == ISA_AVX512VNNI);
         break;
     case ISA_NEON:
-        kernels_install_neon(t);
+    case ISA_NEONDOT:
+        kernels_install_neon(t, isa == ISA_NEONDOT);
         break;
     }
     if (isa != ISA_SCALAR) kernels_drop_scalar_gemm(t); /* NULL: callers loop over the SIMD vec_dot */
@@ -114,16 +128,18 @@ int kernels_fill(kernel_table *t, kernel_isa isa)
     return 0;
 }
 
-/* The highest ISA kernels_init may choose; ISA_NEON (the last) caps nothing. */
-static kernel_isa isa_cap = ISA_NEON;
+/* The highest ISA kernels_init may choose; ISA_NEONDOT (the last) caps nothing. */
+static kernel_isa isa_cap = ISA_NEONDOT;
+
+static int is_arm(kernel_isa isa) { return isa >= ISA_NEON; }
 
 int kernels_set_cap(const char *name)
 {
     if (!name || !*name) {
-        isa_cap = ISA_NEON;
+        isa_cap = ISA_NEONDOT;
         return 0;
     }
-    for (int i = 0; i <= ISA_NEON; i++)
+    for (int i = 0; i <= ISA_NEONDOT; i++)
         if (strcmp(name, isa_names[i]) == 0) {
             isa_cap = (kernel_isa)i;
             return 0;
@@ -133,14 +149,14 @@ int kernels_set_cap(const char *name)
 
 static void kernels_init_once(void)
 {
-    static const kernel_isa best_first[] = {ISA_NEON, ISA_AVX512VNNI, ISA_AVX512, ISA_AVX2};
+    static const kernel_isa best_first[] = {ISA_NEONDOT, ISA_NEON, ISA_AVX512VNNI, ISA_AVX512, ISA_AVX2};
     const kernel_isa cap = isa_cap;
     kernel_table chosen;
     fill_scalar(&chosen);
     for (size_t i = 0; i < sizeof best_first / sizeof best_first[0]; i++) {
         kernel_isa isa = best_first[i];
-        /* "neon" caps nothing on x86 and the x86 names cap nothing on arm: only compare within a family */
-        int allowed = isa == ISA_NEON ? (cap == ISA_NEON) : (cap == ISA_NEON || isa <= cap);
+        /* an arm name caps nothing on x86; an x86 name leaves arm the scalar code */
+        int allowed = is_arm(isa) ? (is_arm(cap) && isa <= cap) : (is_arm(cap) || isa <= cap);
         if (allowed && kernels_fill(&chosen, isa) == 0) break;
     }
     kernels = chosen;

@@ -13,7 +13,7 @@
 #include "../quant.h"
 
 typedef struct {
-    const char *isa; /* "scalar", "avx2", "avx512", "avx512vnni", "neon" */
+    const char *isa; /* "scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot" */
     vec_dot_fn vec_dot[QT_COUNT];
     quantize_act_fn quantize_act[3]; /* indexed by act_format; [ACT_F32] unused */
     /* Matrix-matrix product for prefill: for r < n_rows, a < n_act:
@@ -86,11 +86,13 @@ extern kernel_table kernels;
 #define GELU_Z_LINEAR 1.5957691216057308f
 #define GELU_Z_CUBIC 0.071354816f
 
-typedef enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_AVX512VNNI = 3, ISA_NEON = 4 } kernel_isa;
+/* ISA_NEONDOT: NEON with the dot-product extension (SDOT). */
+typedef enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_AVX512VNNI = 3, ISA_NEON = 4, ISA_NEONDOT = 5 } kernel_isa;
 
 /* Caps the level kernels_init chooses at the ISA named "scalar", "avx2",
- * "avx512", "avx512vnni" or "neon" (NULL or "" = no cap); only calls before
- * the first kernels_init count. Returns -1, changing nothing, on another name. */
+ * "avx512", "avx512vnni", "neon" or "neondot" (NULL or "" = no cap); only
+ * calls before the first kernels_init count. Returns -1, changing nothing, on
+ * another name. */
 int kernels_set_cap(const char *name);
 /* Fills `kernels` for the best ISA the CPU has, up to the cap. Idempotent. */
 void kernels_init(void);
@@ -100,7 +102,7 @@ int kernels_fill(kernel_table *t, kernel_isa isa);
 /* Per-ISA installers, each only overriding the entries it implements. */
 void kernels_install_avx2(kernel_table *t);
 void kernels_install_avx512(kernel_table *t, int vnni);
-void kernels_install_neon(kernel_table *t);
+void kernels_install_neon(kernel_table *t, int dotprod);
 /* Matrix-matrix (prefill) entries: scalar wrappers of vec_dot_ref for every
  * type, and the SIMD tiles (engine/kernels/gemm_*.c) for the types they cover. */
 void kernels_install_gemm_ref(kernel_table *t);
