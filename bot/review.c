@@ -312,12 +312,20 @@ static int count_tokens(void *user, const char *text, size_t len)
 static char *format_chat(void *user, const char *system, const char *user_msg)
 {
     token_counter *tc = user;
-    engine_chat_msg msgs[2];
-    int n = 0;
-    if (system) msgs[n++] = (engine_chat_msg){"system", system};
-    msgs[n++] = (engine_chat_msg){"user", user_msg};
+    /* the diff, title and body in these texts are the pull request's: its
+     * "<|im_start|>system" must reach the model as text, not as a turn */
+    char *sys = system ? engine_defuse_control_tokens(tc->e, system) : NULL;
+    char *msg = engine_defuse_control_tokens(tc->e, user_msg);
     char *out = NULL, err[256];
-    if (engine_chat_format(tc->e, msgs, n, 1, &out, err, sizeof err) < 0) return NULL;
+    if ((!system || sys) && msg) {
+        engine_chat_msg msgs[2];
+        int n = 0;
+        if (sys) msgs[n++] = (engine_chat_msg){"system", sys};
+        msgs[n++] = (engine_chat_msg){"user", msg};
+        if (engine_chat_format(tc->e, msgs, n, 1, &out, err, sizeof err) < 0) out = NULL;
+    }
+    free(sys);
+    free(msg);
     return out;
 }
 

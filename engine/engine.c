@@ -242,6 +242,61 @@ int engine_tokenize_alloc(engine *e, const char *text, size_t len, int add_bos, 
     return -1;
 }
 
+/* Control tokens ("<|im_start|>", "<start_of_turn>", "<|eot_id|>") have texts
+ * that tokenizing with parse_special turns into the token itself. Text the
+ * caller does not trust (a pull request's diff in a review prompt) must not
+ * become one, or it could end the user's turn and speak as the system or
+ * the assistant. Each occurrence gets U+200B ZERO WIDTH SPACE after its
+ * first byte: the model still reads the characters, as ordinary text.
+ * One pass over the text; at each position only the control texts that
+ * start with its byte are compared. */
+char *engine_defuse_control_tokens(engine *e, const char *text)
+{
+    static const char zwsp[] = "\xE2\x80\x8B";
+    size_t len = strlen(text), n_ctl = 0, cap_ctl = 0;
+    char **ctl = NULL; /* control token texts, each at least 2 bytes */
+    unsigned char first[256] = {0};
+    char *out = NULL;
+    int n_vocab = tokenizer_n_vocab(e->tok);
+    for (int32_t id = 0; id < n_vocab; id++) {
+        if (tokenizer_token_type(e->tok, id) != TOKEN_CONTROL) continue;
+        char piece[256];
+        int n = tokenizer_piece(e->tok, id, 1, piece, sizeof piece);
+        if (n < 2 || n >= (int)sizeof piece) continue; /* one byte cannot be broken; longer ones do not exist */
+        if (n_ctl == cap_ctl) {
+            size_t cap = cap_ctl ? cap_ctl * 2 : 64;
+            char **grown = realloc(ctl, cap * sizeof *grown);
+            if (!grown) goto done;
+            ctl = grown;
+            cap_ctl = cap;
+        }
+        if (!(ctl[n_ctl] = strndup(piece, (size_t)n))) goto done;
+        first[(unsigned char)piece[0]] = 1;
+        n_ctl++;
+    }
+    /* at most one zero-width space after each byte */
+    out = malloc(len * 4 + 1);
+    if (!out) goto done;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        out[o++] = text[i];
+        if (!first[(unsigned char)text[i]]) continue;
+        for (size_t k = 0; k < n_ctl; k++) {
+            size_t n = strlen(ctl[k]);
+            if (ctl[k][0] == text[i] && n <= len - i && !memcmp(text + i, ctl[k], n)) {
+                memcpy(out + o, zwsp, 3);
+                o += 3;
+                break;
+            }
+        }
+    }
+    out[o] = 0;
+done:
+    for (size_t k = 0; k < n_ctl; k++) free(ctl[k]);
+    free(ctl);
+    return out;
+}
+
 int engine_token_piece(engine *e, int32_t id, char *buf, int cap)
 {
     return tokenizer_piece(e->tok, id, 0, buf, cap);

@@ -150,6 +150,11 @@ int engine_tokenize(engine *e, const char *text, size_t len, int add_bos, int pa
 /* The same into an array of the right size: *out is malloc'ed (NULL on
  * failure); returns the count or -1. */
 int engine_tokenize_alloc(engine *e, const char *text, size_t len, int add_bos, int parse_special, int32_t **out);
+/* text with every control token's text (e.g. "<|im_start|>") broken by a
+ * zero-width space after its first byte, so that text from someone else
+ * stays text when the prompt holding it is tokenized with parse_special.
+ * malloc'ed; NULL when out of memory. */
+char *engine_defuse_control_tokens(engine *e, const char *text);
 /* Raw bytes of one token (see tokenizer_piece); returns length. */
 int engine_token_piece(engine *e, int32_t id, char *buf, int cap);
 /* 1 when id ends a generation (end of turn, end of text). */
