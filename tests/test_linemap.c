@@ -130,6 +130,16 @@ static void test_new_deleted_and_damaged(void)
     REQUIRE(linemap_parse(cut, strlen(cut), &m, NULL, 0) == 0, "parse");
     EXPECT(m.hunks[0].last_new == 3 && !linemap_commentable(&m, 4), "only what is there");
     linemap_free(&m);
+    /* found by fuzz_findings: hunks that overlap or go backwards gave lines two
+     * hunks, so a range checked in one hunk left the other */
+    const char *overlap = "@@ -1,3 +1,4 @@\n a\n-b\n+c\n+d\n e\n@@ -1,3 +1,4 @@\n x\n+y\n@@ -9 +9 @@\n z\n";
+    REQUIRE(linemap_parse(overlap, strlen(overlap), &m, NULL, 0) == 0, "parse");
+    EXPECT(m.n_hunks == 2 && m.hunks[0].last_new == 4 && m.hunks[1].first_new == 9,
+           "the overlapping hunk is skipped, the next good one kept (%zu hunks)", m.n_hunks);
+    EXPECT(linemap_hunk_of(&m, 3) == 0 && linemap_hunk_of(&m, 4) == 0, "lines 1-4 belong to the first hunk only");
+    const linemap_line *l4 = linemap_right_line(&m, 4);
+    EXPECT(l4 && !memcmp(overlap + l4->offset, "e", 1), "line 4 is the first hunk's text");
+    linemap_free(&m);
     REQUIRE(linemap_parse(NULL, 0, &m, NULL, 0) == 0 && m.n_hunks == 0, "empty");
     linemap_free(&m);
 }
