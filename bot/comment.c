@@ -484,7 +484,8 @@ static void append_file_entry(textbuf *b, const diff_file *f, int skipped)
     }
     textbuf_printf(b, " %s, +%d −%d", diff_status_name(f->status), f->additions, f->deletions);
     if (skipped) {
-        textbuf_puts(b, ": ");
+        /* a file a cap or the budget kept from the model is "not shown", whatever its reason says */
+        textbuf_puts(b, f->not_shown ? ": not shown: " : ": ");
         append_prose_text(b, f->skip_reason); /* may quote a user's glob */
     }
     if (f->note) {
@@ -498,14 +499,17 @@ static void append_file_entry(textbuf *b, const diff_file *f, int skipped)
 /* The <details> file list, at most `limit` entries per group. */
 static void append_file_list(textbuf *b, const diff_result *d, const char *diff_source, size_t limit)
 {
-    size_t n_reviewed = 0, n_skipped = 0;
+    size_t n_reviewed = 0, n_skipped = 0, n_not_shown = 0;
     for (size_t i = 0; i < d->n_files; i++) {
         if (d->files[i].skip_reason)
             n_skipped++;
         else
             n_reviewed++;
+        n_not_shown += d->files[i].skip_reason && d->files[i].not_shown;
     }
-    textbuf_printf(b, "<details><summary>Files: %zu reviewed, %zu skipped</summary>\n\n", n_reviewed, n_skipped);
+    textbuf_printf(b, "<details><summary>Files: %zu reviewed, ", n_reviewed);
+    if (n_not_shown) textbuf_printf(b, "%zu not shown, ", n_not_shown);
+    textbuf_printf(b, "%zu skipped</summary>\n\n", n_skipped - n_not_shown);
     if (diff_source) textbuf_printf(b, "Diff %s.\n\n", diff_source);
     for (int group = 0; group < 2; group++) {
         size_t total = group ? n_skipped : n_reviewed, shown = 0;

@@ -362,6 +362,13 @@ static int replace_string(char **slot, const char *s)
 
 int diff_file_set_skip(diff_file *f, const char *reason) { return replace_string(&f->skip_reason, reason); }
 
+int diff_file_set_not_shown(diff_file *f, const char *reason)
+{
+    if (replace_string(&f->skip_reason, reason) < 0) return -1;
+    f->not_shown = 1;
+    return 0;
+}
+
 int diff_file_set_note(diff_file *f, const char *note) { return replace_string(&f->note, note); }
 
 static diff_file *result_append(diff_result *r)
@@ -422,8 +429,8 @@ int diff_patch_has_content(const char *patch, size_t len)
 /* Why a file none of whose patch lines fit in `allowance` bytes is not shown. */
 static const char *not_shown_reason(size_t allowance, const diff_options *opt)
 {
-    return allowance < max_file_bytes(opt) ? "not shown: its first line is over what is left of the total size cap"
-                                           : "not shown: its first line is over the per-file size cap";
+    return allowance < max_file_bytes(opt) ? "its first line is over what is left of the total size cap"
+                                           : "its first line is over the per-file size cap";
 }
 
 /* Length of the longest prefix of text[0..len) that ends at a line end and
@@ -457,7 +464,7 @@ int diff_result_add_file(diff_result *r, const char *path, const char *old_path,
     if (keep < len && !diff_patch_has_content(patch, keep)) {
         char buf[1100];
         const char *reason = name_skip_reason(path, opt, buf, sizeof buf);
-        return diff_file_set_skip(f, reason ? reason : not_shown_reason(allowance, opt));
+        return reason ? diff_file_set_skip(f, reason) : diff_file_set_not_shown(f, not_shown_reason(allowance, opt));
     }
     if (!(f->patch = malloc(keep + 1))) return -1;
     memcpy(f->patch, patch, keep);
@@ -871,10 +878,11 @@ static int collect_delta(attr_reader *attrs, git_diff *diff, size_t i, const dif
     capped_buf b = {0};
     int rc = 0;
     size_t allowance = patch_allowance(r, opt);
-    if (!reason && patch && allowance == 0) reason = "not loaded: the diff is over the total size cap";
-    if (!reason && patch) rc = patch_text(patch, allowance, &b);
+    const char *cap_reason = NULL; /* a size cap left nothing of the patch to show */
+    if (!reason && patch && allowance == 0) cap_reason = "the diff is over the total size cap";
+    if (!reason && !cap_reason && patch) rc = patch_text(patch, allowance, &b);
     if (rc == 0 && !reason && b.full && !diff_patch_has_content(b.text.data, b.text.len)) {
-        reason = not_shown_reason(allowance, opt);
+        cap_reason = not_shown_reason(allowance, opt);
         textbuf_free(&b.text);
     }
     git_patch_free(patch);
@@ -895,11 +903,10 @@ static int collect_delta(attr_reader *attrs, git_diff *diff, size_t i, const dif
     f->patch = b.text.data;
     f->patch_len = b.text.len;
     f->patch_truncated = b.full;
-    f->not_shown = reason && patch && allowance == 0 && !strncmp(reason, "not loaded", 10);
     if (b.full && allowance < max_file_bytes(opt)) r->total_truncated = 1;
     r->total_patch_bytes += b.text.len;
     if (!(f->path = strdup(path)) || (old_path && !(f->old_path = strdup(old_path))) ||
-        (reason && diff_file_set_skip(f, reason) < 0)) {
+        (reason && diff_file_set_skip(f, reason) < 0) || (cap_reason && diff_file_set_not_shown(f, cap_reason) < 0)) {
         err_set(err, errlen, "out of memory collecting the diff");
         return -1;
     }

@@ -33,7 +33,8 @@ typedef struct {
     int patch_truncated; /* cut at the per-file or total cap: the tail of the patch is missing */
     char *skip_reason;   /* NULL = shown to the model; else why not (malloc'ed) */
     char *note;          /* extra remark for the comment, e.g. "hunks truncated: over token budget" */
-    int not_shown;       /* skip_reason is a budget or cap (or "unchanged since the last review"), not a filter */
+    int not_shown;       /* skip_reason is a budget or cap (or "unchanged since the last review"), not a filter;
+                            set by diff_file_set_not_shown */
 } diff_file;
 
 typedef struct {
@@ -97,6 +98,12 @@ int diff_glob_match(const char *glob, const char *path);
 const char *diff_status_name(diff_status s);
 /* Sets (replaces) a file's skip_reason; returns 0 or -1. */
 int diff_file_set_skip(diff_file *f, const char *reason);
+/* Marks a file not shown: a size cap, the token budget or an incremental
+ * review left none of its patch for the model. The reason says which; the
+ * comment and review.json list the file as "not shown", never as reviewed
+ * or skipped. Every such path calls this, so none has to recognise another's
+ * reason text. Returns 0 or -1. */
+int diff_file_set_not_shown(diff_file *f, const char *reason);
 int diff_file_set_note(diff_file *f, const char *note);
 
 #endif

@@ -143,14 +143,18 @@ static int files_for_summary(const review_doc *d, const publish_files *pf, diff_
         int reviewed = 0;
         for (size_t k = 0; k < d->n_reviewed && !reviewed; k++) reviewed = !strcmp(d->reviewed[k], f->path);
         const char *reason = reviewed ? NULL : "not in the review";
+        int not_shown = 0;
         for (size_t k = 0; !reviewed && k < d->n_not_shown; k++)
             if (!strcmp(d->not_shown[k].path, f->path)) {
                 reason = d->not_shown[k].reason;
-                df->not_shown = 1;
+                not_shown = 1;
             }
         for (size_t k = 0; !reviewed && k < d->n_skipped; k++)
-            if (!strcmp(d->skipped[k].path, f->path)) reason = d->skipped[k].reason;
-        if (reason && diff_file_set_skip(df, reason) < 0) goto oom;
+            if (!strcmp(d->skipped[k].path, f->path)) {
+                reason = d->skipped[k].reason;
+                not_shown = 0;
+            }
+        if (reason && (not_shown ? diff_file_set_not_shown(df, reason) : diff_file_set_skip(df, reason)) < 0) goto oom;
         /* counts and status as the API gave them */
         int adds = 0, dels = 0;
         for (size_t k = 0; k < f->map.n_lines; k++) {

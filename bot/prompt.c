@@ -471,8 +471,7 @@ static int record_choice(diff_result *d, const candidate *c, size_t n, const cha
     for (size_t i = 0; i < n; i++) {
         diff_file *f = &d->files[c[i].index];
         if (!c[i].shown_len) {
-            if (diff_file_set_skip(f, reason) < 0) return -1;
-            f->not_shown = 1;
+            if (diff_file_set_not_shown(f, reason) < 0) return -1;
             out->n_dropped++;
         } else if (c[i].shown_len < f->patch_len) {
             char note[96];

@@ -551,11 +551,10 @@ static int carry_choice(review_state *s)
         const diff_file *f = NULL;
         for (size_t i = 0; i < s->inc.n_files && !f; i++)
             if (!strcmp(s->inc.files[i].path, whole->path)) f = &s->inc.files[i];
-        const char *reason = !f ? unchanged : f->skip_reason;
-        if (reason) {
-            if (diff_file_set_skip(whole, reason) < 0) return -1;
-            whole->not_shown = 1;
-        }
+        if (!f && diff_file_set_not_shown(whole, unchanged) < 0) return -1;
+        if (f && f->skip_reason &&
+            (f->not_shown ? diff_file_set_not_shown(whole, f->skip_reason) : diff_file_set_skip(whole, f->skip_reason)) < 0)
+            return -1;
         if (f && f->note && diff_file_set_note(whole, f->note) < 0) return -1;
     }
     return 0;

@@ -103,6 +103,8 @@ static void test_render_layout(void)
     REQUIRE(diff_result_add_file(&d, "new/<b>.c", "old.c", DIFF_RENAMED, 0, 0, NULL, NULL) == 0, "add");
     REQUIRE(diff_file_set_skip(&d.files[1], "lock file") == 0, "skip");
     REQUIRE(diff_file_set_skip(&d.files[2], "excluded by --exclude <x>") == 0, "skip");
+    REQUIRE(diff_result_add_file(&d, "big.c", NULL, DIFF_ADDED, 5, 0, "@@ -0,0 +1,5 @@\n", NULL) == 0, "add");
+    REQUIRE(diff_file_set_not_shown(&d.files[3], "over token budget") == 0, "not shown");
     comment_input in = {.name = "review", .model_text = "Looks risky: @dev see `x`.", .diff = &d,
                         .model_name = "stories260K", .prompt_tokens = 120, .generated_tokens = 32,
                         .prefill_tokens_per_s = 900.5, .decode_tokens_per_s = 300.25, .total_seconds = 1.25,
@@ -112,8 +114,9 @@ static void test_render_layout(void)
     EXPECT(!strncmp(body, "<!-- prbot:review -->\n", 22), "marker first: %.40s", body);
     EXPECT(count(body, "<!-- prbot:") == 1, "exactly one marker");
     EXPECT(strstr(body, "@" ZWSP "dev") != NULL, "text sanitised");
-    EXPECT(strstr(body, "<details><summary>Files: 1 reviewed, 2 skipped</summary>") != NULL, "summary line: %s",
-           body);
+    EXPECT(strstr(body, "<details><summary>Files: 1 reviewed, 1 not shown, 2 skipped</summary>") != NULL,
+           "summary line: %s", body);
+    EXPECT(strstr(body, "`big.c` added, +5 −0: not shown: over token budget\n") != NULL, "not shown entry: %s", body);
     EXPECT(strstr(body, "`yarn.lock` modified, +10 −2: lock file") != NULL, "skip entry: %s", body);
     EXPECT(strstr(body, "`new/<b>.c` (from `old.c`) renamed") != NULL, "path in code span: %s", body);
     EXPECT(strstr(body, "--exclude &lt;x>") != NULL, "reason escaped: %s", body);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../bot/diff.h"
+#include "../bot/findings.h"
 #include "test.h"
 
 static char repo_dir[256];
@@ -357,7 +358,10 @@ static void test_huge_diff_capped(void)
     size_t not_loaded = 0, sum = 0;
     for (size_t i = 0; i < r.n_files; i++) {
         sum += r.files[i].patch_len;
-        if (r.files[i].skip_reason && strstr(r.files[i].skip_reason, "size cap")) not_loaded++;
+        if (r.files[i].skip_reason && strstr(r.files[i].skip_reason, "size cap")) {
+            not_loaded++;
+            EXPECT(r.files[i].not_shown, "%s (%s) is marked not shown", r.files[i].path, r.files[i].skip_reason);
+        }
     }
     EXPECT(sum == r.total_patch_bytes, "total bytes bookkeeping %zu vs %zu", sum, r.total_patch_bytes);
     EXPECT(not_loaded > 0 && r.total_truncated, "the total cap should leave some files unloaded");
@@ -380,10 +384,16 @@ static void test_capped_files_not_shown(void)
     REQUIRE(diff_collect(repo_dir, "main", "pr", &opt, &r, err, sizeof err) == 0, "diff_collect: %s", err);
     const diff_file *big = find_file(&r, "big.c"), *small = find_file(&r, "small.c");
     REQUIRE(big && small, "missing a file");
-    EXPECT(big->patch_len == 0 && big->skip_reason && strstr(big->skip_reason, "not shown") &&
-               strstr(big->skip_reason, "per-file"),
-           "big.c: %zu bytes, reason %s", big->patch_len, big->skip_reason);
-    EXPECT(!small->skip_reason && small->patch_len > 0, "small.c: %s", small->skip_reason);
+    EXPECT(big->patch_len == 0 && big->not_shown && big->skip_reason && strstr(big->skip_reason, "per-file"),
+           "big.c: %zu bytes, not_shown %d, reason %s", big->patch_len, big->not_shown, big->skip_reason);
+    EXPECT(!small->skip_reason && !small->not_shown && small->patch_len > 0, "small.c: %s", small->skip_reason);
+    /* review.json lists it under "not_shown", not "skipped" */
+    review_doc doc = {0};
+    REQUIRE(review_doc_set_files(&doc, &r) == 0, "set_files");
+    EXPECT(doc.n_not_shown == 1 && !strcmp(doc.not_shown[0].path, "big.c") && doc.n_skipped == 0 &&
+               doc.n_reviewed == 1,
+           "review.json: %zu not shown, %zu skipped, %zu reviewed", doc.n_not_shown, doc.n_skipped, doc.n_reviewed);
+    review_doc_free(&doc);
     diff_result_free(&r);
     remove_repo();
 }
@@ -461,9 +471,9 @@ static void test_api_fallback_filters(void)
     REQUIRE(diff_result_add_file(&r, "n.txt", "o.txt", DIFF_RENAMED, 0, 0, NULL, &opt) == 0, "add");
     REQUIRE(diff_result_apply_filters(&r, &opt) == 0, "filters");
     EXPECT(r.files[0].patch_truncated && r.files[0].patch_len == 0, "10-byte cap truncates at a line end");
-    EXPECT(r.files[0].skip_reason && strstr(r.files[0].skip_reason, "not shown"),
-           "a file with nothing left under the cap is not shown: %s", r.files[0].skip_reason);
-    EXPECT(r.files[1].skip_reason && !strcmp(r.files[1].skip_reason, "lock file"), "lock");
+    EXPECT(r.files[0].not_shown && r.files[0].skip_reason && strstr(r.files[0].skip_reason, "per-file size cap"),
+           "a file with nothing left under the cap is not shown: %d %s", r.files[0].not_shown, r.files[0].skip_reason);
+    EXPECT(r.files[1].skip_reason && !strcmp(r.files[1].skip_reason, "lock file") && !r.files[1].not_shown, "lock");
     EXPECT(r.files[2].skip_reason && strstr(r.files[2].skip_reason, "*.txt") && !strcmp(r.files[2].old_path, "o.txt"),
            "exclude");
     diff_result_free(&r);
