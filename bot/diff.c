@@ -18,7 +18,6 @@
  */
 #include "diff.h"
 
-#include <ctype.h>
 #include <git2.h>
 #include <git2/sys/repository.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "sha256.h"
 #include "textbuf.h"
 
 #define DEFAULT_MAX_FILE_BYTES ((size_t)256 * 1024)
@@ -488,13 +488,11 @@ int diff_result_apply_filters(diff_result *r, const diff_options *opt)
 
 /* ---- libgit2 ----------------------------------------------------------- */
 
+/* A full or abbreviated commit SHA (7 to 40 hex digits). */
 static int is_hex_sha(const char *s)
 {
     size_t n = strlen(s);
-    if (n < 7 || n > 40) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isxdigit((unsigned char)s[i])) return 0;
-    return 1;
+    return n >= 7 && n <= 40 && hex_is(s, n);
 }
 
 static int resolve_commit(git_repository *repo, const char *rev, git_commit **out)

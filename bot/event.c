@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "sha256.h"
 
 static const char *env_nonempty(const char *name)
 {
@@ -64,13 +65,8 @@ static const char *json_string_at(json_t *root, const char *dotted)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static int is_sha(const char *s)
-{
-    if (!s || strlen(s) < 40) return 0;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
-    return 1;
-}
+/* A commit SHA as GitHub sends it: 40 lower-case hex digits, nothing longer. */
+static int is_sha(const char *s) { return hex_is(s, 40); }
 
 /* A positive PR number from a JSON number or numeric string; 0 otherwise. */
 static long pr_number_of(json_t *v)
@@ -165,7 +161,7 @@ int event_parse_workflow_run(const char *path, event_workflow_run *out, char *er
     json_t *run = json_at(root, "workflow_run");
     const char *sha = json_string_at(run, "head_sha");
     int rc = 0;
-    if (!json_is_object(run) || !is_sha(sha) || strlen(sha) != 40) {
+    if (!json_is_object(run) || !is_sha(sha)) {
         err_set(err, errlen, "GITHUB_EVENT_PATH=%s: not a workflow_run event (workflow_run.head_sha missing)", path);
         rc = -1;
     } else {

@@ -955,15 +955,8 @@ char *review_doc_to_json(const review_doc *d)
 
 /* ---- the strict reader ----------------------------------------------------- */
 
-static int is_sha(const char *s, int allow_empty)
-{
-    size_t n = strlen(s);
-    if (n == 0) return allow_empty;
-    if (n != 40) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
-    return 1;
-}
+/* A commit SHA, or "" where the document may leave it empty. */
+static int is_sha(const char *s, int allow_empty) { return *s ? hex_is(s, 40) : allow_empty; }
 
 /* A plausible repository path: no control characters, not absolute, no ".." component. */
 static int path_ok(const char *p)

@@ -91,19 +91,20 @@ static void sleep_seconds(double s)
 
 /* ------------------------------------------------------------ paths */
 
-static int is_hex64(const char *s)
-{
-    if (strlen(s) != 64) return 0;
-    for (int i = 0; i < 64; i++)
-        if (!isxdigit((unsigned char)s[i])) return 0;
-    return 1;
-}
-
 static void lowercase(char *s)
 {
     for (; *s; s++) *s = (char)tolower((unsigned char)*s);
 }
 
+/* 64 hex digits in either case (a user may paste an upper-case checksum). */
+static int is_hex64(const char *s)
+{
+    char low[65];
+    if (strlen(s) != 64) return 0;
+    memcpy(low, s, sizeof low);
+    lowercase(low);
+    return hex_is(low, 64);
+}
 
 /* mkdir -p */
 static int make_dirs(const char *dir, char *err, size_t errlen)

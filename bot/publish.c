@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "errors.h"
+#include "sha256.h"
 #include "textbuf.h"
 
 #define STATE_PREFIX "<!-- prbot:state v1 "
@@ -82,14 +83,6 @@ void publish_state_free(publish_state *st)
     memset(st, 0, sizeof *st);
 }
 
-static int is_hex(const char *s, size_t n)
-{
-    if (strlen(s) != n) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
-    return 1;
-}
-
 int publish_state_has(const publish_state *st, const char *fp)
 {
     for (size_t i = 0; st && i < st->n_fps; i++)
@@ -121,7 +114,7 @@ static int state_finding(json_t *o, publish_state *st)
     json_t *line = json_object_get(o, "line");
     int severity = findings_severity_parse(json_string_value(json_object_get(o, "severity")));
     if (!path || !title || strlen(path) > 1024 || strlen(title) > 400 || severity < 0 || !json_is_integer(line) ||
-        json_integer_value(line) < 0 || json_integer_value(line) > 10000000 || (fp && !is_hex(fp, 16)))
+        json_integer_value(line) < 0 || json_integer_value(line) > 10000000 || (fp && !hex_is(fp, 16)))
         return 0;
     if (url && (strncmp(url, "https://", 8) || strlen(url) > 500 || strpbrk(url, " ()<>\"\n"))) url = NULL;
     finding f;
@@ -164,7 +157,7 @@ int publish_state_parse(const char *body, publish_state *st)
         return 0;
     }
     const char *head = json_string_value(json_object_get(root, "head"));
-    if (head && is_hex(head, 40)) snprintf(st->head_sha, sizeof st->head_sha, "%s", head);
+    if (head && hex_is(head, 40)) snprintf(st->head_sha, sizeof st->head_sha, "%s", head);
     const char *summary = json_string_value(json_object_get(root, "summary"));
     int rc = 0;
     if (summary && !(st->pr_summary = findings_clean_text(summary, strlen(summary), FINDING_MAX_SUMMARY))) rc = -1;
@@ -179,7 +172,7 @@ int publish_state_parse(const char *body, publish_state *st)
     {
         if (rc < 0 || i >= PUBLISH_MAX_FINGERPRINTS) break;
         const char *fp = json_string_value(v);
-        if (fp && is_hex(fp, 16)) rc = add_fp(st, fp, &cap);
+        if (fp && hex_is(fp, 16)) rc = add_fp(st, fp, &cap);
     }
     json_decref(root);
     if (rc < 0) publish_state_free(st);

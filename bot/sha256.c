@@ -109,6 +109,14 @@ void sha256_final(sha256_ctx *ctx, uint8_t digest[32])
     }
 }
 
+int hex_is(const char *s, size_t n)
+{
+    if (!s) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0; /* also stops at the NUL */
+    return s[n] == 0;
+}
+
 void sha256_hex(const uint8_t digest[32], char out[65])
 {
     static const char hex[] = "0123456789abcdef";

@@ -123,6 +123,19 @@ static void test_bad_environment(void)
     EXPECT(event_load(&c, &o, err, sizeof err) == -1 && strstr(err, "pull_request.base.sha"), "bad sha: %s", err);
     EXPECT(!strstr(err, TOKEN), "token leaked into an error");
     unlink(event_path);
+    /* a SHA is exactly 40 lower-case hex digits: longer ones are refused, not cut into the field */
+    static const char *const bad_heads[] = {HEAD "2", HEAD HEAD, "222222222222222222222222222222222222222G",
+                                            "2222222222222222222222222222222222222222 "};
+    for (size_t i = 0; i < sizeof bad_heads / sizeof *bad_heads; i++) {
+        char json[512];
+        snprintf(json, sizeof json, "{\"pull_request\":{\"number\":3,\"base\":{\"sha\":\"" BASE
+                 "\"},\"head\":{\"sha\":\"%s\"}}}", bad_heads[i]);
+        write_event(json);
+        actions_env("pull_request");
+        EXPECT(event_load(&c, &o, err, sizeof err) == -1 && strstr(err, "pull_request.head.sha"), "head sha %s: %s",
+               bad_heads[i], err);
+        unlink(event_path);
+    }
 
     write_event("{ not json");
     actions_env("pull_request");
