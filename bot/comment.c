@@ -685,6 +685,15 @@ char *comment_render_inline(const finding *f)
     return textbuf_take(&b);
 }
 
+int comment_link_ok(const char *url)
+{
+    if (!url || strncmp(url, "https://", 8)) return 0;
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)url + 8; *p; p++, n++)
+        if (*p <= ' ' || *p >= 0x7f || strchr("()<>\"'`[]\\", *p)) return 0;
+    return n > 0 && n + 8 <= COMMENT_LINK_MAX;
+}
+
 /* "`path:line`" (or "`path`" when the finding has no line), linked when url is set. */
 static void append_location(textbuf *b, const finding *f, const char *url)
 {
@@ -698,7 +707,7 @@ static void append_location(textbuf *b, const finding *f, const char *url)
         return;
     }
     snprintf(loc, n, "%s%s", f->path, line);
-    if (url && !strncmp(url, "https://", 8) && !strpbrk(url, " ()<>\"\n")) {
+    if (comment_link_ok(url)) {
         textbuf_puts(b, "[");
         append_path(b, loc);
         textbuf_printf(b, "](%s)", url);
@@ -758,7 +767,7 @@ static void append_summary_middle(textbuf *b, const comment_summary *in, int det
         append_counts(b, in->findings, in->n_findings);
         textbuf_puts(b, ")");
         const char *as = n_inline == 1 ? "an inline comment" : "inline comments";
-        if (n_inline && in->review_url && !strncmp(in->review_url, "https://", 8) && !strpbrk(in->review_url, " ()<>\"\n"))
+        if (n_inline && comment_link_ok(in->review_url))
             textbuf_printf(b, ", %zu as %s in [the review](%s)", n_inline, as, in->review_url);
         else if (n_inline)
             textbuf_printf(b, ", %zu as %s", n_inline, as);

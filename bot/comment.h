@@ -86,6 +86,16 @@ typedef struct {
 
 int comment_render_summary(const comment_summary *in, char **out, char *err, size_t errlen);
 
+/* The longest URL comment_link_ok accepts. */
+#define COMMENT_LINK_MAX 500
+
+/* 1 when url may go into a comment as a markdown link target: https://,
+ * at most COMMENT_LINK_MAX bytes, printable ASCII only, and none of the
+ * characters that end or escape a link or open HTML (space ( ) < > " ' `
+ * [ ] \). URLs come from GitHub's API answers and from stored state, so
+ * every place that writes or keeps a link asks this one function. */
+int comment_link_ok(const char *url);
+
 /* Length of the longest prefix of s[0..len) that is at most cap bytes and
  * does not end inside a UTF-8 sequence. */
 size_t comment_utf8_prefix(const char *s, size_t len, size_t cap);

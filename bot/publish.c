@@ -116,7 +116,7 @@ static int state_finding(json_t *o, publish_state *st)
     if (!path || !title || strlen(path) > 1024 || strlen(title) > 400 || severity < 0 || !json_is_integer(line) ||
         json_integer_value(line) < 0 || json_integer_value(line) > 10000000 || (fp && !hex_is(fp, 16)))
         return 0;
-    if (url && (strncmp(url, "https://", 8) || strlen(url) > 500 || strpbrk(url, " ()<>\"\n"))) url = NULL;
+    if (!comment_link_ok(url)) url = NULL;
     finding f;
     memset(&f, 0, sizeof f);
     f.path = findings_clean_text(path, strlen(path), 1024);
@@ -545,7 +545,7 @@ static void link_comments(gh_client *gh, long pr, review_doc *doc, const gh_revi
     }
     for (size_t i = 0; i < n; i++) {
         const char *m = strstr(posted[i].body, FINDING_MARKER_PREFIX);
-        if (!m || strncmp(posted[i].html_url, "https://", 8)) continue;
+        if (!m || !comment_link_ok(posted[i].html_url)) continue;
         m += strlen(FINDING_MARKER_PREFIX);
         for (size_t k = 0; k < doc->f.n; k++) {
             finding *f = &doc->f.items[k];

@@ -161,6 +161,39 @@ static void test_state_round_trip(void)
     publish_state_free(&st);
 }
 
+/* Every place that writes a link asks comment_link_ok, with one rule: a URL
+ * that passes one check and fails another would be linked or not depending
+ * on where it came from. */
+static void test_link_rule(void)
+{
+    char long_url[COMMENT_LINK_MAX + 2];
+    memset(long_url, 'a', sizeof long_url - 1);
+    memcpy(long_url, "https://github.example/", 23);
+    long_url[sizeof long_url - 1] = 0; /* COMMENT_LINK_MAX + 1 bytes */
+    static const char *const bad[] = {"http://github.example/x", "javascript:alert(1)", "https://", "https://a b",
+                                      "https://a)b", "https://a<b", "https://a\"b", "https://a'b", "https://a`b",
+                                      "https://a]b", "https://a\\b", "https://a\rb", "https://a\tb", "https://a\nb",
+                                      "https://a\x7f", "https://a\xc3\xa9"};
+    EXPECT(comment_link_ok("https://github.example/o/r/pull/1#discussion_r5"), "a review comment's URL");
+    EXPECT(!comment_link_ok(NULL) && !comment_link_ok(long_url), "NULL or over COMMENT_LINK_MAX");
+    long_url[COMMENT_LINK_MAX] = 0;
+    EXPECT(comment_link_ok(long_url), "exactly COMMENT_LINK_MAX bytes");
+    long_url[COMMENT_LINK_MAX] = 'a';
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) EXPECT(!comment_link_ok(bad[i]), "accepted %s", bad[i]);
+    /* the summary's finding entries and its review link follow it */
+    finding f = make("a.c", 3, SEVERITY_BUG, "t", "b", NULL);
+    f.url = long_url;
+    comment_summary cs = {.name = "review", .findings = &f, .n_findings = 1, .review_url = "https://x/\r"};
+    char *b = NULL, err[128];
+    REQUIRE(comment_render_summary(&cs, &b, err, sizeof err) == 0, "render: %s", err);
+    EXPECT(!strstr(b, "](https://") && strstr(b, "- **bug** `a.c:3` t"), "not linked: %s", b);
+    free(b);
+    f.url = (char *)"https://x/a\tb";
+    REQUIRE(comment_render_summary(&cs, &b, err, sizeof err) == 0, "render: %s", err);
+    EXPECT(!strstr(b, "](https://"), "tab in a URL linked: %s", b);
+    free(b);
+}
+
 static void test_state_hostile(void)
 {
     const char *bodies[] = {
@@ -195,6 +228,7 @@ int main(void)
     TEST_RUN(test_summary_body);
     TEST_RUN(test_tilde_fence_from_the_model);
     TEST_RUN(test_state_round_trip);
+    TEST_RUN(test_link_rule);
     TEST_RUN(test_state_hostile);
     return test_exit_code();
 }
