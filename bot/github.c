@@ -650,13 +650,26 @@ int gh_pull_files(gh_client *c, long number, gh_pull_file **files, size_t *n, ch
 
 /* ---------------------------------------------------------------- comments */
 
+int gh_author_is_ours(const char *author, int author_is_bot, const char *login, int login_is_bot)
+{
+    if (!author || !login) return 0;
+    return login_is_bot ? author_is_bot : strcasecmp(author, login) == 0;
+}
+
+/* gh_author_is_ours for a comment's or review's JSON "user" object. */
+static int user_is_ours(json_t *user, const char *login, int login_is_bot)
+{
+    const char *author = json_string_value(json_object_get(user, "login"));
+    const char *type = json_string_value(json_object_get(user, "type"));
+    return gh_author_is_ours(author, type && !strcmp(type, "Bot"), login, login_is_bot);
+}
+
 int gh_comment_is_ours(const char *body, const char *author, int author_is_bot, const char *marker,
                        const char *login, int login_is_bot)
 {
     size_t n = strlen(marker);
-    if (!body || !author || !n || strncmp(body, marker, n) || (body[n] && body[n] != '\n' && body[n] != '\r'))
-        return 0;
-    return login_is_bot ? author_is_bot : strcasecmp(author, login) == 0;
+    if (!body || !n || strncmp(body, marker, n) || (body[n] && body[n] != '\n' && body[n] != '\r')) return 0;
+    return gh_author_is_ours(author, author_is_bot, login, login_is_bot);
 }
 
 typedef struct {
@@ -901,11 +914,10 @@ static int match_review(json_t *item, void *user, char *err, size_t errlen)
     (void)errlen;
     review_search *s = user;
     const char *body = json_string_value(json_object_get(item, "body"));
-    json_t *id = json_object_get(item, "id"), *author = json_object_get(item, "user");
-    const char *login = json_string_value(json_object_get(author, "login"));
-    const char *type = json_string_value(json_object_get(author, "type"));
-    int ours = login && (s->login_is_bot ? type && !strcmp(type, "Bot") : !strcasecmp(login, s->login));
-    if (!body || !json_is_integer(id) || !ours || !strstr(body, s->marker)) return 0;
+    json_t *id = json_object_get(item, "id");
+    if (!body || !json_is_integer(id) || !user_is_ours(json_object_get(item, "user"), s->login, s->login_is_bot) ||
+        !strstr(body, s->marker))
+        return 0;
     const char *html = json_string_value(json_object_get(item, "html_url"));
     s->out->id = (long long)json_integer_value(id);
     snprintf(s->out->html_url, sizeof s->out->html_url, "%s", html ? html : "");

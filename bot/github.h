@@ -185,6 +185,12 @@ int gh_url_under_base(const char *base, const char *url);
  * memory) or PRBOT_EINVALID (not JSON of a pull request). Free with
  * gh_pull_free. */
 int gh_pull_parse(const char *json, size_t len, gh_pull *pull);
+/* The trust boundary of every marker search (DESIGN.md: "only among comments
+ * by the token's own identity"): 1 when a comment's or review's author is
+ * the token's identity, `login` from GET /user; when the token is an
+ * installation token (login_is_bot), any bot. Both the summary comment's
+ * and the review's searches ask this one function. */
+int gh_author_is_ours(const char *author, int author_is_bot, const char *login, int login_is_bot);
 /* 1 when a comment is the one gh_comment_upsert keeps: its body starts with
  * the marker line and its author is the token's login (or, when the token
  * is an installation token, login_is_bot, any bot). */

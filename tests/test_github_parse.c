@@ -96,6 +96,34 @@ static void comment_is_ours(void)
            "missing fields");
 }
 
+/* The identity rule alone, which the comment search and the review search
+ * (match_review) both apply. */
+static void author_is_ours(void)
+{
+    static const struct {
+        const char *author;
+        int author_is_bot;
+        const char *login;
+        int login_is_bot, ours;
+    } cases[] = {
+        {"alice", 0, "alice", 0, 1},
+        {"ALICE", 0, "alice", 0, 1},
+        {"mallory", 0, "alice", 0, 0},
+        {"alice[bot]", 1, "alice", 0, 0},
+        {"github-actions[bot]", 1, "", 1, 1},
+        {"other-app[bot]", 1, "", 1, 1}, /* an installation token cannot tell its bot from another by login */
+        {"mallory", 0, "", 1, 0},
+        {"github-actions[bot]", 0, "", 1, 0}, /* a user named like a bot is not one */
+        {NULL, 1, "", 1, 0},
+        {"alice", 0, NULL, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        EXPECT(gh_author_is_ours(cases[i].author, cases[i].author_is_bot, cases[i].login, cases[i].login_is_bot) ==
+                   cases[i].ours,
+               "case %zu: author %s (bot %d), login %s (bot %d): want %d", i, cases[i].author ? cases[i].author : "-",
+               cases[i].author_is_bot, cases[i].login ? cases[i].login : "-", cases[i].login_is_bot, cases[i].ours);
+}
+
 static void pull_parse(void)
 {
     static const char good[] =
@@ -125,6 +153,7 @@ int main(void)
     TEST_RUN(link_next);
     TEST_RUN(url_under_base);
     TEST_RUN(comment_is_ours);
+    TEST_RUN(author_is_ours);
     TEST_RUN(pull_parse);
     return test_exit_code();
 }
