@@ -776,6 +776,70 @@ int gh_comment_find(gh_client *c, long number, const char *marker, long long *id
     return rc;
 }
 
+/* One round of a write that must happen once (a comment, a review): sets
+ * *again when the failure leaves it unknown whether GitHub wrote (a 5xx, a
+ * transport error) or the target vanished, so another round should look
+ * for it first. */
+typedef int (*write_round)(gh_client *c, void *user, int round, int *again, char *err, size_t errlen);
+
+/* Runs rounds until one succeeds or gives up, at most PRBOT_RETRY_ATTEMPTS,
+ * waiting retry_wait_seconds between them. The POSTs themselves are not
+ * retried inside gh_call (RETRY_RATE_LIMIT_ONLY): only a round that has
+ * searched by marker may write again, so a lost answer never writes twice. */
+static int write_rounds(gh_client *c, const char *what, write_round round_fn, void *user, char *err, size_t errlen)
+{
+    int rc = PRBOT_ERROR;
+    for (int round = 1; round <= c->retry.max_attempts; round++) {
+        int again = 0;
+        rc = round_fn(c, user, round, &again, err, errlen);
+        if (rc == PRBOT_OK || !again || round == c->retry.max_attempts) break;
+        double wait = retry_wait_seconds(&c->retry, NULL, round);
+        log_note("prbot: %s; searching for the %s again in %.3g s (%d/%d)", err, what, wait, round + 1,
+                 c->retry.max_attempts);
+        retry_sleep(wait);
+    }
+    redact_token(c, err);
+    return rc;
+}
+
+typedef struct {
+    long number;
+    const char *marker, *payload_text;
+    char *url_out;
+    size_t url_cap;
+    int *updated;
+} upsert_job;
+
+/* Finds our comment, then PATCHes it or POSTs a new one. */
+static int upsert_round(gh_client *c, void *user, int round, int *again, char *err, size_t errlen)
+{
+    upsert_job *j = user;
+    long long id = 0;
+    int rc = find_marked_comment(c, j->number, j->marker, &id, NULL, err, errlen);
+    if (rc != PRBOT_OK) return rc;
+    char *url = id ? url_printf("%s/repos/%s/issues/comments/%lld", c->api, c->repo, id)
+                   : url_printf("%s/repos/%s/issues/%ld/comments", c->api, c->repo, j->number);
+    if (!url) {
+        err_set(err, errlen, "out of memory");
+        return PRBOT_ERROR;
+    }
+    const char *method = id ? "PATCH" : "POST";
+    http_response r;
+    int retryable = 0;
+    rc = gh_call(c, method, url, j->payload_text, id ? RETRY_ALL : RETRY_RATE_LIMIT_ONLY, &r, &retryable, err,
+                 errlen);
+    if (rc == PRBOT_OK) {
+        rc = read_comment_url(c, &r, method, url, j->url_out, j->url_cap, err, errlen);
+        if (j->updated) *j->updated = id != 0;
+        http_response_free(&r);
+        free(url);
+        return rc;
+    }
+    free(url);
+    *again = retryable || (id && rc == PRBOT_ENOTFOUND); /* or deleted between list and PATCH */
+    return rc;
+}
+
 int gh_comment_upsert(gh_client *c, long number, const char *marker, const char *body, char *url_out,
                       size_t url_cap, int *updated, char *err, size_t errlen)
 {
@@ -792,42 +856,9 @@ int gh_comment_upsert(gh_client *c, long number, const char *marker, const char 
         err_set(err, errlen, "cannot encode the comment body as JSON (invalid UTF-8?)");
         return PRBOT_ERROR;
     }
-    int rc = PRBOT_ERROR;
-    for (int round = 1; round <= c->retry.max_attempts; round++) {
-        long long id = 0;
-        rc = find_marked_comment(c, number, marker, &id, NULL, err, errlen);
-        if (rc != PRBOT_OK) break;
-        char *url = id ? url_printf("%s/repos/%s/issues/comments/%lld", c->api, c->repo, id)
-                       : url_printf("%s/repos/%s/issues/%ld/comments", c->api, c->repo, number);
-        if (!url) {
-            err_set(err, errlen, "out of memory");
-            rc = PRBOT_ERROR;
-            break;
-        }
-        const char *method = id ? "PATCH" : "POST";
-        http_response r;
-        int retryable = 0;
-        rc = gh_call(c, method, url, payload_text, id ? RETRY_ALL : RETRY_RATE_LIMIT_ONLY, &r, &retryable, err,
-                     errlen);
-        if (rc == PRBOT_OK) {
-            rc = read_comment_url(c, &r, method, url, url_out, url_cap, err, errlen);
-            if (updated) *updated = id != 0;
-            http_response_free(&r);
-            free(url);
-            break;
-        }
-        free(url);
-        int comment_vanished = id && rc == PRBOT_ENOTFOUND; /* deleted between list and PATCH */
-        if (!retryable && !comment_vanished) break;
-        if (round < c->retry.max_attempts) {
-            double wait = retry_wait_seconds(&c->retry, NULL, round);
-            log_note("prbot: %s; searching for the comment again in %.3g s (%d/%d)", err, wait,
-                    round + 1, c->retry.max_attempts);
-            retry_sleep(wait);
-        }
-    }
+    upsert_job job = {number, marker, payload_text, url_out, url_cap, updated};
+    int rc = write_rounds(c, "comment", upsert_round, &job, err, errlen);
     free(payload_text);
-    redact_token(c, err);
     return rc;
 }
 
@@ -945,6 +976,37 @@ int gh_review_find(gh_client *c, long number, const char *marker, gh_review_ref 
     *found = search.found;
     redact_token(c, err);
     return rc;
+}
+
+typedef struct {
+    long number;
+    const char *commit_id, *event, *body, *marker;
+    const gh_review_comment *comments;
+    size_t n;
+    gh_review_ref *out;
+} review_job;
+
+/* Looks for the review a failed round may have created, then POSTs. */
+static int review_round(gh_client *c, void *user, int round, int *again, char *err, size_t errlen)
+{
+    review_job *j = user;
+    int found = 0;
+    char err2[512];
+    if (round > 1 && gh_review_find(c, j->number, j->marker, j->out, &found, err2, sizeof err2) == PRBOT_OK &&
+        found) {
+        log_note("prbot: %s; the review was created all the same", err);
+        return PRBOT_OK;
+    }
+    return gh_review_create(c, j->number, j->commit_id, j->event, j->body, j->comments, j->n, j->out, again, err,
+                            errlen);
+}
+
+int gh_review_create_once(gh_client *c, long number, const char *commit_id, const char *event, const char *body,
+                          const gh_review_comment *comments, size_t n, const char *marker, gh_review_ref *out,
+                          char *err, size_t errlen)
+{
+    review_job job = {number, commit_id, event, body, marker, comments, n, out};
+    return write_rounds(c, "review", review_round, &job, err, errlen);
 }
 
 static int fill_posted(void *rec, json_t *item)

@@ -153,6 +153,15 @@ int gh_review_delete(gh_client *c, long number, long long review_id, char *err, 
 /* The first review on the PR whose body contains marker; *found = 0 when none. */
 int gh_review_find(gh_client *c, long number, const char *marker, gh_review_ref *out, int *found, char *err,
                    size_t errlen);
+/* gh_review_create for a review whose body contains `marker`, made at most
+ * once: after a 5xx or a dropped connection it waits (retry.h's backoff),
+ * looks for our review with the marker (GitHub may have created it all the
+ * same) and POSTs again only when there is none; at most
+ * PRBOT_RETRY_ATTEMPTS rounds. gh_comment_upsert makes the same rounds for
+ * the summary comment. */
+int gh_review_create_once(gh_client *c, long number, const char *commit_id, const char *event, const char *body,
+                          const gh_review_comment *comments, size_t n, const char *marker, gh_review_ref *out,
+                          char *err, size_t errlen);
 
 /* The comments of one review as GitHub placed them. */
 typedef struct {

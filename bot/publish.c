@@ -31,7 +31,6 @@
 #define STATE_MAX_BYTES (48 * 1024)
 #define RUN_MARKER_PREFIX "<!-- prbot:review-run "
 #define FINDING_MARKER_PREFIX "<!-- prbot:finding "
-#define CREATE_ROUNDS 3
 
 /* ---- base64 ---------------------------------------------------------------- */
 
@@ -485,28 +484,15 @@ done:
 
 /* ---- posting ------------------------------------------------------------------- */
 
-/* Creates the review with comments[0..n); after a 5xx it looks for this
- * run's review before trying again. */
+/* Creates the review with comments[0..n), once, found by this run's marker
+ * after a 5xx. */
 static int create_review(gh_client *gh, long pr, const review_doc *doc, const publish_plan *plan,
                          const gh_review_comment *comments, size_t n, gh_review_ref *ref, char *err, size_t errlen)
 {
     char marker[128];
     snprintf(marker, sizeof marker, "%s%.40s -->", RUN_MARKER_PREFIX, doc->head_sha);
-    int rc = PRBOT_ERROR;
-    for (int round = 1; round <= CREATE_ROUNDS; round++) {
-        int retryable = 0;
-        rc = gh_review_create(gh, pr, doc->head_sha, "COMMENT", plan->review_body, comments, n, ref, &retryable, err,
-                              errlen);
-        if (rc == PRBOT_OK || !retryable) return rc;
-        int found = 0;
-        char err2[512];
-        if (gh_review_find(gh, pr, marker, ref, &found, err2, sizeof err2) == PRBOT_OK && found) {
-            log_note("prbot: %s; the review was created all the same", err);
-            return PRBOT_OK;
-        }
-        log_note("prbot: %s; trying again (%d/%d)", err, round + 1, CREATE_ROUNDS);
-    }
-    return rc;
+    return gh_review_create_once(gh, pr, doc->head_sha, "COMMENT", plan->review_body, comments, n, marker, ref, err,
+                                 errlen);
 }
 
 /* After a 422: which comments does GitHub accept? Each is tried alone as a

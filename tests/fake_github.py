@@ -356,7 +356,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         raw_body = self._read_body()
         entry = {"method": method, "path": url.path, "query": url.query, "headers": dict(self.headers.items()),
-                 "body": raw_body.decode("utf-8", "replace")}
+                 "body": raw_body.decode("utf-8", "replace"), "time": time.monotonic()}
         if url.path.startswith("/_control/"):
             return self._control(method, url.path, raw_body)
         with fake.lock:

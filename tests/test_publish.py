@@ -282,6 +282,41 @@ def server_error_after_creating_is_not_a_second_review():
 
 
 @case
+def server_errors_creating_the_review_wait_and_count_like_every_retry():
+    """A 5xx on the review's POST is retried like any other write: after
+    retry.h's wait, at most PRBOT_RETRY_ATTEMPTS rounds, each after a search
+    that counts only our own reviews (a stranger's review quoting the run's
+    marker is not ours)."""
+    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
+        pr = make_pr(tmp)
+        pr.register(fake, 3)
+        with fake.lock:
+            fake.reviews[3].append({"id": 4000, "user": {"login": "mallory", "type": "User"}, "state": "COMMENTED",
+                                    "body": f"quoting <!-- prbot:review-run {pr.head} -->", "commit_id": pr.head,
+                                    "html_url": "https://github.example/octo/demo/pull/3#pullrequestreview-4000"})
+        fake.fail_next(2, 503, method="POST")
+        out = write_doc(tmp, pr, 3, [finding("src/util.c", 5)])
+        r = post(tmp, fake, pr, out, PRBOT_RETRY_ATTEMPTS="3", PRBOT_RETRY_MAX_WAIT="0.3")
+        assert r.returncode == 0, r.stderr[-2000:]
+        ours = [x for x in fake.reviews_of(3) if x["user"]["login"] != "mallory"]
+        assert len(ours) == 1 and len(fake.review_comments_of(3)) == 1, fake.reviews_of(3)
+        posts = [x["time"] for x in fake.requests() if x["method"] == "POST" and x["path"].endswith("/reviews")]
+        assert len(posts) == 3, posts
+        gaps = [b - a for a, b in zip(posts, posts[1:])]
+        assert min(gaps) >= 0.29, f"no wait between the review's attempts: {gaps}"
+        summary_of(fake, 3)
+    # two 5xx and two attempts allowed: the review is given up (the summary still says what was found)
+    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
+        pr = make_pr(tmp)
+        pr.register(fake, 3)
+        fake.fail_next(2, 503, method="POST")
+        out = write_doc(tmp, pr, 3, [finding("src/util.c", 5, title="Kept in the summary")])
+        r = post(tmp, fake, pr, out, PRBOT_RETRY_ATTEMPTS="2")
+        assert fake.count("POST", "/reviews") == 2 and fake.reviews_of(3) == [], r.stderr[-2000:]
+        assert "Kept in the summary" in summary_of(fake, 3), r.stderr[-2000:]
+
+
+@case
 def inline_false_posts_only_the_summary():
     with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
         pr = make_pr(tmp)
