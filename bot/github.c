@@ -1066,6 +1066,26 @@ int gh_step_summary_write(const char *body, char *err, size_t errlen)
     return 0;
 }
 
+int gh_action_stop_token(char out[33])
+{
+    unsigned char bytes[16];
+    FILE *f = fopen("/dev/urandom", "rb");
+    int ok = f && fread(bytes, 1, sizeof bytes, f) == sizeof bytes;
+    if (f) fclose(f);
+    for (size_t i = 0; ok && i < sizeof bytes; i++) snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+    return ok ? 0 : -1;
+}
+
+void gh_action_stop_commands_begin(FILE *f, const char *token)
+{
+    if (token && *token) fprintf(f, "::stop-commands::%s\n", token);
+}
+
+void gh_action_stop_commands_end(FILE *f, const char *token)
+{
+    if (token && *token) fprintf(f, "\n::%s::\n", token);
+}
+
 void gh_action_output(const char *name, const char *value)
 {
     const char *path = getenv("GITHUB_OUTPUT");

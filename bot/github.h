@@ -52,6 +52,7 @@
 #define PRBOT_GITHUB_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "errors.h"
 
@@ -180,6 +181,17 @@ int gh_step_summary_write(const char *body, char *err, size_t errlen);
 /* Appends name=value to $GITHUB_OUTPUT (a step's outputs) when it is set;
  * values with a line break are left out. */
 void gh_action_output(const char *name, const char *value);
+
+/* Text the model or a pull request wrote must not run as a workflow command
+ * ("::error::", "::add-mask::" at the start of a line) when it goes to the
+ * log. gh_action_stop_token draws 128 random bits as hex (the text cannot
+ * know them); returns 0, or -1 when /dev/urandom cannot be read. Between
+ * _begin and _end with that token the runner runs no command; both do
+ * nothing when token is NULL or "" (not in Actions). _end starts a line of
+ * its own, whatever the text before ended with. */
+int gh_action_stop_token(char out[33]);
+void gh_action_stop_commands_begin(FILE *f, const char *token);
+void gh_action_stop_commands_end(FILE *f, const char *token);
 
 /* ---- what the client reads from GitHub's answers (pure functions, for the
  * tests and tests/fuzz/fuzz_github.c) ------------------------------------ */

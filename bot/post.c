@@ -232,17 +232,6 @@ static int check_paths(const review_doc *d, const publish_files *pf, long pr, ch
     return 0;
 }
 
-/* 128 random bits as hex, for the runner's stop-commands token. */
-static int random_token(char out[33])
-{
-    unsigned char bytes[16];
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    int ok = fd >= 0 && read(fd, bytes, sizeof bytes) == (ssize_t)sizeof bytes;
-    if (fd >= 0) close(fd);
-    for (size_t i = 0; ok && i < sizeof bytes; i++) snprintf(out + 2 * i, 3, "%02x", bytes[i]);
-    return ok ? 0 : -1;
-}
-
 int cmd_post(int argc, char **argv)
 {
     post_options o;
@@ -314,15 +303,12 @@ int cmd_post(int argc, char **argv)
         /* in Actions the runner would take "::command::" lines of the artifact's text as commands */
         char stop[33] = "";
         int in_actions = getenv("GITHUB_ACTIONS") && !strcmp(getenv("GITHUB_ACTIONS"), "true");
-        if (in_actions && random_token(stop) < 0) {
+        if (in_actions && gh_action_stop_token(stop) < 0) {
             err_set(err, sizeof err, "cannot read /dev/urandom");
             goto done;
         }
-        if (in_actions) printf("::stop-commands::%s\n", stop);
-        fputs(plan.summary_body ? plan.summary_body : "", stdout);
-        for (size_t i = 0; i < plan.n_comments; i++)
-            printf("\n#### %s:%d\n\n%s", plan.comments[i].path, plan.comments[i].line, plan.comments[i].body);
-        if (in_actions) printf("\n::%s::\n", stop);
+        fflush(stderr);
+        publish_print_plan(stdout, &plan, doc.head_sha, stop);
         exit_code = rc == PRBOT_OK ? 0 : 1;
         goto done;
     }

@@ -484,6 +484,22 @@ done:
 
 /* ---- posting ------------------------------------------------------------------- */
 
+void publish_print_plan(FILE *f, const publish_plan *plan, const char *head_sha, const char *stop_token)
+{
+    gh_action_stop_commands_begin(f, stop_token);
+    fputs(plan->summary_body ? plan->summary_body : "", f);
+    if (plan->n_comments)
+        fprintf(f, "\n----- %zu inline comment%s (one review on %.12s) -----\n", plan->n_comments,
+                plan->n_comments == 1 ? "" : "s", head_sha);
+    for (size_t i = 0; i < plan->n_comments; i++) {
+        const gh_review_comment *c = &plan->comments[i];
+        if (c->start_line) fprintf(f, "\n#### %s:%d-%d\n\n%s", c->path, c->start_line, c->line, c->body);
+        else fprintf(f, "\n#### %s:%d\n\n%s", c->path, c->line, c->body);
+    }
+    gh_action_stop_commands_end(f, stop_token);
+    fflush(f);
+}
+
 /* Creates the review with comments[0..n), once, found by this run's marker
  * after a 5xx. */
 static int create_review(gh_client *gh, long pr, const review_doc *doc, const publish_plan *plan,

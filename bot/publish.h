@@ -121,6 +121,11 @@ int publish_render_summary(const review_doc *doc, const publish_state *prev, con
 int publish_post(gh_client *gh, long pr, review_doc *doc, const publish_state *prev, const publish_options *o,
                  const publish_summary_info *info, publish_plan *plan, char *err, size_t errlen);
 
+/* --dry-run: the summary body, then each inline comment under "#### path:line"
+ * ("path:start-end" for a range), to f; between stop-commands with
+ * stop_token when it is set (in Actions: the bodies hold the model's text). */
+void publish_print_plan(FILE *f, const publish_plan *plan, const char *head_sha, const char *stop_token);
+
 /* The JSON the review would be posted as (for --output DIR). */
 char *publish_review_request_json(const review_doc *doc, const publish_plan *plan);
 

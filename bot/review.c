@@ -155,27 +155,16 @@ static void log_line(const review_log *lg, const char *fmt, ...)
     if (n >= 0) free(text);
 }
 
-/* Draws the stop-commands token (Actions only). Returns 0 or -1. */
-static int log_init_stop_token(review_log *lg)
-{
-    unsigned char bytes[16];
-    FILE *f = fopen("/dev/urandom", "rb");
-    int ok = f && fread(bytes, 1, sizeof bytes, f) == sizeof bytes;
-    if (f) fclose(f);
-    for (size_t i = 0; ok && i < sizeof bytes; i++) snprintf(lg->stop_token + 2 * i, 3, "%02x", bytes[i]);
-    return ok ? 0 : -1;
-}
-
 /* From here to log_commands_resume, the runner runs no workflow command. */
 static void log_commands_stop(const review_log *lg)
 {
-    if (lg->in_actions) fprintf(stderr, "::stop-commands::%s\n", lg->stop_token);
+    gh_action_stop_commands_begin(stderr, lg->stop_token);
 }
 
 /* Starts a line of its own (the text before may not end in one). */
 static void log_commands_resume(const review_log *lg)
 {
-    if (lg->in_actions) fprintf(stderr, "\n::%s::\n", lg->stop_token);
+    gh_action_stop_commands_end(stderr, lg->stop_token);
 }
 
 static void log_group(const review_log *lg, const char *title)
@@ -963,18 +952,7 @@ static int write_output_dir(review_state *s, char *err, size_t errlen)
 static void print_findings(review_state *s)
 {
     fflush(stderr);
-    if (s->log.in_actions) printf("::stop-commands::%s\n", s->log.stop_token); /* the model's text follows */
-    fputs(s->plan.summary_body, stdout);
-    if (s->plan.n_comments)
-        printf("\n----- %zu inline comment%s (one review on %.12s) -----\n", s->plan.n_comments,
-               s->plan.n_comments == 1 ? "" : "s", s->doc.head_sha);
-    for (size_t i = 0; i < s->plan.n_comments; i++) {
-        const gh_review_comment *c = &s->plan.comments[i];
-        if (c->start_line) printf("\n#### %s:%d-%d\n\n%s", c->path, c->start_line, c->line, c->body);
-        else printf("\n#### %s:%d\n\n%s", c->path, c->line, c->body);
-    }
-    if (s->log.in_actions) printf("\n::%s::\n", s->log.stop_token);
-    fflush(stdout);
+    publish_print_plan(stdout, &s->plan, s->doc.head_sha, s->log.stop_token);
 }
 
 
@@ -1153,7 +1131,7 @@ int cmd_review(int argc, char **argv)
     event_options eo = {.repo_dir = s.opt.repo, .base = s.opt.base, .head = s.opt.head, .pr = s.opt.pr};
     if (event_load(&s.ctx, &eo, err, sizeof err) < 0) return fail(&s, err);
     s.log.in_actions = s.ctx.in_actions;
-    if (s.log.in_actions && log_init_stop_token(&s.log) < 0) return fail(&s, "cannot read /dev/urandom");
+    if (s.log.in_actions && gh_action_stop_token(s.log.stop_token) < 0) return fail(&s, "cannot read /dev/urandom");
     int model_given = s.opt.model || (getenv("PRBOT_MODEL") && *getenv("PRBOT_MODEL"));
     if ((!s.opt.backend || model_given) && find_model(s.opt.model, s.model_path, sizeof s.model_path, err, sizeof err) < 0)
         return fail(&s, err);
@@ -1197,9 +1175,9 @@ int cmd_review(int argc, char **argv)
     write_body_file(&s);
     if (s.opt.dry_run || local_print) {
         fflush(stderr);
-        if (s.log.in_actions) printf("::stop-commands::%s\n", s.log.stop_token);
+        gh_action_stop_commands_begin(stdout, s.log.stop_token);
         fputs(s.body, stdout);
-        if (s.log.in_actions) printf("\n::%s::\n", s.log.stop_token);
+        gh_action_stop_commands_end(stdout, s.log.stop_token);
         fflush(stdout);
         fprintf(stderr, "prbot review: %s: printed to stdout\n",
                 s.opt.dry_run ? "dry-run" : "local review (pass --pr N with GITHUB_TOKEN to post)");

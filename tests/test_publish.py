@@ -386,10 +386,17 @@ def post_dry_run_checks_and_prints():
     with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
         pr = make_pr(tmp)
         pr.register(fake, 3)
-        out = write_doc(tmp, pr, 3, [finding("src/util.c", 5, title="Printed, not posted")])
+        out = write_doc(tmp, pr, 3, [finding("src/util.c", 5, title="Printed, not posted"),
+                                     finding("src/util.c", 30, end_line=32, severity="risk", title="A range")])
         r = post(tmp, fake, pr, out, "--dry-run")
         assert r.returncode == 0, r.stderr[-2000:]
-        assert "Printed, not posted" in r.stdout and "#### src/util.c:5" in r.stdout
+        assert "Printed, not posted" in r.stdout and "#### src/util.c:5\n" in r.stdout, r.stdout
+        # a range shows as the review would post it (start_line..line), as `prbot review --dry-run` prints it
+        assert "#### src/util.c:30-32\n" in r.stdout and "2 inline comments" in r.stdout, r.stdout
+        # in Actions the artifact's text is printed between stop-commands with a fresh token
+        lines = r.stdout.splitlines()
+        m = re.fullmatch(r"::stop-commands::([0-9a-f]{32})", lines[0])
+        assert m and lines[-1] == f"::{m.group(1)}::", (lines[0], lines[-1])
         assert fake.count("POST") == 0 and fake.count("PATCH") == 0
 
 
