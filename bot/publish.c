@@ -562,7 +562,7 @@ static void link_comments(gh_client *gh, long pr, review_doc *doc, const gh_revi
  * error after which the review was given up (the summary still follows). */
 static int post_review(gh_client *gh, long pr, review_doc *doc, publish_plan *plan, char *err, size_t errlen)
 {
-    gh_review_ref ref;
+    gh_review_ref ref = {0};
     int rc = create_review(gh, pr, doc, plan, plan->comments, plan->n_comments, &ref, err, errlen);
     if (rc == PRBOT_EINVALID && plan->n_comments) {
         log_note("prbot: GitHub refused the review (%s); finding the comments it refuses", err);
