@@ -161,7 +161,7 @@ $(FUZZ_BUILD)/libprbot.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(wildcard tests/*.h) $(FUZZ_BUILD)/libprbot.a
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(wildcard tests/*.h) $(FUZZ_BUILD)/libprbot.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -Itests -Iengine -Ibot -o $@ $< $(FUZZ_BUILD)/libprbot.a $(LDLIBS)
 
 $(FUZZ_BUILD)/obj/bot/prompt.o: $(wildcard prompts/*.txt)

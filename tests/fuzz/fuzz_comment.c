@@ -13,8 +13,7 @@
 
 #include "../../bot/comment.h"
 #include "../markdown_check.h"
-
-static const char *const body_tags[] = {"<details>", "</details>", "<summary>", "</summary>", "<sub>", "</sub>", NULL};
+#include "review_body.h"
 
 static void check_text(const char *s)
 {
@@ -46,13 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     comment_input ci = {.name = "review", .model_text = text, .diff = &d, .model_name = "m", .max_bytes = cap};
     char *body = NULL, err[256];
     if (comment_render(&ci, &body, err, sizeof err) == 0) {
-        size_t len = strlen(body), limit = cap ? cap : COMMENT_MAX_BYTES;
-        FUZZ_CHECK(len <= limit, "body of %zu bytes over the cap of %zu", len, limit);
-        FUZZ_CHECK(!strncmp(body, "<!-- prbot:review -->\n", 22), "the marker is not the first line");
-        md_check_options o = {.allowed_tags = body_tags, .comment_allowed_until = 21};
-        const char *problem = md_check(body, len, &o);
-        FUZZ_CHECK(!problem, "%s", problem);
-        FUZZ_CHECK(fuzz_valid_utf8(body, len), "invalid UTF-8 in the body");
+        fuzz_check_review_body(body, cap);
         free(body);
     } else {
         FUZZ_CHECK(cap && strstr(err, "too small"), "render failed: %s", err);

@@ -31,11 +31,9 @@
 #include "../../bot/findings.h"
 #include "../../bot/linemap.h"
 #include "../markdown_check.h"
+#include "review_body.h"
 
 #define MAX_FILES 8
-
-static const char *const summary_tags[] = {"<details>", "</details>", "<summary>", "</summary>", "<sub>", "</sub>",
-                                           NULL};
 
 static void check_text(const char *what, const char *s, size_t max)
 {
@@ -92,13 +90,7 @@ static void check_summary(const findings_list *l, const diff_result *d, size_t c
         FUZZ_CHECK(cap && err[0] && !strchr(err, '\n'), "summary failed: %s", err);
         return;
     }
-    size_t len = strlen(b), limit = cap ? cap : COMMENT_MAX_BYTES;
-    FUZZ_CHECK(len <= limit, "summary of %zu bytes over the cap %zu", len, limit);
-    FUZZ_CHECK(!strncmp(b, "<!-- prbot:review -->\n", 22), "the marker is not the first line");
-    md_check_options o = {.allowed_tags = summary_tags, .comment_allowed_until = 21};
-    const char *problem = md_check(b, len, &o);
-    FUZZ_CHECK(!problem, "summary: %s", problem);
-    FUZZ_CHECK(fuzz_valid_utf8(b, len), "summary is not valid UTF-8");
+    fuzz_check_review_body(b, cap);
     free(b);
 }
 
