@@ -18,6 +18,28 @@
  * that cannot continue the grammar were set to -inf, and a grammar with
  * nothing left to add ends the generation.
  *
+ * Speculation (sp.speculate > 0) is prompt lookup: a review quotes its diff,
+ * so the next tokens are often a copy of earlier ones. After a token is
+ * chosen, the latest earlier occurrence of the last SPEC_NGRAM_MAX tokens
+ * (down to SPEC_NGRAM_MIN) in the cache's history proposes the tokens that
+ * followed it as a draft; the token and the draft are evaluated in one
+ * batch, which reads the weights once for all of them, and the rows are
+ * then sampled in order exactly as plain decoding would sample them, one
+ * draw per row. Drafted tokens are generated while the sampler picks them;
+ * the first pick that differs is kept as the next token (it was drawn from
+ * the right row) and the cache is rewound past the rejected draft. Every
+ * stop rewinds to where plain decoding would have left the cache. Shorter
+ * n-grams than two match too often by chance to be worth a batch. How far a
+ * rewind can go is the model's to say; the draft never exceeds what a
+ * batch holds, which a sliding-window ring cache can always take back.
+ * The output equals plain decoding's only where the batch path computes each
+ * row bit for bit as the one-token path does; that holds for some weight
+ * types and kernels and not for others (float weights, and the real models'
+ * attention), where a near-tie can go the other way, so speculation is
+ * opt-in (tests/test_spec.c checks both the rows and the output). To
+ * extend: a better drafter (a draft model, several candidates) only has to
+ * fill the draft array in spec_draft.
+ *
  * The pool runs one parallel region at a time, so evaluation on two sessions
  * of one model at once would interleave their work on the same workers: an
  * atomic flag on the engine turns such a call into an error instead.
@@ -47,6 +69,8 @@
 
 #define DEFAULT_N_CTX_CAP 4096
 #define DEFAULT_N_BATCH 512
+#define SPEC_NGRAM_MAX 3 /* longest suffix looked up for a draft */
+#define SPEC_NGRAM_MIN 2 /* shortest */
 
 struct engine {
     gguf_file *file;
@@ -84,6 +108,12 @@ struct engine_session {
     think_filter think;
     engine_stats stats;
     double t0, t1;
+    /* speculation: the token picked from a batch row but not yet generated,
+     * and the rows of the last batch */
+    int32_t pending;
+    int has_pending;
+    float *spec_logits;
+    int spec_rows;
 };
 
 void engine_set_progress(engine_session *s, engine_progress_cb cb, void *user)
@@ -406,6 +436,7 @@ void engine_session_free(engine_session *s)
     model_state_free(s->state);
     free(s->tokens);
     free(s->prompt);
+    free(s->spec_logits);
     free(s);
 }
 
@@ -425,7 +456,8 @@ int engine_eval(engine_session *s, const int32_t *tokens, int n, float *logits, 
     int pos0 = model_state_pos(s->state);
     int rc = model_forward(s->state, tokens, n, logits, err, errlen);
     atomic_store(&s->e->busy, 0);
-    if (rc == 0) memcpy(s->tokens + pos0, tokens, (size_t)n * sizeof *tokens);
+    /* memmove: speculation evaluates a draft already written in place */
+    if (rc == 0) memmove(s->tokens + pos0, tokens, (size_t)n * sizeof *tokens);
     return rc;
 }
 
@@ -438,6 +470,15 @@ int engine_session_common_prefix(const engine_session *s, const int32_t *tokens,
     int n_past = model_state_pos(s->state), k = 0;
     while (k < n_past && k < n - 1 && s->tokens[k] == tokens[k]) k++;
     return k;
+}
+
+/* Rows of one speculation batch: the token and its draft. A rejected draft
+ * is taken back by a rewind of at most a batch, which every cache can do. */
+static int spec_rows(const engine_session *s, const engine_sampling *sp)
+{
+    int n_batch = s->e->n_batch < s->n_ctx ? s->e->n_batch : s->n_ctx;
+    if (sp->speculate <= 0 || n_batch < 2) return 0;
+    return sp->speculate < n_batch - 1 ? sp->speculate + 1 : n_batch;
 }
 
 int engine_start(engine_session *s, const int32_t *prompt, int n_prompt, const engine_sampling *sp, char *err,
@@ -465,6 +506,21 @@ int engine_start(engine_session *s, const int32_t *prompt, int n_prompt, const e
         err_set(err, errlen, "out of memory creating the sampler");
         return -1;
     }
+    if (sp->speculate < 0) {
+        err_set(err, errlen, "speculate must be 0 (off) or a number of draft tokens, not %d", sp->speculate);
+        return -1;
+    }
+    int rows = spec_rows(s, sp);
+    if (rows > s->spec_rows) {
+        float *grown = realloc(s->spec_logits, (size_t)rows * s->e->model.n_vocab * sizeof *grown);
+        if (!grown) {
+            err_set(err, errlen, "out of memory for %d rows of speculation logits", rows);
+            return -1;
+        }
+        s->spec_logits = grown;
+        s->spec_rows = rows;
+    }
+    s->has_pending = 0;
     memcpy(s->prompt, prompt, (size_t)n_prompt * sizeof *prompt);
     s->n_prompt = n_prompt;
     s->n_prefilled = model_state_rewind(s->state, engine_session_common_prefix(s, prompt, n_prompt));
@@ -528,12 +584,12 @@ static int prefill_step(engine_session *s, char *err, size_t errlen)
     return 0;
 }
 
-/* Samples one token, streams it and evaluates it; returns 1 to go on, 0 when done, -1 on error. */
-static int decode_step(engine_session *s, engine_token_cb cb, void *user, char *err, size_t errlen)
+/* Picks the next token from a row of logits (masked by the grammar, which
+ * then takes the token); returns 1 with *id, 0 when the grammar is complete,
+ * -1 on error. */
+static int choose(engine_session *s, float *logits, int32_t *id, char *err, size_t errlen)
 {
     engine_stats *st = &s->stats;
-    if (st->generated_tokens >= s->sp.max_tokens) return 0;
-    float *logits = model_state_logits(s->state);
     if (s->gm) {
         double t = engine_now_s();
         int allowed = grammar_matcher_mask(s->gm, logits, err, errlen);
@@ -544,8 +600,17 @@ static int decode_step(engine_session *s, engine_token_cb cb, void *user, char *
             return 0;
         }
     }
-    int32_t id = sampler_sample(s->smp, logits);
-    if (s->gm && grammar_matcher_accept_token(s->gm, id, err, errlen)) return -1; /* only NaN logits pick a masked one */
+    *id = sampler_sample(s->smp, logits);
+    if (s->gm && grammar_matcher_accept_token(s->gm, *id, err, errlen)) return -1; /* only NaN logits pick a masked one */
+    return 1;
+}
+
+/* Generates a chosen token: ends on end-of-generation, else counts it,
+ * streams its text and checks the limits, with n_past the tokens the cache
+ * holds before it. Returns 1 to go on, 0 when done, -1 on error. */
+static int take(engine_session *s, int32_t id, int n_past, engine_token_cb cb, void *user, char *err, size_t errlen)
+{
+    engine_stats *st = &s->stats;
     if (tokenizer_is_eog(s->e->tok, id)) {
         st->stop_reason = "eos";
         return 0;
@@ -572,10 +637,83 @@ static int decode_step(engine_session *s, engine_token_cb cb, void *user, char *
         st->stop_reason = "time_budget";
         return 0;
     }
-    if (model_state_pos(s->state) >= s->n_ctx) {
+    if (n_past >= s->n_ctx) {
         st->stop_reason = "context_full";
         return 0;
     }
+    return 1;
+}
+
+/* The tokens that followed the latest earlier occurrence of the last n
+ * tokens of h[0, len), longest n first, up to cap into draft; returns how
+ * many. The newest match is the likeliest to continue the same way (the
+ * same hunk, the same line being quoted). */
+static int spec_draft(const int32_t *h, int len, int cap, int32_t *draft)
+{
+    for (int n = SPEC_NGRAM_MAX; n >= SPEC_NGRAM_MIN; n--) {
+        if (len <= n) continue;
+        const int32_t *tail = h + len - n;
+        for (int end = len - 2; end >= n - 1; end--) { /* h[end - n + 1, end] against the tail */
+            if (h[end] != tail[n - 1] || memcmp(h + end - n + 1, tail, (size_t)n * sizeof *h)) continue;
+            int k = 0;
+            while (k < cap && end + 1 + k < len) draft[k] = h[end + 1 + k], k++;
+            return k;
+        }
+    }
+    return 0;
+}
+
+/* Evaluates id with a draft after it and generates the drafted tokens the
+ * sampler picks from the rows; the first pick that differs becomes the
+ * pending token. Returns as decode_step. */
+static int speculate(engine_session *s, int32_t id, int n_draft, engine_token_cb cb, void *user, char *err,
+                     size_t errlen)
+{
+    int pos0 = model_state_pos(s->state), n = n_draft + 1, V = s->e->model.n_vocab;
+    int32_t *batch = s->tokens + pos0; /* id and its draft, where engine_eval writes them anyway */
+    engine_stats *st = &s->stats;
+    if (engine_eval(s, batch, n, s->spec_logits, err, errlen)) return -1;
+    st->drafted_tokens += n_draft;
+    int rc = 1, j = 0;
+    for (;; j++) { /* row j: what follows id and d_1..d_j */
+        int32_t next;
+        rc = choose(s, s->spec_logits + (size_t)j * V, &next, err, errlen);
+        if (rc <= 0) break;
+        if (j == n_draft || next != batch[j + 1]) {
+            s->pending = next;
+            s->has_pending = 1;
+            break;
+        }
+        st->accepted_tokens++;
+        if ((rc = take(s, next, pos0 + j + 1, cb, user, err, errlen)) <= 0) break;
+    }
+    /* keep id and d_1..d_j: the tokens plain decoding would have evaluated */
+    int keep = pos0 + 1 + j;
+    if (model_state_rewind(s->state, keep) != keep) {
+        err_set(err, errlen, "cannot take back a draft of %d tokens at position %d", n_draft, pos0);
+        return -1;
+    }
+    return rc;
+}
+
+/* Chooses one token, streams it and evaluates it (with a draft when
+ * speculating); returns 1 to go on, 0 when done, -1 on error. */
+static int decode_step(engine_session *s, engine_token_cb cb, void *user, char *err, size_t errlen)
+{
+    engine_stats *st = &s->stats;
+    if (st->generated_tokens >= s->sp.max_tokens) return 0;
+    int32_t id = s->pending;
+    int pos = model_state_pos(s->state), rc;
+    if (!s->has_pending && (rc = choose(s, model_state_logits(s->state), &id, err, errlen)) <= 0) return rc;
+    s->has_pending = 0;
+    if ((rc = take(s, id, pos, cb, user, err, errlen)) <= 0) return rc;
+    /* a draft no longer than the tokens still wanted and the room left */
+    int cap = spec_rows(s, &s->sp) - 1, left = s->sp.max_tokens - st->generated_tokens;
+    if (cap > left) cap = left;
+    if (cap > s->n_ctx - pos - 1) cap = s->n_ctx - pos - 1;
+    s->tokens[pos] = id; /* the history the draft is looked up in ends with id */
+    int n_draft = cap > 0 ? spec_draft(s->tokens, pos + 1, cap, s->tokens + pos + 1) : 0;
+    if (n_draft > 0) return speculate(s, id, n_draft, cb, user, err, errlen);
     return engine_eval(s, &id, 1, NULL, err, errlen) ? -1 : 1;
 }
 

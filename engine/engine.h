@@ -82,6 +82,15 @@ typedef struct {
      * "grammar" once nothing may follow. It must outlive the generation.
      * See engine/grammar.h. */
     const struct grammar *grammar;
+    /* 0 = off. Otherwise prompt-lookup speculation: after each token, up to
+     * this many following tokens are drafted from the latest earlier
+     * occurrence of the last few tokens in the prompt and the output, all
+     * are evaluated in one batch, and the drafted ones the sampler picks
+     * itself are kept. The sampler, grammar, random draws and stops are
+     * those of plain decoding; the batch path's arithmetic is not
+     * bit-identical to the one-token path's on every model, so a near-tie
+     * can come out differently (docs/PERFORMANCE.md). */
+    int speculate;
 } engine_sampling;
 
 typedef struct {
@@ -90,6 +99,7 @@ typedef struct {
     double prefill_s, decode_s;
     double prefill_tokens_per_s, decode_tokens_per_s;
     double grammar_s; /* of decode_s, the time spent masking tokens by the grammar */
+    int drafted_tokens, accepted_tokens; /* speculation: tokens drafted, and of those generated as drafted */
     /* "eos", "grammar" (complete), "max_tokens", "time_budget", "context_full",
      * "callback"; under a grammar only the first two mean the output is complete */
     const char *stop_reason;
