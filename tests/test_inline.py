@@ -21,6 +21,7 @@ Budget: about 10 model runs of a few seconds each. Under the sanitizers
 (PRBOT in build-asan/) only the first fixture runs, with fewer tokens;
 PRBOT_INLINE_FIXTURES=N overrides. Each case prints its time on stderr.
 """
+import contextlib
 import json
 import os
 import re
@@ -295,12 +296,18 @@ def pushes_and_force_push_with_the_real_model():
                   f"{len(fake.review_comments_of(number))} inline comments", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def first_fixture():
+    """The first fixture's base files as a pull request, with the fake GitHub (the model must exist)."""
+    require_model()
+    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN, timeout=3600) as fake:
+        yield tmp, fake, PullRequest(tmp, FIXTURES[0][1])
+
+
 @case
 def full_flag_reviews_everything():
-    require_model()
-    name, base, push1, push2, _ = FIXTURES[0]
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN, timeout=3600) as fake:
-        pr = PullRequest(tmp, base)
+    _, _, push1, push2, _ = FIXTURES[0]
+    with first_fixture() as (tmp, fake, pr):
         repeats = Repeats()
         pr.commit(push1)
         review(tmp, fake, pr, 30)
@@ -313,10 +320,8 @@ def full_flag_reviews_everything():
 
 @case
 def fork_review_writes_an_artifact_then_post_posts_it():
-    require_model()
-    name, base, push1, _, _ = FIXTURES[0]
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN, timeout=3600) as fake:
-        pr = PullRequest(tmp, base)
+    _, _, push1, _, _ = FIXTURES[0]
+    with first_fixture() as (tmp, fake, pr):
         pr.commit(push1)
         pr.register(fake, 40, fork=True)
         fake.read_only = True

@@ -11,6 +11,7 @@ never loses the review, secondary rate limits, a 5xx after the review was
 created; and the checks `prbot post` makes on an artifact it does not trust.
 """
 import base64
+import contextlib
 import json
 import os
 import re
@@ -38,6 +39,15 @@ def make_pr(tmp):
     pr = PullRequest(tmp, {"src/util.c": UTIL_BASE, "README.md": "readme\n"})
     pr.commit({"src/util.c": UTIL_NEW, "src/main.c": MAIN_NEW})
     return pr
+
+
+@contextlib.contextmanager
+def pr_on_fake():
+    """A temporary directory, the fake GitHub, and make_pr's pull request registered there as #3."""
+    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
+        pr = make_pr(tmp)
+        pr.register(fake, 3)
+        yield tmp, fake, pr
 
 
 def finding(path, line, severity="bug", title="A problem", body="Why it is wrong.", **extra):
@@ -101,9 +111,7 @@ def api(fake, method, path, payload=None):
 
 @case
 def fake_enforces_github_review_rules():
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         good = {"path": "src/util.c", "line": 5, "side": "RIGHT", "body": "ok"}
 
         def review(*comments, event="COMMENT", commit=None):
@@ -147,9 +155,7 @@ def fake_enforces_github_review_rules():
 
 @case
 def post_places_findings_on_the_diff():
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         out = write_doc(tmp, pr, 3, [
             finding("src/util.c", 5, title="Subtraction instead of addition", suggestion="int f5(int x) { return x + 5; }"),
             finding("src/util.c", 30, end_line=32, severity="risk", title="Range over the new lines"),
@@ -182,9 +188,7 @@ def post_places_findings_on_the_diff():
 
 @case
 def second_run_posts_no_duplicate():
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         out = write_doc(tmp, pr, 3, [finding("src/util.c", 5, title="Off-by-one!"), finding("src/main.c", 2)])
         assert post(tmp, fake, pr, out).returncode == 0
         # a push that does not touch util.c's line 5; the model reports the same problem (other case, punctuation)
@@ -205,9 +209,7 @@ def second_run_posts_no_duplicate():
 
 @case
 def max_inline_keeps_the_most_severe():
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         sev = ["nit", "risk", "bug", "nit", "bug", "risk", "nit"]
         out = write_doc(tmp, pr, 3, [finding("src/util.c", 2 + i, severity=s, title=f"P{i}") for i, s in enumerate(sev)])
         r = post(tmp, fake, pr, out, "--max-inline", "3")
@@ -220,9 +222,7 @@ def max_inline_keeps_the_most_severe():
 
 @case
 def a_refused_comment_never_loses_the_review():
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         fake.reject_lines = {("src/util.c", 30)}  # GitHub's diff disagrees with ours on this line
         out = write_doc(tmp, pr, 3, [finding("src/util.c", 5, title="Good one"),
                                      finding("src/util.c", 30, title="Refused one"),
@@ -249,9 +249,7 @@ def a_refused_comment_never_loses_the_review():
 
 @case
 def secondary_rate_limit_is_waited_out():
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         fake.write_limit = (1, 1.0)
         out = write_doc(tmp, pr, 3, [finding("src/util.c", 5)])
         r = post(tmp, fake, pr, out, PRBOT_RETRY_MAX_WAIT="2")
@@ -270,9 +268,7 @@ def secondary_rate_limit_is_waited_out():
 
 @case
 def server_error_after_creating_is_not_a_second_review():
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         fake.fail_next(1, 502, method="POST", after=True)  # the review is created, the answer is lost
         out = write_doc(tmp, pr, 3, [finding("src/util.c", 5)])
         r = post(tmp, fake, pr, out)
@@ -287,9 +283,7 @@ def server_errors_creating_the_review_wait_and_count_like_every_retry():
     retry.h's wait, at most PRBOT_RETRY_ATTEMPTS rounds, each after a search
     that counts only our own reviews (a stranger's review quoting the run's
     marker is not ours)."""
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         with fake.lock:
             fake.reviews[3].append({"id": 4000, "user": {"login": "mallory", "type": "User"}, "state": "COMMENTED",
                                     "body": f"quoting <!-- prbot:review-run {pr.head} -->", "commit_id": pr.head,
@@ -306,9 +300,7 @@ def server_errors_creating_the_review_wait_and_count_like_every_retry():
         assert min(gaps) >= 0.29, f"no wait between the review's attempts: {gaps}"
         summary_of(fake, 3)
     # two 5xx and two attempts allowed: the review is given up (the summary still says what was found)
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         fake.fail_next(2, 503, method="POST")
         out = write_doc(tmp, pr, 3, [finding("src/util.c", 5, title="Kept in the summary")])
         r = post(tmp, fake, pr, out, PRBOT_RETRY_ATTEMPTS="2")
@@ -318,9 +310,7 @@ def server_errors_creating_the_review_wait_and_count_like_every_retry():
 
 @case
 def inline_false_posts_only_the_summary():
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         out = write_doc(tmp, pr, 3, [finding("src/util.c", 5, title="Only in the summary")])
         r = post(tmp, fake, pr, out, "--inline", "false")
         assert r.returncode == 0, r.stderr[-2000:]
@@ -331,9 +321,7 @@ def inline_false_posts_only_the_summary():
 
 @case
 def no_findings_says_so_in_prbots_words():
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         out = write_doc(tmp, pr, 3, [])
         r = post(tmp, fake, pr, out)
         assert r.returncode == 0, r.stderr[-2000:]
@@ -346,9 +334,7 @@ def no_findings_says_so_in_prbots_words():
 
 @case
 def tampered_artifacts_are_refused_before_posting():
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         fake.add_pull(4, head_sha="c" * 40, base_sha=pr.base)
         good = [finding("src/util.c", 5)]
         cases = [
@@ -383,9 +369,7 @@ def tampered_artifacts_are_refused_before_posting():
 
 @case
 def post_dry_run_checks_and_prints():
-    with tempfile.TemporaryDirectory() as tmp, FakeGitHub(token=TOKEN) as fake:
-        pr = make_pr(tmp)
-        pr.register(fake, 3)
+    with pr_on_fake() as (tmp, fake, pr):
         out = write_doc(tmp, pr, 3, [finding("src/util.c", 5, title="Printed, not posted"),
                                      finding("src/util.c", 30, end_line=32, severity="risk", title="A range")])
         r = post(tmp, fake, pr, out, "--dry-run")
