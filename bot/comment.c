@@ -616,31 +616,47 @@ static int join_parts(textbuf *head, textbuf *middle, textbuf *tail, char **out)
     return *out ? 0 : -1;
 }
 
+/* The head every comment starts with: the marker that finds it again, an
+ * optional state line, and the heading (prose-escaped; "prbot NAME" when the
+ * caller gave none). */
+static void append_head(textbuf *head, const char *name, const char *state, const char *heading)
+{
+    char marker[256];
+    comment_marker(name, marker, sizeof marker);
+    textbuf_printf(head, "%s\n", marker);
+    if (state) textbuf_printf(head, "%s\n", state);
+    textbuf_puts(head, "### ");
+    if (heading)
+        append_prose_text(head, heading);
+    else
+        textbuf_printf(head, "prbot %s", name);
+    textbuf_puts(head, "\n\n");
+}
+
+/* The tail: lead, the changed files and the footer, the file list shortened
+ * until head and tail leave at least half of max_bytes to the text. Returns
+ * 0, or -1 when an append failed. */
+static int append_tail(textbuf *tail, const char *lead, const diff_result *d, const char *diff_source,
+                       const comment_stats *st, size_t head_len, size_t max_bytes)
+{
+    for (size_t limit = 2000;; limit /= 2) {
+        textbuf_free(tail);
+        textbuf_puts(tail, lead);
+        if (d && d->n_files) append_file_list(tail, d, diff_source, limit);
+        append_footer(tail, st);
+        if (tail->failed) return -1;
+        if (head_len + tail->len + 1024 <= max_bytes / 2 || limit == 0) return 0;
+    }
+}
+
 int comment_render(const comment_input *in, char **out, char *err, size_t errlen)
 {
     size_t max_bytes = in->max_bytes ? in->max_bytes : COMMENT_MAX_BYTES;
-    const char *name = in->name && *in->name ? in->name : "review";
-    char marker[256];
-    comment_marker(name, marker, sizeof marker);
     textbuf head = {0}, middle = {0}, tail = {0};
-    textbuf_printf(&head, "%s\n### ", marker);
-    if (in->heading)
-        append_prose_text(&head, in->heading);
-    else
-        textbuf_printf(&head, "prbot %s", name);
-    textbuf_puts(&head, "\n\n");
-
-    /* the file list and footer, shortened until they leave room for text */
-    for (size_t limit = 2000;; limit /= 2) {
-        textbuf_free(&tail);
-        textbuf_puts(&tail, "\n\n");
-        if (in->diff && in->diff->n_files) append_file_list(&tail, in->diff, in->diff_source, limit);
-        comment_stats st = {in->model_name, in->prompt_tokens, in->generated_tokens, in->prefill_tokens_per_s,
-                            in->decode_tokens_per_s, in->total_seconds, in->stop_reason, in->origin};
-        append_footer(&tail, &st);
-        if (tail.failed) goto oom;
-        if (head.len + tail.len + 1024 <= max_bytes / 2 || limit == 0) break;
-    }
+    append_head(&head, in->name && *in->name ? in->name : "review", NULL, in->heading);
+    comment_stats st = {in->model_name, in->prompt_tokens, in->generated_tokens, in->prefill_tokens_per_s,
+                        in->decode_tokens_per_s, in->total_seconds, in->stop_reason, in->origin};
+    if (append_tail(&tail, "\n\n", in->diff, in->diff_source, &st, head.len, max_bytes) < 0) goto oom;
     if (head.failed || head.len + tail.len + sizeof truncation_note + 128 > max_bytes) {
         err_set(err, errlen, "comment limit of %zu bytes is too small for the heading and footer", max_bytes);
         goto fail;
@@ -788,25 +804,9 @@ static void append_summary_middle(textbuf *b, const comment_summary *in, int det
 int comment_render_summary(const comment_summary *in, char **out, char *err, size_t errlen)
 {
     size_t max_bytes = in->max_bytes ? in->max_bytes : COMMENT_MAX_BYTES;
-    const char *name = in->name && *in->name ? in->name : "review";
-    char marker[256];
-    comment_marker(name, marker, sizeof marker);
     textbuf head = {0}, middle = {0}, tail = {0};
-    textbuf_printf(&head, "%s\n", marker);
-    if (in->state) textbuf_printf(&head, "%s\n", in->state);
-    textbuf_puts(&head, "### ");
-    if (in->heading)
-        append_prose_text(&head, in->heading);
-    else
-        textbuf_printf(&head, "prbot %s", name);
-    textbuf_puts(&head, "\n\n");
-    for (size_t limit = 2000;; limit /= 2) {
-        textbuf_free(&tail);
-        if (in->diff && in->diff->n_files) append_file_list(&tail, in->diff, in->diff_source, limit);
-        append_footer(&tail, &in->stats);
-        if (tail.failed) goto oom;
-        if (head.len + tail.len + 1024 <= max_bytes / 2 || limit == 0) break;
-    }
+    append_head(&head, in->name && *in->name ? in->name : "review", in->state, in->heading);
+    if (append_tail(&tail, "", in->diff, in->diff_source, &in->stats, head.len, max_bytes) < 0) goto oom;
     if (head.failed || head.len + tail.len + 128 > max_bytes) {
         if (head.failed) goto oom;
         err_set(err, errlen, "comment limit of %zu bytes is too small for the heading and footer", max_bytes);
