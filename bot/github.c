@@ -743,19 +743,28 @@ static int read_comment_url(gh_client *c, const http_response *r, const char *me
     return PRBOT_OK;
 }
 
-static int find_marked_comment(gh_client *c, long number, const char *marker, long long *id, char **body,
-                               char *err, size_t errlen)
+/* The first page's URL of a pull request's list (issues/N/comments,
+ * pulls/N/reviews), once our own login is known: every search of such a list
+ * keeps only what we wrote. */
+static int own_list_url(gh_client *c, const char *kind, long number, const char *items, char **url, char *err,
+                        size_t errlen)
 {
-    char *url = url_printf("%s/repos/%s/issues/%ld/comments?per_page=100", c->api, c->repo, number);
-    if (!url) {
+    int rc = own_identity(c, err, errlen);
+    if (rc != PRBOT_OK) return rc;
+    *url = url_printf("%s/repos/%s/%s/%ld/%s?per_page=100", c->api, c->repo, kind, number, items);
+    if (!*url) {
         err_set(err, errlen, "out of memory");
         return PRBOT_ERROR;
     }
-    int rc = own_identity(c, err, errlen);
-    if (rc != PRBOT_OK) {
-        free(url);
-        return rc;
-    }
+    return PRBOT_OK;
+}
+
+static int find_marked_comment(gh_client *c, long number, const char *marker, long long *id, char **body,
+                               char *err, size_t errlen)
+{
+    char *url;
+    int rc = own_list_url(c, "issues", number, "comments", &url, err, errlen);
+    if (rc != PRBOT_OK) return rc;
     marker_search search = {marker, c->login, c->login_is_bot, 0, NULL, body != NULL};
     rc = gh_get_all_pages(c, url, match_marker, &search, err, errlen);
     if (rc == PRBOT_ENOTFOUND)
@@ -961,19 +970,13 @@ int gh_review_find(gh_client *c, long number, const char *marker, gh_review_ref 
 {
     memset(out, 0, sizeof *out);
     *found = 0;
-    char *url = url_printf("%s/repos/%s/pulls/%ld/reviews?per_page=100", c->api, c->repo, number);
-    if (!url) {
-        err_set(err, errlen, "out of memory");
-        return PRBOT_ERROR;
+    char *url;
+    int rc = own_list_url(c, "pulls", number, "reviews", &url, err, errlen);
+    if (rc == PRBOT_OK) {
+        review_search search = {marker, c->login, c->login_is_bot, out, 0};
+        rc = gh_get_all_pages(c, url, match_review, &search, err, errlen);
+        *found = search.found;
     }
-    int rc = own_identity(c, err, errlen);
-    if (rc != PRBOT_OK) {
-        free(url);
-        return rc;
-    }
-    review_search search = {marker, c->login, c->login_is_bot, out, 0};
-    rc = gh_get_all_pages(c, url, match_review, &search, err, errlen);
-    *found = search.found;
     redact_token(c, err);
     return rc;
 }
