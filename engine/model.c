@@ -7,7 +7,7 @@
  * its tensors in load_layer and its metadata in load_hparams (adding the
  * keys it honours to known_keys), and write the step once in the math
  * below, where prefill and decode both run it. Then give it a test against a
- * reference: goldens in ../shared/testdata, or a model from
+ * reference: goldens in the test data set ($PRBOT_TESTDATA), or a model from
  * tests/tools/gen_model.c with logits from a reference engine, and the
  * float64 pass of tests/test_reference_forward.py.
  *
