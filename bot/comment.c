@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/engine.h"
 #include "errors.h"
 #include "textbuf.h"
 
@@ -50,36 +51,6 @@
 void comment_marker(const char *name, char *buf, size_t cap) { snprintf(buf, cap, "<!-- prbot:%s -->", name); }
 
 /* ---- UTF-8 ------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. */
-static size_t utf8_sequence_len(const unsigned char *s, size_t n)
-{
-    if (s[0] < 0x80) return 1;
-    size_t len;
-    unsigned min;
-    unsigned cp;
-    if ((s[0] & 0xE0) == 0xC0) {
-        len = 2, min = 0x80, cp = s[0] & 0x1F;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        len = 3, min = 0x800, cp = s[0] & 0x0F;
-    } else if ((s[0] & 0xF8) == 0xF0) {
-        len = 4, min = 0x10000, cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-size_t comment_utf8_char_len(const char *s, size_t n)
-{
-    return n ? utf8_sequence_len((const unsigned char *)s, n) : 0;
-}
 
 size_t comment_utf8_prefix(const char *s, size_t len, size_t cap)
 {
@@ -98,7 +69,7 @@ static void append_clean_utf8(textbuf *b, const char *text, size_t len)
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0;
     while (i < len) {
-        size_t n = utf8_sequence_len(s + i, len - i);
+        size_t n = engine_utf8_len(text + i, len - i);
         if (n == 1 && s[i] == '\r' && i + 1 < len && s[i + 1] == '\n') {
             i++;
             continue;
@@ -446,7 +417,7 @@ static void append_path(textbuf *b, const char *path)
     const unsigned char *s = (const unsigned char *)path;
     textbuf clean = {0};
     for (size_t i = 0; i < shown;) {
-        size_t n = utf8_sequence_len(s + i, shown - i);
+        size_t n = engine_utf8_len(path + i, shown - i);
         if (n == 0) textbuf_puts(&clean, REPLACEMENT_CHAR);
         else if (n == 1 && (s[i] < 0x20 || s[i] == 0x7F)) textbuf_puts(&clean, "?");
         else textbuf_add(&clean, path + i, n);

@@ -100,8 +100,4 @@ int comment_link_ok(const char *url);
  * does not end inside a UTF-8 sequence. */
 size_t comment_utf8_prefix(const char *s, size_t len, size_t cap);
 
-/* Length of the valid UTF-8 character at s (n bytes available), or 0 when
- * the bytes there are not one. */
-size_t comment_utf8_char_len(const char *s, size_t n);
-
 #endif

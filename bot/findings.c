@@ -28,6 +28,7 @@
 #include <strings.h>
 
 #include "comment.h"
+#include "../engine/engine.h"
 #include "errors.h"
 #include "sha256.h"
 #include "textbuf.h"
@@ -81,7 +82,7 @@ static void append_clean(textbuf *b, const char *s, size_t len, int keep_lines)
             i++;
             continue;
         }
-        size_t n = comment_utf8_char_len(s + i, len - i);
+        size_t n = engine_utf8_len(s + i, len - i);
         if (n == 0) {
             textbuf_puts(b, "\xEF\xBF\xBD");
             i++;
@@ -481,7 +482,7 @@ static char *json_friendly(const char *text, size_t len, size_t *out_len)
     int in_string = 0, escape = 0;
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)text[i];
-        size_t n = comment_utf8_char_len(text + i, len - i);
+        size_t n = engine_utf8_len(text + i, len - i);
         if (n == 0) {
             textbuf_puts(&b, "\xEF\xBF\xBD");
             i++;

@@ -66,6 +66,7 @@
 #include "think.h"
 #include "threads.h"
 #include "tokenizer.h"
+#include "unicode.h"
 
 #define DEFAULT_N_CTX_CAP 4096
 #define DEFAULT_N_BATCH 512
@@ -280,6 +281,8 @@ int engine_tokenize_alloc(engine *e, const char *text, size_t len, int add_bos, 
  * first byte: the model still reads the characters, as ordinary text.
  * One pass over the text; at each position only the control texts that
  * start with its byte are compared. */
+size_t engine_utf8_len(const char *s, size_t len) { return len ? utf8_valid_len(s, len) : 0; }
+
 char *engine_defuse_control_tokens(engine *e, const char *text)
 {
     static const char zwsp[] = "\xE2\x80\x8B";

@@ -165,6 +165,10 @@ int engine_tokenize_alloc(engine *e, const char *text, size_t len, int add_bos, 
  * stays text when the prompt holding it is tokenized with parse_special.
  * malloc'ed; NULL when out of memory. */
 char *engine_defuse_control_tokens(engine *e, const char *text);
+/* Bytes of the well-formed UTF-8 character at s (len > 0 bytes there):
+ * 1..4, or 0 for an invalid, overlong, surrogate or cut-off sequence. The
+ * tokenizer's rule, shared so that the bot cleans text by the same one. */
+size_t engine_utf8_len(const char *s, size_t len);
 /* Raw bytes of one token (see tokenizer_piece); returns length. */
 int engine_token_piece(engine *e, int32_t id, char *buf, int cap);
 /* 1 when id ends a generation (end of turn, end of text). */
