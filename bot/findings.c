@@ -30,6 +30,7 @@
 #include "comment.h"
 #include "../engine/engine.h"
 #include "errors.h"
+#include "github.h"
 #include "sha256.h"
 #include "textbuf.h"
 
@@ -1174,11 +1175,10 @@ int review_doc_parse(const char *text, size_t len, review_doc *d, char *err, siz
         err_set(err, errlen, "review document: base_sha, head_sha and since_sha must be 40 lower-case hex digits");
         goto fail;
     }
-    for (const char *p = repo; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-_./", *p))) {
-            err_set(err, errlen, "review document: \"repo\" must be owner/name");
-            goto fail;
-        }
+    if (!gh_repo_name_valid(repo)) {
+        err_set(err, errlen, "review document: \"repo\" must be owner/name");
+        goto fail;
+    }
     if (!json_is_array(findings) || json_array_size(findings) > FINDINGS_MAX) {
         err_set(err, errlen, "review document: \"findings\" must be an array of at most %d findings", FINDINGS_MAX);
         goto fail;

@@ -76,7 +76,7 @@ typedef enum { RETRY_ALL, RETRY_RATE_LIMIT_ONLY } retry_policy;
 
 /* ---------------------------------------------------------------- client */
 
-static int repo_name_valid(const char *repo)
+int gh_repo_name_valid(const char *repo)
 {
     const char *slash = strchr(repo, '/');
     if (!slash || slash == repo || !slash[1] || strchr(slash + 1, '/')) return 0;
@@ -94,7 +94,7 @@ int gh_client_new(gh_client **out, const char *api_url, const char *token, const
         err_set(err, errlen, "GITHUB_API_URL must start with https:// (got '%.200s')", api_url);
         return -1;
     }
-    if (!repo || !repo_name_valid(repo)) {
+    if (!repo || !gh_repo_name_valid(repo)) {
         err_set(err, errlen, "repository must be 'owner/name' (got '%.200s'); set GITHUB_REPOSITORY",
                 repo ? repo : "");
         return -1;

@@ -84,6 +84,10 @@ typedef struct {
 /* Creates a client. api_url NULL or "" means https://api.github.com; token
  * may be NULL/"" (anonymous: reads of public repos only); repo is
  * "owner/name". Returns 0, or -1 with err set (bad repo or URL, no memory). */
+/* 1 when repo is "owner/name": one slash, both parts non-empty, only
+ * letters, digits and -_. (the only names a URL path gets built from). */
+int gh_repo_name_valid(const char *repo);
+
 int gh_client_new(gh_client **out, const char *api_url, const char *token, const char *repo,
                   char *err, size_t errlen);
 void gh_client_free(gh_client *c);

@@ -335,6 +335,14 @@ static void test_doc_strict_reader(void)
     expect_rejected(DOC_HEAD "\"findings\":[{\"path\":\"a.c\",\"line\":3,\"severity\":\"bug\",\"title\":\"t\"}]," FILES "}", "body");
     expect_rejected("{\"version\":1,\"repo\":\"o/r\",\"pr\":3,\"base_sha\":\"xyz\",\"head_sha\":\"" SHA40 "\",\"model\":\"m\",\"prompt\":\"r\",\"summary\":\"s\",\"findings\":[]," FILES "}", "hex");
     expect_rejected(DOC_HEAD "\"findings\":[],\"files\":{\"reviewed\":[1]}}", "reviewed");
+    /* the repository is owner/name exactly, as the GitHub client will build its URLs from it */
+    static const char *const bad_repos[] = {"o", "o/", "/r", "o/r/x", "o/r?x", "o r/x"};
+    for (size_t i = 0; i < sizeof bad_repos / sizeof *bad_repos; i++) {
+        char doc[1024];
+        snprintf(doc, sizeof doc, "{\"version\":1,\"repo\":\"%s\",\"pr\":3,\"base_sha\":\"" SHA40 "\",\"head_sha\":\"" SHA40
+                 "\",\"model\":\"m\",\"prompt\":\"r\",\"summary\":\"s\",\"findings\":[]," FILES "}", bad_repos[i]);
+        expect_rejected(doc, "owner/name");
+    }
     expect_rejected(DOC_HEAD "\"findings\":[],\"findings\":[]," FILES "}", "JSON");
     /* a title far over the cap */
     static char huge[8192];
