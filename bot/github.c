@@ -1015,18 +1015,15 @@ int gh_review_create_once(gh_client *c, long number, const char *commit_id, cons
 static int fill_posted(void *rec, json_t *item)
 {
     gh_posted_comment *pc = rec;
-    json_t *line = json_object_get(item, "line");
-    pc->line = json_is_integer(line) ? (int)json_integer_value(line) : 0;
-    pc->path = json_strdup(item, "path");
-    pc->body = json_strdup(item, "body");
-    pc->html_url = json_strdup(item, "html_url");
-    return pc->path && pc->body && pc->html_url ? 0 : -1;
+    int oom = 0;
+    pc->body = json_strdup_or_null(item, "body", &oom);
+    pc->html_url = json_strdup_or_null(item, "html_url", &oom);
+    return oom ? -1 : 0;
 }
 
 static void clear_posted(void *rec)
 {
     gh_posted_comment *pc = rec;
-    free(pc->path);
     free(pc->body);
     free(pc->html_url);
 }

@@ -168,10 +168,10 @@ int gh_review_create_once(gh_client *c, long number, const char *commit_id, cons
                           const gh_review_comment *comments, size_t n, const char *marker, gh_review_ref *out,
                           char *err, size_t errlen);
 
-/* The comments of one review as GitHub placed them. */
+/* The comments of one review as GitHub placed them: what publish.c links
+ * findings by (each is NULL when GitHub sent none). */
 typedef struct {
-    char *path, *body, *html_url;
-    int line;
+    char *body, *html_url;
 } gh_posted_comment;
 int gh_review_comments(gh_client *c, long number, long long review_id, gh_posted_comment **out, size_t *n,
                        char *err, size_t errlen);

@@ -546,7 +546,7 @@ static void link_comments(gh_client *gh, long pr, review_doc *doc, const gh_revi
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        const char *m = strstr(posted[i].body, FINDING_MARKER_PREFIX);
+        const char *m = posted[i].body ? strstr(posted[i].body, FINDING_MARKER_PREFIX) : NULL;
         if (!m || !comment_link_ok(posted[i].html_url)) continue;
         m += strlen(FINDING_MARKER_PREFIX);
         for (size_t k = 0; k < doc->f.n; k++) {
