@@ -123,15 +123,19 @@ typedef struct {
 
 typedef struct {
     int in_actions;
-    struct timespec start;
+    double start;        /* engine_now_s() when the review began */
     char stop_token[33]; /* random hex: ends the runner's pause of workflow commands */
 } review_log;
 
-static double seconds_since(const struct timespec *t0)
+static double seconds_since(double t0) { return engine_now_s() - t0; }
+
+/* What --time-budget leaves for generating now, keeping POST_RESERVE_S for
+ * posting (at least a second); 0 when there is no budget. */
+static double budget_left(const review_options *o, const review_log *lg)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) * 1e-9;
+    if (o->time_budget <= 0) return 0;
+    double left = o->time_budget - seconds_since(lg->start) - POST_RESERVE_S;
+    return left < 1 ? 1 : left;
 }
 
 /* Prints s with every control character shown as '?': one line, whatever
@@ -146,7 +150,7 @@ static void log_line(const review_log *lg, const char *fmt, ...)
 {
     va_list ap;
     char *text = NULL;
-    fprintf(stderr, "[%6.1fs] ", seconds_since(&lg->start));
+    fprintf(stderr, "[%6.1fs] ", seconds_since(lg->start));
     va_start(ap, fmt);
     int n = vasprintf(&text, fmt, ap);
     va_end(ap);
@@ -571,8 +575,7 @@ static int build_prompt(review_state *s, token_counter *tc, char *err, size_t er
         if (!s->e) b.count = estimate_tokens, b.format = NULL;
     }
     if (s->opt.time_budget > 0 && !s->opt.backend) {
-        b.time_budget_s = s->opt.time_budget - seconds_since(&s->log.start) - POST_RESERVE_S;
-        if (b.time_budget_s < 1) b.time_budget_s = 1;
+        b.time_budget_s = budget_left(&s->opt, &s->log);
         prompt_estimate_speed(info->weight_bytes, info->n_threads, &b.prefill_tokens_per_s, &b.decode_tokens_per_s);
     }
     diff_result *shown = s->incremental ? &s->inc : &s->diff;
@@ -654,10 +657,7 @@ static int generate(review_state *s, char *err, size_t errlen)
     sp.repeat_penalty = 1.1f;
     sp.repeat_last_n = 64;
     sp.max_tokens = s->prompt.max_tokens;
-    if (s->opt.time_budget > 0) {
-        sp.time_budget_s = s->opt.time_budget - seconds_since(&s->log.start) - POST_RESERVE_S;
-        if (sp.time_budget_s < 1) sp.time_budget_s = 1;
-    }
+    sp.time_budget_s = budget_left(&s->opt, &s->log);
     grammar *g_findings = NULL;
     if (s->tmpl.findings && findings_grammar(s, &g_findings, err, errlen) < 0) {
         free(ids);
@@ -713,18 +713,14 @@ static int generate_backend(review_state *s, char *err, size_t errlen)
     int n = 0;
     if (s->prompt.system) msgs[n++] = (engine_chat_msg){"system", s->prompt.system};
     msgs[n++] = (engine_chat_msg){"user", s->prompt.user_msg};
-    double budget = 0;
-    if (s->opt.time_budget > 0) {
-        budget = s->opt.time_budget - seconds_since(&s->log.start) - POST_RESERVE_S;
-        if (budget < 1) budget = 1;
-    }
+    double budget = budget_left(&s->opt, &s->log);
     log_line(&s->log, "sending about %d prompt tokens to %s, up to %d tokens back", s->prompt.prompt_tokens,
              s->opt.backend, s->prompt.max_tokens);
     fputs("----- generated text -----\n", stderr);
     log_commands_stop(&s->log);
     textbuf g = {0};
     backend_result res;
-    double t0 = seconds_since(&s->log.start);
+    double t0 = seconds_since(s->log.start);
     int rc = backend_chat(&bo, msgs, n, s->prompt.max_tokens, 0.0, budget, on_backend_text, &g, &res, err, errlen);
     log_commands_resume(&s->log);
     fputs("\n--------------------------\n", stderr);
@@ -734,7 +730,7 @@ static int generate_backend(review_state *s, char *err, size_t errlen)
         return -1;
     }
     s->model_text = g.data ? g.data : strdup("");
-    double seconds = seconds_since(&s->log.start) - t0;
+    double seconds = seconds_since(s->log.start) - t0;
     s->stats.prompt_tokens = res.prompt_tokens >= 0 ? res.prompt_tokens : s->prompt.prompt_tokens;
     s->stats.generated_tokens = res.completion_tokens >= 0 ? res.completion_tokens : 0;
     s->stats.decode_s = seconds;
@@ -785,7 +781,7 @@ static int render(review_state *s, char *err, size_t errlen)
                         .prompt_tokens = s->stats.prompt_tokens, .generated_tokens = s->stats.generated_tokens,
                         .prefill_tokens_per_s = s->stats.prefill_tokens_per_s,
                         .decode_tokens_per_s = s->stats.decode_tokens_per_s,
-                        .total_seconds = seconds_since(&s->log.start), .stop_reason = s->stats.stop_reason};
+                        .total_seconds = seconds_since(s->log.start), .stop_reason = s->stats.stop_reason};
     return comment_render(&in, &s->body, err, errlen);
 }
 
@@ -860,7 +856,7 @@ static int build_doc(review_state *s, char *err, size_t errlen)
     d->stop_reason = s->stats.stop_reason ? strdup(s->stats.stop_reason) : NULL;
     d->prompt_tokens = s->stats.prompt_tokens;
     d->generated_tokens = s->stats.generated_tokens;
-    d->seconds = seconds_since(&s->log.start);
+    d->seconds = seconds_since(s->log.start);
     if (!d->model || !d->prompt || review_doc_set_files(d, &s->diff) < 0) goto oom;
     rc = 0;
     goto done;
@@ -885,7 +881,7 @@ static publish_summary_info summary_info(review_state *s)
                                .scope = s->scope[0] ? s->scope : NULL, .notice = s->notice};
     si.stats = (comment_stats){s->model_name[0] ? s->model_name : NULL, s->stats.prompt_tokens,
                                s->stats.generated_tokens, s->stats.prefill_tokens_per_s, s->stats.decode_tokens_per_s,
-                               seconds_since(&s->log.start), s->stats.stop_reason, s->origin};
+                               seconds_since(s->log.start), s->stats.stop_reason, s->origin};
     return si;
 }
 
@@ -1124,7 +1120,7 @@ int cmd_review(int argc, char **argv)
 {
     review_state s;
     memset(&s, 0, sizeof s);
-    clock_gettime(CLOCK_MONOTONIC, &s.log.start);
+    s.log.start = engine_now_s();
     int rc = parse_options(argc, argv, &s.opt);
     if (rc) return rc == CLI_HELP ? 0 : rc;
     char err[1024] = "";
