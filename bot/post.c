@@ -291,8 +291,7 @@ int cmd_post(int argc, char **argv)
                           .dry_run = o.dry_run};
     char scope[256] = "";
     if (doc.since_sha[0])
-        snprintf(scope, sizeof scope, "Reviewed the commits after %.7s (up to %.7s); findings from earlier reviews are "
-                 "listed, not repeated.", doc.since_sha, doc.head_sha);
+        publish_scope_line(scope, sizeof scope, doc.since_sha, doc.head_sha);
     publish_summary_info si = {.diff = &summary_files, .diff_source = NULL, .scope = scope[0] ? scope : NULL};
     si.stats = (comment_stats){doc.model, doc.prompt_tokens, doc.generated_tokens, 0, 0, doc.seconds, doc.stop_reason, NULL};
     if (publish_prepare(&doc, &files, &prev, &po, &plan, err, sizeof err) < 0) goto done;

@@ -357,6 +357,12 @@ static void fingerprint_on(finding *f, const publish_file *pf)
     findings_fingerprint(f->path, f->title, l ? pf->patch + l->offset : "", l ? l->len : 0, f->fingerprint);
 }
 
+void publish_scope_line(char *buf, size_t cap, const char *since, const char *head)
+{
+    snprintf(buf, cap, "Reviewed the commits after %.7s (up to %.7s); findings from earlier reviews are listed, not "
+             "repeated.", since, head);
+}
+
 int publish_prepare(review_doc *doc, const publish_files *files, const publish_state *prev, const publish_options *o,
                     publish_plan *plan, char *err, size_t errlen)
 {

@@ -102,6 +102,10 @@ void publish_plan_free(publish_plan *p);
 int publish_prepare(review_doc *doc, const publish_files *files, const publish_state *prev, const publish_options *o,
                     publish_plan *plan, char *err, size_t errlen);
 
+/* The summary's line on an incremental review's scope: the commits after
+ * since (up to head) were reviewed, earlier findings are listed. */
+void publish_scope_line(char *buf, size_t cap, const char *since, const char *head);
+
 /* The summary body for the plan: the doc's findings (without repeats),
  * earlier ones from prev, and the new state. */
 typedef struct {

@@ -522,8 +522,7 @@ static int incremental_diff(review_state *s, char *err, size_t errlen)
             goto oom;
     }
     s->incremental = 1;
-    snprintf(s->scope, sizeof s->scope, "Reviewed the commits after %.7s (up to %.7s); findings from earlier reviews are "
-             "listed, not repeated.", last, head);
+    publish_scope_line(s->scope, sizeof s->scope, last, head);
     log_line(&s->log, "incremental review: only the commits %.12s..%.12s go to the model (%zu files changed)", last,
              head, s->inc.n_files);
     return 0;

@@ -283,6 +283,8 @@ def pushes_and_force_push_with_the_real_model():
             pr.commit(push2, "second push")
             err = review(tmp, fake, pr, number)
             assert f"only the commits {first_head[:12]}..{pr.head[:12]}" in err, err[-2000:]
+            summary = [c for c in fake.comments_of(number) if "<!-- prbot:review -->" in c["body"]][0]["body"]
+            assert f"Reviewed the commits after {first_head[:7]} (up to {pr.head[:7]})" in summary, summary[-2000:]
             repeats.update(fake, number, pr.dir)
             pr.force(force, "rewritten")
             err = review(tmp, fake, pr, number)

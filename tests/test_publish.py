@@ -204,6 +204,7 @@ def second_run_posts_no_duplicate():
         assert len(fake.reviews_of(3)) == 2, "one review per run"
         body = summary_of(fake, 3)
         assert "Earlier findings on this pull request: 2" in body and "**Findings: 1**" in body, body
+        assert f"Reviewed the commits after {pr.base[:7]} (up to {pr.head[:7]})" in body, body
         assert len(state_of(body)["fps"]) == 3
 
 
