@@ -725,7 +725,6 @@ int model_state_rewind(model_state *s, int pos)
     return pos;
 }
 int model_state_pos(const model_state *s) { return s->pos; }
-int model_state_n_ctx(const model_state *s) { return s->n_ctx; }
 float *model_state_logits(model_state *s) { return s->logits; }
 
 uint64_t model_state_kv_bytes(const model_state *s)

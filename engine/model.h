@@ -113,7 +113,6 @@ void model_state_reset(model_state *s);
  * positions it would need) returns less, down to 0 (everything dropped). */
 int model_state_rewind(model_state *s, int pos);
 int model_state_pos(const model_state *s);
-int model_state_n_ctx(const model_state *s);
 /* Bytes of K and V cache, all layers (flat in n_ctx for sliding-window layers). */
 uint64_t model_state_kv_bytes(const model_state *s);
 

@@ -78,12 +78,6 @@ int panels_supported(uint32_t type)
     return layout_of(type, &l) == 0;
 }
 
-size_t panels_record_size(uint32_t type)
-{
-    block_layout l;
-    return layout_of(type, &l) ? 0 : PANEL_ROWS * l.block;
-}
-
 size_t panels_size(uint32_t type, int n, int n_rows)
 {
     block_layout l;

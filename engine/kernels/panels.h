@@ -49,8 +49,6 @@ static inline size_t panel_field_at(size_t at) { return PANEL_ROWS * at; }
 int panels_supported(uint32_t type);
 /* Bytes of the panel form of an n_rows x n matrix (n a multiple of the block size). */
 size_t panels_size(uint32_t type, int n, int n_rows);
-/* Bytes of one record (one block of one panel). */
-size_t panels_record_size(uint32_t type);
 /* rows: n_rows GGUF rows of n elements, back to back -> panels. */
 void panels_pack(uint32_t type, int n, int n_rows, const void *rows, void *panels);
 /* Row `row` of the packed matrix back in its GGUF form (one row of blocks). */
