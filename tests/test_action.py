@@ -386,6 +386,52 @@ def example_workflows_skip_drafts_and_bots():
         assert "inputs." not in step.get("run", ""), step.get("name")
 
 
+def model_step_outputs(tmp, cpus, mem_gib, inputs):
+    """Runs only the step that picks the model, on a runner that reports cpus
+    CPUs and mem_gib GiB (nproc and getconf shims); returns its outputs."""
+    shims = os.path.join(tmp, f"shims-{cpus}-{mem_gib}")
+    os.makedirs(shims)
+    with open(os.path.join(shims, "nproc"), "w") as f:
+        f.write(f"#!/bin/sh\necho {cpus}\n")
+    with open(os.path.join(shims, "getconf"), "w") as f:
+        f.write(f'#!/bin/sh\ncase "$1" in PAGE_SIZE) echo 4096;; _PHYS_PAGES) echo {mem_gib * 262144};; esac\n')
+    for tool in ("nproc", "getconf"):
+        os.chmod(os.path.join(shims, tool), 0o755)
+    action = load_yaml(os.path.join(ROOT, "action.yml"))
+    step = next(s for s in action["runs"]["steps"] if s.get("id") == "model")
+    ctx = {"inputs": {name: inputs.get(name, spec.get("default", "")) for name, spec in action["inputs"].items()},
+           "github": {"token": TOKEN}, "steps": {}, "env": {}, "runner": {}}
+    out = os.path.join(tmp, f"out-{cpus}-{mem_gib}")
+    env = {"PATH": shims + os.pathsep + os.environ["PATH"], "HOME": tmp, "GITHUB_OUTPUT": out}
+    env.update({k: substitute(v, ctx) for k, v in step["env"].items()})
+    p = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", substitute(step["run"], ctx)],
+                       env=env, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return read_outputs(out), p.stdout
+
+
+@case
+def default_model_is_chosen_for_the_runner():
+    load_yaml(os.path.join(ROOT, "action.yml"))
+    with tempfile.TemporaryDirectory() as tmp:
+        # a private runner (2 vCPUs, 7 GB) gets the 1.5B with its pinned checksum
+        out, said = model_step_outputs(tmp, 2, 7, {})
+        assert out["url"].endswith("/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf") and len(out["sha256"]) == 64, out
+        assert "2 CPUs" in said, said
+        # a public runner (4 vCPUs, 16 GB) gets the 3B
+        out, _ = model_step_outputs(tmp, 4, 16, {})
+        assert out["url"].endswith("/qwen2.5-coder-3b-instruct-q4_k_m.gguf"), out
+        # 4 CPUs, but the job asks for 2 threads: the 1.5B
+        out, _ = model_step_outputs(tmp, 4, 15, {"threads": "2"})
+        assert "1.5b" in out["url"], out
+        # 4 CPUs with too little memory: the 1.5B
+        out, _ = model_step_outputs(tmp, 8, 7, {})
+        assert "1.5b" in out["url"], out
+        # a model-url of the user's own is kept, with its checksum (or none)
+        out, _ = model_step_outputs(tmp, 16, 64, {"model-url": "https://example.com/m.gguf"})
+        assert out["url"] == "https://example.com/m.gguf" and out["sha256"] == "" and out["key"].startswith("prbot-model-")
+
+
 @case
 def fork_workflows_review_read_only_then_post():
     review_works()
