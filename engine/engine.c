@@ -32,6 +32,10 @@
  * n-grams than two match too often by chance to be worth a batch. How far a
  * rewind can go is the model's to say; the draft never exceeds what a
  * batch holds, which a sliding-window ring cache can always take back.
+ * A batch costs several one-token steps, so after a draft that was wholly
+ * rejected the next drafts wait for 2, 4, ... tokens (up to
+ * 2^SPEC_BACKOFF_SHIFT): text that is not a copy costs little, and a copy
+ * still gets found soon. Which tokens are drafted never changes the output.
  * The output equals plain decoding's only where the batch path computes each
  * row bit for bit as the one-token path does; that holds for some weight
  * types and kernels and not for others (float weights, and the real models'
@@ -72,6 +76,7 @@
 #define DEFAULT_N_BATCH 512
 #define SPEC_NGRAM_MAX 3 /* longest suffix looked up for a draft */
 #define SPEC_NGRAM_MIN 2 /* shortest */
+#define SPEC_BACKOFF_SHIFT 4 /* at most 2^4 tokens decoded plainly after rejected drafts */
 
 struct engine {
     gguf_file *file;
@@ -113,6 +118,7 @@ struct engine_session {
      * and the rows of the last batch */
     int32_t pending;
     int has_pending;
+    int spec_wait, spec_misses; /* back-off: plain steps before the next draft, drafts rejected in a row */
     float *spec_logits;
     int spec_rows;
 };
@@ -524,6 +530,7 @@ int engine_start(engine_session *s, const int32_t *prompt, int n_prompt, const e
         s->spec_rows = rows;
     }
     s->has_pending = 0;
+    s->spec_wait = s->spec_misses = 0;
     memcpy(s->prompt, prompt, (size_t)n_prompt * sizeof *prompt);
     s->n_prompt = n_prompt;
     s->n_prefilled = model_state_rewind(s->state, engine_session_common_prefix(s, prompt, n_prompt));
@@ -690,6 +697,12 @@ static int speculate(engine_session *s, int32_t id, int n_draft, engine_token_cb
         st->accepted_tokens++;
         if ((rc = take(s, next, pos0 + j + 1, cb, user, err, errlen)) <= 0) break;
     }
+    if (j > 0) {
+        s->spec_misses = 0;
+    } else {
+        if (s->spec_misses < SPEC_BACKOFF_SHIFT) s->spec_misses++;
+        s->spec_wait = 1 << s->spec_misses;
+    }
     /* keep id and d_1..d_j: the tokens plain decoding would have evaluated */
     int keep = pos0 + 1 + j;
     if (model_state_rewind(s->state, keep) != keep) {
@@ -714,6 +727,7 @@ static int decode_step(engine_session *s, engine_token_cb cb, void *user, char *
     int cap = spec_rows(s, &s->sp) - 1, left = s->sp.max_tokens - st->generated_tokens;
     if (cap > left) cap = left;
     if (cap > s->n_ctx - pos - 1) cap = s->n_ctx - pos - 1;
+    if (s->spec_wait > 0) s->spec_wait--, cap = 0;
     s->tokens[pos] = id; /* the history the draft is looked up in ends with id */
     int n_draft = cap > 0 ? spec_draft(s->tokens, pos + 1, cap, s->tokens + pos + 1) : 0;
     if (n_draft > 0) return speculate(s, id, n_draft, cb, user, err, errlen);

@@ -289,12 +289,13 @@ static void test_context_full_and_grammar_end_inside_drafts(void)
         outcome spec = both(e, n + room, prompt, n, sampling(0, 0), 0, what);
         EXPECT(!strcmp(spec.st.stop_reason, "context_full"), "%s: stopped on %s", what, spec.st.stop_reason);
     }
-    /* the second copy is drafted from the first (as the model tokenized it) */
-    static const char forced[] = "root ::= \" return a + b; } return a + b; }\"";
+    /* later copies are drafted from the first (as the model tokenized it) */
+    static const char forced[] = "root ::= \" return a + b; } return a + b; } return a + b; } return a + b; }\"";
     grammar *g = NULL;
     REQUIRE(grammar_parse(&g, forced, strlen(forced), err, sizeof err) == 0, "%s", err);
     engine_sampling sp = sampling(0, 0);
     sp.grammar = g;
+    sp.max_tokens = 200;
     outcome spec = both(e, 512, prompt, n, sp, 0, "grammar complete inside a draft");
     EXPECT(!strcmp(spec.st.stop_reason, "grammar"), "stopped on %s", spec.st.stop_reason);
     EXPECT(spec.st.accepted_tokens > 0, "no drafted token accepted (%d drafted)", spec.st.drafted_tokens);
