@@ -70,6 +70,9 @@ static const char generate_usage[] =
     "  --repeat-penalty R  penalise the last 64 tokens, 1 = off (default 1)\n"
     "  --seed S            random seed (default 0)\n"
     "  --max-tokens N      tokens to generate at most (default 256)\n"
+    "  --speculate N       draft up to N tokens by prompt lookup and verify them in one batch\n"
+    "                      (default 0 = off; faster where the output repeats the prompt, and\n"
+    "                      the same output only where the batch arithmetic is row-exact)\n"
     "  --threads N         threads (default: CPUs this process may use)\n"
     "  --ctx N             context size in tokens (default: min(model's, 4096))\n"
     "  --grammar FILE      only output the GBNF grammar in FILE accepts (engine/grammar.h)\n"
@@ -93,6 +96,7 @@ static int parse_generate(int argc, char **argv, generate_options *o)
         {"--repeat-penalty", CLI_FLOAT, &o->sampling.repeat_penalty},
         {"--seed", CLI_U64, &o->sampling.seed},
         {"--max-tokens", CLI_INT, &o->sampling.max_tokens},
+        {"--speculate", CLI_INT, &o->sampling.speculate},
         {"--threads", CLI_INT, &o->threads},
         {"--ctx", CLI_INT, &o->n_ctx},
         {"--grammar", CLI_STRING, &o->grammar_file},
@@ -182,6 +186,8 @@ static void print_generate_json(const int32_t *prompt, int n_prompt, const int32
     json_object_set_new(o, "decode_tokens_per_s", json_real(st->decode_tokens_per_s));
     json_object_set_new(o, "stop_reason", json_string(st->stop_reason));
     json_object_set_new(o, "grammar_s", json_real(st->grammar_s));
+    json_object_set_new(o, "drafted_tokens", json_integer(st->drafted_tokens));
+    json_object_set_new(o, "accepted_tokens", json_integer(st->accepted_tokens));
     json_dumpf(o, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
     fputc('\n', stdout);
     json_decref(o);
@@ -228,6 +234,8 @@ int cmd_generate(int argc, char **argv)
             st.prefill_tokens_per_s, st.generated_tokens, st.decode_tokens_per_s, st.stop_reason);
     if (g && st.generated_tokens > 0)
         fprintf(stderr, "prbot: grammar masking %.3f ms per token\n", st.grammar_s * 1e3 / st.generated_tokens);
+    if (o.sampling.speculate > 0)
+        fprintf(stderr, "prbot: speculation: %d tokens drafted, %d accepted\n", st.drafted_tokens, st.accepted_tokens);
     rc = 0;
 done:
     if (rc) fprintf(stderr, "prbot generate: %s\n", err);
@@ -245,6 +253,7 @@ done:
 
 static const char chat_usage[] =
     "usage: prbot chat --model PATH [--system TEXT] [--temp T] [--max-tokens N] [--threads N]\n"
+    "                  [--speculate N]\n"
     "       prbot chat --server URL [--model NAME] [--system TEXT]\n"
     "\n"
     "Interactive chat on standard input: one user message per line, empty line or EOF ends.\n"
@@ -295,6 +304,7 @@ int cmd_chat(int argc, char **argv)
     const cli_option opts[] = {
         {"--model", CLI_STRING, &model_path}, {"--system", CLI_STRING, &system},
         {"--temp", CLI_FLOAT, &s.temperature}, {"--max-tokens", CLI_INT, &s.max_tokens},
+        {"--speculate", CLI_INT, &s.speculate},
         {"--threads", CLI_INT, &threads},      {"--server", CLI_STRING, &server_url},
         {NULL, 0, NULL},
     };

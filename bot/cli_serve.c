@@ -38,6 +38,8 @@ static const char serve_usage[] =
     "  --time-limit S     seconds one generation may take, prefill included (default 300)\n"
     "  --memory MB        bound on loaded models; the least recently used idle one is\n"
     "                     unloaded first (default: half of this machine's memory)\n"
+    "  --speculate N      draft up to N tokens by prompt lookup and verify them in one batch\n"
+    "                     (default 0 = off)\n"
     "\n"
     "Logs one line per request on stderr: method, path, status, tokens, milliseconds.\n";
 
@@ -53,6 +55,7 @@ int cmd_serve(int argc, char **argv)
         {"--api-key", CLI_STRING, &o.api_key},  {"--ctx", CLI_INT, &o.n_ctx},
         {"--threads", CLI_INT, &o.threads},     {"--max-body", CLI_INT, &max_body},
         {"--time-limit", CLI_DOUBLE, &o.time_limit}, {"--memory", CLI_INT, &memory_mb},
+        {"--speculate", CLI_INT, &o.speculate},
         {NULL, 0, NULL},
     };
     int rc = cli_parse("serve", argc, argv, opts, serve_usage, NULL);
@@ -62,7 +65,7 @@ int cmd_serve(int argc, char **argv)
         return 2;
     }
     if (o.port < 0 || o.port > 65535 || o.parallel < 1 || o.queue < 0 || o.n_ctx < 0 || o.threads < 0 ||
-        max_body < 1 || o.time_limit <= 0 || memory_mb < 0) {
+        max_body < 1 || o.time_limit <= 0 || memory_mb < 0 || o.speculate < 0) {
         fprintf(stderr, "prbot serve: --port must be 0-65535, --parallel and --max-body at least 1, --time-limit "
                         "positive, the others not negative\n");
         return 2;

@@ -90,6 +90,9 @@ static const char usage_text[] =
     "  --dry-run            print the comment body to stdout; no network at all\n"
     "  --threads N          inference threads (default: the CPUs this job may use)\n"
     "  --max-tokens N       tokens to generate at most (default 512; at most half the context)\n"
+    "  --speculate N        draft up to N tokens by looking them up in the prompt and verify them\n"
+    "                       in one batch (default 0 = off; docs/PERFORMANCE.md has its speed and\n"
+    "                       how often its output differs)\n"
     "  --time-budget S      seconds for the whole review: the prompt is cut to fit and decoding\n"
     "                       stops in time (default: $PRBOT_TIME_BUDGET, else none)\n"
     "  --include GLOB       review only paths matching GLOB (repeatable; ** crosses directories)\n"
@@ -115,7 +118,7 @@ static const char usage_text[] =
 
 typedef struct {
     const char *repo, *base, *head, *model, *prompt, *backend, *backend_model, *output, *inline_opt;
-    int pr, dry_run, strict, threads, max_tokens, backend_ctx, max_inline, full;
+    int pr, dry_run, strict, threads, max_tokens, backend_ctx, max_inline, full, speculate;
     int no_inline; /* --inline false */
     double time_budget;
     cli_list include, exclude;
@@ -220,6 +223,7 @@ static int parse_options(int argc, char **argv, review_options *o)
         {"--backend-model", CLI_STRING, &o->backend_model}, {"--backend-ctx", CLI_INT, &o->backend_ctx},
         {"--inline", CLI_STRING, &o->inline_opt}, {"--max-inline", CLI_INT, &o->max_inline},
         {"--full", CLI_FLAG, &o->full},           {"--output", CLI_STRING, &o->output},
+        {"--speculate", CLI_INT, &o->speculate},
         {NULL, CLI_FLAG, NULL},
     };
     const char *env_budget = getenv("PRBOT_TIME_BUDGET");
@@ -229,9 +233,9 @@ static int parse_options(int argc, char **argv, review_options *o)
     if (!o->prompt) o->prompt = getenv("PRBOT_PROMPT") && *getenv("PRBOT_PROMPT") ? getenv("PRBOT_PROMPT") : "review";
     if (o->backend && !*o->backend) o->backend = NULL;
     if (o->pr < 0 || o->threads < 0 || o->max_tokens <= 0 || o->time_budget < 0 || o->backend_ctx < 64 ||
-        o->max_inline < 0) {
-        fprintf(stderr, "prbot review: --pr, --threads, --max-inline and --time-budget must not be negative, "
-                        "--max-tokens must be positive, --backend-ctx at least 64\n");
+        o->max_inline < 0 || o->speculate < 0) {
+        fprintf(stderr, "prbot review: --pr, --threads, --max-inline, --speculate and --time-budget must not be "
+                        "negative, --max-tokens must be positive, --backend-ctx at least 64\n");
         return 2;
     }
     if (o->inline_opt) {
@@ -656,6 +660,7 @@ static int generate(review_state *s, char *err, size_t errlen)
     sp.repeat_penalty = 1.1f;
     sp.repeat_last_n = 64;
     sp.max_tokens = s->prompt.max_tokens;
+    sp.speculate = s->opt.speculate;
     sp.time_budget_s = budget_left(&s->opt, &s->log);
     grammar *g_findings = NULL;
     if (s->tmpl.findings && findings_grammar(s, &g_findings, err, errlen) < 0) {
@@ -688,6 +693,9 @@ static int generate(review_state *s, char *err, size_t errlen)
     log_line(&s->log, "prefill %d tokens in %.2f s (%.1f tok/s), decode %d tokens in %.2f s (%.1f tok/s), stop: %s",
              s->stats.prompt_tokens, s->stats.prefill_s, s->stats.prefill_tokens_per_s, s->stats.generated_tokens,
              s->stats.decode_s, s->stats.decode_tokens_per_s, s->stats.stop_reason ? s->stats.stop_reason : "?");
+    if (sp.speculate > 0)
+        log_line(&s->log, "speculation: %d tokens drafted, %d accepted", s->stats.drafted_tokens,
+                 s->stats.accepted_tokens);
     return s->model_text ? 0 : -1;
 }
 

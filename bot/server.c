@@ -1112,6 +1112,7 @@ int server_start(server **out, const serve_options *o, char *err, size_t errlen)
     if (srv->o.queue < 0) srv->o.queue = 0;
     srv->memory_limit = o->memory_mb > 0 ? (uint64_t)o->memory_mb << 20 : default_memory_limit();
     engine_sampling_defaults(&srv->defaults);
+    srv->defaults.speculate = o->speculate;
     atomic_init(&srv->next_id, 1);
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv, NULL);

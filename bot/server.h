@@ -27,6 +27,7 @@ typedef struct {
     long max_body;          /* request body limit in bytes */
     double time_limit;      /* seconds one generation may take, prefill included */
     long long memory_mb;    /* loaded models' bound; 0 = half the machine's memory */
+    int speculate;          /* draft tokens per step by prompt lookup (engine_sampling.speculate); 0 = off */
 } serve_options;
 
 typedef struct server server;
