@@ -279,6 +279,8 @@ int engine_tokenize_alloc(engine *e, const char *text, size_t len, int add_bos, 
     return -1;
 }
 
+size_t engine_utf8_len(const char *s, size_t len) { return len ? utf8_valid_len(s, len) : 0; }
+
 /* Control tokens ("<|im_start|>", "<start_of_turn>", "<|eot_id|>") have texts
  * that tokenizing with parse_special turns into the token itself. Text the
  * caller does not trust (a pull request's diff in a review prompt) must not
@@ -287,8 +289,6 @@ int engine_tokenize_alloc(engine *e, const char *text, size_t len, int add_bos, 
  * first byte: the model still reads the characters, as ordinary text.
  * One pass over the text; at each position only the control texts that
  * start with its byte are compared. */
-size_t engine_utf8_len(const char *s, size_t len) { return len ? utf8_valid_len(s, len) : 0; }
-
 char *engine_defuse_control_tokens(engine *e, const char *text)
 {
     static const char zwsp[] = "\xE2\x80\x8B";
