@@ -71,14 +71,14 @@ int linemap_parse(const char *patch, size_t len, linemap *out, char *err, size_t
         size_t n = (size_t)(eol - p);
         if (n && eol[-1] == '\r') n--; /* CRLF patches from the API */
         linemap_hunk h;
-        if (n >= 2 && p[0] == '@' && p[1] == '@' && parse_header(p, p + n, &h) == 0 && out->n_hunks &&
-            h.new_start <= out->hunks[out->n_hunks - 1].last_new) {
+        int header = n >= 2 && p[0] == '@' && p[1] == '@' && parse_header(p, p + n, &h) == 0;
+        if (header && out->n_hunks && h.new_start <= out->hunks[out->n_hunks - 1].last_new) {
             /* a hunk that starts inside or before the one before it: git never
              * writes one, and its lines would have two hunks, so a comment
              * range checked in one could leave the other (GitHub refuses the
              * whole review then). Malformed, like a bad line: skipped. */
             in_hunk = 0;
-        } else if (n >= 2 && p[0] == '@' && p[1] == '@' && parse_header(p, p + n, &h) == 0) {
+        } else if (header) {
             if (array_reserve((void **)&out->hunks, &hunk_cap, out->n_hunks, sizeof *out->hunks) < 0) goto oom;
             h.first_new = h.new_start;
             h.last_new = h.new_start - 1;
