@@ -589,9 +589,10 @@ static int join_parts(textbuf *head, textbuf *middle, textbuf *tail, char **out)
 
 /* The head every comment starts with: the marker that finds it again, an
  * optional state line, and the heading (prose-escaped; "prbot NAME" when the
- * caller gave none). */
+ * caller gave none). The name defaults to "review". */
 static void append_head(textbuf *head, const char *name, const char *state, const char *heading)
 {
+    if (!name || !*name) name = "review";
     char marker[256];
     comment_marker(name, marker, sizeof marker);
     textbuf_printf(head, "%s\n", marker);
@@ -624,7 +625,7 @@ int comment_render(const comment_input *in, char **out, char *err, size_t errlen
 {
     size_t max_bytes = in->max_bytes ? in->max_bytes : COMMENT_MAX_BYTES;
     textbuf head = {0}, middle = {0}, tail = {0};
-    append_head(&head, in->name && *in->name ? in->name : "review", NULL, in->heading);
+    append_head(&head, in->name, NULL, in->heading);
     comment_stats st = {in->model_name, in->prompt_tokens, in->generated_tokens, in->prefill_tokens_per_s,
                         in->decode_tokens_per_s, in->total_seconds, in->stop_reason, in->origin};
     if (append_tail(&tail, "\n\n", in->diff, in->diff_source, &st, head.len, max_bytes) < 0) goto oom;
@@ -776,7 +777,7 @@ int comment_render_summary(const comment_summary *in, char **out, char *err, siz
 {
     size_t max_bytes = in->max_bytes ? in->max_bytes : COMMENT_MAX_BYTES;
     textbuf head = {0}, middle = {0}, tail = {0};
-    append_head(&head, in->name && *in->name ? in->name : "review", in->state, in->heading);
+    append_head(&head, in->name, in->state, in->heading);
     if (append_tail(&tail, "", in->diff, in->diff_source, &in->stats, head.len, max_bytes) < 0) goto oom;
     if (head.failed || head.len + tail.len + 128 > max_bytes) {
         if (head.failed) goto oom;
