@@ -351,6 +351,23 @@ static void test_scalar_table_is_the_reference(void)
     EXPECT(t.quantize_act[ACT_Q8_K] == quantize_row_q8_K_ref, "q8_K quantizer is not the reference");
 }
 
+/* Every SIMD level this CPU has replaces the scalar row kernels (a level that
+ * forgot one would still pass the comparisons above, against itself). */
+static void test_simd_replaces_row_kernels(void)
+{
+    kernel_table t;
+    int tested = 0;
+    for (int isa = ISA_SCALAR + 1; isa < 32; isa++) { /* every level, including ones added later */
+        if (kernels_fill(&t, (kernel_isa)isa) != 0) continue;
+        tested++;
+        EXPECT(t.f32_to_f16_row != f32_to_f16_row_ref, "%s: f32_to_f16_row is the scalar reference", t.isa);
+        EXPECT(t.f16_to_f32_row != f16_to_f32_row_ref, "%s: f16_to_f32_row is the scalar reference", t.isa);
+        EXPECT(t.silu_mul_row != silu_mul_row_ref, "%s: silu_mul_row is the scalar reference", t.isa);
+        EXPECT(t.gelu_mul_row != gelu_mul_row_ref, "%s: gelu_mul_row is the scalar reference", t.isa);
+    }
+    if (!tested) SKIP("no SIMD level on this CPU");
+}
+
 /* kernels_fill must agree with the compiler's own view of the CPU. */
 static void test_detection_matches_compiler(void)
 {
@@ -404,6 +421,7 @@ int main(void)
     TEST_RUN(test_scalar_table_is_the_reference);
     TEST_RUN(test_detection_matches_compiler);
     TEST_RUN(test_cap);
+    TEST_RUN(test_simd_replaces_row_kernels);
     TEST_RUN(test_gelu_ref_is_gelu);
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         cur_isa = isas[i];

@@ -1,5 +1,6 @@
 /*
- * kernels_neon.c - NEON (AArch64 Advanced SIMD) dot products and quantizers.
+ * kernels_neon.c - NEON (AArch64 Advanced SIMD) dot products, quantizers and
+ * row kernels (f16 conversions, SwiGLU/GeGLU).
  *
  * NEON is part of every AArch64 CPU, so this file needs no special flags. The
  * integer dot products of the quantized types are in neon_dots.h, compiled
@@ -15,7 +16,10 @@
  *
  * The quantizers reproduce the scalar references bit for bit: vcvtnq rounds
  * half to even like nearest_int in quant.c, and FMAXNM/FMINNM treat NaN like
- * fmaxf/fminf.
+ * fmaxf/fminf. So do the f16 row conversions (the hardware's FCVTN/FCVTL).
+ * The gated activations use simd_neon.h's exp, the x86 one lane for lane, in
+ * the references' sigmoid form; tails shorter than a vector go to the
+ * references. The attention kernels are in attention_neon.c.
  *
  * A new type: its unpacking into int8x16 vectors of 16 weights, a vec_dot in
  * neon_dots.h against DOT16, one line in install_dots, and test_kernels checks
@@ -28,6 +32,8 @@
 
 #include <arm_neon.h>
 #include <string.h>
+
+#include "simd_neon.h"
 
 static inline float f16_scalar(f16_t h)
 {
@@ -262,7 +268,7 @@ static inline int32x4_t round_to_i8_range(float32x4_t v)
 }
 
 /* f32 -> nearest f16 (ties to even) -> f32, as f32_to_f16 in quant.c. */
-static inline float round_through_f16(float v) { return vgetq_lane_f32(vcvt_f32_f16(vcvt_f16_f32(vdupq_n_f32(v))), 0); }
+static inline float round_through_f16(float v) { return vgetq_lane_f32(round_through_f16x4(vdupq_n_f32(v)), 0); }
 
 /* Quantizes 16 floats with multiplier id into out; returns their sum. */
 static inline int quantize_16(const float *x, float id, int8_t *out)
@@ -297,6 +303,61 @@ static void quantize_q8_K_neon(const float *x, void *dst, int n)
     }
 }
 
+/* ---- rows: f16 conversions, gated activations */
+
+/* FCVTN / FCVTL round to nearest even and keep subnormals, inf and NaN, as f32_to_f16 and
+ * f16_to_f32 in quant.c do (the FPCR Linux gives a process: no flush to zero, no default NaN). */
+static void f32_to_f16_row_neon(int n, const float *x, f16_t *y)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const float16x8_t h = vcvt_high_f16_f32(vcvt_f16_f32(vld1q_f32(x + i)), vld1q_f32(x + i + 4));
+        vst1q_u16(y + i, vreinterpretq_u16_f16(h));
+    }
+    f32_to_f16_row_ref(n - i, x + i, y + i);
+}
+
+static void f16_to_f32_row_neon(int n, const f16_t *x, float *y)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, load_f16x4(x + i));
+    f16_to_f32_row_ref(n - i, x + i, y + i);
+}
+
+/* act(g) * u = g / (1 + e^-z) * u, with e = e^-|z| only (never overflows): for z < 0,
+ * g / (1 + 1/e) = g e / (1 + e). e is 0 past |z| > 87, where exp4 stops. silu: z = g. */
+static inline float32x4_t sigmoid_form_mul4(float32x4_t g, float32x4_t z, float32x4_t u)
+{
+    const float32x4_t minus_abs = vnegq_f32(vabsq_f32(z));
+    const uint32x4_t live = vcgeq_f32(minus_abs, vdupq_n_f32(-87.0f));
+    const float32x4_t e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(exp4(minus_abs)), live));
+    const float32x4_t num = vbslq_f32(vcltzq_f32(z), vmulq_f32(g, e), g);
+    return vmulq_f32(vdivq_f32(num, vaddq_f32(vdupq_n_f32(1.0f), e)), u);
+}
+
+static void silu_mul_row_neon(int n, float *gate, const float *up)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float32x4_t g = vld1q_f32(gate + i);
+        vst1q_f32(gate + i, sigmoid_form_mul4(g, g, vld1q_f32(up + i)));
+    }
+    silu_mul_row_ref(n - i, gate + i, up + i);
+}
+
+/* z = g (GELU_Z_LINEAR + GELU_Z_CUBIC g^2), in gelu_mul_row_ref's order of operations */
+static void gelu_mul_row_neon(int n, float *gate, const float *up)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float32x4_t g = vld1q_f32(gate + i);
+        const float32x4_t z =
+            vmulq_f32(g, vaddq_f32(vdupq_n_f32(GELU_Z_LINEAR), vmulq_f32(vdupq_n_f32(GELU_Z_CUBIC), vmulq_f32(g, g))));
+        vst1q_f32(gate + i, sigmoid_form_mul4(g, z, vld1q_f32(up + i)));
+    }
+    gelu_mul_row_ref(n - i, gate + i, up + i);
+}
+
 void kernels_install_neon(kernel_table *t, int dotprod)
 {
     if (dotprod) install_dots_neondot(t);
@@ -306,6 +367,10 @@ void kernels_install_neon(kernel_table *t, int dotprod)
     t->vec_dot[QT_BF16] = vec_dot_bf16_neon;
     t->quantize_act[ACT_Q8_32] = quantize_q8_32_neon;
     t->quantize_act[ACT_Q8_K] = quantize_q8_K_neon;
+    t->f32_to_f16_row = f32_to_f16_row_neon;
+    t->f16_to_f32_row = f16_to_f32_row_neon;
+    t->silu_mul_row = silu_mul_row_neon;
+    t->gelu_mul_row = gelu_mul_row_neon;
 }
 
 #else
