@@ -37,13 +37,13 @@ static void usage(FILE *out)
         fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
 }
 
-/* PRBOT_ISA=scalar|avx2|avx512|avx512vnni|neon|neondot caps the SIMD kernels (tests,
+/* PRBOT_ISA=scalar|avx2|avx512|avx512vnni|neon|neondot|neoni8mm caps the SIMD kernels (tests,
  * benchmarks, bug hunts); an unknown value is reported and ignored. */
 static void isa_from_env(void)
 {
     const char *isa = getenv("PRBOT_ISA");
     if (isa && *isa && engine_set_isa(isa, NULL, 0))
-        fprintf(stderr, "prbot: PRBOT_ISA=%s is not one of scalar, avx2, avx512, avx512vnni, neon, neondot; ignoring it\n",
+        fprintf(stderr, "prbot: PRBOT_ISA=%s is not one of scalar, avx2, avx512, avx512vnni, neon, neondot, neoni8mm; ignoring it\n",
                 isa);
 }
 

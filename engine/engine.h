@@ -124,13 +124,13 @@ void engine_sampling_defaults(engine_sampling *s);
 /* ---- the machine (process-wide; engine/machine.c) ------------------------ */
 
 /* Caps the SIMD kernels every engine of this process uses at `isa`:
- * "scalar", "avx2", "avx512", "avx512vnni", "neon" or "neondot" (NEON with
- * the dot-product extension) (NULL or "" = the best
- * the CPU has). It never raises the level above what the CPU has, and only
+ * "scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot" (NEON with
+ * the dot-product extension) or "neoni8mm" (and the int8 matrix-multiply
+ * one) (NULL or "" = the best the CPU has). It never raises the level above what the CPU has, and only
  * counts before the first engine_open or engine_isa. An unknown name is -1
  * and changes nothing. prbot takes it from PRBOT_ISA (bot/main.c). */
 int engine_set_isa(const char *isa, char *err, size_t errlen);
-/* The kernels in use ("scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot"). */
+/* The kernels in use ("scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot", "neoni8mm"). */
 const char *engine_isa(void);
 /* Monotonic seconds, for timing. */
 double engine_now_s(void);

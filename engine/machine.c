@@ -40,7 +40,7 @@ double engine_now_s(void)
 int engine_set_isa(const char *isa, char *err, size_t errlen)
 {
     if (kernels_set_cap(isa) == 0) return 0;
-    err_set(err, errlen, "'%s' is not one of scalar, avx2, avx512, avx512vnni, neon, neondot", isa);
+    err_set(err, errlen, "'%s' is not one of scalar, avx2, avx512, avx512vnni, neon, neondot, neoni8mm", isa);
     return -1;
 }
 

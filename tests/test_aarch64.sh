@@ -39,12 +39,13 @@ flags=(-std=gnu11 -O2 -march=armv8-a -pthread -fno-strict-aliasing -Itests -Ieng
        -I/usr/include/aarch64-linux-gnu/openblas-pthread)
 
 # run NAME BINARY ARGS...: the program under qemu, its result names prefixed.
-# The emulated CPU is qemu's "max" (it has the dot-product extension) unless
-# CPU names another with PREFIX for its result names.
+# The emulated CPU is qemu's "max" (it has the dot-product and int8
+# matrix-multiply extensions) unless CPU names another with PREFIX for its
+# result names; DOTPROD and I8MM say what that CPU has.
 # OpenBLAS on one thread: under qemu its thread pool's start-up spins without returning.
 run() {
     local name=$1 prefix=${PREFIX:-aarch64}; shift
-    OPENBLAS_NUM_THREADS=1 PRBOT_TEST_DOTPROD=${DOTPROD:-1} qemu-aarch64 -cpu "${CPU:-max}" -L /usr/aarch64-linux-gnu "$@" |
+    OPENBLAS_NUM_THREADS=1 PRBOT_TEST_DOTPROD=${DOTPROD:-1} PRBOT_TEST_I8MM=${I8MM:-1} qemu-aarch64 -cpu "${CPU:-max}" -L /usr/aarch64-linux-gnu "$@" |
         sed -E "s/^(ok|FAIL|skip) /\1 $prefix:/"
     local rc=${PIPESTATUS[0]}
     [ "$rc" -eq 0 ] || echo "FAIL $prefix:$name: exited with status $rc"
@@ -66,8 +67,10 @@ kernel_sources=(engine/quant.c engine/kernels/*.c)
 for t in test_kernels test_gemm test_attention test_quant; do
     build "$t" "tests/$t.c" "${kernel_sources[@]}" && run "$t" "$out/$t"
 done
-# A CPU without SDOT (Cortex-A72, e.g. a Raspberry Pi 4): "neondot" must be refused there.
-[ ! -x "$out/test_kernels" ] || CPU=cortex-a72 DOTPROD=0 PREFIX=aarch64-a72 run test_kernels "$out/test_kernels"
+# A CPU without SDOT (Cortex-A72, e.g. a Raspberry Pi 4): "neondot" must be refused there;
+# one with SDOT but not I8MM (Neoverse N1, e.g. AWS Graviton2): "neoni8mm" must be.
+[ ! -x "$out/test_kernels" ] || CPU=cortex-a72 DOTPROD=0 I8MM=0 PREFIX=aarch64-a72 run test_kernels "$out/test_kernels"
+[ ! -x "$out/test_kernels" ] || CPU=neoverse-n1 DOTPROD=1 I8MM=0 PREFIX=aarch64-n1 run test_kernels "$out/test_kernels"
 
 # The golden suite links the whole engine (OpenBLAS, jansson for the golden files).
 if [ ! -e "$libdir/libjansson.so" ] || { [ ! -e "$libdir/libopenblas.so" ] && [ ! -e "$libdir/openblas-pthread/libopenblas.so" ]; }; then

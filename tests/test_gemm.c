@@ -454,8 +454,8 @@ static void test_gemm_coverage(void)
 
 int main(void)
 {
-    static const kernel_isa isas[] = {ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_NEON, ISA_NEONDOT};
-    static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot"};
+    static const kernel_isa isas[] = {ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_NEON, ISA_NEONDOT, ISA_NEONI8MM};
+    static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot", "neoni8mm"};
     TEST_RUN(test_gemm_coverage);
     for (size_t k = 0; k < N_TYPES; k++) {
         cur_type = all_types[k];

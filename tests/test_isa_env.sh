@@ -19,12 +19,12 @@ if [ "$scalar" = scalar ] && [ ! -s "$tmp/scalar.err" ]; then ok isa_env_caps_to
 
 bogus=$(PRBOT_ISA=avx3 bench 2>"$tmp/bogus.err" | isa_of)
 if [ "$bogus" = "$native" ] && [ -n "$native" ] && [ "$(wc -l <"$tmp/bogus.err")" = 1 ] &&
-    grep -q '^prbot: PRBOT_ISA=avx3 is not one of scalar, avx2, avx512, avx512vnni, neon, neondot; ignoring it$' "$tmp/bogus.err"
+    grep -q '^prbot: PRBOT_ISA=avx3 is not one of scalar, avx2, avx512, avx512vnni, neon, neondot, neoni8mm; ignoring it$' "$tmp/bogus.err"
 then ok isa_env_unknown_warns_and_ignores; else
     fail isa_env_unknown_warns_and_ignores "ran '$bogus' (native '$native'): $(head -c 200 "$tmp/bogus.err")"; fi
 
 # A cap above the native level changes nothing.
-above=$(case "$(uname -m)" in aarch64) echo neondot ;; *) echo avx512vnni ;; esac)
+above=$(case "$(uname -m)" in aarch64) echo neoni8mm ;; *) echo avx512vnni ;; esac)
 capped=$(PRBOT_ISA=$above bench 2>/dev/null | isa_of)
 if [ "$capped" = "$native" ]; then ok isa_env_never_raises; else
     fail isa_env_never_raises "PRBOT_ISA=$above ran '$capped', native '$native'"; fi

@@ -383,15 +383,20 @@ static void test_detection_matches_compiler(void)
     EXPECT((kernels_fill(&t, ISA_AVX512VNNI) == 0) == vnni, "vnni detection disagrees (compiler says %d)", vnni);
     EXPECT(kernels_fill(&t, ISA_NEON) == -1, "neon claimed on x86");
     EXPECT(kernels_fill(&t, ISA_NEONDOT) == -1, "neondot claimed on x86");
+    EXPECT(kernels_fill(&t, ISA_NEONI8MM) == -1, "neoni8mm claimed on x86");
 #elif defined(__aarch64__)
     kernel_table t;
     EXPECT(kernels_fill(&t, ISA_NEON) == 0, "neon not available on aarch64");
     EXPECT(kernels_fill(&t, ISA_AVX2) == -1, "avx2 claimed on aarch64");
-    /* tests/test_aarch64.sh runs this under emulated CPUs with and without the dot-product extension */
-    const char *dotprod = getenv("PRBOT_TEST_DOTPROD");
+    /* tests/test_aarch64.sh runs this under emulated CPUs with and without the dot-product
+     * and int8 matrix-multiply extensions */
+    const char *dotprod = getenv("PRBOT_TEST_DOTPROD"), *i8mm = getenv("PRBOT_TEST_I8MM");
     if (dotprod)
         EXPECT((kernels_fill(&t, ISA_NEONDOT) == 0) == (atoi(dotprod) != 0),
                "neondot detection disagrees (the emulated CPU has dotprod: %s)", dotprod);
+    if (i8mm)
+        EXPECT((kernels_fill(&t, ISA_NEONI8MM) == 0) == (atoi(i8mm) != 0),
+               "neoni8mm detection disagrees (the emulated CPU has i8mm: %s)", i8mm);
 #else
     SKIP("no SIMD ISA for this architecture");
 #endif

@@ -9,10 +9,11 @@
  * An installer only runs after the check said yes; on builds for another
  * architecture the installers are empty functions and kernels_fill says -1.
  *
- * On AArch64 the kernel says (getauxval(AT_HWCAP)) whether the CPU has the
- * dot-product extension: "neondot" then, else "neon".
+ * On AArch64 the kernel says (getauxval(AT_HWCAP), AT_HWCAP2) whether the CPU
+ * has the dot-product extension and the int8 matrix-multiply one: "neoni8mm"
+ * with both, "neondot" with SDOT only, else "neon".
  *
- * kernels_set_cap("scalar"|"avx2"|"avx512"|"avx512vnni"|"neon"|"neondot")
+ * kernels_set_cap("scalar"|"avx2"|"avx512"|"avx512vnni"|"neon"|"neondot"|"neoni8mm")
  * caps the level (for tests, benchmarks and bug hunts; prbot takes it from
  * PRBOT_ISA through engine_set_isa); it can never raise it above what the CPU
  * has. An ARM name caps nothing on x86; an x86 name leaves ARM the scalar code.
@@ -30,11 +31,14 @@
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1UL << 20) /* the Linux UAPI value, for older headers */
 #endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1UL << 13) /* likewise */
+#endif
 #endif
 
 kernel_table kernels;
 
-static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot"};
+static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot", "neoni8mm"};
 
 #if defined(__x86_64__)
 static uint64_t read_xcr0(void)
@@ -69,7 +73,9 @@ static int cpu_has_isa(kernel_isa isa)
 static int cpu_has_isa(kernel_isa isa)
 {
     if (isa == ISA_NEON) return 1; /* NEON is architectural on aarch64 */
-    return isa == ISA_NEONDOT && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+    const int dot = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+    if (isa == ISA_NEONDOT) return dot;
+    return isa == ISA_NEONI8MM && dot && (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0;
 }
 #else
 static int cpu_has_isa(kernel_isa isa) { (void)isa; return 0; }
@@ -98,7 +104,7 @@ static void fill_scalar(kernel_table *t)
 
 int kernels_fill(kernel_table *t, kernel_isa isa)
 {
-    if (isa < ISA_SCALAR || isa > ISA_NEONDOT) return -1;
+    if (isa < ISA_SCALAR || isa > ISA_NEONI8MM) return -1;
     if (isa != ISA_SCALAR && !cpu_has_isa(isa)) return -1;
     fill_scalar(t);
     switch (isa) {
@@ -119,8 +125,11 @@ int kernels_fill(kernel_table *t, kernel_isa isa)
         kernels_install_gemm_avx512(t, isa == ISA_AVX512VNNI);
         break;
     case ISA_NEON:
+        kernels_install_neon(t, 0);
+        break;
     case ISA_NEONDOT:
-        kernels_install_neon(t, isa == ISA_NEONDOT);
+    case ISA_NEONI8MM:
+        kernels_install_neon(t, 1);
         break;
     }
     if (isa != ISA_SCALAR) kernels_drop_scalar_gemm(t); /* NULL: callers loop over the SIMD vec_dot */
@@ -128,18 +137,18 @@ int kernels_fill(kernel_table *t, kernel_isa isa)
     return 0;
 }
 
-/* The highest ISA kernels_init may choose; ISA_NEONDOT (the last) caps nothing. */
-static kernel_isa isa_cap = ISA_NEONDOT;
+/* The highest ISA kernels_init may choose; ISA_NEONI8MM (the last) caps nothing. */
+static kernel_isa isa_cap = ISA_NEONI8MM;
 
 static int is_arm(kernel_isa isa) { return isa >= ISA_NEON; }
 
 int kernels_set_cap(const char *name)
 {
     if (!name || !*name) {
-        isa_cap = ISA_NEONDOT;
+        isa_cap = ISA_NEONI8MM;
         return 0;
     }
-    for (int i = 0; i <= ISA_NEONDOT; i++)
+    for (int i = 0; i <= ISA_NEONI8MM; i++)
         if (strcmp(name, isa_names[i]) == 0) {
             isa_cap = (kernel_isa)i;
             return 0;
@@ -149,7 +158,7 @@ int kernels_set_cap(const char *name)
 
 static void kernels_init_once(void)
 {
-    static const kernel_isa best_first[] = {ISA_NEONDOT, ISA_NEON, ISA_AVX512VNNI, ISA_AVX512, ISA_AVX2};
+    static const kernel_isa best_first[] = {ISA_NEONI8MM, ISA_NEONDOT, ISA_NEON, ISA_AVX512VNNI, ISA_AVX512, ISA_AVX2};
     const kernel_isa cap = isa_cap;
     kernel_table chosen;
     fill_scalar(&chosen);

@@ -13,7 +13,7 @@
 #include "../quant.h"
 
 typedef struct {
-    const char *isa; /* "scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot" */
+    const char *isa; /* "scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot", "neoni8mm" */
     vec_dot_fn vec_dot[QT_COUNT];
     quantize_act_fn quantize_act[3]; /* indexed by act_format; [ACT_F32] unused */
     /* Matrix-matrix product for prefill: for r < n_rows, a < n_act:
@@ -86,11 +86,20 @@ extern kernel_table kernels;
 #define GELU_Z_LINEAR 1.5957691216057308f
 #define GELU_Z_CUBIC 0.071354816f
 
-/* ISA_NEONDOT: NEON with the dot-product extension (SDOT). */
-typedef enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_AVX512VNNI = 3, ISA_NEON = 4, ISA_NEONDOT = 5 } kernel_isa;
+/* ISA_NEONDOT: NEON with the dot-product extension (SDOT); ISA_NEONI8MM: and
+ * with the int8 matrix-multiply extension (SMMLA). */
+typedef enum {
+    ISA_SCALAR = 0,
+    ISA_AVX2 = 1,
+    ISA_AVX512 = 2,
+    ISA_AVX512VNNI = 3,
+    ISA_NEON = 4,
+    ISA_NEONDOT = 5,
+    ISA_NEONI8MM = 6,
+} kernel_isa;
 
 /* Caps the level kernels_init chooses at the ISA named "scalar", "avx2",
- * "avx512", "avx512vnni", "neon" or "neondot" (NULL or "" = no cap); only
+ * "avx512", "avx512vnni", "neon", "neondot" or "neoni8mm" (NULL or "" = no cap); only
  * calls before the first kernels_init count. Returns -1, changing nothing, on
  * another name. */
 int kernels_set_cap(const char *name);
