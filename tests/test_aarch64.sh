@@ -4,7 +4,8 @@
 # kernel sets, with and without SDOT, against their scalar references; the
 # detection again on an emulated Cortex-A72, which lacks SDOT) and the golden
 # suite (every golden model's prompt tokens, batch logits and greedy text, on
-# the ARM64 kernel table). Needs aarch64-linux-gnu-gcc, qemu-aarch64 and the arm64
+# the ARM64 kernel table: qemu's "max" CPU has SDOT and I8MM, so the best
+# level, neoni8mm, with its SMMLA prefill panels and SDOT decode). Needs aarch64-linux-gnu-gcc, qemu-aarch64 and the arm64
 # jansson and OpenBLAS the engine links (tests/setup.sh installs them); skips
 # with a reason when they are missing. Result names get an "aarch64:" prefix.
 #

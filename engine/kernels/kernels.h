@@ -117,6 +117,7 @@ void kernels_install_neon(kernel_table *t, int dotprod);
 void kernels_install_gemm_ref(kernel_table *t);
 void kernels_install_gemm_avx2(kernel_table *t);
 void kernels_install_gemm_avx512(kernel_table *t, int vnni);
+void kernels_install_gemm_neon(kernel_table *t, int i8mm); /* SDOT panels; i8mm: SMMLA prefill */
 /* Sets to NULL the gemm entries that are still the scalar wrappers. */
 void kernels_drop_scalar_gemm(kernel_table *t);
 
