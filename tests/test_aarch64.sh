@@ -58,15 +58,33 @@ build() {
     if "$cc" "${flags[@]}" -o "$out/$name" "$@" -lm 2>"$out/$name.err"; then
         ok "aarch64_build_$name"
     else
-        fail "aarch64_build_$name" "$(head -c 300 "$out/$name.err")"
+        fail "aarch64_build_$name" "$(head -c 300 "$out/$name.err") $(head -c 300 "$out/engine.err" 2>/dev/null)"
         return 1
     fi
 }
 
+# compile SOURCES...: each engine source once into $out/obj (obj_of names the
+# object), two compilers at a time (the machine's cores): every test program
+# links the same objects, so none compiles the SIMD kernels again.
+mkdir -p "$out/obj"
+obj_of() { echo "$out/obj/${1//\//_}.o"; }
+compile() {
+    local n=0 src
+    for src in "$@"; do
+        [ ! -e "$(obj_of "$src")" ] || continue
+        { "$cc" "${flags[@]}" -c "$src" -o "$(obj_of "$src")" 2>>"$out/engine.err" || echo "$src" >>"$out/engine.failed"; } &
+        n=$((n + 1))
+        [ $((n % 2)) -ne 0 ] || wait
+    done
+    wait
+}
+
 # The kernel tests link the types and the kernels only.
-kernel_sources=(engine/quant.c engine/kernels/*.c)
+kernel_objs=()
+compile engine/quant.c engine/kernels/*.c
+for src in engine/quant.c engine/kernels/*.c; do kernel_objs+=("$(obj_of "$src")"); done
 for t in test_kernels test_gemm test_attention test_quant; do
-    build "$t" "tests/$t.c" "${kernel_sources[@]}" && run "$t" "$out/$t"
+    build "$t" "tests/$t.c" "${kernel_objs[@]}" && run "$t" "$out/$t"
 done
 # A CPU without SDOT (Cortex-A72, e.g. a Raspberry Pi 4): "neondot" must be refused there;
 # one with SDOT but not I8MM (Neoverse N1, e.g. AWS Graviton2): "neoni8mm" must be.
@@ -78,19 +96,13 @@ if [ ! -e "$libdir/libjansson.so" ] || { [ ! -e "$libdir/libopenblas.so" ] && [ 
     skip aarch64_golden "no arm64 libjansson-dev / libopenblas-dev (dpkg --add-architecture arm64; apt-get install libjansson-dev:arm64 libopenblas-dev:arm64)"
     exit 0
 fi
-mkdir -p "$out/obj"
-compile() { "$cc" "${flags[@]}" -c "$1" -o "$2" 2>>"$out/engine.err" || echo "$1" >>"$out/engine.failed"; }
-objs=()
-for src in engine/*.c engine/kernels/*.c; do
-    objs+=("$out/obj/${src//\//_}.o")
-    compile "$src" "${objs[-1]}" &
-    [ $((${#objs[@]} % 2)) -ne 0 ] || wait # two compilers at a time, the machine's cores
-done
-wait
+compile engine/*.c engine/kernels/*.c
 if [ -s "$out/engine.failed" ]; then
     fail aarch64_build_engine "$(tr '\n' ' ' <"$out/engine.failed"): $(head -c 300 "$out/engine.err")"
     exit 0
 fi
 ok aarch64_build_engine
+objs=()
+for src in engine/*.c engine/kernels/*.c; do objs+=("$(obj_of "$src")"); done
 export TOOL_BIN_DIR="${TOOL_BIN_DIR:-$PWD/build/tools}"
 build test_golden tests/test_golden.c "${objs[@]}" -ljansson -lopenblas && run test_golden "$out/test_golden" --goldens-only
