@@ -28,9 +28,12 @@ ALL_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncat
 LDLIBS     := $(PKG_LIBS) -lm -pthread $(SAN)
 
 ARCH := $(shell $(CC) -dumpmachine)
+# The x86 kernels start on a 64-byte boundary: where a hot loop sits relative
+# to the fetch blocks then depends on its own function's code only, so a change
+# elsewhere in the binary cannot move a kernel's speed (see docs/PERFORMANCE.md).
 ifneq (,$(findstring x86_64,$(ARCH)))
-FLAGS_avx2   := -mavx2 -mfma -mf16c
-FLAGS_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+FLAGS_avx2   := -mavx2 -mfma -mf16c -falign-functions=64
+FLAGS_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -falign-functions=64
 else
 FLAGS_avx2   :=
 FLAGS_avx512 :=
