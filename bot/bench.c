@@ -26,7 +26,15 @@
  * and its share of the ceiling uses the mean of those two: a run and its
  * bound are measured in the same second. The shares reported are the medians
  * of those per-run shares; the ceiling in tok/s uses the median of all
- * passes, whose spread is reported too. Random weights run exactly as fast
+ * passes, whose spread is reported too.
+ *
+ * Prefill is bound by arithmetic the same way: every prompt token costs one
+ * int8 multiply-accumulate per weight of the layers' matrices, so its ceiling
+ * is the int8 rate of the kernels' multiply step (engine_membw_int8_pass) /
+ * engine_info.layer_macs. An int8 pass just before each prefill run gives
+ * that run its own ceiling, and the share reported is the median of the
+ * runs' shares. Attention and the rest are left out of the count, so the
+ * ceiling is one no prefill can reach. Random weights run exactly as fast
  * as trained ones, which is why tests/bench.sh can use generated models
  * (tests/tools/gen_model.c).
  */
@@ -45,6 +53,7 @@
 #define BANDWIDTH_PASSES_PER_REP 4 /* one before the prefill, three around the two decode runs */
 #define MAX_REPS 100
 #define MAX_PASSES (BANDWIDTH_PASSES_PER_REP * MAX_REPS + 1)
+#define INT8_PASS_S 0.2 /* seconds of int8 arithmetic before each prefill run */
 
 typedef struct {
     const char *model;
@@ -61,6 +70,8 @@ typedef struct {
     double bandwidth_passes[MAX_PASSES];
     int n_passes;
     double handoff_ns; /* one empty parallel region on the pool, median of the repetitions */
+    double int8_runs[MAX_REPS]; /* GMAC/s of the int8 pass before each prefill run */
+    double int8_gmac_s;         /* their median */
     double handoff_runs[MAX_REPS];
 } bench_result;
 
@@ -68,7 +79,8 @@ static const char bench_usage[] =
     "usage: prbot bench --model PATH [-p 512] [-n 64] [--threads N] [--reps R] [--json]\n"
     "\n"
     "Measures prompt processing (prefill) and generation (decode) speed on random\n"
-    "token ids, and the memory bandwidth that bounds decode.\n"
+    "token ids, the memory bandwidth that bounds decode, and the int8 arithmetic\n"
+    "rate that bounds prefill.\n"
     "\n"
     "  --model PATH          GGUF model file (required)\n"
     "  -p, --prompt-tokens N prompt tokens evaluated in one batch (default 512)\n"
@@ -188,6 +200,7 @@ static int run_once(engine_session *e, engine_membw *probe, const int32_t *token
                     bench_result *r, int rep, char *err, size_t errlen)
 {
     recorded_pass(probe, r);
+    r->int8_runs[rep] = engine_membw_int8_pass(probe, INT8_PASS_S);
     engine_reset(e);
     double t0 = engine_now_s();
     if (engine_eval(e, tokens, o->n_prompt, NULL, err, errlen)) return -1;
@@ -228,6 +241,7 @@ static int run_bench(engine_session *e, engine_membw *probe, const bench_options
     r->prefill_tps = median(r->prefill_runs, o->reps);
     r->decode_tps = median(r->decode_runs, o->reps);
     r->handoff_ns = median(r->handoff_runs, o->reps);
+    r->int8_gmac_s = median(r->int8_runs, o->reps);
     r->after_prompt_tps = median(r->after_prompt_runs, o->reps);
     rc = 0;
 done:
@@ -259,6 +273,21 @@ static double paired_share(const double *tps, const double *bw_gb_s, int n, doub
     double share[MAX_REPS] = {0};
     for (int i = 0; i < n; i++) share[i] = bw_gb_s[i] > 0 ? tps[i] * bytes_per_token / (bw_gb_s[i] * 1e9) : 0;
     return median(share, n);
+}
+
+/* Prefill tokens/s the int8 rate allows (0 when the kernels have no int8 step). */
+static double prefill_ceiling_tps(const bench_result *r, const engine_info *info)
+{
+    return info->layer_macs ? r->int8_gmac_s * 1e9 / (double)info->layer_macs : 0;
+}
+
+/* Median over the prefill runs of each run's share of the int8 ceiling measured just before it. */
+static double prefill_share(const bench_options *o, const bench_result *r, const engine_info *info)
+{
+    double share[MAX_REPS] = {0};
+    for (int i = 0; i < o->reps; i++)
+        share[i] = r->int8_runs[i] > 0 ? r->prefill_runs[i] * (double)info->layer_macs / (r->int8_runs[i] * 1e9) : 0;
+    return median(share, o->reps);
 }
 
 typedef struct {
@@ -316,6 +345,11 @@ static void print_json(const bench_options *o, const engine_info *info, uint64_t
     json_object_set_new(j, "decode_after_prompt_ceiling_tokens_per_s", json_real(after_ceiling));
     json_object_set_new(j, "decode_after_prompt_fraction_of_ceiling", json_real(share.after_prompt));
     json_object_set_new(j, "decode_after_prompt_fraction_of_ceiling_with_kv", json_real(share.after_prompt_with_kv));
+    json_object_set_new(j, "layer_macs_per_token", json_integer((json_int_t)info->layer_macs));
+    json_object_set_new(j, "int8_gmac_s", json_real(r->int8_gmac_s));
+    json_object_set_new(j, "int8_runs_gmac_s", json_runs(r->int8_runs, o->reps));
+    json_object_set_new(j, "prefill_ceiling_tokens_per_s", json_real(prefill_ceiling_tps(r, info)));
+    json_object_set_new(j, "prefill_fraction_of_ceiling", json_real(prefill_share(o, r, info)));
     json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
     fputc('\n', stdout);
     json_decref(j);
@@ -333,13 +367,18 @@ static void print_table(const bench_options *o, const engine_info *info, uint64_
     char after_label[48];
     snprintf(after_label, sizeof after_label, "decode after %d", o->n_prompt);
     printf("\n%-18s %7s %10s\n", "phase", "tokens", "tok/s");
-    printf("%-18s %7d %10.1f\n", "prefill", o->n_prompt, r->prefill_tps);
+    if (r->int8_gmac_s > 0)
+        printf("%-18s %7d %10.1f   (int8 ceiling %.1f tok/s at %.0f GMAC/s: %.0f%%)\n", "prefill", o->n_prompt,
+               r->prefill_tps, prefill_ceiling_tps(r, info), r->int8_gmac_s, 100.0 * prefill_share(o, r, info));
+    else
+        printf("%-18s %7d %10.1f\n", "prefill", o->n_prompt, r->prefill_tps);
     printf("%-18s %7d %10.1f   (ceiling %.1f tok/s: %.0f%%)\n", "decode", o->n_gen, r->decode_tps, ceiling,
            100.0 * share.decode);
     printf("%-18s %7d %10.1f   (%.0f%% of that; counting the KV cache it reads, ceiling %.1f tok/s: %.0f%%)\n",
            after_label, o->n_gen, r->after_prompt_tps, 100.0 * share.after_prompt, after_ceiling,
            100.0 * share.after_prompt_with_kv);
-    printf("\nmedians of %d repetitions; each decode run's share of the ceiling uses the passes around it\n",
+    printf("\nmedians of %d repetitions; each decode run's share of the ceiling uses the passes around it,\n"
+           "each prefill run's the int8 pass just before it\n",
            o->reps);
 }
 

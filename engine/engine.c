@@ -195,6 +195,7 @@ static int open_model(engine *e, const engine_params *params, char *err, size_t 
     e->info.n_layer = e->model.n_layer;
     e->info.n_embd = e->model.n_embd;
     e->info.weight_bytes = e->model.weight_bytes;
+    e->info.layer_macs = e->model.layer_macs;
     e->info.kv_bytes_per_position =
         (uint64_t)e->model.n_layer * e->model.n_head_kv * e->model.head_dim * 2 * sizeof(f16_t); /* K and V */
     e->info.arch = e->model.arch->name;

@@ -61,6 +61,8 @@ typedef struct {
     uint64_t file_bytes;
     uint64_t weight_bytes; /* bytes of weights read per decoded token */
     uint64_t kv_bytes_per_position; /* bytes of K and V cache a decoded token reads per earlier position */
+    uint64_t layer_macs; /* weight products per prompt token in the layers' matrices, the int8 work of prefill
+                          * (without attention, and the output head that runs for the last token) */
     int32_t bos, eos;
     int add_bos;
     int has_chat_template;
@@ -145,6 +147,11 @@ double engine_membw_pass(engine_membw *b);
 /* What one empty parallel region on the probe's threads costs, in ns (decode
  * pays it several times per layer). */
 double engine_membw_handoff_ns(engine_membw *b);
+/* The compute ceiling of prefill: int8 multiply-accumulates per second (1e9)
+ * the probe's threads sustain in the kernels' int8 step alone, over about
+ * `seconds`; prefill tokens/s can never beat it / engine_info.layer_macs.
+ * 0 when the kernels in use have no int8 step (scalar). */
+double engine_membw_int8_pass(engine_membw *b, double seconds);
 void engine_membw_free(engine_membw *b);
 
 /* ---- the model (shared) ----------------------------------------------- */

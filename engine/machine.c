@@ -16,6 +16,14 @@
  * flight and under-reports what decode itself streams. Passes are short, so
  * a benchmark can bracket each timed run with passes of its own (a shared
  * VM's bandwidth drifts from one minute to the next).
+ *
+ * Prefill is bound by arithmetic instead: each prompt token costs every
+ * weight one int8 multiply-accumulate. The int8 pass runs, on the same
+ * threads, the kernel table's int8_mac_probe: the multiply step of the
+ * level's prefill kernels (maddubs + int16 add on AVX2, vpdpbusd on VNNI)
+ * with no loads, unpacking or scales around it, so what it sustains is a
+ * ceiling no kernel of that level can pass; a benchmark reads prefill as a
+ * share of it the way it reads decode against bandwidth.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,6 +71,8 @@ struct engine_membw {
     size_t n_lines;
     thread_pool *pool;
     u64x8 sums[PROBE_MAX_THREADS]; /* one per thread, so the reads cannot be optimised away */
+    long int8_rounds;              /* per thread in one int8 pass */
+    int32_t int8_sums[PROBE_MAX_THREADS];
 };
 
 static void slice(size_t n, int ith, int nth, size_t *begin, size_t *end)
@@ -149,6 +159,33 @@ double engine_membw_pass(engine_membw *b)
 }
 
 static void empty_task(void *ctx, int ith, int nth) { (void)ctx, (void)ith, (void)nth; }
+
+static void int8_slice(void *ctx, int ith, int nth)
+{
+    (void)nth;
+    engine_membw *b = ctx;
+    kernels.int8_mac_probe(b->int8_rounds, &b->int8_sums[ith % PROBE_MAX_THREADS]);
+}
+
+double engine_membw_int8_pass(engine_membw *b, double seconds)
+{
+    kernels_init();
+    if (!kernels.int8_mac_probe) return 0;
+    /* rounds doubled until a pass takes a tenth of the time, then scaled to it */
+    double dt = 0;
+    for (b->int8_rounds = 1024; b->int8_rounds < (1L << 40); b->int8_rounds *= 2) {
+        double t0 = engine_now_s();
+        threads_run(b->pool, int8_slice, b);
+        dt = engine_now_s() - t0;
+        if (dt >= seconds / 10) break;
+    }
+    if (dt > 0 && dt < seconds) b->int8_rounds = (long)((double)b->int8_rounds * seconds / dt);
+    double t0 = engine_now_s();
+    threads_run(b->pool, int8_slice, b);
+    dt = engine_now_s() - t0;
+    double macs = (double)b->int8_rounds * INT8_PROBE_MACS * threads_count(b->pool);
+    return dt > 0 ? macs / dt / 1e9 : 0;
+}
 
 double engine_membw_handoff_ns(engine_membw *b)
 {

@@ -198,6 +198,7 @@ static int bind_matrix(binder *b, model *m, matrix *w, const char *name, int64_t
 {
     w->t = bind(b, name, ne0, ne1, optional, failed);
     if (w->t) m->weight_bytes += w->t->nbytes;
+    if (w->t && w != &m->output) m->layer_macs += (uint64_t)ne0 * (uint64_t)ne1;
     return w->t != NULL;
 }
 

@@ -88,6 +88,7 @@ typedef struct {
     float *output_norm;
     layer_weights *layers;
     uint64_t weight_bytes; /* bytes read per decoded token */
+    uint64_t layer_macs;   /* weight products per token in the layers' matrices */
 } model;
 
 int model_load(model *m, const gguf_file *f, char *err, size_t errlen);

@@ -218,9 +218,10 @@ for isa in dict.fromkeys(r["kernels"] for r in ours):
     print(f"### {title}")
     print()
     p = first["p"] if first else 512
-    head = (f"| model | type | file MB | prefill tok/s | decode tok/s | memory GB/s | hand-off ns | ceiling tok/s "
+    head = (f"| model | type | file MB | prefill tok/s | int8 GMAC/s | prefill ceiling tok/s | % of it "
+            f"| decode tok/s | memory GB/s | hand-off ns | ceiling tok/s "
             f"| % of ceiling | decode after {p} | % of ceiling with KV | DESIGN.md ref prefill / decode |")
-    cols = 12
+    cols = 15
     for n in ref_names:
         head += f" {n} prefill | × | {n} decode | × |"
         cols += 4
@@ -232,7 +233,11 @@ for isa in dict.fromkeys(r["kernels"] for r in ours):
             continue
         pp, dd = r["prefill_tokens_per_s"], r["decode_tokens_per_s"]
         rp, rd = r["ref_prefill_tokens_per_s"], r["ref_decode_tokens_per_s"]
-        line = (f"| {r['shape']} | {r['type']} | {r['model_bytes'] / 1e6:.0f} | {pp:.1f} | {dd:.1f} "
+        int8 = r.get("int8_gmac_s") or None
+        pc = r.get("prefill_ceiling_tokens_per_s") if int8 else None
+        pf = 100 * r["prefill_fraction_of_ceiling"] if int8 else None
+        line = (f"| {r['shape']} | {r['type']} | {r['model_bytes'] / 1e6:.0f} | {pp:.1f} "
+                f"| {fmt(int8)} | {fmt(pc, '.1f')} | {fmt(pf) + '%' if pf is not None else '—'} | {dd:.1f} "
                 f"| {r['mem_bandwidth_gb_s']:.0f} | {r['thread_handoff_ns']:.0f} "
                 f"| {r['bandwidth_ceiling_tokens_per_s']:.1f} | {100 * r['decode_fraction_of_ceiling']:.0f}% "
                 f"| {r['decode_after_prompt_tokens_per_s']:.1f} "
@@ -251,7 +256,9 @@ for isa in dict.fromkeys(r["kernels"] for r in ours):
               f"llama-bench's samples, same file, threads, -p and -n, run right after prbot on each file). "
               f"memory GB/s: the median of the row's bandwidth passes; hand-off ns: one empty parallel region; "
               f"% of ceiling: the median over runs of each run's share of the ceiling set by bandwidth passes "
-              f"just before and after it. DESIGN.md ref: llama.cpp (2024) on the original workplace's Xeon.")
+              f"just before and after it. int8 GMAC/s: what the threads sustain in the kernels' int8 multiply "
+              f"step alone, measured before each prefill run; prefill ceiling: that / the layers' weight products "
+              f"per token (attention not counted), and % of it: the median of the runs' shares. DESIGN.md ref: llama.cpp (2024) on the original workplace's Xeon.")
 EOF
 
 # ------------------------------------------------------ end-to-end review

@@ -133,6 +133,20 @@ if isinstance(r, dict):
                       - paired(r["decode_after_prompt_runs"], after_bws,
                                r["weight_bytes"] + kv * (16 + 0.5 * 4))) <= 1e-6,
               {k: r.get(k) for k in r if "after" in k or k == "kv_bytes_per_position"})
+        # prefill against the int8 ceiling: the tiny shape's layer products per token (2 layers of
+        # q 256x256, k and v 256x128, o 256x256, gate and up 256x512, down 512x256), an int8 pass
+        # before each prefill run, and each run's share of its own pass (the median of 2 is the mean)
+        macs = 2 * (256 * 256 + 2 * 256 * 128 + 256 * 256 + 3 * 256 * 512)
+        int8 = r.get("int8_runs_gmac_s", [])
+        simd = r["isa"] != "scalar"
+        check("bench_json_int8_ceiling",
+              r.get("layer_macs_per_token") == macs and len(int8) == 2
+              and all((g > 0) == simd for g in int8 + [r.get("int8_gmac_s", 0)])
+              and abs(r.get("prefill_ceiling_tokens_per_s", -1) - r.get("int8_gmac_s", 0) * 1e9 / macs) <= 1e-6 * max(1, r.get("prefill_ceiling_tokens_per_s", 1))
+              and abs(r.get("prefill_fraction_of_ceiling", -1)
+                      - (sum(t * macs / (g * 1e9) for t, g in zip(r["prefill_runs"], int8)) / 2 if simd else 0)) <= 1e-6,
+              {k: r.get(k) for k in ("isa", "layer_macs_per_token", "int8_runs_gmac_s", "int8_gmac_s",
+                                     "prefill_ceiling_tokens_per_s", "prefill_fraction_of_ceiling", "prefill_runs")})
 EOF
 else
     fail bench_json_runs "$(tail -n 3 "$tmp/bench.err")"

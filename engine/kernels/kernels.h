@@ -59,7 +59,15 @@ typedef struct {
      * (>= max n_keys). Blocking over keys lets one K/V tile serve every row. */
     void (*attention_block)(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
                             size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out);
+    /* The int8 multiply-accumulate step this level's prefill kernels repeat,
+     * alone on registers: `rounds` x INT8_PROBE_MACS products, a sum of them
+     * stored to *sink so that nothing is optimised away. What it sustains is
+     * the compute ceiling of prefill, as memory bandwidth is decode's
+     * (engine_membw_int8_pass). NULL on the scalar level: no ceiling there. */
+    void (*int8_mac_probe)(long rounds, int32_t *sink);
 } kernel_table;
+
+#define INT8_PROBE_MACS 1024 /* products per round of int8_mac_probe */
 
 void attention_block_ref(int n_q, const int *n_keys, int hd, const float *q, const f16_t *k, const f16_t *v,
                          size_t kv_stride, float scale, float *scores, size_t scores_stride, float *out);

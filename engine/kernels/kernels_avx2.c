@@ -610,8 +610,37 @@ static void f16_to_f32_row_avx2(int n, const f16_t *x, float *y)
     for (; i < n; i++) y[i] = f16_to_f32(x[i]);
 }
 
+/* ---- the int8 step alone, for the compute ceiling ---------------------- */
+
+/* The panel kernels' step for 4 weights x 8 rows x 1 token: maddubs, then an
+ * int16 add into a running sum (gemm_avx2.c). The products do not depend on
+ * the sums, and an add's latency is one cycle, so four sums keep both
+ * multipliers busy; the empty asm makes the weights look new to the compiler
+ * each time, so no product is hoisted out of the loop. */
+static void int8_mac_probe_avx2(long rounds, int32_t *sink)
+{
+    __m256i w0 = _mm256_set1_epi8(3), w1 = _mm256_set1_epi8(5), w2 = _mm256_set1_epi8(7), w3 = _mm256_set1_epi8(9);
+    const __m256i a0 = _mm256_set1_epi8(1), a1 = _mm256_set1_epi8(-2);
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    for (long r = 0; r < rounds; r++)
+        for (int k = 0; k < INT8_PROBE_MACS / (8 * 32); k++) {
+            __asm__ volatile("" : "+x"(w0), "+x"(w1), "+x"(w2), "+x"(w3));
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(w0, a0));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(w1, a0));
+            s2 = _mm256_add_epi16(s2, _mm256_maddubs_epi16(w2, a0));
+            s3 = _mm256_add_epi16(s3, _mm256_maddubs_epi16(w3, a0));
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(w0, a1));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(w1, a1));
+            s2 = _mm256_add_epi16(s2, _mm256_maddubs_epi16(w2, a1));
+            s3 = _mm256_add_epi16(s3, _mm256_maddubs_epi16(w3, a1));
+        }
+    const __m256i s = _mm256_add_epi16(_mm256_add_epi16(s0, s1), _mm256_add_epi16(s2, s3));
+    *sink = _mm256_extract_epi32(s, 0);
+}
+
 void kernels_install_avx2(kernel_table *t)
 {
+    t->int8_mac_probe = int8_mac_probe_avx2;
     t->f32_to_f16_row = f32_to_f16_row_avx2;
     t->f16_to_f32_row = f16_to_f32_row_avx2;
     t->vec_dot[QT_F32] = vec_dot_f32_avx2;

@@ -366,8 +366,53 @@ static void gelu_mul_row_avx512(int n, float *gate, const float *up)
     gelu_mul_row_ref(n - i, gate + i, up + i);
 }
 
+/* ---- the int8 step alone, for the compute ceiling ---------------------- */
+
+/* VNNI: the panel kernels' vpdpbusd (64 products into 16 int32 sums,
+ * gemm_avx512.c). Eight independent sums cover its latency at two per cycle
+ * (more make GCC spill them); the empty asm makes the weights look new to the
+ * compiler each time, so no product is hoisted. */
+static void int8_mac_probe_vnni(long rounds, int32_t *sink)
+{
+    __m512i w0 = _mm512_set1_epi8(3), w1 = _mm512_set1_epi8(5), w2 = _mm512_set1_epi8(7), w3 = _mm512_set1_epi8(9);
+    const __m512i a0 = _mm512_set1_epi8(1), a1 = _mm512_set1_epi8(-2);
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    for (long r = 0; r < rounds; r++)
+        for (int k = 0; k < INT8_PROBE_MACS / (8 * 64); k++) {
+            __asm__ volatile("" : "+v"(w0), "+v"(w1), "+v"(w2), "+v"(w3));
+            s0 = _mm512_dpbusd_epi32(s0, w0, a0), s1 = _mm512_dpbusd_epi32(s1, w1, a0);
+            s2 = _mm512_dpbusd_epi32(s2, w2, a0), s3 = _mm512_dpbusd_epi32(s3, w3, a0);
+            s4 = _mm512_dpbusd_epi32(s4, w0, a1), s5 = _mm512_dpbusd_epi32(s5, w1, a1);
+            s6 = _mm512_dpbusd_epi32(s6, w2, a1), s7 = _mm512_dpbusd_epi32(s7, w3, a1);
+        }
+    *sink = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3)),
+                                                     _mm512_add_epi32(_mm512_add_epi32(s4, s5), _mm512_add_epi32(s6, s7))));
+}
+
+/* AVX-512 without VNNI: maddubs and an int16 add, as on AVX2 but 64 bytes wide. */
+static void int8_mac_probe_avx512(long rounds, int32_t *sink)
+{
+    __m512i w0 = _mm512_set1_epi8(3), w1 = _mm512_set1_epi8(5), w2 = _mm512_set1_epi8(7), w3 = _mm512_set1_epi8(9);
+    const __m512i a0 = _mm512_set1_epi8(1), a1 = _mm512_set1_epi8(-2);
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    for (long r = 0; r < rounds; r++)
+        for (int k = 0; k < INT8_PROBE_MACS / (8 * 64); k++) {
+            __asm__ volatile("" : "+v"(w0), "+v"(w1), "+v"(w2), "+v"(w3));
+            s0 = _mm512_add_epi16(s0, _mm512_maddubs_epi16(w0, a0));
+            s1 = _mm512_add_epi16(s1, _mm512_maddubs_epi16(w1, a0));
+            s2 = _mm512_add_epi16(s2, _mm512_maddubs_epi16(w2, a0));
+            s3 = _mm512_add_epi16(s3, _mm512_maddubs_epi16(w3, a0));
+            s0 = _mm512_add_epi16(s0, _mm512_maddubs_epi16(w0, a1));
+            s1 = _mm512_add_epi16(s1, _mm512_maddubs_epi16(w1, a1));
+            s2 = _mm512_add_epi16(s2, _mm512_maddubs_epi16(w2, a1));
+            s3 = _mm512_add_epi16(s3, _mm512_maddubs_epi16(w3, a1));
+        }
+    *sink = _mm512_reduce_add_epi32(_mm512_add_epi16(_mm512_add_epi16(s0, s1), _mm512_add_epi16(s2, s3)));
+}
+
 void kernels_install_avx512(kernel_table *t, int vnni)
 {
+    t->int8_mac_probe = vnni ? int8_mac_probe_vnni : int8_mac_probe_avx512;
     t->silu_mul_row = silu_mul_row_avx512;
     t->gelu_mul_row = gelu_mul_row_avx512;
     t->vec_dot[QT_F32] = vec_dot_f32_avx512;
