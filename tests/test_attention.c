@@ -25,6 +25,10 @@
  * a half vector (8, 24, 40) and the largest blocked head (256), and the
  * score scratch both exactly n_q x max keys and with room to spare (the
  * AVX-512 kernel lays scores out differently in each case).
+ *
+ * The comparisons cannot tell a SIMD level that kept a scalar entry from one
+ * that replaced it, so attention_simd_coverage checks that every SIMD level
+ * the CPU has (x86 here, NEON under qemu in test_aarch64.sh) replaces all four.
  */
 #include <math.h>
 
@@ -243,8 +247,26 @@ static void check_rows_shapes(void)
     rows_under_test = 0;
 }
 
+/* Every SIMD level this CPU has replaces the four scalar attention kernels (a level that
+ * forgot one would still pass the comparisons above, against the reference itself). */
+static void check_simd_replaces_reference(void)
+{
+    kernel_table t;
+    int tested = 0;
+    for (int isa = ISA_SCALAR + 1; isa < 32; isa++) { /* every level, including ones added later */
+        if (kernels_fill(&t, (kernel_isa)isa) != 0) continue;
+        tested++;
+        EXPECT(t.attention_scores != attention_scores_ref, "%s: attention_scores is the scalar reference", t.isa);
+        EXPECT(t.attention_softmax != attention_softmax_ref, "%s: attention_softmax is the scalar reference", t.isa);
+        EXPECT(t.attention_values != attention_values_ref, "%s: attention_values is the scalar reference", t.isa);
+        EXPECT(t.attention_block != attention_block_ref, "%s: attention_block is the scalar reference", t.isa);
+    }
+    if (!tested) SKIP("no SIMD level on this CPU");
+}
+
 int main(void)
 {
+    TEST_RUN_AS("attention_simd_coverage", check_simd_replaces_reference);
     const struct { kernel_isa isa; const char *name; } isas[] = {
         {ISA_SCALAR, "attention_scalar"}, {ISA_AVX2, "attention_avx2"}, {ISA_AVX512, "attention_avx512"},
         {ISA_AVX512VNNI, "attention_avx512vnni"}, {ISA_NEON, "attention_neon"},

@@ -126,11 +126,13 @@ int kernels_fill(kernel_table *t, kernel_isa isa)
         break;
     case ISA_NEON:
         kernels_install_neon(t, 0);
+        kernels_install_attention_neon(t);
         break;
     case ISA_NEONDOT:
     case ISA_NEONI8MM:
         kernels_install_neon(t, 1);
         kernels_install_gemm_neon(t, isa == ISA_NEONI8MM);
+        kernels_install_attention_neon(t);
         break;
     }
     if (isa != ISA_SCALAR) kernels_drop_scalar_gemm(t); /* NULL: callers loop over the SIMD vec_dot */

@@ -87,6 +87,7 @@ void attention_values_ref(int n_q, int n, int n_cols, const float *p, size_t p_s
                           size_t kv_stride, float *out, size_t out_stride);
 void kernels_install_attention_avx2(kernel_table *t);
 void kernels_install_attention_avx512(kernel_table *t); /* attention_block only */
+void kernels_install_attention_neon(kernel_table *t);
 
 extern kernel_table kernels;
 
