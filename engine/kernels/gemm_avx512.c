@@ -447,6 +447,10 @@ ALWAYS_INLINE void kq_tokens(const int fmt, const int na, const kq_unpacked *p, 
         if (fmt == KQ_Q6_K) {
             v[j] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(isum[j], _mm512_slli_epi32(icorr[j], 5))),
                                  _mm512_mul_ps(s->d, da));
+            /* The product is rounded before the callers add it up: otherwise GCC may fuse it
+             * with decode's running sum but not with prefill's, and a token's row would
+             * depend on the batch it came in (speculation needs them equal). */
+            __asm__("" : "+v"(v[j]));
         } else {
             const __m512 d = fmt == KQ_Q4_K ? _mm512_mul_ps(s->d, _mm512_set1_ps(1.0f / 16)) : s->d;
             v[j] = _mm512_mul_ps(_mm512_cvtepi32_ps(isum[j]), _mm512_mul_ps(d, da));
