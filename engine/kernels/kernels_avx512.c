@@ -368,6 +368,10 @@ static void gelu_mul_row_avx512(int n, float *gate, const float *up)
 
 /* ---- the int8 step alone, for the compute ceiling ---------------------- */
 
+/* Lane 0 of the probes' sums: the sums wrap, so they are not added up in C
+ * (_mm512_reduce_add_epi32 adds in int, where wrapping is undefined). */
+static inline int32_t first_lane(__m512i v) { return _mm_cvtsi128_si32(_mm512_castsi512_si128(v)); }
+
 /* VNNI: the panel kernels' vpdpbusd (64 products into 16 int32 sums,
  * gemm_avx512.c). Eight independent sums cover its latency at two per cycle
  * (more make GCC spill them); the empty asm makes the weights look new to the
@@ -385,8 +389,8 @@ static void int8_mac_probe_vnni(long rounds, int32_t *sink)
             s4 = _mm512_dpbusd_epi32(s4, w0, a1), s5 = _mm512_dpbusd_epi32(s5, w1, a1);
             s6 = _mm512_dpbusd_epi32(s6, w2, a1), s7 = _mm512_dpbusd_epi32(s7, w3, a1);
         }
-    *sink = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3)),
-                                                     _mm512_add_epi32(_mm512_add_epi32(s4, s5), _mm512_add_epi32(s6, s7))));
+    *sink = first_lane(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3)),
+                                        _mm512_add_epi32(_mm512_add_epi32(s4, s5), _mm512_add_epi32(s6, s7))));
 }
 
 /* AVX-512 without VNNI: maddubs and an int16 add, as on AVX2 but 64 bytes wide. */
@@ -407,7 +411,7 @@ static void int8_mac_probe_avx512(long rounds, int32_t *sink)
             s2 = _mm512_add_epi16(s2, _mm512_maddubs_epi16(w2, a1));
             s3 = _mm512_add_epi16(s3, _mm512_maddubs_epi16(w3, a1));
         }
-    *sink = _mm512_reduce_add_epi32(_mm512_add_epi16(_mm512_add_epi16(s0, s1), _mm512_add_epi16(s2, s3)));
+    *sink = first_lane(_mm512_add_epi16(_mm512_add_epi16(s0, s1), _mm512_add_epi16(s2, s3)));
 }
 
 void kernels_install_avx512(kernel_table *t, int vnni)
