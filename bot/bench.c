@@ -31,8 +31,9 @@
  * Prefill is bound by arithmetic the same way: every prompt token costs one
  * int8 multiply-accumulate per weight of the layers' matrices, so its ceiling
  * is the int8 rate of the kernels' multiply step (engine_membw_int8_pass) /
- * engine_info.layer_macs. An int8 pass just before each prefill run gives
- * that run its own ceiling, and the share reported is the median of the
+ * engine_info.layer_macs. An int8 pass just after each prefill run gives
+ * that run its own ceiling (after, so that its heavy SIMD cannot slow the
+ * run down on a CPU that lowers its clock under load), and the share reported is the median of the
  * runs' shares. Attention and the rest are left out of the count, so the
  * ceiling is one no prefill can reach. Random weights run exactly as fast
  * as trained ones, which is why tests/bench.sh can use generated models
@@ -53,7 +54,7 @@
 #define BANDWIDTH_PASSES_PER_REP 4 /* one before the prefill, three around the two decode runs */
 #define MAX_REPS 100
 #define MAX_PASSES (BANDWIDTH_PASSES_PER_REP * MAX_REPS + 1)
-#define INT8_PASS_S 0.2 /* seconds of int8 arithmetic before each prefill run */
+#define INT8_PASS_S 0.2 /* seconds of int8 arithmetic after each prefill run */
 
 typedef struct {
     const char *model;
@@ -70,7 +71,7 @@ typedef struct {
     double bandwidth_passes[MAX_PASSES];
     int n_passes;
     double handoff_ns; /* one empty parallel region on the pool, median of the repetitions */
-    double int8_runs[MAX_REPS]; /* GMAC/s of the int8 pass before each prefill run */
+    double int8_runs[MAX_REPS]; /* GMAC/s of the int8 pass after each prefill run */
     double int8_gmac_s;         /* their median */
     double handoff_runs[MAX_REPS];
 } bench_result;
@@ -200,11 +201,11 @@ static int run_once(engine_session *e, engine_membw *probe, const int32_t *token
                     bench_result *r, int rep, char *err, size_t errlen)
 {
     recorded_pass(probe, r);
-    r->int8_runs[rep] = engine_membw_int8_pass(probe, INT8_PASS_S);
     engine_reset(e);
     double t0 = engine_now_s();
     if (engine_eval(e, tokens, o->n_prompt, NULL, err, errlen)) return -1;
     r->prefill_runs[rep] = o->n_prompt / (engine_now_s() - t0);
+    r->int8_runs[rep] = engine_membw_int8_pass(probe, INT8_PASS_S);
     r->handoff_runs[rep] = engine_membw_handoff_ns(probe);
     double before = recorded_pass(probe, r);
     if ((r->after_prompt_runs[rep] = decode_run(e, tokens + o->n_prompt, o->n_gen, err, errlen)) < 0) return -1;
@@ -281,7 +282,7 @@ static double prefill_ceiling_tps(const bench_result *r, const engine_info *info
     return info->layer_macs ? r->int8_gmac_s * 1e9 / (double)info->layer_macs : 0;
 }
 
-/* Median over the prefill runs of each run's share of the int8 ceiling measured just before it. */
+/* Median over the prefill runs of each run's share of the int8 ceiling measured just after it. */
 static double prefill_share(const bench_options *o, const bench_result *r, const engine_info *info)
 {
     double share[MAX_REPS] = {0};
@@ -378,7 +379,7 @@ static void print_table(const bench_options *o, const engine_info *info, uint64_
            after_label, o->n_gen, r->after_prompt_tps, 100.0 * share.after_prompt, after_ceiling,
            100.0 * share.after_prompt_with_kv);
     printf("\nmedians of %d repetitions; each decode run's share of the ceiling uses the passes around it,\n"
-           "each prefill run's the int8 pass just before it\n",
+           "each prefill run's the int8 pass just after it\n",
            o->reps);
 }
 

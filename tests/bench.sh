@@ -257,7 +257,7 @@ for isa in dict.fromkeys(r["kernels"] for r in ours):
               f"memory GB/s: the median of the row's bandwidth passes; hand-off ns: one empty parallel region; "
               f"% of ceiling: the median over runs of each run's share of the ceiling set by bandwidth passes "
               f"just before and after it. int8 GMAC/s: what the threads sustain in the kernels' int8 multiply "
-              f"step alone, measured before each prefill run; prefill ceiling: that / the layers' weight products "
+              f"step alone, measured after each prefill run; prefill ceiling: that / the layers' weight products "
               f"per token (attention not counted), and % of it: the median of the runs' shares. DESIGN.md ref: llama.cpp (2024) on the original workplace's Xeon.")
 EOF
 

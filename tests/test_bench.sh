@@ -135,7 +135,7 @@ if isinstance(r, dict):
               {k: r.get(k) for k in r if "after" in k or k == "kv_bytes_per_position"})
         # prefill against the int8 ceiling: the tiny shape's layer products per token (2 layers of
         # q 256x256, k and v 256x128, o 256x256, gate and up 256x512, down 512x256), an int8 pass
-        # before each prefill run, and each run's share of its own pass (the median of 2 is the mean)
+        # after each prefill run, and each run's share of its own pass (the median of 2 is the mean)
         macs = 2 * (256 * 256 + 2 * 256 * 128 + 256 * 256 + 3 * 256 * 512)
         int8 = r.get("int8_runs_gmac_s", [])
         simd = r["isa"] != "scalar"
